@@ -1,0 +1,210 @@
+"""Configuration of the model, the tracker and the streaming predictor.
+
+The dataclasses below are the one source of defaults. The YAML files in ``config/model/`` name a variant by
+the fields that differ from these defaults; checkpoints carry the model section so that a file always
+rebuilds the network it was trained with.
+"""
+from __future__ import annotations
+
+import dataclasses
+import typing
+from pathlib import Path
+from typing import Any, Mapping, TypeVar
+
+import yaml
+
+# The 40 categories of YouTube-VIS 2019, in the order of their category ids 1..40.
+YOUTUBE_VIS_2019_CLASSES: tuple[str, ...] = (
+    "person", "giant_panda", "lizard", "parrot", "skateboard", "sedan", "ape", "dog", "snake", "monkey",
+    "hand", "rabbit", "duck", "cat", "cow", "fish", "train", "horse", "turtle", "bear",
+    "motorbike", "giraffe", "leopard", "fox", "deer", "owl", "surfboard", "airplane", "truck", "zebra",
+    "tiger", "elephant", "snowboard", "boat", "shark", "mouse", "frog", "eagle", "earless_seal", "tennis_racket",
+)
+
+BACKBONES = ("resnet18", "resnet34", "resnet50", "resnet101")
+PRETRAINED = ("none", "imagenet", "coco_fcos")
+
+
+class ConfigError(ValueError):
+    """A configuration value or file is wrong; the message names the field and the source."""
+
+
+@dataclasses.dataclass(frozen=True)
+class ModelConfig:
+    """Architecture, classes and inference thresholds of SG-Net (paper, Section 3)."""
+
+    backbone: str = "resnet50"
+    fpn_channels: int = 256
+    head_convs: int = 4  # stacked 3x3 convs in each FCOS tower
+    class_names: tuple[str, ...] = YOUTUBE_VIS_2019_CLASSES
+    input_width: int = 640  # frames are resized to fit input_width x input_height, keeping their aspect
+    input_height: int = 360
+    # Mask head (Section 3.2).
+    max_grid: int = 6  # Eq. 1: at most max_grid x max_grid sub-regions per instance
+    grid_cell_pixels: float = 50.0  # Eq. 1: one sub-region per 50 input pixels of box side
+    base_channels: int = 36  # channels of the base features F
+    base_hidden_channels: int = 128
+    base_upsample: int = 4  # F is P3 upsampled x4: masks at H/2 x W/2
+    base_levels: int = 3  # P3..P(2+base_levels) feed the base mask module
+    # Tracking head (Section 3.3).
+    motion_hidden_channels: int = 128
+    # Detection (FCOS).
+    center_sampling_radius: float = 1.5
+    focal_alpha: float = 0.25
+    focal_gamma: float = 2.0
+    score_threshold: float = 0.05
+    nms_threshold: float = 0.5
+    detections_per_frame: int = 50
+    candidates_per_level: int = 1000
+    # Initialisation: "none" (random), "imagenet" (torchvision ResNet) or "coco_fcos" (torchvision FCOS R50).
+    pretrained: str = "none"
+    pretrained_path: str = ""  # a local weights file; empty means torchvision's cache
+    trainable_backbone_layers: int = 3
+
+    def __post_init__(self) -> None:
+        _check(self.backbone in BACKBONES, "backbone", f"must be one of {BACKBONES}, got {self.backbone!r}")
+        _check(self.pretrained in PRETRAINED, "pretrained", f"must be one of {PRETRAINED}, got {self.pretrained!r}")
+        _check(self.pretrained != "coco_fcos" or (self.backbone == "resnet50" and self.fpn_channels == 256
+                                                   and self.head_convs == 4),
+               "pretrained", "coco_fcos weights exist only for backbone resnet50, fpn_channels 256, head_convs 4")
+        _check(len(self.class_names) >= 1, "class_names", "must name at least one class")
+        for name in ("fpn_channels", "head_convs", "input_width", "input_height", "max_grid", "base_channels",
+                     "base_hidden_channels", "base_upsample", "motion_hidden_channels", "detections_per_frame",
+                     "candidates_per_level"):
+            _check(getattr(self, name) >= 1, name, f"must be at least 1, got {getattr(self, name)}")
+        _check(1 <= self.base_levels <= 3, "base_levels", f"must be 1, 2 or 3 (P3..P5), got {self.base_levels}")
+        _check(self.base_upsample in (1, 2, 4), "base_upsample", f"must be 1, 2 or 4, got {self.base_upsample}")
+        _check(self.grid_cell_pixels > 0, "grid_cell_pixels", "must be positive")
+        _check(0.0 <= self.score_threshold <= 1.0, "score_threshold", "must lie in [0, 1]")
+        _check(0.0 < self.nms_threshold <= 1.0, "nms_threshold", "must lie in (0, 1]")
+        _check(0 <= self.trainable_backbone_layers <= 5, "trainable_backbone_layers", "must lie in 0..5")
+
+    @property
+    def num_classes(self) -> int:
+        return len(self.class_names)
+
+
+@dataclasses.dataclass(frozen=True)
+class TrackerConfig:
+    """Greedy centre tracking with persistence (Section 3.3 and DESIGN.md)."""
+
+    new_track_score: float = 0.5  # a detection starts a track only at this score or above
+    continue_score: float = 0.3  # a detection continues a track at this score or above
+    max_lost_frames: int = 15  # an unmatched track is kept, moving by its last motion, this many frames
+    radius_scale: float = 1.0  # matching radius r = radius_scale * mean(w, h) of the track's box
+
+    def __post_init__(self) -> None:
+        _check(0.0 <= self.continue_score <= 1.0, "continue_score", "must lie in [0, 1]")
+        _check(self.continue_score <= self.new_track_score <= 1.0, "new_track_score",
+               "must lie in [continue_score, 1]: starting a track needs at least the score of continuing one")
+        _check(self.max_lost_frames >= 0, "max_lost_frames", "must be 0 or more")
+        _check(self.radius_scale > 0, "radius_scale", "must be positive")
+
+
+@dataclasses.dataclass(frozen=True)
+class PredictorConfig:
+    """How the streaming predictor runs."""
+
+    device: str = "cpu"  # "cpu", "cuda" or "cuda:N"
+    fp16: bool = False  # half precision, CUDA only
+    max_gap_s: float = 2.0  # tracks reset when consecutive timestamps are further apart than this
+
+    def __post_init__(self) -> None:
+        _check(self.device == "cpu" or self.device == "cuda" or self.device.startswith("cuda:"), "device",
+               f"must be 'cpu', 'cuda' or 'cuda:N', got {self.device!r}")
+        _check(self.max_gap_s > 0, "max_gap_s", "must be positive")
+
+
+@dataclasses.dataclass(frozen=True)
+class SGNetConfig:
+    """One file of ``config/model/``: the model and the tracker settings that go with it."""
+
+    model: ModelConfig = ModelConfig()
+    tracker: TrackerConfig = TrackerConfig()
+
+
+def _check(ok: bool, field: str, message: str) -> None:
+    if not ok:
+        raise ConfigError(f"{field}: {message}")
+
+
+T = TypeVar("T")
+
+
+def from_dict(cls: type[T], data: Mapping[str, Any], source: str = "config") -> T:
+    """Build dataclass ``cls`` from a mapping, refusing unknown keys and values of the wrong type."""
+    if not isinstance(data, Mapping):
+        raise ConfigError(f"{source}: expected a mapping of fields, got {type(data).__name__}")
+    fields = {f.name: f for f in dataclasses.fields(cls)}
+    hints = typing.get_type_hints(cls)
+    unknown = sorted(set(data) - set(fields))
+    if unknown:
+        raise ConfigError(f"{source}: unknown field(s) {unknown}; known fields are {sorted(fields)}")
+    values = {name: _convert(hints[name], value, f"{source}.{name}") for name, value in data.items()}
+    try:
+        return cls(**values)
+    except ConfigError as error:
+        raise ConfigError(f"{source}.{error}") from None
+
+
+def _convert(hint: Any, value: Any, where: str) -> Any:
+    if dataclasses.is_dataclass(hint):
+        return from_dict(hint, value if value is not None else {}, where)
+    origin = typing.get_origin(hint)
+    if origin is tuple:
+        if not isinstance(value, (list, tuple)):
+            raise ConfigError(f"{where}: expected a list, got {value!r}")
+        item = typing.get_args(hint)[0]
+        return tuple(_convert(item, v, f"{where}[{i}]") for i, v in enumerate(value))
+    if hint is float and isinstance(value, (int, float)) and not isinstance(value, bool):
+        return float(value)
+    if hint in (int, str, bool) and type(value) is hint:
+        return value
+    if hint is float or hint in (int, str, bool):
+        raise ConfigError(f"{where}: expected {hint.__name__}, got {value!r}")
+    raise ConfigError(f"{where}: unsupported field type {hint}")  # pragma: no cover - a programming error
+
+
+def to_dict(config: Any) -> dict[str, Any]:
+    """Plain dict/list/str/number form of a config dataclass (what checkpoints and YAML store)."""
+    def plain(value: Any) -> Any:
+        if isinstance(value, (tuple, list)):
+            return [plain(v) for v in value]
+        if isinstance(value, dict):
+            return {k: plain(v) for k, v in value.items()}
+        return value
+    return plain(dataclasses.asdict(config))
+
+
+def load_config(path: str | Path) -> SGNetConfig:
+    """Read a YAML file of ``config/model/`` (sections ``model`` and ``tracker``, both optional)."""
+    path = Path(path)
+    if not path.is_file():
+        raise ConfigError(f"config file {path} does not exist; the shipped ones are in config/model/")
+    try:
+        data = yaml.safe_load(path.read_text()) or {}
+    except yaml.YAMLError as error:
+        raise ConfigError(f"config file {path} is not valid YAML: {error}") from None
+    return from_dict(SGNetConfig, data, str(path))
+
+
+def config_dir() -> Path:
+    """The ``config/`` folder shipped with the project (the source tree, or the installed share folder)."""
+    here = Path(__file__).resolve().parent
+    for candidate in (here.parent / "config", here.parent.parent.parent.parent / "share" / "sgnet_ros" / "config"):
+        if candidate.is_dir():
+            return candidate
+    raise ConfigError("cannot find the config/ folder of sgnet_ros next to the installed package")
+
+
+def named_config(name: str) -> SGNetConfig:
+    """A shipped variant by name: ``resnet50``, ``resnet101`` or ``resnet18_small``; or a path to a YAML."""
+    if name.endswith((".yaml", ".yml")):
+        return load_config(name)
+    path = config_dir() / "model" / f"{name}.yaml"
+    if not path.is_file():
+        known = sorted(p.stem for p in (config_dir() / "model").glob("*.yaml"))
+        raise ConfigError(f"no model config named {name!r}; known: {known}, or give a path to a YAML file")
+    return load_config(path)
+
+
