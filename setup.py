@@ -1,0 +1,39 @@
+"""Plain pip install of the Python packages and console scripts (`pip install .`).
+
+On a ROS 2 machine, `colcon build` uses CMakeLists.txt instead (messages plus these same packages).
+"""
+from pathlib import Path
+
+from setuptools import find_packages, setup
+
+setup(
+    name="sgnet_ros",
+    version="0.1.0",
+    description="SG-Net video instance segmentation for ROS 2: model, training, evaluation and the node",
+    long_description=Path(__file__).with_name("README.md").read_text(encoding="utf-8"),
+    long_description_content_type="text/markdown",
+    license="Apache-2.0",
+    python_requires=">=3.10",
+    packages=find_packages(include=["sgnet_model", "sgnet_model.*", "training", "training.*",
+                                    "sgnet_ros", "sgnet_ros.*"]),
+    data_files=[
+        ("share/sgnet_ros/config", [str(p) for p in Path("config").glob("*.yaml")]),
+        ("share/sgnet_ros/config/model", [str(p) for p in Path("config/model").glob("*.yaml")]),
+        ("share/sgnet_ros/launch", [str(p) for p in Path("launch").glob("*.py")]),
+    ],
+    install_requires=["torch>=2.1", "torchvision>=0.16", "numpy>=1.24", "pyyaml>=6", "pycocotools>=2.0.8",
+                      "opencv-python-headless>=4.8", "rosbags>=0.10", "tqdm>=4.66", "tensorboard>=2.14"],
+    entry_points={
+        "console_scripts": [
+            "sgnet-bench = training.bench:main",
+            "sgnet-train = training.train:main",
+            "sgnet-eval = training.evaluate:main",
+            "sgnet-synth = training.synthetic:main",
+            "sgnet-split = training.split:main",
+            "sgnet-node = sgnet_ros.node:main",
+            "sgnet-replay = sgnet_ros.replay:main",
+            "sgnet-bag = sgnet_ros.bag:main",
+            "sgnet-demo = sgnet_ros.demo:main",
+        ],
+    },
+)
