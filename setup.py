@@ -26,11 +26,13 @@ setup(
     entry_points={
         "console_scripts": [
             "sgnet-bench = training.bench:main",
+            "sgnet-train-bench = training.train_bench:main",
             "sgnet-train = training.train:main",
             "sgnet-eval = training.evaluate:main",
             "sgnet-synth = training.synthetic:main",
             "sgnet-split = training.split:main",
             "sgnet-node = sgnet_ros.node:main",
+            "sgnet-node-bench = sgnet_ros.node_bench:main",
             "sgnet-replay = sgnet_ros.replay:main",
             "sgnet-bag = sgnet_ros.bag:main",
             "sgnet-demo = sgnet_ros.demo:main",
