@@ -29,6 +29,11 @@ class ConfigError(ValueError):
     """A configuration value or file is wrong; the message names the field and the source."""
 
 
+def _check(ok: bool, field: str, message: str) -> None:
+    if not ok:
+        raise ConfigError(f"{field}: {message}")
+
+
 @dataclasses.dataclass(frozen=True)
 class ModelConfig:
     """Architecture, classes and inference thresholds of SG-Net (paper, Section 3)."""
@@ -74,6 +79,9 @@ class ModelConfig:
             _check(getattr(self, name) >= 1, name, f"must be at least 1, got {getattr(self, name)}")
         _check(1 <= self.base_levels <= 3, "base_levels", f"must be 1, 2 or 3 (P3..P5), got {self.base_levels}")
         _check(self.base_upsample in (1, 2, 4), "base_upsample", f"must be 1, 2 or 4, got {self.base_upsample}")
+        for name in ("fpn_channels", "base_hidden_channels"):
+            _check(getattr(self, name) % 32 == 0, name, f"must be a multiple of 32 (GroupNorm of 32 groups), "
+                                                        f"got {getattr(self, name)}")
         _check(self.grid_cell_pixels > 0, "grid_cell_pixels", "must be positive")
         _check(0.0 <= self.score_threshold <= 1.0, "score_threshold", "must lie in [0, 1]")
         _check(0.0 < self.nms_threshold <= 1.0, "nms_threshold", "must lie in (0, 1]")
@@ -119,13 +127,8 @@ class PredictorConfig:
 class SGNetConfig:
     """One file of ``config/model/``: the model and the tracker settings that go with it."""
 
-    model: ModelConfig = ModelConfig()
-    tracker: TrackerConfig = TrackerConfig()
-
-
-def _check(ok: bool, field: str, message: str) -> None:
-    if not ok:
-        raise ConfigError(f"{field}: {message}")
+    model: ModelConfig = dataclasses.field(default_factory=ModelConfig)
+    tracker: TrackerConfig = dataclasses.field(default_factory=TrackerConfig)
 
 
 T = TypeVar("T")

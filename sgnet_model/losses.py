@@ -1,0 +1,37 @@
+"""SG-Net's loss terms (paper, Section 3.4, Eq. 4-6)."""
+from __future__ import annotations
+
+import torch
+import torch.nn.functional as F
+from torch import Tensor
+from torchvision.ops import generalized_box_iou_loss, sigmoid_focal_loss
+
+
+def box_loss(predicted: Tensor, target: Tensor) -> Tensor:
+    """Eq. 5: L_box = -ln((1 + GIoU) / 2) per box pair. (n, 4) x1 y1 x2 y2 each -> (n,)."""
+    one_minus_giou = generalized_box_iou_loss(predicted, target, reduction="none")  # 1 - GIoU
+    return -torch.log((1 - one_minus_giou / 2).clamp(min=1e-6))
+
+
+def classification_loss(logits: Tensor, targets: Tensor, alpha: float, gamma: float, normaliser: float) -> Tensor:
+    """Focal loss summed over all locations and classes, divided by the number of positives."""
+    return sigmoid_focal_loss(logits, targets, alpha=alpha, gamma=gamma, reduction="sum") / normaliser
+
+
+def centerness_loss(logits: Tensor, targets: Tensor) -> Tensor:
+    """Binary cross-entropy of the centerness branch at the positives."""
+    return F.binary_cross_entropy_with_logits(logits, targets, reduction="mean")
+
+
+def mask_loss(logits: Tensor, targets: Tensor, instance_of_point: Tensor, instances: int) -> Tensor:
+    """Per-pixel BCE as in Mask R-CNN, averaged over each instance's points (its box area), then over instances."""
+    per_point = F.binary_cross_entropy_with_logits(logits, targets, reduction="none")
+    per_instance = torch.zeros(instances, device=logits.device, dtype=per_point.dtype)
+    per_instance.index_add_(0, instance_of_point, per_point)
+    counts = torch.bincount(instance_of_point, minlength=instances).clamp(min=1)
+    return (per_instance / counts).mean()
+
+
+def motion_loss(predicted: Tensor, target: Tensor) -> Tensor:
+    """Eq. 4: mean L1 distance between predicted and true centre movements (both (n, 2))."""
+    return (predicted - target).abs().sum(dim=1).mean()

@@ -1,0 +1,131 @@
+"""SG-Net's mask head (paper, Section 3.2): spatial attention module, base mask module, granularity blender.
+
+Reading of Eq. 2 (DESIGN.md): an instance's box is split into r1 x r2 sub-regions (Eq. 1). Every pixel p inside
+the box lies in exactly one sub-region j, and its mask value is sigmoid(a_j . F(p)): the base features F at p
+combined by a 1x1 dynamic convolution whose weights a_j are the attention scores of sub-region j. Outside the
+box the mask is zero. The attention head predicts scores for a fixed max_grid x max_grid layout of
+sub-regions; an instance with a coarser r1 x r2 grid uses, for its sub-region (row, col), the layout cell at
+the same relative position (the cell containing the sub-region's centre), so that a slot always means the
+same part of an object whatever its size.
+
+Everything is evaluated on points (an instance index and image coordinates per point), so training and
+inference share one function and no Python loop runs over instances.
+"""
+from __future__ import annotations
+
+import torch
+import torch.nn.functional as F
+from torch import Tensor, nn
+
+from .config import ModelConfig
+from .locations import Locations, conv3x3_at
+
+
+def grid_sizes(boxes: Tensor, cell_pixels: float, max_grid: int) -> Tensor:
+    """Eq. 1: r1, r2 = min(6, ceil(w / 50)), min(6, ceil(h / 50)), w and h in input pixels.
+
+    boxes (N, 4) x1 y1 x2 y2 -> (N, 2) int64 (r1 columns, r2 rows), at least 1 each.
+    """
+    sides = (boxes[:, 2:] - boxes[:, :2]).clamp(min=0)  # (N, 2): w, h
+    return torch.ceil(sides / cell_pixels).long().clamp(1, max_grid)
+
+
+class SpatialAttentionHead(nn.Module):
+    """Two 3x3 convolutions on each of P3..P7 predicting, per location, the attention scores of every
+    sub-region of a max_grid x max_grid layout: (max_grid^2, base_channels) numbers.
+
+    The first convolution runs densely; the second only at the locations of instances (see locations.py).
+    """
+
+    def __init__(self, config: ModelConfig) -> None:
+        super().__init__()
+        channels = config.fpn_channels
+        self.max_grid = config.max_grid
+        self.base_channels = config.base_channels
+        self.tower = nn.Sequential(nn.Conv2d(channels, channels, 3, padding=1), nn.GroupNorm(32, channels),
+                                   nn.ReLU())
+        self.scores = nn.Conv2d(channels, config.max_grid ** 2 * config.base_channels, 3, padding=1)
+        for conv in (self.tower[0], self.scores):
+            nn.init.normal_(conv.weight, std=0.01)
+            nn.init.zeros_(conv.bias)
+
+    def forward(self, features: list[Tensor]) -> list[Tensor]:
+        return [self.tower(f) for f in features]
+
+    def scores_at(self, towers: list[Tensor], locations: Locations) -> Tensor:
+        """Attention scores at the given locations: (N, max_grid^2, base_channels)."""
+        return conv3x3_at(self.scores, towers, locations).view(len(locations), self.max_grid ** 2,
+                                                              self.base_channels)
+
+
+class BaseMaskBranch(nn.Module):
+    """The base features F: P3..P5 upsampled to P3, concatenated, two 3x3 convs of 128 channels, a conv down
+    to 36 channels, then bilinear x4: F is at H/2 x W/2 of the (padded) input."""
+
+    def __init__(self, config: ModelConfig) -> None:
+        super().__init__()
+        hidden = config.base_hidden_channels
+        self.levels = config.base_levels
+        self.upsample = config.base_upsample
+        self.convs = nn.Sequential(
+            nn.Conv2d(config.fpn_channels * config.base_levels, hidden, 3, padding=1), nn.GroupNorm(32, hidden),
+            nn.ReLU(),
+            nn.Conv2d(hidden, hidden, 3, padding=1), nn.GroupNorm(32, hidden), nn.ReLU(),
+            nn.Conv2d(hidden, config.base_channels, 1),
+        )
+
+    def forward(self, features: list[Tensor]) -> Tensor:
+        p3 = features[0]
+        size = p3.shape[-2:]
+        stacked = [p3] + [F.interpolate(f, size=size, mode="bilinear", align_corners=False)
+                          for f in features[1:self.levels]]
+        base = self.convs(torch.cat(stacked, dim=1))  # (B, K, H/8, W/8)
+        if self.upsample == 1:
+            return base
+        return F.interpolate(base, scale_factor=self.upsample, mode="bilinear", align_corners=False)
+
+
+def sample_base_features(base: Tensor, image_size: tuple[int, int], batch_of_point: Tensor,
+                         points: Tensor) -> Tensor:
+    """Bilinear samples of F at image points.
+
+    base (B, K, Hf, Wf) covers the padded image of image_size (H, W); points (P, 2) as (x, y) in image
+    pixels, continuous (a pixel's centre is at +0.5); batch_of_point (P,). Returns (P, K).
+    """
+    height, width = image_size
+    grid = torch.stack((points[:, 0] / width, points[:, 1] / height), dim=1) * 2 - 1  # align_corners=False
+    out = base.new_empty((points.shape[0], base.shape[1]))
+    for b in range(base.shape[0]):  # images of the batch, not instances
+        chosen = torch.nonzero(batch_of_point == b).squeeze(1)
+        if chosen.numel():
+            sampled = F.grid_sample(base[b:b + 1], grid[chosen].to(base.dtype)[None, None], mode="bilinear",
+                                    padding_mode="border", align_corners=False)  # (1, K, 1, n)
+            out[chosen] = sampled[0, :, 0].t()
+    return out
+
+
+class GranularityBlender(nn.Module):
+    """Eq. 2: M^i(p) = sigmoid(a^i_j . F(p)) for the sub-region j of instance i that contains p.
+
+    The module returns logits; sigmoid (or a threshold at 0, i.e. probability 0.5) is applied by the caller.
+    """
+
+    def __init__(self, config: ModelConfig) -> None:
+        super().__init__()
+        self.max_grid = config.max_grid
+
+    def forward(self, point_features: Tensor, attention: Tensor, boxes: Tensor, grids: Tensor,
+                instance_of_point: Tensor, points: Tensor) -> Tensor:
+        """point_features (P, K): F at each point; attention (N, G*G, K); boxes (N, 4) in image pixels;
+        grids (N, 2) the (r1, r2) of Eq. 1; instance_of_point (P,); points (P, 2) (x, y) inside their box.
+        Returns (P,) mask logits."""
+        box = boxes[instance_of_point]  # (P, 4)
+        grid = grids[instance_of_point]  # (P, 2): r1 columns, r2 rows
+        size = (box[:, 2:] - box[:, :2]).clamp(min=1e-6)
+        relative = ((points - box[:, :2]) / size).clamp(0.0, 1.0 - 1e-6)  # (P, 2) in [0, 1)
+        cell = torch.minimum((relative * grid).floor().long(), grid - 1)  # (P, 2) sub-region column, row
+        # The layout cell that holds the centre of sub-region (col, row) of an r1 x r2 grid.
+        slot = ((cell.to(relative.dtype) + 0.5) * self.max_grid / grid).floor().long()  # (P, 2)
+        slot_index = slot[:, 1] * self.max_grid + slot[:, 0]  # (P,)
+        weights = attention[instance_of_point, slot_index]  # (P, K)
+        return (point_features * weights).sum(dim=1)

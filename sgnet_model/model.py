@@ -1,0 +1,199 @@
+"""SG-Net: FCOS detection, the spatial-granularity mask head and the centerness tracking head on one
+ResNet-FPN (paper, Figure 2).
+
+``SGNet.losses`` trains on clips (Eq. 6: L_det + L_mask + L_track); ``SGNet.pyramid_outputs`` plus
+``postprocess.py`` serve inference, which the streaming predictor drives frame by frame.
+"""
+from __future__ import annotations
+
+import dataclasses
+
+import torch
+from torch import Tensor, nn
+from torchvision.models.detection.fcos import FCOSHead
+
+from . import losses
+from .backbone import FPN_STRIDES, build_backbone, coco_fcos_state_dict
+from .config import ModelConfig
+from .locations import Locations
+from .mask_head import BaseMaskBranch, GranularityBlender, SpatialAttentionHead, grid_sizes, sample_base_features
+from .motion_head import MotionHead
+from .structures import ClipBatch, FrameTargets
+from .targets import Pyramid, assign_locations, centerness_targets, regression_targets
+
+IMAGE_MEAN = (0.485, 0.456, 0.406)  # torchvision's ImageNet statistics, RGB in [0, 1]
+IMAGE_STD = (0.229, 0.224, 0.225)
+MASK_LOSS_POINTS = 256  # random points per instance box for the mask loss
+MASK_LOSS_MAX_INSTANCES = 64  # positives per image that the mask loss looks at
+
+
+@dataclasses.dataclass
+class PyramidOutputs:
+    """Dense outputs of one forward pass, per level (B, ., h, w) for P3..P7."""
+
+    class_logits: list[Tensor]  # (B, C, h, w)
+    box_regression: list[Tensor]  # (B, 4, h, w): l, t, r, b in strides, >= 0
+    centerness: list[Tensor]  # (B, 1, h, w) logits
+    regression_towers: list[Tensor]  # (B, channels, h, w): what the centerness and motion heads see
+    attention_towers: list[Tensor]  # (B, channels, h, w): input of the attention scores' last conv
+    base: Tensor  # (B, K, H / 2, W / 2): the base features F
+    image_size: tuple[int, int]  # padded (H, W)
+
+    def pyramid(self) -> Pyramid:
+        sizes = [tuple(t.shape[-2:]) for t in self.class_logits]
+        return Pyramid.build(sizes, FPN_STRIDES, self.base.device)
+
+
+def flatten_levels(per_level: list[Tensor]) -> Tensor:
+    """[(B, c, h, w)] -> (B, sum h*w, c), level by level, row-major: the order of Pyramid."""
+    return torch.cat([t.flatten(2).transpose(1, 2) for t in per_level], dim=1)
+
+
+def decode_boxes(regression: Tensor, centres: Tensor, strides: Tensor) -> Tensor:
+    """(n, 4) l, t, r, b in strides at locations (n, 2) -> (n, 4) boxes x1 y1 x2 y2 in input pixels."""
+    distances = regression * strides[:, None]
+    return torch.cat((centres - distances[:, :2], centres + distances[:, 2:]), dim=1)
+
+
+class SGNet(nn.Module):
+    def __init__(self, config: ModelConfig) -> None:
+        super().__init__()
+        self.config = config
+        self.backbone = build_backbone(config)
+        # torchvision's FCOS head: the same module names, so COCO FCOS weights load into it.
+        self.head = FCOSHead(config.fpn_channels, num_anchors=1, num_classes=config.num_classes,
+                             num_convs=config.head_convs)
+        self.attention = SpatialAttentionHead(config)
+        self.base_masks = BaseMaskBranch(config)
+        self.motion = MotionHead(config)
+        self.blender = GranularityBlender(config)
+        self.register_buffer("image_mean", torch.tensor(IMAGE_MEAN).view(1, 3, 1, 1) * 255, persistent=False)
+        self.register_buffer("image_std", torch.tensor(IMAGE_STD).view(1, 3, 1, 1) * 255, persistent=False)
+        if config.pretrained == "coco_fcos":
+            missing = set(self.state_dict()) - set(self.load_state_dict(coco_fcos_state_dict(config),
+                                                                        strict=False).missing_keys)
+            assert missing, "no COCO FCOS weight matched this network"
+
+    def pyramid_outputs(self, images: Tensor) -> PyramidOutputs:
+        """images (B, 3, H, W) uint8 or float in 0..255, RGB, H and W multiples of 32."""
+        x = (images.to(self.image_mean.dtype) - self.image_mean) / self.image_std
+        fpn = list(self.backbone(x).values())  # P3..P7, (B, channels, H / s, W / s)
+        cls_head, reg_head = self.head.classification_head, self.head.regression_head
+        regression_towers = [reg_head.conv(f) for f in fpn]
+        return PyramidOutputs(
+            class_logits=[cls_head.cls_logits(cls_head.conv(f)) for f in fpn],
+            box_regression=[torch.relu(reg_head.bbox_reg(t)) for t in regression_towers],
+            centerness=[reg_head.bbox_ctrness(t) for t in regression_towers],
+            regression_towers=regression_towers,
+            attention_towers=self.attention(fpn),
+            base=self.base_masks(fpn),
+            image_size=(images.shape[-2], images.shape[-1]),
+        )
+
+    def mask_logits(self, outputs: PyramidOutputs, locations: Locations, boxes: Tensor, instance_of_point: Tensor,
+                    points: Tensor) -> Tensor:
+        """Eq. 1-2 for the instances found at ``locations`` with ``boxes`` (N, 4), at image points (P, 2)."""
+        attention = self.attention.scores_at(outputs.attention_towers, locations)  # (N, G*G, K)
+        grids = grid_sizes(boxes, self.config.grid_cell_pixels, self.config.max_grid)  # (N, 2)
+        features = sample_base_features(outputs.base, outputs.image_size, locations.batch[instance_of_point],
+                                        points)  # (P, K)
+        return self.blender(features, attention, boxes, grids, instance_of_point, points)
+
+    def losses(self, batch: ClipBatch) -> dict[str, Tensor]:
+        """Eq. 6 on a batch of clips: classification, box (Eq. 5), centerness, mask and motion (Eq. 4)."""
+        frames = batch.images.shape[1]
+        outputs = self.pyramid_outputs(batch.images.flatten(0, 1))  # images ordered clip by clip
+        targets = [frame for clip in batch.targets for frame in clip]
+        pyramid = outputs.pyramid()
+        matches = torch.stack([assign_locations(t.boxes, pyramid, self.config.center_sampling_radius)
+                               for t in targets])  # (B*T, L)
+        image, location = torch.nonzero(matches >= 0, as_tuple=True)  # the positives
+        box_index = matches[image, location]
+        gt_boxes = torch.cat([t.boxes for t in targets])[box_index + self._offsets(targets, "boxes")[image]]
+        gt_labels = torch.cat([t.labels for t in targets])[box_index + self._offsets(targets, "labels")[image]]
+        positives = max(1.0, float(image.numel()))
+
+        class_logits = flatten_levels(outputs.class_logits)  # (B*T, L, C)
+        class_targets = torch.zeros_like(class_logits)
+        class_targets[image, location, gt_labels] = 1.0
+        centres, strides = pyramid.centres[location], pyramid.strides[location]
+        predicted_boxes = decode_boxes(flatten_levels(outputs.box_regression)[image, location], centres, strides)
+        centerness_logits = flatten_levels(outputs.centerness)[image, location, 0]
+        zero = class_logits.sum() * 0.0  # keeps the graph when a batch has no positive
+        result = {
+            "cls": losses.classification_loss(class_logits, class_targets, self.config.focal_alpha,
+                                              self.config.focal_gamma, positives),
+            "box": losses.box_loss(predicted_boxes, gt_boxes).mean() if image.numel() else zero,
+            "centerness": losses.centerness_loss(centerness_logits, centerness_targets(
+                regression_targets(centres, gt_boxes))) if image.numel() else zero,
+        }
+        locations = Locations(image, pyramid.level[location], pyramid.y[location], pyramid.x[location])
+        result["mask"] = self._mask_loss(outputs, targets, locations, box_index, gt_boxes) if image.numel() else zero
+        result["motion"] = self._motion_loss(outputs, targets, frames, locations, box_index, gt_boxes, strides,
+                                             zero) if frames > 1 else zero
+        return result
+
+    @staticmethod
+    def _offsets(targets: list[FrameTargets], field: str) -> Tensor:
+        counts = torch.tensor([len(getattr(t, field)) for t in targets], device=targets[0].boxes.device)
+        return torch.cumsum(counts, 0) - counts
+
+    def _mask_loss(self, outputs: PyramidOutputs, targets: list[FrameTargets], locations: Locations,
+                   box_index: Tensor, gt_boxes: Tensor) -> Tensor:
+        """Per-pixel BCE inside each positive's ground-truth box, estimated at random points of the box."""
+        keep = _sample_per_image(locations.batch, MASK_LOSS_MAX_INSTANCES)
+        locations = Locations(*(getattr(locations, f.name)[keep] for f in dataclasses.fields(Locations)))
+        boxes, box_index = gt_boxes[keep], box_index[keep]
+        count = boxes.shape[0]
+        instance_of_point = torch.arange(count, device=boxes.device).repeat_interleave(MASK_LOSS_POINTS)
+        uniform = torch.rand((count * MASK_LOSS_POINTS, 2), device=boxes.device)
+        box = boxes[instance_of_point]
+        points = box[:, :2] + uniform * (box[:, 2:] - box[:, :2])  # (P, 2) uniform in each box
+        truth = torch.empty(points.shape[0], device=boxes.device)
+        point_image = locations.batch[instance_of_point]
+        for image, frame in enumerate(targets):  # frames of the batch, not instances
+            chosen = torch.nonzero(point_image == image).squeeze(1)
+            if chosen.numel():
+                height, width = frame.masks.shape[-2:]
+                px = points[chosen, 0].long().clamp(0, width - 1)
+                py = points[chosen, 1].long().clamp(0, height - 1)
+                truth[chosen] = frame.masks[box_index[instance_of_point[chosen]], py, px].to(truth.dtype)
+        logits = self.mask_logits(outputs, locations, boxes, instance_of_point, points)
+        return losses.mask_loss(logits, truth, instance_of_point, count)
+
+    def _motion_loss(self, outputs: PyramidOutputs, targets: list[FrameTargets], frames: int, locations: Locations,
+                     box_index: Tensor, gt_boxes: Tensor, strides: Tensor, zero: Tensor) -> Tensor:
+        """Eq. 4 on the positives of frames 1..T-1 whose object is also in the frame before.
+
+        Targets are the box-centre movements divided by the level's stride, the unit the head predicts in.
+        """
+        previous_centre = torch.full((len(locations), 2), float("nan"), device=strides.device)
+        for image in torch.unique(locations.batch).tolist():  # frames of the batch, not instances
+            before = targets[image - 1]
+            if image % frames == 0 or before.track_ids.numel() == 0:
+                continue
+            chosen = torch.nonzero(locations.batch == image).squeeze(1)
+            same = targets[image].track_ids[box_index[chosen]][:, None] == before.track_ids[None, :]  # (n, m)
+            found, which = same.int().max(dim=1)
+            centre = (before.boxes[which, :2] + before.boxes[which, 2:]) / 2
+            previous_centre[chosen] = torch.where(found[:, None].bool(), centre, previous_centre[chosen])
+        valid = ~torch.isnan(previous_centre[:, 0])
+        if not valid.any():
+            return zero
+        chosen = Locations(*(getattr(locations, f.name)[valid] for f in dataclasses.fields(Locations)))
+        boxes = gt_boxes[valid]
+        target = ((boxes[:, :2] + boxes[:, 2:]) / 2 - previous_centre[valid]) / strides[valid, None]
+        towers = outputs.regression_towers
+        previous = [torch.roll(t, shifts=1, dims=0) for t in towers]  # image i sees image i - 1 of its clip
+        return losses.motion_loss(self.motion(towers, previous, chosen), target)
+
+
+def _sample_per_image(image_of_item: Tensor, limit: int) -> Tensor:
+    """Indices of at most ``limit`` items per image, chosen at random."""
+    order = torch.randperm(image_of_item.numel(), device=image_of_item.device)
+    shuffled = image_of_item[order]
+    rank_in_image = torch.zeros_like(shuffled)
+    sorted_images, by_image = torch.sort(shuffled, stable=True)
+    starts = torch.searchsorted(sorted_images, sorted_images, right=False)
+    rank_in_image[by_image] = torch.arange(shuffled.numel(), device=shuffled.device) - starts
+    return torch.sort(order[rank_in_image < limit]).values

@@ -1,0 +1,152 @@
+"""The streaming predictor: the one seam between SG-Net and everything that feeds it frames (the ROS node,
+the evaluator, the replay tool).
+
+Per frame: resize to fit the model's input size (keeping the aspect), pad to a multiple of 32, one forward
+pass, FCOS post-processing, masks at the frame's resolution, the movement of each instance from the cached
+tower features of the previous frame, and the centre tracker.
+"""
+from __future__ import annotations
+
+import dataclasses
+import math
+import time
+from pathlib import Path
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+
+from .checkpoint import load_checkpoint, load_model_state
+from .config import ModelConfig, PredictorConfig, SGNetConfig, TrackerConfig
+from .instances import FrameResult, TrackedInstance
+from .model import SGNet
+from .postprocess import paste_masks, select_detections
+from .tracker import CenterTracker
+
+SIZE_DIVISOR = 32  # P7 has stride 128, but torchvision's FCOS pads to 32 as well; extra rows just stay empty
+
+
+class PredictorError(RuntimeError):
+    """The predictor cannot run as asked (a device that is not there, a frame it cannot take)."""
+
+
+class StreamingPredictor:
+    def __init__(self, model: SGNet, tracker_config: TrackerConfig = TrackerConfig(),
+                 predictor_config: PredictorConfig = PredictorConfig()) -> None:
+        self.device = resolve_device(predictor_config.device)
+        if predictor_config.fp16 and self.device.type != "cuda":
+            raise PredictorError("fp16 runs on CUDA only; set fp16 to false on the CPU")
+        self.dtype = torch.float16 if predictor_config.fp16 else torch.float32
+        self.model = model.eval().to(self.device, self.dtype)
+        self.model_config: ModelConfig = model.config
+        self.predictor_config = predictor_config
+        self.tracker = CenterTracker(tracker_config)
+        self._previous_towers: list[torch.Tensor] | None = None
+        self._previous_timestamp: float | None = None
+
+    @classmethod
+    def from_checkpoint(cls, path: str | Path, predictor_config: PredictorConfig = PredictorConfig(),
+                        tracker_config: TrackerConfig | None = None) -> "StreamingPredictor":
+        """A trained model from a checkpoint file (errors name the file and what is wrong with it)."""
+        checkpoint = load_checkpoint(path)
+        model = SGNet(dataclasses.replace(checkpoint.model_config, pretrained="none"))
+        load_model_state(model, checkpoint, path)
+        return cls(model, tracker_config or TrackerConfig(), predictor_config)
+
+    @classmethod
+    def from_config(cls, config: SGNetConfig, predictor_config: PredictorConfig = PredictorConfig()
+                    ) -> "StreamingPredictor":
+        """Random weights (or the torchvision weights the config names): smoke tests and benchmarks only."""
+        return cls(SGNet(config.model), config.tracker, predictor_config)
+
+    @property
+    def class_names(self) -> tuple[str, ...]:
+        return self.model_config.class_names
+
+    def update_thresholds(self, score_threshold: float | None = None, nms_threshold: float | None = None,
+                          detections_per_frame: int | None = None) -> None:
+        """Change inference thresholds at run time (validated as the config fields are)."""
+        changes = {k: v for k, v in (("score_threshold", score_threshold), ("nms_threshold", nms_threshold),
+                                     ("detections_per_frame", detections_per_frame)) if v is not None}
+        self.model_config = dataclasses.replace(self.model_config, **changes)
+
+    def reset(self) -> None:
+        """Forget tracks and the cached previous frame (a new video, a restarted bag)."""
+        self.tracker.reset()
+        self._previous_towers = None
+        self._previous_timestamp = None
+
+    @torch.inference_mode()
+    def step(self, image: np.ndarray, timestamp: float) -> FrameResult:
+        """image: (H, W, 3) uint8 RGB; timestamp in seconds. Tracks reset first when the timestamp goes back
+        or jumps ahead by more than ``max_gap_s``."""
+        check_frame(image)
+        started = time.perf_counter()
+        reset = self._previous_timestamp is None or timestamp < self._previous_timestamp or (
+            timestamp - self._previous_timestamp > self.predictor_config.max_gap_s)
+        if reset:
+            self.reset()
+        self._previous_timestamp = timestamp
+        height, width = image.shape[:2]
+        batch, scale, valid_size = self._prepare(image)
+        outputs = self.model.pyramid_outputs(batch)
+        towers = outputs.regression_towers
+        if self._previous_towers is None or self._previous_towers[0].shape != towers[0].shape:
+            self._previous_towers = towers  # first frame: no movement information, the head sees a still scene
+        config = self.model_config
+        detections = select_detections(outputs, outputs.pyramid(), 0, valid_size, config.score_threshold,
+                                       config.nms_threshold, config.detections_per_frame,
+                                       config.candidates_per_level)
+        masks = paste_masks(self.model, outputs, detections, scale, (height, width))
+        strides = (8 * 2 ** detections.locations.level).to(detections.boxes.dtype)
+        motion = self.model.motion(towers, self._previous_towers, detections.locations) * strides[:, None] / scale
+        self._previous_towers = towers
+        boxes = (detections.boxes / scale).float().cpu().numpy()
+        scores = detections.scores.float().cpu().numpy()
+        labels = detections.labels.cpu().numpy()
+        motion_np = motion.float().cpu().numpy()
+        masks_np = masks.cpu().numpy()
+        track_ids = self.tracker.update(boxes, scores, labels, motion_np)
+        instances = [
+            TrackedInstance(track_id=int(track_ids[i]), class_id=int(labels[i]),
+                            class_name=self.class_names[int(labels[i])], score=float(scores[i]), box=boxes[i],
+                            mask=masks_np[i], centre=(boxes[i, :2] + boxes[i, 2:]) / 2, motion=motion_np[i])
+            for i in np.flatnonzero(track_ids > 0)
+        ]
+        return FrameResult(timestamp=timestamp, instances=instances,
+                           inference_ms=(time.perf_counter() - started) * 1000.0, tracks_reset=reset)
+
+    def _prepare(self, image: np.ndarray) -> tuple[torch.Tensor, float, tuple[int, int]]:
+        """Resize to fit the input size keeping the aspect, pad to a multiple of 32: (1, 3, H, W), the scale
+        from frame to network pixels, and the valid (unpadded) size."""
+        height, width = image.shape[:2]
+        scale = min(self.model_config.input_width / width, self.model_config.input_height / height)
+        resized = (max(1, round(height * scale)), max(1, round(width * scale)))
+        frame = torch.from_numpy(np.ascontiguousarray(image)).to(self.device).permute(2, 0, 1)[None]
+        frame = frame.to(self.dtype)
+        if resized != (height, width):
+            frame = F.interpolate(frame, size=resized, mode="bilinear", align_corners=False)
+        padded = [math.ceil(side / SIZE_DIVISOR) * SIZE_DIVISOR for side in resized]
+        frame = F.pad(frame, (0, padded[1] - resized[1], 0, padded[0] - resized[0]))
+        return frame, scale, resized
+
+
+def check_frame(image: np.ndarray) -> None:
+    if not isinstance(image, np.ndarray) or image.dtype != np.uint8 or image.ndim != 3 or image.shape[2] != 3:
+        raise PredictorError(f"a frame must be an (H, W, 3) uint8 RGB array, got "
+                             f"{getattr(image, 'shape', None)} {getattr(image, 'dtype', type(image).__name__)}")
+    if image.shape[0] < 8 or image.shape[1] < 8:
+        raise PredictorError(f"frame of {image.shape[1]}x{image.shape[0]} pixels is too small (at least 8x8)")
+
+
+def resolve_device(name: str) -> torch.device:
+    """torch.device for 'cpu', 'cuda' or 'cuda:N', with a clear error when that GPU is not there."""
+    device = torch.device(name)
+    if device.type == "cuda":
+        if not torch.cuda.is_available():
+            raise PredictorError(f"device {name!r} asked for, but CUDA is not available on this machine "
+                                 f"(torch {torch.__version__}); use device 'cpu'")
+        if device.index is not None and device.index >= torch.cuda.device_count():
+            raise PredictorError(f"device {name!r} asked for, but this machine has "
+                                 f"{torch.cuda.device_count()} CUDA device(s)")
+    return device
