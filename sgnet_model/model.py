@@ -25,6 +25,7 @@ IMAGE_MEAN = (0.485, 0.456, 0.406)  # torchvision's ImageNet statistics, RGB in 
 IMAGE_STD = (0.229, 0.224, 0.225)
 MASK_LOSS_POINTS = 256  # random points per instance box for the mask loss
 MASK_LOSS_MAX_INSTANCES = 64  # positives per image that the mask loss looks at
+MASK_BOX_JITTER = 0.1  # fraction of the box size by which each side may move in the mask loss
 
 
 @dataclasses.dataclass
@@ -140,10 +141,16 @@ class SGNet(nn.Module):
 
     def _mask_loss(self, outputs: PyramidOutputs, targets: list[FrameTargets], locations: Locations,
                    box_index: Tensor, gt_boxes: Tensor) -> Tensor:
-        """Per-pixel BCE inside each positive's ground-truth box, estimated at random points of the box."""
+        """Per-pixel BCE inside each positive's ground-truth box, estimated at random points of the box.
+
+        The box that places the sub-regions (and decides the grid of Eq. 1) is the ground-truth box with each
+        side moved at random by up to MASK_BOX_JITTER of the box's size: at inference the predicted box does
+        that job, and a box a few pixels off must not land on sub-region layouts the head never learned.
+        """
         keep = _sample_per_image(locations.batch, MASK_LOSS_MAX_INSTANCES)
         locations = Locations(*(getattr(locations, f.name)[keep] for f in dataclasses.fields(Locations)))
-        boxes, box_index = gt_boxes[keep], box_index[keep]
+        boxes = _jitter_boxes(gt_boxes[keep], MASK_BOX_JITTER, outputs.image_size)
+        box_index = box_index[keep]
         count = boxes.shape[0]
         instance_of_point = torch.arange(count, device=boxes.device).repeat_interleave(MASK_LOSS_POINTS)
         uniform = torch.rand((count * MASK_LOSS_POINTS, 2), device=boxes.device)
@@ -186,6 +193,17 @@ class SGNet(nn.Module):
         towers = outputs.regression_towers
         previous = [torch.roll(t, shifts=1, dims=0) for t in towers]  # image i sees image i - 1 of its clip
         return losses.motion_loss(self.motion(towers, previous, chosen), target)
+
+
+def _jitter_boxes(boxes: Tensor, fraction: float, image_size: tuple[int, int]) -> Tensor:
+    """Each side of each (n, 4) box moved by up to ``fraction`` of the box's width or height, kept in the image
+    and at least one pixel wide."""
+    size = (boxes[:, 2:] - boxes[:, :2]).repeat(1, 2)
+    moved = boxes + (torch.rand_like(boxes) * 2 - 1) * fraction * size
+    height, width = image_size
+    low = torch.stack((moved[:, 0].clamp(0, width - 1), moved[:, 1].clamp(0, height - 1)), dim=1)
+    high = torch.stack((moved[:, 2].clamp(max=width), moved[:, 3].clamp(max=height)), dim=1)
+    return torch.cat((low, torch.maximum(high, low + 1)), dim=1)
 
 
 def _sample_per_image(image_of_item: Tensor, limit: int) -> Tensor:
