@@ -30,7 +30,7 @@ import json
 import math
 import zipfile
 from pathlib import Path
-from typing import Any, Mapping, Sequence
+from typing import Any, Iterable, Mapping, Protocol, Sequence
 
 import numpy as np
 import pycocotools.mask as mask_utils
@@ -129,6 +129,63 @@ class VideoResult:
     def to_json(self) -> dict[str, Any]:
         return {"video_id": self.video_id, "category_id": self.category_id, "score": self.score,
                 "segmentations": list(self.segmentations)}
+
+
+class TrackedMask(Protocol):
+    """One tracked instance in one frame, as the track builder reads it. ``TrackedInstance`` (the predictor's
+    output) and :class:`TrackObservation` (recorded outputs) both qualify."""
+
+    track_id: int
+    class_id: int  # model class index
+    score: float
+    mask: np.ndarray | RLE  # (H, W) bool, or a compressed RLE of the frame's size
+
+
+@dataclasses.dataclass(frozen=True)
+class TrackObservation:
+    """A recorded tracked instance (e.g. from the ROS node's output)."""
+
+    track_id: int
+    class_id: int
+    score: float
+    mask: np.ndarray | RLE
+
+
+def build_video_results(video_id: int, frames: Sequence[Iterable[TrackedMask]], category_ids: Sequence[int],
+                        height: int, width: int) -> list[VideoResult]:
+    """Video-level tracks from per-frame tracked instances: one :class:`VideoResult` per track id, best first.
+
+    A track's score is the mean of its per-frame scores; its category is the class with the largest sum of
+    scores over its frames (a score-weighted majority vote), mapped by ``category_ids`` (model class index i
+    <-> ``category_ids[i]``); its segmentation is the frame's RLE where it was seen and null elsewhere.
+    ``frames`` holds the instances of each of the video's frames, in order.
+    """
+    scores: dict[int, list[float]] = {}
+    class_votes: dict[int, np.ndarray] = {}
+    segmentations: dict[int, list[RLE | None]] = {}
+    for frame, instances in enumerate(frames):
+        for instance in instances:
+            where = f"video {video_id}, frame {frame}, track {instance.track_id}"
+            if not 0 <= instance.class_id < len(category_ids):
+                raise YTVISError(f"{where}: class index {instance.class_id} is outside 0..{len(category_ids) - 1}")
+            track = segmentations.setdefault(instance.track_id, [None] * len(frames))
+            if track[frame] is not None:
+                raise YTVISError(f"{where}: the track appears twice in one frame")
+            track[frame] = _instance_rle(instance.mask, height, width, where)
+            scores.setdefault(instance.track_id, []).append(float(instance.score))
+            votes = class_votes.setdefault(instance.track_id, np.zeros(len(category_ids)))
+            votes[instance.class_id] += instance.score
+    results = [VideoResult(video_id, int(category_ids[int(np.argmax(class_votes[t]))]), float(np.mean(scores[t])),
+                           tuple(segmentations[t])) for t in segmentations]
+    return sorted(results, key=lambda r: -r.score)
+
+
+def _instance_rle(mask: np.ndarray | RLE, height: int, width: int, where: str) -> RLE:
+    if isinstance(mask, Mapping):
+        return _parse_rle(mask, _Frames(1, height, width), where)
+    if mask.shape != (height, width):
+        raise YTVISError(f"{where}: mask of shape {mask.shape} for a frame of {height}x{width}")
+    return encode_mask(mask)
 
 
 def encode_mask(mask: np.ndarray) -> RLE:
