@@ -8,8 +8,9 @@ import zipfile
 import numpy as np
 import pytest
 
-from sgnet_model.ytvis import (VideoResult, YTVISError, decode_mask, encode_mask, load_annotations, load_results,
-                               parse_annotations, save_results)
+from sgnet_model.instances import TrackedInstance
+from sgnet_model.ytvis import (TrackObservation, VideoResult, YTVISError, build_video_results, decode_mask,
+                               encode_mask, load_annotations, load_results, parse_annotations, save_results)
 
 # A 4x5 frame with the object on rows 1-2, columns 1-3. Run lengths go down the columns (column-major):
 # column 0 and row 0 of column 1 are 5 background pixels, then 2 object, 2 background, 2 object, 2 background,
@@ -239,3 +240,40 @@ def test_zip_without_results_json_at_top_level(tmp_path):
         archive.writestr("out/results.json", "[]")
     with pytest.raises(YTVISError, match="results.json at its top level"):
         load_results(path)
+
+
+def test_build_video_results_from_tracked_instances():
+    other = np.zeros((4, 5), bool)
+    other[3, :] = True
+    frames = [
+        [TrackObservation(7, 1, 0.3, BLOCK), TrackObservation(2, 0, 0.8, {"size": [4, 5], "counts": [3, 1, 16]})],
+        [TrackObservation(7, 0, 0.9, {"size": [4, 5], "counts": BLOCK_STRING})],
+        [TrackedInstance(track_id=7, class_id=1, class_name="zebra", score=0.4, box=np.zeros(4, np.float32),
+                         mask=other, centre=np.zeros(2, np.float32), motion=np.zeros(2, np.float32))],
+        [],
+    ]
+    results = build_video_results(5, frames, category_ids=(3, 7), height=4, width=5)
+    # Track 2: one frame, class index 0 -> category 3, score 0.8; track 7: mean score (0.3 + 0.9 + 0.4) / 3.
+    # Track 7's classes: index 1 in two frames (scores 0.3 + 0.4 = 0.7), index 0 in one (0.9): the
+    # score-weighted vote picks index 0 -> category 3, where a plain count would pick index 1.
+    assert [(r.video_id, r.category_id) for r in results] == [(5, 3), (5, 3)]
+    assert results[0].score == pytest.approx(0.8) and results[1].score == pytest.approx(1.6 / 3)
+    track_2, track_7 = results
+    pixel = np.zeros((4, 5), bool)
+    pixel[3, 0] = True  # counts [3, 1, 16]: the 4th pixel down column 0
+    assert np.array_equal(decode_mask(track_2.segmentations[0]), pixel)
+    assert track_2.segmentations[1:] == (None, None, None)
+    assert [None if s is None else decode_mask(s).sum() for s in track_7.segmentations] == [6, 6, 5, None]
+    assert np.array_equal(decode_mask(track_7.segmentations[2]), other)
+
+
+@pytest.mark.parametrize("instance, message", [
+    (TrackObservation(1, 2, 0.5, BLOCK), r"video 5, frame 0, track 1: class index 2 is outside 0..1"),
+    (TrackObservation(1, 0, 0.5, np.zeros((5, 4), bool)), r"frame 0, track 1: mask of shape \(5, 4\)"),
+    (TrackObservation(1, 0, 0.5, {"size": [4, 5], "counts": "5"}), r"frame 0, track 1: malformed RLE"),
+])
+def test_build_video_results_refuses_bad_instances(instance, message):
+    with pytest.raises(YTVISError, match=message):
+        build_video_results(5, [[instance]], category_ids=(3, 7), height=4, width=5)
+    with pytest.raises(YTVISError, match="track 1: the track appears twice in one frame"):
+        build_video_results(5, [[TrackObservation(1, 0, 0.5, BLOCK)] * 2], category_ids=(3, 7), height=4, width=5)

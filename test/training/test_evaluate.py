@@ -1,0 +1,226 @@
+"""sgnet-eval: the metric-only mode on files written here, the model mode on a tiny set with a random-weight
+checkpoint (the pipeline and its files), bad input, and a trained model end to end."""
+from __future__ import annotations
+
+import dataclasses
+import json
+import subprocess
+import sys
+import zipfile
+from pathlib import Path
+
+import cv2
+import numpy as np
+import pytest
+
+from sgnet_model.ytvis import encode_mask, load_annotations, load_results
+from training.evaluate import main
+
+H, W = 48, 64
+REPORT_KEYS = {"AP", "AP50", "AP75", "APs", "APm", "APl", "AR1", "AR10", "AR100", "idf1", "id_switches", "mota",
+               "videos", "frames"}
+
+
+def box(y0: int, x0: int, height: int, width: int) -> np.ndarray:
+    mask = np.zeros((H, W), bool)
+    mask[y0:y0 + height, x0:x0 + width] = True
+    return mask
+
+
+A, B, FAR = box(4, 4, 12, 12), box(20, 30, 16, 20), box(40, 0, 6, 6)
+
+
+def rles(*masks):
+    return [None if m is None else encode_mask(m) for m in masks]
+
+
+def write_annotations(path: Path) -> Path:
+    """Two videos of three frames: video 1 holds A (category 1) and B (category 2), video 2 holds A."""
+    data = {
+        "videos": [{"id": v, "file_names": [f"v{v}/{t:05d}.jpg" for t in range(3)], "height": H, "width": W,
+                    "length": 3} for v in (1, 2)],
+        "categories": [{"id": 1, "name": "square"}, {"id": 2, "name": "disc"}],
+        "annotations": [
+            {"id": 1, "video_id": 1, "category_id": 1, "iscrowd": 0, "segmentations": rles(A, A, A)},
+            {"id": 2, "video_id": 1, "category_id": 2, "iscrowd": 0, "segmentations": rles(B, B, None)},
+            {"id": 3, "video_id": 2, "category_id": 1, "iscrowd": 0, "segmentations": rles(None, A, A)},
+        ],
+    }
+    path.write_text(json.dumps(data))
+    return path
+
+
+def write_results(path: Path, results: list[tuple[int, int, float, list]]) -> Path:
+    path.write_text(json.dumps([{"video_id": v, "category_id": c, "score": s, "segmentations": seg}
+                                for v, c, s, seg in results]))
+    return path
+
+
+def run_json(capsys, argv: list[str]) -> dict:
+    assert main([*argv, "--json"]) == 0
+    out = capsys.readouterr().out
+    return json.loads(out)  # exactly one JSON object, nothing else on stdout
+
+
+def test_metric_only_mode(tmp_path, capsys):
+    annotations = write_annotations(tmp_path / "ann.json")
+    # Video 1: A found (0.9), a false positive (0.8), B found (0.7); video 2: A found in frames 1-2 (0.6).
+    # Category 1: hits at 0.9 and 0.6, nothing else: AP 1. Category 2: the false positive is category 2 and
+    # outranks the hit: recall 0 then 1, precision 0 then 1/2, so 1/2 at every recall point.
+    results = write_results(tmp_path / "results.json", [
+        (1, 1, 0.9, rles(A, A, A)), (1, 2, 0.8, rles(FAR, FAR, FAR)), (1, 2, 0.7, rles(B, B, None)),
+        (2, 1, 0.6, rles(None, A, A))])
+    report = run_json(capsys, ["--results", str(results), "--annotations", str(annotations)])
+    assert set(report) == REPORT_KEYS  # no speed figures without a model run
+    assert report["AP"] == pytest.approx((1.0 + 0.5) / 2)
+    # One prediction per video and category: category 1 finds both objects, category 2 only sees its false
+    # positive: recall (1 + 0) / 2.
+    assert report["AR1"] == pytest.approx(0.5)
+    assert report["AR10"] == pytest.approx(1.0)
+    assert report["videos"] == 2 and report["frames"] == 6
+    # Tracking: 7 object masks (3 + 2 in video 1, 2 in video 2), each matched by its one track; 10 predicted
+    # masks, of which the false positive's 3.
+    assert report["id_switches"] == 0
+    assert report["idf1"] == pytest.approx(2 * 7 / (7 + 10))
+    assert report["mota"] == pytest.approx(1 - 3 / 7)
+
+    # Only video 2: category 1 perfect, category 2 has no ground truth there (undefined, left out).
+    report = run_json(capsys, ["--results", str(results), "--annotations", str(annotations), "--videos", "2"])
+    assert report["AP"] == pytest.approx(1.0) and report["videos"] == 1 and report["frames"] == 3
+    for name, text in (("split.txt", "2\n"), ("split.json", "[2]")):
+        split = tmp_path / name
+        split.write_text(text)
+        assert run_json(capsys, ["--results", str(results), "--annotations", str(annotations),
+                                 "--split", str(split)]) == report
+
+
+def test_metric_only_mode_as_a_process_prints_one_json_object(tmp_path):
+    annotations = write_annotations(tmp_path / "ann.json")
+    results = write_results(tmp_path / "results.json", [(1, 1, 0.9, rles(A, A, A))])
+    done = subprocess.run([sys.executable, "-m", "training.evaluate", "--results", str(results), "--annotations",
+                           str(annotations), "--json"], capture_output=True, text=True, timeout=120,
+                          cwd=Path(__file__).resolve().parents[2])
+    assert done.returncode == 0, done.stderr
+    report = json.loads(done.stdout)
+    # Category 1: 2 objects, 1 found with nothing ranked above it: recall points 0..0.50 read 1 (51 of 101);
+    # category 2: its one object missed: 0.
+    assert report["AP"] == pytest.approx((51 / 101 + 0.0) / 2)
+
+
+@pytest.mark.parametrize("case, message", [
+    ("missing annotations", r"ann\.json: no such file"),
+    ("results not json", r"results\.json: not valid JSON"),
+    ("results wrong frame count", r"result #0 \(video 1\): 2 segmentations for a video of 3 frames"),
+    ("unknown video", r"video ids \[9\] are not in"),
+])
+def test_bad_files_exit_2_with_one_line(case, message, tmp_path, capsys):
+    annotations = tmp_path / "ann.json"
+    if case != "missing annotations":
+        write_annotations(annotations)
+    results = tmp_path / "results.json"
+    if case == "results not json":
+        results.write_text("[{")
+    elif case == "results wrong frame count":
+        write_results(results, [(1, 1, 0.9, rles(A, A))])
+    else:
+        write_results(results, [(1, 1, 0.9, rles(A, A, A))])
+    argv = ["--results", str(results), "--annotations", str(annotations), "--json"]
+    if case == "unknown video":
+        argv += ["--videos", "1,9"]
+    assert main(argv) == 2
+    captured = capsys.readouterr()
+    assert captured.out == ""
+    lines = captured.err.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("sgnet-eval: error: ")
+    assert __import__("re").search(message, lines[0])
+
+
+def write_frames(frames_dir: Path, annotations: Path) -> None:
+    """Frames with the annotated objects painted on noise (the random-weight model will not find them; the
+    test is about the pipeline)."""
+    rng = np.random.default_rng(0)
+    data = json.loads(annotations.read_text())
+    for video in data["videos"]:
+        for name in video["file_names"]:
+            image = rng.integers(0, 255, (H, W, 3), dtype=np.uint8)
+            (frames_dir / name).parent.mkdir(parents=True, exist_ok=True)
+            assert cv2.imwrite(str(frames_dir / name), image)
+
+
+@pytest.fixture
+def random_checkpoint(tmp_path) -> Path:
+    """A checkpoint of the small config with random weights and the two classes of the test annotations."""
+    import torch
+
+    from sgnet_model.checkpoint import save_checkpoint
+    from sgnet_model.config import named_config
+    from sgnet_model.model import SGNet
+
+    torch.manual_seed(0)
+    model_config = dataclasses.replace(named_config("resnet18_small").model, class_names=("square", "disc"),
+                                       score_threshold=0.0)
+    path = tmp_path / "random.pt"
+    save_checkpoint(path, model_config, SGNet(model_config).state_dict())
+    return path
+
+
+def test_model_mode_writes_the_submission_and_scores_it(random_checkpoint, tmp_path, capsys):
+    annotations = write_annotations(tmp_path / "ann.json")
+    frames = tmp_path / "frames"
+    write_frames(frames, annotations)
+    output = tmp_path / "out"
+    report = run_json(capsys, ["--checkpoint", str(random_checkpoint), "--annotations", str(annotations),
+                               "--frames", str(frames), "--output", str(output), "--no-progress"])
+    assert set(report) == REPORT_KEYS | {"ms_median", "ms_p90"}
+    assert report["videos"] == 2 and report["frames"] == 6
+    assert 0 < report["ms_median"] <= report["ms_p90"]
+
+    # The submission: one segmentation per frame at the video's size, checked against the annotations.
+    results = load_results(output / "results.json", load_annotations(annotations))
+    assert results == load_results(output / "results.zip")
+    with zipfile.ZipFile(output / "results.zip") as archive:
+        assert archive.namelist() == ["results.json"]
+    assert all(len(r.segmentations) == 3 for r in results)
+    scores = [r.score for r in results]
+    assert all(0.0 <= s <= 1.0 for s in scores)
+    # The report's numbers are those of the written file scored on its own.
+    alone = run_json(capsys, ["--results", str(output / "results.json"), "--annotations", str(annotations)])
+    assert alone == {k: v for k, v in report.items() if k not in ("ms_median", "ms_p90")}
+
+
+def test_model_mode_bad_input_exits_2(random_checkpoint, tmp_path, capsys):
+    annotations = write_annotations(tmp_path / "ann.json")
+    frames = tmp_path / "frames"
+    write_frames(frames, annotations)
+    (frames / "v2" / "00001.jpg").unlink()
+    argv = ["--annotations", str(annotations), "--frames", str(frames), "--output", str(tmp_path / "out"),
+            "--no-progress"]
+    assert main(["--checkpoint", str(random_checkpoint), *argv]) == 2
+    err = capsys.readouterr().err.strip()
+    assert err.startswith("sgnet-eval: error: video 2, frame 1: cannot read frame file") and "\n" not in err
+
+    assert main(["--checkpoint", str(tmp_path / "nothing.pt"), *argv]) == 2
+    err = capsys.readouterr().err.strip()
+    assert "nothing.pt" in err and "\n" not in err
+
+    other = json.loads(annotations.read_text())
+    other["categories"][1]["name"] = "triangle"
+    (tmp_path / "other.json").write_text(json.dumps(other))
+    argv[1] = str(tmp_path / "other.json")
+    assert main(["--checkpoint", str(random_checkpoint), *argv]) == 2
+    assert "differ from the 2 categories" in capsys.readouterr().err
+
+
+@pytest.mark.slow
+def test_trained_model_on_held_out_synthetic_videos(trained_checkpoint, tmp_path, capsys):
+    """The small config trained on a synthetic set (session fixture ``trained_checkpoint`` in test/conftest.py:
+    ``.checkpoint``, and the held-out videos' ``.annotations`` and ``.frames``) reaches AP 0.5 on them."""
+    output = tmp_path / "eval"
+    report = run_json(capsys, ["--checkpoint", str(trained_checkpoint.checkpoint),
+                               "--annotations", str(trained_checkpoint.annotations),
+                               "--frames", str(trained_checkpoint.frames), "--output", str(output),
+                               "--no-progress"])
+    assert report["AP"] >= 0.5, report
+    assert report["AP50"] >= report["AP"] >= report["AP75"]
+    assert report["idf1"] > 0.5, report
+    assert (output / "results.zip").is_file()
