@@ -147,10 +147,11 @@ def _check_classes(model_classes: Sequence[str], annotations: YTVISData, checkpo
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="sgnet-eval",
-        description="Evaluate SG-Net by the YouTube-VIS protocol (video-level mask AP over whole tracks), with "
-                    "tracking figures and speed; or score a results.json alone. YouTube-VIS val/test ground "
-                    "truth is not public: evaluate locally on videos held out from train (sgnet-split), and "
-                    "submit the results.zip written here to the challenge server for val/test.",
+        description="Evaluate SG-Net by the YouTube-VIS protocol (video-level mask AP over whole tracks),\n"
+                    "with tracking figures (IDF1, ID switches, MOTA) and speed; or score a results.json alone.\n"
+                    "YouTube-VIS val/test ground truth is not public: evaluate locally on videos held out\n"
+                    "from train (sgnet-split), and submit the results.zip written here for val/test to the\n"
+                    "challenge server.",
         epilog="examples:\n"
                "  sgnet-eval --checkpoint run/last.pt --annotations heldout.json --frames train/JPEGImages\n"
                "  sgnet-eval --checkpoint run/last.pt --annotations valid.json --frames valid/JPEGImages "

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import re
 import subprocess
 import sys
 import zipfile
@@ -132,7 +133,7 @@ def test_bad_files_exit_2_with_one_line(case, message, tmp_path, capsys):
     assert captured.out == ""
     lines = captured.err.strip().splitlines()
     assert len(lines) == 1 and lines[0].startswith("sgnet-eval: error: ")
-    assert __import__("re").search(message, lines[0])
+    assert re.search(message, lines[0])
 
 
 def write_frames(frames_dir: Path, annotations: Path) -> None:
