@@ -165,7 +165,10 @@ def tracking_figures(annotations: YTVISData, results: Sequence[VideoResult], vid
     for video_id in videos:
         truths = [a.segmentations for a in annotations.annotations[video_id] if not a.iscrowd]
         tracks = [r.segmentations for r in results if r.video_id == video_id]
-        video = _track_video(truths, tracks, annotations.videos[video_id].length, iou_threshold)
+        length = annotations.videos[video_id].length
+        if any(len(t) != length for t in tracks):
+            raise ValueError(f"video {video_id}: a result's segmentations are not one per frame ({length})")
+        video = _track_video(truths, tracks, length, iou_threshold)
         id_true_positives += video["idtp"]
         switches += video["switches"]
         misses += video["misses"]
