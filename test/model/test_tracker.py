@@ -157,11 +157,10 @@ def test_matching_radius_is_the_mean_side_of_the_tracks_box():
 
     assert second_frame(35.9, 47.9) == 1  # sqrt(35.9^2 + 47.9^2) = 59.86 < 60
     assert second_frame(36.1, 48.1) == 2  # sqrt(36.1^2 + 48.1^2) = 60.14 > 60
-    # With motion (10, -20) the centre moved back is (100 + 46.1 - 10, 100 + 27.9 + 20) = (136.1, 147.9):
-    # offsets (36.1, 47.9), 59.98 away from the track: inside. Without the motion it is 53.8 away... in x and y
-    # (46.1, 27.9): also inside; so take one that only the motion brings in: offsets (86, 78) minus (50, 30).
-    assert second_frame(86, 78, (50, 30)) == 1  # moved back: (36, 48), exactly 60: "within r" includes r
-    assert second_frame(86, 78) == 2  # without the motion: sqrt(86^2 + 78^2) = 116.1 > 60
+    # The radius applies to the centre moved back by the motion: offsets (86, 78) are 116.1 away, but moved back
+    # by (50, 30) they are (36, 48): exactly r, and "within r" includes r.
+    assert second_frame(86, 78, (50, 30)) == 1
+    assert second_frame(86, 78) == 2
 
 
 def test_matching_ignores_the_class():
