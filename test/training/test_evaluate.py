@@ -170,8 +170,12 @@ def test_model_mode_writes_the_submission_and_scores_it(random_checkpoint, tmp_p
     frames = tmp_path / "frames"
     write_frames(frames, annotations)
     output = tmp_path / "out"
+    # Every detection starts or continues a track, so that the random model's detections become tracks.
+    tracker = tmp_path / "tracker.yaml"
+    tracker.write_text("tracker:\n  new_track_score: 0.0\n  continue_score: 0.0\n")
     report = run_json(capsys, ["--checkpoint", str(random_checkpoint), "--annotations", str(annotations),
-                               "--frames", str(frames), "--output", str(output), "--no-progress"])
+                               "--frames", str(frames), "--output", str(output), "--no-progress",
+                               "--config", str(tracker)])
     assert set(report) == REPORT_KEYS | {"ms_median", "ms_p90"}
     assert report["videos"] == 2 and report["frames"] == 6
     assert 0 < report["ms_median"] <= report["ms_p90"]
@@ -181,9 +185,14 @@ def test_model_mode_writes_the_submission_and_scores_it(random_checkpoint, tmp_p
     assert results == load_results(output / "results.zip")
     with zipfile.ZipFile(output / "results.zip") as archive:
         assert archive.namelist() == ["results.json"]
-    assert all(len(r.segmentations) == 3 for r in results)
-    scores = [r.score for r in results]
-    assert all(0.0 <= s <= 1.0 for s in scores)
+    assert results and {r.video_id for r in results} == {1, 2}
+    assert all(len(r.segmentations) == 3 and 0.0 <= r.score <= 1.0 for r in results)
+    # At most detections_per_frame (20 in the small config) tracks hold a mask in any one frame; best first.
+    for video_id in (1, 2):
+        scores = [r.score for r in results if r.video_id == video_id]
+        assert scores == sorted(scores, reverse=True)
+        per_frame = np.sum([[s is not None for s in r.segmentations] for r in results if r.video_id == video_id], 0)
+        assert per_frame.max() <= 20
     # The report's numbers are those of the written file scored on its own.
     alone = run_json(capsys, ["--results", str(output / "results.json"), "--annotations", str(annotations)])
     assert alone == {k: v for k, v in report.items() if k not in ("ms_median", "ms_p90")}
