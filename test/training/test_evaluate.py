@@ -197,6 +197,16 @@ def test_model_mode_writes_the_submission_and_scores_it(random_checkpoint, tmp_p
     alone = run_json(capsys, ["--results", str(output / "results.json"), "--annotations", str(annotations)])
     assert alone == {k: v for k, v in report.items() if k not in ("ms_median", "ms_p90")}
 
+    # A val/test file lists videos but holds no annotations: the submission is written, the metric is null.
+    valid = json.loads(annotations.read_text())
+    del valid["annotations"]
+    (tmp_path / "valid.json").write_text(json.dumps(valid))
+    report = run_json(capsys, ["--checkpoint", str(random_checkpoint), "--annotations", str(tmp_path / "valid.json"),
+                               "--frames", str(frames), "--output", str(tmp_path / "submission"), "--no-progress",
+                               "--videos", "2"])
+    assert report["AP"] is None and report["idf1"] is None and report["videos"] == 1 and report["ms_median"] > 0
+    assert {r.video_id for r in load_results(tmp_path / "submission" / "results.zip")} <= {2}
+
 
 def test_model_mode_bad_input_exits_2(random_checkpoint, tmp_path, capsys):
     annotations = write_annotations(tmp_path / "ann.json")
