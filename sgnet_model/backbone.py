@@ -11,6 +11,7 @@ import torch
 import torchvision
 from torch import nn
 from torchvision.models.detection.backbone_utils import BackboneWithFPN
+from torch.nn.utils.fusion import fuse_conv_bn_weights
 from torchvision.ops import FrozenBatchNorm2d
 from torchvision.ops.feature_pyramid_network import LastLevelP6P7
 
@@ -92,3 +93,25 @@ def load_weights_file(config: ModelConfig, weights: torchvision.models.WeightsEn
     except Exception as error:  # a truncated download or another file under that name
         raise PretrainedWeightsError(f"{what} weights file {path} cannot be read ({error}); "
                                      f"download it again") from None
+
+
+def fold_batch_norms(module: nn.Module) -> int:
+    """Fold every BatchNorm that directly follows a convolution into that convolution (inference only).
+
+    In torchvision's ResNet each ``bnN`` is registered right after its ``convN`` (and ``downsample`` is
+    ``Sequential(conv, bn)``), so "the sibling registered just before" finds the pairs. Returns the count.
+    """
+    folded = 0
+    for parent in list(module.modules()):
+        previous: tuple[str, nn.Module] | None = None
+        for name, child in list(parent.named_children()):
+            if isinstance(child, (nn.BatchNorm2d, FrozenBatchNorm2d)) and previous is not None and isinstance(
+                    previous[1], nn.Conv2d):
+                conv = previous[1]
+                conv.weight, conv.bias = fuse_conv_bn_weights(conv.weight, conv.bias, child.running_mean,
+                                                              child.running_var, child.eps, child.weight,
+                                                              child.bias)
+                setattr(parent, name, nn.Identity())
+                folded += 1
+            previous = (name, child)
+    return folded

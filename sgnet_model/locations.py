@@ -43,7 +43,7 @@ def conv3x3_at(conv: nn.Conv2d, feature_maps: list[Tensor], locations: Locations
 
     ``conv`` is a 3x3, stride 1, padding 1 convolution shared across levels. Returns (N, out_channels).
     """
-    weight = conv.weight.flatten(1)  # (out, C * 9), ordered (C, ky, kx)
+    weight = conv.weight.permute(0, 2, 3, 1).flatten(1)  # (out, 9 * C), ordered (ky, kx, C); no copy if NHWC
     out = weight.new_zeros((len(locations), weight.shape[0]))
     offsets = torch.arange(-1, 2, device=weight.device)
     for level, fmap in enumerate(feature_maps):  # five levels, not instances
@@ -56,7 +56,7 @@ def conv3x3_at(conv: nn.Conv2d, feature_maps: list[Tensor], locations: Locations
         xs = locations.x[chosen][:, None, None] + offsets[None, None, :]  # (n, 1, 3)
         inside = ((ys >= 0) & (ys < height) & (xs >= 0) & (xs < width)).to(fmap.dtype)  # (n, 3, 3): zero padding
         patches = fmap[b, :, ys.clamp(0, height - 1), xs.clamp(0, width - 1)]  # (n, 3, 3, C)
-        patches = (patches * inside[..., None]).permute(0, 3, 1, 2).flatten(1)  # (n, C * 9)
+        patches = (patches * inside[..., None]).flatten(1)  # (n, 9 * C)
         out[chosen] = (patches @ weight.t()).to(out.dtype)
     if conv.bias is not None:
         out = out + conv.bias

@@ -93,14 +93,20 @@ def sample_base_features(base: Tensor, image_size: tuple[int, int], batch_of_poi
     pixels, continuous (a pixel's centre is at +0.5); batch_of_point (P,). Returns (P, K).
     """
     height, width = image_size
-    grid = torch.stack((points[:, 0] / width, points[:, 1] / height), dim=1) * 2 - 1  # align_corners=False
+    grid = (torch.stack((points[:, 0] / width, points[:, 1] / height), dim=1) * 2 - 1).to(base.dtype)
+
+    def sample(image: int, where: Tensor) -> Tensor:  # (n, 2) normalised points -> (n, K)
+        sampled = F.grid_sample(base[image:image + 1], where[None, None], mode="bilinear", padding_mode="border",
+                                align_corners=False)  # (1, K, 1, n)
+        return sampled[0, :, 0].t().contiguous()
+
+    if base.shape[0] == 1:
+        return sample(0, grid)
     out = base.new_empty((points.shape[0], base.shape[1]))
-    for b in range(base.shape[0]):  # images of the batch, not instances
-        chosen = torch.nonzero(batch_of_point == b).squeeze(1)
+    for image in range(base.shape[0]):  # images of the batch, not instances
+        chosen = torch.nonzero(batch_of_point == image).squeeze(1)
         if chosen.numel():
-            sampled = F.grid_sample(base[b:b + 1], grid[chosen].to(base.dtype)[None, None], mode="bilinear",
-                                    padding_mode="border", align_corners=False)  # (1, K, 1, n)
-            out[chosen] = sampled[0, :, 0].t()
+            out[chosen] = sample(image, grid[chosen])
     return out
 
 

@@ -57,44 +57,79 @@ def select_detections(outputs: PyramidOutputs, pyramid: Pyramid, image: int, val
         torch.full_like(where_t, image), pyramid.level[where_t], pyramid.y[where_t], pyramid.x[where_t]))
 
 
-def box_pixels(boxes: Tensor, height: int, width: int) -> tuple[Tensor, Tensor, Tensor]:
-    """Every pixel whose centre lies inside each box, batched over boxes.
+@dataclasses.dataclass
+class PixelBlocks:
+    """For each box, the block of pixels whose centres lie inside it, enumerated flat over all boxes."""
 
-    boxes (N, 4) in pixels of an height x width image -> (instance (P,), u (P,), v (P,)) column and row.
-    """
-    low = torch.ceil(boxes[:, :2] - 0.5).long()  # first pixel with centre u + 0.5 >= x1
-    high = torch.ceil(boxes[:, 2:] - 0.5).long()  # one past the last pixel with centre < x2
-    low[:, 0].clamp_(0, width)
-    low[:, 1].clamp_(0, height)
-    high[:, 0].clamp_(0, width)
-    high[:, 1].clamp_(0, height)
-    extent = (high - low).clamp(min=0)  # (N, 2): columns, rows
+    low: Tensor  # (N, 2) first column and row of each block
+    extent: Tensor  # (N, 2) columns and rows of each block (0 when the box misses the image)
+    first: Tensor  # (N,) position of each block's first pixel in the flat enumeration
+    instance: Tensor  # (P,) which box
+    u: Tensor  # (P,) column
+    v: Tensor  # (P,) row
+
+
+def box_pixels(boxes: Tensor, height: int, width: int) -> PixelBlocks:
+    """Every pixel of an height x width image whose centre lies inside each (N, 4) box, batched over boxes,
+    row-major within each box's block."""
+    limit = torch.tensor([width, height], device=boxes.device)
+    low = torch.minimum(torch.ceil(boxes[:, :2] - 0.5).long().clamp(min=0), limit)  # first centre >= x1
+    high = torch.minimum(torch.ceil(boxes[:, 2:] - 0.5).long().clamp(min=0), limit)  # past the last centre < x2
+    extent = (high - low).clamp(min=0)
     areas = extent[:, 0] * extent[:, 1]
     instance = torch.repeat_interleave(torch.arange(boxes.shape[0], device=boxes.device), areas)
     first = torch.cumsum(areas, 0) - areas
     index = torch.arange(instance.numel(), device=boxes.device) - first[instance]
     columns = extent[instance, 0]
-    return instance, low[instance, 0] + index % columns, low[instance, 1] + index // columns
+    return PixelBlocks(low, extent, first, instance, low[instance, 0] + index % columns,
+                       low[instance, 1] + index // columns)
 
 
 def paste_masks(model: SGNet, outputs: PyramidOutputs, detections: Detections, scale: float,
                 output_size: tuple[int, int]) -> Tensor:
     """Masks of the detections at the output resolution: (N, H, W) bool.
 
-    ``scale`` maps output pixels to network-input pixels. Each output pixel inside a box is evaluated by the
-    blender (Eq. 2) on F bilinearly sampled at that pixel's centre, which equals upsampling the mask logits
-    within a sub-region; the mask is logit > 0 (probability 0.5). The work grows with the boxes' area, not
-    with the number of instances times the frame.
+    ``scale`` maps output pixels to network-input pixels. The blender (Eq. 2) runs at the resolution of the
+    base features F (H/2 x W/2 of the input, Section 3.2), on each box grown by one F pixel so that every
+    output pixel has its four neighbours; the logits are then bilinearly upsampled to the output pixels
+    inside the box, and the mask is logit > 0 (probability 0.5). Zero outside the box. The work grows with
+    the boxes' area, not with the number of instances times the frame.
     """
     height, width = output_size
     count = detections.boxes.shape[0]
     masks = torch.zeros((count, height * width), dtype=torch.bool, device=detections.boxes.device)
     if count == 0:
         return masks.view(count, height, width)
-    instance, u, v = box_pixels(detections.boxes / scale, height, width)
-    for chunk in torch.split(torch.arange(instance.numel(), device=instance.device), MAX_MASK_POINTS):
-        points = torch.stack((u[chunk] + 0.5, v[chunk] + 0.5), dim=1) * scale  # network-input pixels
-        logits = model.mask_logits(outputs, detections.locations, detections.boxes, instance[chunk],
-                                   points.to(detections.boxes.dtype))
-        masks[instance[chunk], v[chunk] * width + u[chunk]] = logits > 0
+    base_height, base_width = outputs.base.shape[-2:]
+    base_pixel = outputs.image_size[1] / base_width  # input pixels per F pixel
+    grown = detections.boxes / base_pixel + torch.tensor([-1.0, -1.0, 1.0, 1.0], device=detections.boxes.device)
+    low_res = box_pixels(grown, base_height, base_width)
+    logits = torch.empty(low_res.instance.numel(), dtype=detections.boxes.dtype, device=detections.boxes.device)
+    for chunk in torch.split(torch.arange(logits.numel(), device=logits.device), MAX_MASK_POINTS):
+        centres = (torch.stack((low_res.u[chunk], low_res.v[chunk]), dim=1) + 0.5) * base_pixel
+        logits[chunk] = model.mask_logits(outputs, detections.locations, detections.boxes, low_res.instance[chunk],
+                                          centres.to(logits.dtype))
+    full_res = box_pixels(detections.boxes / scale, height, width)
+    for chunk in torch.split(torch.arange(full_res.instance.numel(), device=logits.device), MAX_MASK_POINTS):
+        instance, u, v = full_res.instance[chunk], full_res.u[chunk], full_res.v[chunk]
+        # the output pixel's centre in F pixel units, where F pixel (i, j) has its centre at (j, i)
+        fx = (u.to(logits.dtype) + 0.5) * (scale / base_pixel) - 0.5
+        fy = (v.to(logits.dtype) + 0.5) * (scale / base_pixel) - 0.5
+        masks[instance, v * width + u] = _bilinear_in_blocks(logits, low_res, instance, fx, fy) > 0
     return masks.view(count, height, width)
+
+
+def _bilinear_in_blocks(values: Tensor, blocks: PixelBlocks, instance: Tensor, fx: Tensor, fy: Tensor) -> Tensor:
+    """Bilinear interpolation at (fx, fy) of each point's own block of ``values`` (a flat PixelBlocks list)."""
+    low, extent, first = blocks.low[instance], blocks.extent[instance], blocks.first[instance]
+    x0, y0 = fx.floor(), fy.floor()
+    wx, wy = (fx - x0).clamp(0, 1), (fy - y0).clamp(0, 1)
+
+    def at(x: Tensor, y: Tensor) -> Tensor:
+        column = (x.long() - low[:, 0]).clamp(min=0).minimum(extent[:, 0] - 1)
+        row = (y.long() - low[:, 1]).clamp(min=0).minimum(extent[:, 1] - 1)
+        return values[first + row * extent[:, 0] + column]
+
+    top = at(x0, y0) * (1 - wx) + at(x0 + 1, y0) * wx
+    bottom = at(x0, y0 + 1) * (1 - wx) + at(x0 + 1, y0 + 1) * wx
+    return top * (1 - wy) + bottom * wy

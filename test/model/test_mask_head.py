@@ -68,11 +68,15 @@ def test_base_features_are_sampled_at_pixel_centres():
 
 def test_box_pixels_are_those_whose_centres_lie_inside_the_box():
     boxes = torch.tensor([[1.2, 0.4, 3.6, 2.5], [-3.0, 2.0, 2.0, 9.0], [4.0, 1.0, 4.2, 1.4]])
-    instance, u, v = box_pixels(boxes, height=4, width=5)
-    found = set(zip(instance.tolist(), u.tolist(), v.tolist()))
+    blocks = box_pixels(boxes, height=4, width=5)
+    found = set(zip(blocks.instance.tolist(), blocks.u.tolist(), blocks.v.tolist()))
     expected = {(n, x, y) for n, (x1, y1, x2, y2) in enumerate(boxes.tolist())
                 for y in range(4) for x in range(5) if x1 <= x + 0.5 < x2 and y1 <= y + 0.5 < y2}
-    assert found == expected and len(found) == len(instance)
+    assert found == expected and len(found) == len(blocks.instance)
+    # blocks are row-major from their first pixel: pixel (u, v) of box n sits at first + row * columns + column
+    flat = blocks.first[blocks.instance] + (blocks.v - blocks.low[blocks.instance, 1]) * blocks.extent[
+        blocks.instance, 0] + (blocks.u - blocks.low[blocks.instance, 0])
+    assert flat.tolist() == list(range(len(blocks.instance)))
     assert {(x, y) for n, x, y in found if n == 0} == {(1, 0), (2, 0), (3, 0), (1, 1), (2, 1), (3, 1)}
 
 

@@ -1,0 +1,226 @@
+"""Checkpoint files: the model's weights, the config that builds the network, and optionally the training state.
+
+A checkpoint is a torch zip file holding one dict::
+
+    {"format": "sgnet_ros.checkpoint", "version": 1, "model_config": {...}, "model": state_dict,
+     "training": dict or None}
+
+Safety: files are read with ``torch.load(weights_only=True)`` only, and a file that is not a torch zip archive
+(e.g. a raw pickle) is refused before anything unpickles it: nothing in a checkpoint can execute code.
+Writing is atomic: the data goes to a temporary file in the same folder, is flushed to disk, and then replaces
+the target in one rename, so a crash mid-write leaves the previous checkpoint as it was.
+Every problem is a ``CheckpointError`` naming the file and what is wrong with it.
+"""
+from __future__ import annotations
+
+import collections
+import dataclasses
+import os
+import pickle
+import re
+import secrets
+import zipfile
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from .config import ConfigError, ModelConfig, from_dict, to_dict
+
+FORMAT = "sgnet_ros.checkpoint"
+VERSION = 1
+HOW_TO_GET_ONE = "train one with `sgnet-train`, or run `sgnet-demo`, which trains and caches a small model"
+
+# What torch.load(weights_only=True) rebuilds without extra allow-listing, by exact type (subclasses such as
+# numpy.float64 or an IntEnum pickle as other classes, which weights_only loading refuses).
+_LEAF_TYPES = (type(None), bool, int, float, complex, str, bytes, torch.dtype, torch.device, torch.Size)
+_CONTAINER_TYPES = (dict, collections.OrderedDict, list, tuple, set)
+_TENSOR_TYPES = (torch.Tensor, torch.nn.Parameter)
+
+
+class CheckpointError(ValueError):
+    """A checkpoint file is missing, unreadable, unsafe or does not fit; the message names the file."""
+
+
+@dataclasses.dataclass(frozen=True)
+class Checkpoint:
+    model_config: ModelConfig
+    model_state: dict[str, torch.Tensor]
+    training_state: dict[str, Any] | None  # optimizer, scheduler, iteration, RNG states, ... (training's business)
+
+
+def save_checkpoint(path: str | Path, model_config: ModelConfig, model_state: dict[str, torch.Tensor],
+                    training_state: dict[str, Any] | None = None) -> None:
+    """Write a checkpoint atomically. ``training_state`` may hold None, bools, numbers, strings, bytes, lists,
+    tuples, sets, dicts and tensors (optimizer and scheduler state dicts, ``torch.get_rng_state()``,
+    ``numpy.random.Generator.bit_generator.state``, ``random.getstate()``): exactly what
+    ``load_checkpoint`` can read back. Anything else is refused here, before the file is touched, rather than
+    written into a file that could not be loaded when it is needed."""
+    path = Path(path)
+    if not isinstance(model_config, ModelConfig):
+        raise CheckpointError(f"cannot save checkpoint {path}: model_config must be a ModelConfig, "
+                              f"got {type(model_config).__name__}")
+    _check_model_state(model_state, f"cannot save checkpoint {path}: model_state")
+    if training_state is not None:
+        if type(training_state) not in (dict, collections.OrderedDict):
+            raise CheckpointError(f"cannot save checkpoint {path}: training_state must be a dict or None, "
+                                  f"got {type(training_state).__name__}")
+        _check_loadable(training_state, "training_state", path)
+    payload = {"format": FORMAT, "version": VERSION, "model_config": to_dict(model_config),
+               "model": model_state, "training": training_state}
+    temporary = path.with_name(f".{path.name}.{secrets.token_hex(4)}.tmp")
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        with open(temporary, "xb") as file:
+            torch.save(payload, file)
+            file.flush()
+            os.fsync(file.fileno())
+        os.replace(temporary, path)
+    except BaseException as error:
+        temporary.unlink(missing_ok=True)
+        if isinstance(error, (OSError, RuntimeError)):
+            raise CheckpointError(f"cannot write checkpoint {path}: {_root_os_error(error)}; "
+                                  f"any previous file there is left as it was") from error
+        raise
+    _sync_folder(path.parent)
+
+
+def load_checkpoint(path: str | Path, map_location: str | torch.device = "cpu") -> Checkpoint:
+    """Read and check a checkpoint written by ``save_checkpoint``, tensors mapped to ``map_location``."""
+    path = Path(path)
+    if not path.exists():
+        raise CheckpointError(f"checkpoint {path} does not exist; {HOW_TO_GET_ONE}")
+    if not path.is_file():
+        raise CheckpointError(f"checkpoint {path} is not a file")
+    if torch.device(map_location).type == "cuda" and not torch.cuda.is_available():
+        raise CheckpointError(f"cannot load checkpoint {path} onto {map_location}: CUDA is not available here; "
+                              f"use map_location='cpu'")
+    _check_zip(path)
+    try:
+        payload = torch.load(path, map_location=map_location, weights_only=True)
+    except pickle.UnpicklingError as error:
+        raise CheckpointError(f"checkpoint {path} holds pickled Python objects that weights-only loading "
+                              f"refuses ({_refused_global(error)}); sgnet_ros never executes code from a "
+                              f"checkpoint file, so it cannot be loaded") from None
+    except (RuntimeError, OSError, EOFError, KeyError, ValueError, zipfile.BadZipFile) as error:
+        first_line = str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__
+        raise CheckpointError(f"checkpoint {path} is corrupt or not a torch checkpoint: {first_line}") from None
+
+    if not isinstance(payload, dict):
+        raise CheckpointError(f"{path} is not an sgnet_ros checkpoint: it holds a {type(payload).__name__}, "
+                              f"not a dict marked {FORMAT!r}")
+    if payload.get("format") != FORMAT:
+        raise CheckpointError(f"{path} is not an sgnet_ros checkpoint (format marker {payload.get('format')!r}, "
+                              f"expected {FORMAT!r}); a bare state dict does not say which network it belongs to")
+    version = payload.get("version")
+    if type(version) is not int or version != VERSION:
+        raise CheckpointError(f"checkpoint {path} has format version {version!r}; this sgnet_ros reads version "
+                              f"{VERSION} (a newer release may have written it)")
+    try:
+        model_config = from_dict(ModelConfig, payload.get("model_config"), f"checkpoint {path}: model_config")
+    except ConfigError as error:
+        raise CheckpointError(str(error)) from None
+    model_state = payload.get("model")
+    _check_model_state(model_state, f"checkpoint {path}: model")
+    training_state = payload.get("training")
+    if training_state is not None and not isinstance(training_state, dict):
+        raise CheckpointError(f"checkpoint {path}: training state must be a dict or None, "
+                              f"got {type(training_state).__name__}")
+    return Checkpoint(model_config, model_state, training_state)
+
+
+def load_model_state(model: torch.nn.Module, checkpoint: Checkpoint, path: str | Path) -> None:
+    """Load the checkpoint's weights into ``model`` strictly. Keys and shapes are compared first, so a network
+    that does not match the file is left untouched and the error names the first differing keys."""
+    expected = model.state_dict()
+    given = checkpoint.model_state
+    problems = []
+    missing = [key for key in expected if key not in given]
+    unexpected = [key for key in given if key not in expected]
+    resized = [f"{key} {tuple(given[key].shape)} in the file, {tuple(value.shape)} in the network"
+               for key, value in expected.items() if key in given and given[key].shape != value.shape]
+    for label, keys in (("missing from the file", missing), ("not in the network", unexpected),
+                        ("with another shape", resized)):
+        if keys:
+            shown = ", ".join(keys[:3]) + (f" and {len(keys) - 3} more" if len(keys) > 3 else "")
+            problems.append(f"{len(keys)} weights {label}: {shown}")
+    if problems:
+        raise CheckpointError(f"checkpoint {path} does not fit the network built from its config: "
+                              + "; ".join(problems))
+    model.load_state_dict(given, strict=True)
+
+
+def _root_os_error(error: BaseException) -> BaseException:
+    """The operating system's error behind torch's writer error (e.g. "No space left on device"), if any."""
+    cause: BaseException | None = error
+    while cause is not None and not isinstance(cause, OSError):
+        cause = cause.__context__
+    return cause or error
+
+
+def _check_zip(path: Path) -> None:
+    """Refuse, before any unpickling, a file that is not a complete zip archive (torch's file format)."""
+    try:
+        with open(path, "rb") as file:
+            head = file.read(4)
+        complete = zipfile.is_zipfile(path)
+    except OSError as error:
+        raise CheckpointError(f"checkpoint {path} cannot be read: {error.strerror or error}") from None
+    if complete:
+        return
+    if head.startswith(b"PK\x03\x04"):
+        raise CheckpointError(f"checkpoint {path} is a truncated zip archive (its end is missing: an interrupted "
+                              f"copy or write?); {HOW_TO_GET_ONE}")
+    if head[:1] == b"\x80":
+        raise CheckpointError(f"{path} is a raw Python pickle, not a torch zip checkpoint; unpickling it could "
+                              f"execute code, so sgnet_ros refuses to load it")
+    if not head:
+        raise CheckpointError(f"checkpoint {path} is empty; {HOW_TO_GET_ONE}")
+    raise CheckpointError(f"{path} is not a torch checkpoint (not a zip archive): corrupt, or another kind of file")
+
+
+def _refused_global(error: Exception) -> str:
+    """The class or function a weights-only load refused, as named in torch's message."""
+    found = re.search(r"GLOBAL ([\w.]+)", str(error))
+    return f"it names {found.group(1)}" if found else "an object torch does not allow"
+
+
+def _check_model_state(state: Any, where: str) -> None:
+    if not isinstance(state, dict):
+        raise CheckpointError(f"{where} must be a dict of tensors (a state_dict), got {type(state).__name__}")
+    for key, value in state.items():
+        if not isinstance(key, str) or not isinstance(value, torch.Tensor):
+            raise CheckpointError(f"{where} must map names to tensors, but {key!r} holds {type(value).__name__}")
+
+
+def _check_loadable(value: Any, where: str, path: Path) -> None:
+    """Refuse anything in ``value`` that torch.load(weights_only=True) would not read back."""
+    kind = type(value)
+    if kind in _LEAF_TYPES or kind in _TENSOR_TYPES:
+        return
+    if kind not in _CONTAINER_TYPES:
+        raise CheckpointError(
+            f"cannot save checkpoint {path}: {where} is a {kind.__module__}.{kind.__qualname__}, which a "
+            f"weights-only load cannot read back; store plain numbers, strings, lists, dicts or tensors "
+            f"(e.g. float(x), x.tolist(), torch.from_numpy(x))")
+    if isinstance(value, dict):
+        for key, item in value.items():
+            _check_loadable(key, f"{where} key {key!r}", path)
+            _check_loadable(item, f"{where}[{key!r}]", path)
+    else:
+        for index, item in enumerate(value):
+            _check_loadable(item, f"{where}[{index}]", path)
+
+
+def _sync_folder(folder: Path) -> None:
+    """Make the rename itself durable (POSIX); platforms that cannot open a folder skip this."""
+    try:
+        descriptor = os.open(folder, os.O_RDONLY)
+    except OSError:
+        return
+    try:
+        os.fsync(descriptor)
+    except OSError:
+        pass  # some file systems cannot sync a folder; the data itself was synced before the rename
+    finally:
+        os.close(descriptor)

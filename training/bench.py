@@ -1,0 +1,173 @@
+"""``sgnet-bench``: SG-Net's per-frame cost against torchvision's FCOS and Mask R-CNN, in one process, on
+the same frame, with 1, 10, 50 and 100 detections forced.
+
+All three start from random weights (nothing is downloaded). Forcing N detections means a score threshold
+of 0, no NMS suppression and at most N per frame, so each method does the work of N instances. SG-Net's time
+is the streaming predictor's whole step: preprocessing, network, post-processing, masks at the frame's
+resolution, movement and tracking; torchvision's is its model call, which also resizes, post-processes and
+(Mask R-CNN) pastes masks at the frame's resolution. Random weights regress boxes of almost no size, which
+would make SG-Net's mask work vanish; its box-regression bias is set so that forced boxes are 4 strides wide
+(32 px on P3 up to 512 px on P7), the mask cost of real-sized instances. Methods run round-robin in each
+repetition, so a slow spell of this shared machine hits them alike; medians are reported.
+"""
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import json
+import statistics
+import sys
+import time
+from typing import Callable
+
+import numpy as np
+import torch
+import torchvision
+from tqdm import tqdm
+
+from sgnet_model.config import BACKBONES, ConfigError, PredictorConfig, SGNetConfig, TrackerConfig, named_config
+from sgnet_model.predictor import PredictorError, StreamingPredictor
+
+COUNTS = (1, 10, 50, 100)
+FORCED_BOX_STRIDES = 2.0  # box-regression bias: l = t = r = b = 2 strides
+
+
+def build_sgnet(backbone: str, size: tuple[int, int], device: str, fp16: bool) -> StreamingPredictor:
+    base = named_config(backbone if backbone != "resnet18" else "resnet18_small")
+    model = dataclasses.replace(base.model, backbone=backbone, input_width=size[0], input_height=size[1])
+    tracker = TrackerConfig(new_track_score=0.0, continue_score=0.0)  # every forced detection is tracked
+    predictor = StreamingPredictor.from_config(SGNetConfig(model, tracker), PredictorConfig(device, fp16))
+    with torch.no_grad():
+        predictor.model.head.regression_head.bbox_reg.bias.fill_(FORCED_BOX_STRIDES)
+    return predictor
+
+
+def build_torchvision(name: str, num_classes: int, size: tuple[int, int], device: str) -> torch.nn.Module:
+    builder = getattr(torchvision.models.detection, name)
+    model = builder(weights=None, weights_backbone=None, num_classes=num_classes, min_size=size[1],
+                    max_size=size[0])
+    return model.eval().to(device)
+
+
+def force_detections(predictor: StreamingPredictor, fcos: torch.nn.Module, maskrcnn: torch.nn.Module,
+                     count: int) -> None:
+    predictor.update_thresholds(score_threshold=0.0, nms_threshold=1.0, detections_per_frame=count)
+    fcos.score_thresh, fcos.nms_thresh, fcos.detections_per_img = 0.0, 1.0, count
+    maskrcnn.roi_heads.score_thresh, maskrcnn.roi_heads.nms_thresh = 0.0, 1.0
+    maskrcnn.roi_heads.detections_per_img = count
+
+
+def timed(run: Callable[[], int], device: str) -> tuple[float, int]:
+    """Milliseconds of one call (synchronised on CUDA) and the number of detections it produced."""
+    if device.startswith("cuda"):
+        torch.cuda.synchronize()
+    started = time.perf_counter()
+    produced = run()
+    if device.startswith("cuda"):
+        torch.cuda.synchronize()
+    return (time.perf_counter() - started) * 1000.0, produced
+
+
+def measure(args: argparse.Namespace) -> dict:
+    size = (args.width, args.height)
+    torch.manual_seed(0)
+    predictor = build_sgnet(args.backbone, size, args.device, args.fp16)
+    num_classes = len(predictor.class_names)
+    fcos = build_torchvision("fcos_resnet50_fpn", num_classes, size, args.device)
+    maskrcnn = build_torchvision("maskrcnn_resnet50_fpn", num_classes + 1, size, args.device)  # + background
+    frame = np.random.default_rng(0).integers(0, 256, (args.height, args.width, 3), dtype=np.uint8)
+    tensor = torch.from_numpy(frame).permute(2, 0, 1).to(args.device).float() / 255
+    autocast = torch.autocast("cuda", dtype=torch.float16, enabled=args.fp16)
+    clock = [0.0]
+
+    def sgnet() -> int:
+        clock[0] += 1.0 / 30  # a 30 Hz stream: tracks persist across repetitions
+        return len(predictor.step(frame, clock[0]).instances)
+
+    def torchvision_model(model: torch.nn.Module) -> Callable[[], int]:
+        def run() -> int:
+            with torch.inference_mode(), autocast:
+                return len(model([tensor])[0]["boxes"])
+        return run
+
+    methods = {"sgnet": sgnet, "fcos": torchvision_model(fcos), "maskrcnn": torchvision_model(maskrcnn)}
+    scaling: dict[str, dict[int, float]] = {name: {} for name in methods}
+    produced: dict[str, dict[int, int]] = {name: {} for name in methods}
+    progress = tqdm(total=len(args.counts) * (args.warmup + args.runs), desc="sgnet-bench", unit="round",
+                    file=sys.stderr, disable=args.quiet)
+    for count in args.counts:
+        force_detections(predictor, fcos, maskrcnn, count)
+        samples: dict[str, list[float]] = {name: [] for name in methods}
+        for repetition in range(args.warmup + args.runs):
+            for name, run in methods.items():
+                ms, found = timed(run, args.device)
+                if repetition >= args.warmup:
+                    samples[name].append(ms)
+                produced[name][count] = found
+            progress.update()
+        for name in methods:
+            scaling[name][count] = statistics.median(samples[name])
+    progress.close()
+    reference = 50 if 50 in args.counts else args.counts[-1]
+    return {
+        "sgnet_ms": scaling["sgnet"][reference],
+        "fcos_ms": scaling["fcos"][reference],
+        "maskrcnn_ms": scaling["maskrcnn"][reference],
+        "ratio_vs_fcos": scaling["sgnet"][reference] / scaling["fcos"][reference],
+        "ratio_vs_maskrcnn": scaling["sgnet"][reference] / scaling["maskrcnn"][reference],
+        "sgnet_ratio_vs_own_1": scaling["sgnet"][reference] / scaling["sgnet"][min(args.counts)],
+        "detections": reference,
+        "scaling": scaling,
+        "detections_produced": produced,
+        "device": args.device if not args.device.startswith("cuda") else torch.cuda.get_device_name(args.device),
+        "fp16": args.fp16,
+        "backbone": args.backbone,
+        "size": f"{args.width}x{args.height}",
+        "runs": args.runs,
+        "threads": torch.get_num_threads(),
+        "torch": torch.__version__,
+    }
+
+
+def print_table(result: dict) -> None:
+    counts = sorted(result["scaling"]["sgnet"])
+    print(f"sgnet-bench  {result['backbone']}  {result['size']}  {result['device']}"
+          f"{'  fp16' if result['fp16'] else ''}  median of {result['runs']} runs, ms per frame")
+    print(f"{'detections':>12}" + "".join(f"{c:>10}" for c in counts))
+    for name, label in (("sgnet", "SG-Net"), ("fcos", "FCOS"), ("maskrcnn", "Mask R-CNN")):
+        print(f"{label:>12}" + "".join(f"{result['scaling'][name][c]:>10.1f}" for c in counts))
+    print(f"at {result['detections']} detections: SG-Net / FCOS = {result['ratio_vs_fcos']:.2f}, "
+          f"SG-Net / Mask R-CNN = {result['ratio_vs_maskrcnn']:.2f}, "
+          f"SG-Net / its own time at {counts[0]} = {result['sgnet_ratio_vs_own_1']:.2f}")
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="sgnet-bench", description=__doc__,
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--backbone", default="resnet50", choices=BACKBONES)
+    parser.add_argument("--device", default="cpu", help="cpu, cuda or cuda:N (default: cpu)")
+    parser.add_argument("--fp16", action="store_true", help="half precision (CUDA only)")
+    parser.add_argument("--width", type=int, default=640)
+    parser.add_argument("--height", type=int, default=360)
+    parser.add_argument("--counts", type=int, nargs="+", default=list(COUNTS), help="detections to force")
+    parser.add_argument("--runs", type=int, default=7, help="timed repetitions per count (median reported)")
+    parser.add_argument("--warmup", type=int, default=2, help="untimed repetitions per count")
+    parser.add_argument("--json", action="store_true", help="print one JSON object instead of the table")
+    parser.add_argument("--quiet", action="store_true", help="no progress bar")
+    args = parser.parse_args(argv)
+    if args.width < 32 or args.height < 32 or args.runs < 1 or args.warmup < 0 or min(args.counts) < 1:
+        parser.error("width and height must be at least 32, runs and counts at least 1, warmup at least 0")
+    try:
+        result = measure(args)
+    except (ConfigError, PredictorError) as error:
+        print(f"sgnet-bench: {error}", file=sys.stderr)
+        return 2
+    if args.json:
+        print(json.dumps(result))
+    else:
+        print_table(result)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
