@@ -22,7 +22,8 @@ setup(
         ("share/sgnet_ros/launch", [str(p) for p in Path("launch").glob("*.py")]),
     ],
     install_requires=["torch>=2.1", "torchvision>=0.16", "numpy>=1.24", "pyyaml>=6", "pycocotools>=2.0.8",
-                      "opencv-python-headless>=4.8", "rosbags>=0.10", "tqdm>=4.66", "tensorboard>=2.14"],
+                      "opencv-python-headless>=4.8", "rosbags>=0.10", "tqdm>=4.66", "tensorboard>=2.14",
+                      "scipy>=1.10"],
     entry_points={
         "console_scripts": [
             "sgnet-bench = training.bench:main",
