@@ -1,0 +1,41 @@
+"""The predictor on CUDA, fp32 and fp16, against the CPU. Skipped where there is no GPU."""
+import numpy as np
+import pytest
+import torch
+
+from sgnet_model.config import PredictorConfig, SGNetConfig, TrackerConfig, named_config
+from sgnet_model.model import SGNet
+from sgnet_model.predictor import StreamingPredictor
+
+pytestmark = pytest.mark.skipif(not torch.cuda.is_available(), reason="no CUDA device on this machine")
+
+SMALL = named_config("resnet18_small")
+EVERYTHING = TrackerConfig(new_track_score=0.0, continue_score=0.0)
+
+
+def predictor_on(device: str, fp16: bool, state: dict) -> StreamingPredictor:
+    model = SGNet(SMALL.model)
+    model.load_state_dict(state)
+    with torch.no_grad():
+        model.head.regression_head.bbox_reg.bias.fill_(3.0)  # real-sized boxes, so masks have pixels
+    predictor = StreamingPredictor(model, EVERYTHING, PredictorConfig(device=device, fp16=fp16))
+    predictor.update_thresholds(score_threshold=0.0, detections_per_frame=8)
+    return predictor
+
+
+@pytest.mark.parametrize("fp16, box_tolerance, mask_agreement", [(False, 0.05, 0.999), (True, 1.0, 0.98)])
+def test_cuda_matches_the_cpu(fp16, box_tolerance, mask_agreement):
+    torch.manual_seed(0)
+    state = SGNet(SMALL.model).state_dict()
+    frame = np.random.default_rng(0).integers(0, 256, (240, 400, 3), dtype=np.uint8)
+    cpu = predictor_on("cpu", False, state).step(frame, 0.0)
+    gpu = predictor_on("cuda", fp16, state).step(frame, 0.0)
+    by_box = {tuple(np.round(i.box)): i for i in cpu.instances}
+    matched = 0
+    for instance in gpu.instances:
+        twin = min(cpu.instances, key=lambda c: np.abs(c.box - instance.box).max())
+        if np.abs(twin.box - instance.box).max() <= box_tolerance:
+            matched += 1
+            assert (twin.mask == instance.mask).mean() >= mask_agreement
+            assert twin.class_id == instance.class_id
+    assert matched >= len(by_box) - 1  # fp16 may reorder one near-tie at the cut
