@@ -108,7 +108,7 @@ def paste_masks(model: SGNet, outputs: PyramidOutputs, detections: Detections, s
     for chunk in torch.split(torch.arange(logits.numel(), device=logits.device), MAX_MASK_POINTS):
         centres = (torch.stack((low_res.u[chunk], low_res.v[chunk]), dim=1) + 0.5) * base_pixel
         logits[chunk] = model.mask_logits(outputs, detections.locations, detections.boxes, low_res.instance[chunk],
-                                          centres.to(logits.dtype))
+                                          centres.to(logits.dtype)).to(logits.dtype)
     full_res = box_pixels(detections.boxes / scale, height, width)
     for chunk in torch.split(torch.arange(full_res.instance.numel(), device=logits.device), MAX_MASK_POINTS):
         instance, u, v = full_res.instance[chunk], full_res.u[chunk], full_res.v[chunk]
