@@ -115,6 +115,7 @@ class PredictorConfig:
 
     device: str = "cpu"  # "cpu", "cuda" or "cuda:N"
     fp16: bool = False  # half precision, CUDA only
+    cuda_graphs: bool = True  # on CUDA, replay the network from a CUDA graph per frame size (no launch overhead)
     max_gap_s: float = 2.0  # tracks reset when consecutive timestamps are further apart than this
 
     def __post_init__(self) -> None:

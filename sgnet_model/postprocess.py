@@ -28,29 +28,27 @@ class Detections:
 def select_detections(outputs: PyramidOutputs, pyramid: Pyramid, image: int, valid_size: tuple[int, int],
                       score_threshold: float, nms_threshold: float, max_detections: int,
                       candidates_per_level: int) -> Detections:
-    """FCOS inference for one image: score = sqrt(sigmoid(class) * sigmoid(centerness)), at most
-    ``candidates_per_level`` above the threshold per level, class-wise NMS, the best ``max_detections``."""
+    """FCOS inference for one image: score = sqrt(sigmoid(class) * sigmoid(centerness)), the best
+    ``candidates_per_level`` per level, those above the threshold, class-wise NMS, the best ``max_detections``."""
     boxes, scores, labels, locations = [], [], [], []
     start = 0
-    for level, (height, width) in enumerate(pyramid.sizes):
-        count = height * width
+    for level, (height, width) in enumerate(pyramid.sizes):  # five levels; no host sync inside the loop
         class_prob = torch.sigmoid(outputs.class_logits[level][image].flatten(1))  # (C, h*w)
         centerness = torch.sigmoid(outputs.centerness[level][image].flatten(1))  # (1, h*w)
         level_scores = torch.sqrt(class_prob * centerness).t().flatten()  # (h*w*C,), location-major
-        keep = torch.nonzero(level_scores > score_threshold).squeeze(1)
-        if keep.numel() > candidates_per_level:
-            keep = keep[level_scores[keep].topk(candidates_per_level).indices]
+        top = level_scores.topk(min(candidates_per_level, level_scores.numel()))
         num_classes = class_prob.shape[0]
-        cell = keep // num_classes
+        cell = top.indices // num_classes
         where = start + cell
         regression = outputs.box_regression[level][image].flatten(1).t()[cell]  # (k, 4)
         boxes.append(decode_boxes(regression, pyramid.centres[where], pyramid.strides[where]))
-        scores.append(level_scores[keep])
-        labels.append(keep % num_classes)
+        scores.append(top.values)
+        labels.append(top.indices % num_classes)
         locations.append(where)
-        start += count
-    boxes_t = clip_boxes_to_image(torch.cat(boxes), valid_size)
-    scores_t, labels_t, where_t = torch.cat(scores), torch.cat(labels), torch.cat(locations)
+        start += height * width
+    above = torch.nonzero(torch.cat(scores) > score_threshold).squeeze(1)
+    boxes_t = clip_boxes_to_image(torch.cat(boxes)[above], valid_size)
+    scores_t, labels_t, where_t = torch.cat(scores)[above], torch.cat(labels)[above], torch.cat(locations)[above]
     keep = batched_nms(boxes_t.float(), scores_t.float(), labels_t, nms_threshold)[:max_detections]
     where_t = where_t[keep]
     return Detections(boxes_t[keep], scores_t[keep], labels_t[keep], Locations(

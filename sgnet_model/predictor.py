@@ -20,7 +20,7 @@ from .backbone import fold_batch_norms
 from .checkpoint import load_checkpoint, load_model_state
 from .config import ModelConfig, PredictorConfig, SGNetConfig, TrackerConfig
 from .instances import FrameResult, TrackedInstance
-from .model import SGNet
+from .model import PyramidOutputs, SGNet
 from .postprocess import paste_masks, select_detections
 from .tracker import CenterTracker
 
@@ -47,6 +47,7 @@ class StreamingPredictor:
         self.predictor_config = predictor_config
         self.tracker = CenterTracker(tracker_config)
         self._previous_towers: list[torch.Tensor] | None = None
+        self._graphs: dict[tuple[int, ...], GraphedPyramid] = {}
         self._previous_timestamp: float | None = None
 
     @classmethod
@@ -94,7 +95,7 @@ class StreamingPredictor:
         self._previous_timestamp = timestamp
         height, width = image.shape[:2]
         batch, scale, valid_size = self._prepare(image)
-        outputs = self.model.pyramid_outputs(batch)
+        outputs = self._pyramid_outputs(batch)
         towers = outputs.regression_towers
         if self._previous_towers is None or self._previous_towers[0].shape != towers[0].shape:
             self._previous_towers = towers  # first frame: no movement information, the head sees a still scene
@@ -105,7 +106,8 @@ class StreamingPredictor:
         masks = paste_masks(self.model, outputs, detections, scale, (height, width))
         strides = (8 * 2 ** detections.locations.level).to(detections.boxes.dtype)
         motion = self.model.motion(towers, self._previous_towers, detections.locations) * strides[:, None] / scale
-        self._previous_towers = towers
+        # a graph replay overwrites its outputs in place: keep a copy of this frame's towers for the next one
+        self._previous_towers = [t.clone() for t in towers] if self._graphs else towers
         boxes = (detections.boxes / scale).float().cpu().numpy()
         scores = detections.scores.float().cpu().numpy()
         labels = detections.labels.cpu().numpy()
@@ -120,6 +122,14 @@ class StreamingPredictor:
         ]
         return FrameResult(timestamp=timestamp, instances=instances,
                            inference_ms=(time.perf_counter() - started) * 1000.0, tracks_reset=reset)
+
+    def _pyramid_outputs(self, batch: torch.Tensor) -> PyramidOutputs:
+        if self.device.type != "cuda" or not self.predictor_config.cuda_graphs:
+            return self.model.pyramid_outputs(batch)
+        shape = tuple(batch.shape)
+        if shape not in self._graphs:
+            self._graphs[shape] = GraphedPyramid(self.model, batch)
+        return self._graphs[shape](batch)
 
     def _prepare(self, image: np.ndarray) -> tuple[torch.Tensor, float, tuple[int, int]]:
         """Resize to fit the input size keeping the aspect, pad to a multiple of 32: (1, 3, H, W), the scale
@@ -155,3 +165,29 @@ def resolve_device(name: str) -> torch.device:
             raise PredictorError(f"device {name!r} asked for, but this machine has "
                                  f"{torch.cuda.device_count()} CUDA device(s)")
     return device
+
+
+class GraphedPyramid:
+    """``SGNet.pyramid_outputs`` for one input shape, captured once in a CUDA graph and replayed per frame.
+
+    A ResNet-FPN forward launches hundreds of small kernels; on a fast GPU launching them costs more than
+    running them. The replay writes into the same output tensors each time.
+    """
+
+    def __init__(self, model: SGNet, example: torch.Tensor) -> None:
+        self.model = model
+        self.input = example.clone()
+        side = torch.cuda.Stream()
+        side.wait_stream(torch.cuda.current_stream())
+        with torch.cuda.stream(side):  # warm-up outside the graph (cuDNN picks its algorithms here)
+            for _ in range(2):
+                model.pyramid_outputs(self.input)
+        torch.cuda.current_stream().wait_stream(side)
+        self.graph = torch.cuda.CUDAGraph()
+        with torch.cuda.graph(self.graph):
+            self.output = model.pyramid_outputs(self.input)
+
+    def __call__(self, images: torch.Tensor) -> PyramidOutputs:
+        self.input.copy_(images)
+        self.graph.replay()
+        return self.output
