@@ -44,10 +44,11 @@ def conv3x3_at(conv: nn.Conv2d, feature_maps: list[Tensor], locations: Locations
     ``conv`` is a 3x3, stride 1, padding 1 convolution shared across levels. Returns (N, out_channels).
     """
     weight = conv.weight.permute(0, 2, 3, 1).flatten(1)  # (out, 9 * C), ordered (ky, kx, C); no copy if NHWC
-    out = weight.new_zeros((len(locations), weight.shape[0]))
     offsets = torch.arange(-1, 2, device=weight.device)
-    for level, fmap in enumerate(feature_maps):  # five levels, not instances
-        chosen = torch.nonzero(locations.level == level).squeeze(1)
+    order = torch.argsort(locations.level, stable=True)  # locations grouped by level
+    counts = torch.bincount(locations.level, minlength=len(feature_maps)).tolist()  # the one host sync
+    results = []
+    for fmap, chosen in zip(feature_maps, torch.split(order, counts)):  # five levels, not instances
         if chosen.numel() == 0:
             continue
         height, width = fmap.shape[-2:]
@@ -56,8 +57,10 @@ def conv3x3_at(conv: nn.Conv2d, feature_maps: list[Tensor], locations: Locations
         xs = locations.x[chosen][:, None, None] + offsets[None, None, :]  # (n, 1, 3)
         inside = ((ys >= 0) & (ys < height) & (xs >= 0) & (xs < width)).to(fmap.dtype)  # (n, 3, 3): zero padding
         patches = fmap[b, :, ys.clamp(0, height - 1), xs.clamp(0, width - 1)]  # (n, 3, 3, C)
-        patches = (patches * inside[..., None]).flatten(1)  # (n, 9 * C)
-        out[chosen] = (patches @ weight.t()).to(out.dtype)
+        results.append((patches * inside[..., None]).flatten(1) @ weight.t())  # (n, out)
+    out = weight.new_empty((len(locations), weight.shape[0]))
+    if results:
+        out[order] = torch.cat(results)
     if conv.bias is not None:
         out = out + conv.bias
     return out

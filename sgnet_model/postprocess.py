@@ -102,17 +102,17 @@ def paste_masks(model: SGNet, outputs: PyramidOutputs, detections: Detections, s
     base_pixel = outputs.image_size[1] / base_width  # input pixels per F pixel
     grown = detections.boxes / base_pixel + torch.tensor([-1.0, -1.0, 1.0, 1.0], device=detections.boxes.device)
     low_res = box_pixels(grown, base_height, base_width)
-    logits = torch.empty(low_res.instance.numel(), dtype=detections.boxes.dtype, device=detections.boxes.device)
-    for chunk in torch.split(torch.arange(logits.numel(), device=logits.device), MAX_MASK_POINTS):
-        centres = (torch.stack((low_res.u[chunk], low_res.v[chunk]), dim=1) + 0.5) * base_pixel
-        logits[chunk] = model.mask_logits(outputs, detections.locations, detections.boxes, low_res.instance[chunk],
-                                          centres.to(logits.dtype)).to(logits.dtype)
+    logits = torch.cat([
+        model.mask_logits(outputs, detections.locations, detections.boxes, instance,
+                          (torch.stack((u, v), dim=1) + 0.5).to(detections.boxes.dtype) * base_pixel).float()
+        for instance, u, v in zip(*(torch.split(t, MAX_MASK_POINTS) for t in (
+            low_res.instance, low_res.u, low_res.v)))])
     full_res = box_pixels(detections.boxes / scale, height, width)
-    for chunk in torch.split(torch.arange(full_res.instance.numel(), device=logits.device), MAX_MASK_POINTS):
-        instance, u, v = full_res.instance[chunk], full_res.u[chunk], full_res.v[chunk]
+    for instance, u, v in zip(*(torch.split(t, MAX_MASK_POINTS) for t in (full_res.instance, full_res.u,
+                                                                           full_res.v))):
         # the output pixel's centre in F pixel units, where F pixel (i, j) has its centre at (j, i)
-        fx = (u.to(logits.dtype) + 0.5) * (scale / base_pixel) - 0.5
-        fy = (v.to(logits.dtype) + 0.5) * (scale / base_pixel) - 0.5
+        fx = (u.float() + 0.5) * (scale / base_pixel) - 0.5
+        fy = (v.float() + 0.5) * (scale / base_pixel) - 0.5
         masks[instance, v * width + u] = _bilinear_in_blocks(logits, low_res, instance, fx, fy) > 0
     return masks.view(count, height, width)
 

@@ -108,10 +108,10 @@ class StreamingPredictor:
         motion = self.model.motion(towers, self._previous_towers, detections.locations) * strides[:, None] / scale
         # a graph replay overwrites its outputs in place: keep a copy of this frame's towers for the next one
         self._previous_towers = [t.clone() for t in towers] if self._graphs else towers
-        boxes = (detections.boxes / scale).float().cpu().numpy()
-        scores = detections.scores.float().cpu().numpy()
-        labels = detections.labels.cpu().numpy()
-        motion_np = motion.float().cpu().numpy()
+        # one transfer for the small per-instance numbers, one for the masks
+        packed = torch.cat((detections.boxes / scale, detections.scores[:, None], detections.labels[:, None],
+                            motion), dim=1).float().cpu().numpy()  # (N, 8)
+        boxes, scores, labels, motion_np = packed[:, :4], packed[:, 4], packed[:, 5].astype(np.int64), packed[:, 6:]
         masks_np = masks.cpu().numpy()
         track_ids = self.tracker.update(boxes, scores, labels, motion_np)
         instances = [
