@@ -38,7 +38,7 @@ def held_out_count(videos: int, val_fraction: float | None = None, val_count: in
     else:
         if not 0.0 < val_fraction < 1.0:
             raise SplitError(f"the held-out fraction must lie strictly between 0 and 1, got {val_fraction}")
-        count = max(1, round(val_fraction * videos))
+        count = max(1, int(val_fraction * videos + 0.5))  # rounded half up
     if count >= videos:
         raise SplitError(f"cannot hold out {count} of {videos} videos: at least one must stay for training")
     return count
