@@ -29,7 +29,8 @@ def select_detections(outputs: PyramidOutputs, pyramid: Pyramid, image: int, val
                       score_threshold: float, nms_threshold: float, max_detections: int,
                       candidates_per_level: int) -> Detections:
     """FCOS inference for one image: score = sqrt(sigmoid(class) * sigmoid(centerness)), the best
-    ``candidates_per_level`` per level, those above the threshold, class-wise NMS, the best ``max_detections``."""
+    ``candidates_per_level`` per level and then over all levels, those above the threshold, class-wise NMS, the
+    best ``max_detections``."""
     boxes, scores, labels, locations = [], [], [], []
     start = 0
     for level, (height, width) in enumerate(pyramid.sizes):  # five levels; no host sync inside the loop
@@ -46,7 +47,11 @@ def select_detections(outputs: PyramidOutputs, pyramid: Pyramid, image: int, val
         labels.append(top.indices % num_classes)
         locations.append(where)
         start += height * width
-    above = torch.nonzero(torch.cat(scores) > score_threshold).squeeze(1)
+    all_scores = torch.cat(scores)
+    # then the best candidates_per_level over all levels: NMS time grows with its input, and no more than
+    # max_detections survive it anyway
+    best = all_scores.topk(min(candidates_per_level, all_scores.numel())).indices
+    above = best[all_scores[best] > score_threshold]
     boxes_t = clip_boxes_to_image(torch.cat(boxes)[above], valid_size)
     scores_t, labels_t, where_t = torch.cat(scores)[above], torch.cat(labels)[above], torch.cat(locations)[above]
     keep = batched_nms(boxes_t.float(), scores_t.float(), labels_t, nms_threshold)[:max_detections]
