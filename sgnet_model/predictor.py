@@ -48,7 +48,6 @@ class StreamingPredictor:
         self.tracker = CenterTracker(tracker_config)
         self._previous_towers: list[torch.Tensor] | None = None
         self._graphs: dict[tuple[int, ...], GraphedPyramid] = {}
-        self._staging: torch.Tensor | None = None  # page-locked host buffer for masks coming off a GPU
         self._previous_timestamp: float | None = None
 
     @classmethod
@@ -124,17 +123,17 @@ class StreamingPredictor:
         return FrameResult(timestamp=timestamp, instances=instances,
                            inference_ms=(time.perf_counter() - started) * 1000.0, tracks_reset=reset)
 
-    def _to_host(self, masks: torch.Tensor) -> np.ndarray:
-        """(N, H, W) bool masks as a numpy array. From a GPU through a reused page-locked buffer: a copy into
-        pageable memory runs at a fraction of the bus speed, and masks are the biggest output by far."""
+    @staticmethod
+    def _to_host(masks: torch.Tensor) -> np.ndarray:
+        """(N, H, W) bool masks as a numpy array. From a GPU through page-locked memory (torch's caching host
+        allocator reuses the block once the array is gone): a copy into pageable memory runs at a fraction
+        of the bus speed, and masks are the biggest output by far."""
         if masks.device.type != "cuda":
             return masks.numpy()
-        if self._staging is None or self._staging.numel() < masks.numel():
-            self._staging = torch.empty(masks.numel(), dtype=torch.bool, pin_memory=True)
-        host = self._staging[:masks.numel()].view(masks.shape)
+        host = torch.empty(masks.shape, dtype=torch.bool, pin_memory=True)
         host.copy_(masks, non_blocking=True)
         torch.cuda.current_stream(masks.device).synchronize()
-        return host.numpy().copy()  # the caller owns its masks; the staging buffer is reused next frame
+        return host.numpy()
 
     def _pyramid_outputs(self, batch: torch.Tensor) -> PyramidOutputs:
         if self.device.type != "cuda" or not self.predictor_config.cuda_graphs:
