@@ -1,0 +1,113 @@
+"""What the node counts while it runs, and its /diagnostics status (diagnostic_msgs/DiagnosticStatus)."""
+from __future__ import annotations
+
+import dataclasses
+import statistics
+import threading
+import time
+
+from diagnostic_msgs.msg import DiagnosticStatus, KeyValue
+
+
+@dataclasses.dataclass(frozen=True)
+class StatisticsReport:
+    """Totals since configure, and figures over the window since the previous report."""
+
+    frames_received: int
+    frames_processed: int
+    frames_dropped: int  # replaced by a newer frame before inference started (stale)
+    frames_rejected: int  # bad input, skipped
+    frames_lost: int  # lost in transport before reaching the node (the middleware's message-lost event)
+    window_s: float
+    window_received: int
+    window_processed: int
+    window_rejected: int
+    rate_hz: float  # frames processed per second over the window
+    latency_ms_median: float  # frame received -> outputs published, over the window (NaN: no frames)
+    latency_ms_max: float
+    inference_ms_median: float  # the predictor's own time per frame, over the window
+
+
+class NodeStatistics:
+    """Thread-safe counters: the subscription callbacks and the inference thread update them."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self.reset()
+
+    def reset(self) -> None:
+        with self._lock:
+            self._received = self._processed = self._dropped = self._rejected = self._lost = 0
+            self._start_window()
+
+    def _start_window(self) -> None:
+        self._window_start = time.monotonic()
+        self._window_received = self._window_rejected = 0
+        self._latencies_ms: list[float] = []
+        self._inference_ms: list[float] = []
+
+    def count_received(self, replaced_pending: bool) -> None:
+        with self._lock:
+            self._received += 1
+            self._window_received += 1
+            self._dropped += int(replaced_pending)
+
+    def count_rejected(self) -> None:
+        with self._lock:
+            self._rejected += 1
+            self._window_rejected += 1
+
+    def count_lost(self, count: int) -> None:
+        with self._lock:
+            self._lost += count
+
+    def count_processed(self, latency_ms: float, inference_ms: float) -> None:
+        with self._lock:
+            self._processed += 1
+            self._latencies_ms.append(latency_ms)
+            self._inference_ms.append(inference_ms)
+
+    def report(self) -> StatisticsReport:
+        """The figures so far; starts a new window."""
+        with self._lock:
+            window_s = time.monotonic() - self._window_start
+            processed = len(self._latencies_ms)
+            nan = float("nan")
+            report = StatisticsReport(
+                frames_received=self._received, frames_processed=self._processed, frames_dropped=self._dropped,
+                frames_rejected=self._rejected, frames_lost=self._lost, window_s=window_s, window_received=self._window_received,
+                window_processed=processed, window_rejected=self._window_rejected,
+                rate_hz=processed / window_s if window_s > 0 else 0.0,
+                latency_ms_median=statistics.median(self._latencies_ms) if processed else nan,
+                latency_ms_max=max(self._latencies_ms) if processed else nan,
+                inference_ms_median=statistics.median(self._inference_ms) if processed else nan)
+            self._start_window()
+        return report
+
+
+def diagnostic_status(report: StatisticsReport, name: str, device: str, active: bool,
+                      inputs: list[str]) -> DiagnosticStatus:
+    """OK while frames flow; WARN while active with no frames arriving, or when frames were rejected."""
+    if not active:
+        level, message = DiagnosticStatus.OK, "configured, not active"
+    elif report.window_received == 0:
+        level, message = DiagnosticStatus.WARN, f"no images received on {', '.join(inputs)}: check the topic and QoS"
+    elif report.window_rejected:
+        level, message = DiagnosticStatus.WARN, f"{report.window_rejected} bad input frame(s) skipped"
+    else:
+        level, message = DiagnosticStatus.OK, f"running at {report.rate_hz:.1f} Hz"
+    values = {
+        "device": device,
+        "rate_hz": f"{report.rate_hz:.3f}",
+        "latency_ms_median": f"{report.latency_ms_median:.3f}",
+        "latency_ms_max": f"{report.latency_ms_max:.3f}",
+        "inference_ms_median": f"{report.inference_ms_median:.3f}",
+        "frames_received": str(report.frames_received),
+        "frames_processed": str(report.frames_processed),
+        "frames_dropped": str(report.frames_dropped),
+        "frames_rejected": str(report.frames_rejected),
+        "frames_lost": str(report.frames_lost),
+        "window_s": f"{report.window_s:.3f}",
+    }
+    return DiagnosticStatus(level=level, name=name, message=message, hardware_id=device,
+                            values=[KeyValue(key=key, value=value) for key, value in values.items()])

@@ -1,0 +1,60 @@
+"""The predictor's FrameResult as ROS messages: sgnet_ros/InstanceArray and vision_msgs/Detection2DArray."""
+from __future__ import annotations
+
+import array
+
+from std_msgs.msg import Header
+
+from sgnet_model.instances import FrameResult, TrackedInstance
+from sgnet_ros.masks import encode_mask
+from sgnet_ros.msg import Instance, InstanceArray
+
+try:  # vision_msgs is not on PyPI; in a ROS install it usually is there, and then detections are published.
+    from vision_msgs.msg import Detection2D, Detection2DArray, ObjectHypothesisWithPose
+except ImportError:
+    Detection2DArray = None
+
+
+def by_score(instances: list[TrackedInstance]) -> list[TrackedInstance]:
+    """Highest score first (the order of InstanceArray.instances)."""
+    return sorted(instances, key=lambda instance: -instance.score)
+
+
+def instance_msg(instance: TrackedInstance) -> Instance:
+    x1, y1, x2, y2 = (float(v) for v in instance.box)
+    height, width = instance.mask.shape
+    return Instance(
+        track_id=instance.track_id, class_id=instance.class_id, class_name=instance.class_name,
+        score=float(instance.score), box_x1=x1, box_y1=y1, box_x2=x2, box_y2=y2,
+        centre_x=float(instance.centre[0]), centre_y=float(instance.centre[1]),
+        motion_x=float(instance.motion[0]), motion_y=float(instance.motion[1]),
+        mask_height=height, mask_width=width,
+        mask_counts=array.array("I", encode_mask(instance.mask).tobytes()))  # uint32[] takes array("I")
+
+
+def instance_array_msg(result: FrameResult, header: Header) -> InstanceArray:
+    return InstanceArray(header=header, instances=[instance_msg(i) for i in by_score(result.instances)],
+                         inference_ms=float(result.inference_ms), tracks_reset=result.tracks_reset)
+
+
+def vision_msgs_available() -> bool:
+    return Detection2DArray is not None
+
+
+def detection_array_msg(result: FrameResult, header: Header) -> "Detection2DArray":
+    """vision_msgs/Detection2DArray (Humble and later): one Detection2D per instance, ``id`` = the track id,
+    one hypothesis with the class name and score, the box as centre and size."""
+    detections = []
+    for instance in by_score(result.instances):
+        x1, y1, x2, y2 = (float(v) for v in instance.box)
+        detection = Detection2D(header=header, id=str(instance.track_id))
+        detection.bbox.center.position.x = (x1 + x2) / 2
+        detection.bbox.center.position.y = (y1 + y2) / 2
+        detection.bbox.size_x = x2 - x1
+        detection.bbox.size_y = y2 - y1
+        hypothesis = ObjectHypothesisWithPose()
+        hypothesis.hypothesis.class_id = instance.class_name
+        hypothesis.hypothesis.score = float(instance.score)
+        detection.results = [hypothesis]
+        detections.append(detection)
+    return Detection2DArray(header=header, detections=detections)

@@ -1,0 +1,144 @@
+"""The node's ROS parameters: their names, defaults, descriptions and validation.
+
+Defaults come from the config dataclasses, never from literals here: NodeConfig below for the node's own
+settings, and sgnet_model.config for the predictor (``predictor.*``), the inference thresholds (``model.*``) and
+the tracker (``tracker.*``). config/sgnet.yaml lists the same values for users (a test keeps them equal).
+"""
+from __future__ import annotations
+
+import dataclasses
+from typing import Any, Callable, Mapping
+
+from sgnet_model.config import ConfigError, ModelConfig, PredictorConfig, TrackerConfig, from_dict
+
+RELIABILITIES = ("best_effort", "reliable")
+
+
+@dataclasses.dataclass(frozen=True)
+class NodeConfig:
+    """Settings of the ROS node itself."""
+
+    checkpoint: str = ""  # a checkpoint written by sgnet-train; required unless smoke_test
+    smoke_test: bool = False  # run random weights (plumbing tests only: the output means nothing)
+    model_config: str = "resnet50"  # smoke test only: a config/model name or YAML path for the random network
+    allow_cpu_fallback: bool = False  # device cuda without a GPU: run on the CPU instead of failing
+    autostart: bool = True  # configure and activate at start (false: wait for a lifecycle manager)
+    image_topic: str = "image"  # sensor_msgs/Image input; empty: none
+    compressed_image_topic: str = ""  # sensor_msgs/CompressedImage input; empty: none
+    qos_reliability: str = "best_effort"  # of the image subscriptions: best_effort (sensor data) or reliable
+    qos_depth: int = 1  # of the image subscriptions; the node only ever works on the newest frame
+    output_qos_depth: int = 10  # of the output publishers (reliable)
+    debug_image: bool = True  # offer debug_image (rendered only while someone subscribes)
+    label_image: bool = True  # offer label_image (built only while someone subscribes)
+    diagnostics_period_s: float = 1.0  # how often /diagnostics is published
+    max_image_pixels: int = 4096 * 4096  # larger images are rejected
+    bad_input_log_period_s: float = 5.0  # each kind of bad input is logged at most once per this period
+
+    def __post_init__(self) -> None:
+        checks = (
+            ("qos_reliability", self.qos_reliability in RELIABILITIES,
+             f"must be one of {RELIABILITIES}, got {self.qos_reliability!r}"),
+            ("qos_depth", self.qos_depth >= 1, f"must be at least 1, got {self.qos_depth}"),
+            ("output_qos_depth", self.output_qos_depth >= 1, f"must be at least 1, got {self.output_qos_depth}"),
+            ("diagnostics_period_s", self.diagnostics_period_s > 0, "must be positive"),
+            ("max_image_pixels", self.max_image_pixels >= 1, f"must be at least 1, got {self.max_image_pixels}"),
+            ("bad_input_log_period_s", self.bad_input_log_period_s >= 0, "must be 0 or more"),
+            ("image_topic", bool(self.image_topic or self.compressed_image_topic),
+             "is empty and so is compressed_image_topic: the node would have no input"),
+        )
+        for field, ok, message in checks:
+            if not ok:
+                raise ConfigError(f"{field}: {message}")
+
+
+THRESHOLD_FIELDS = ("score_threshold", "nms_threshold", "detections_per_frame")
+
+
+@dataclasses.dataclass(frozen=True)
+class ParameterGroup:
+    """ROS parameters ``prefix + field`` for the given fields of a config dataclass."""
+
+    prefix: str
+    config: type
+    fields: tuple[str, ...]
+
+
+PARAMETER_GROUPS = (
+    ParameterGroup("", NodeConfig, tuple(f.name for f in dataclasses.fields(NodeConfig))),
+    ParameterGroup("predictor.", PredictorConfig, tuple(f.name for f in dataclasses.fields(PredictorConfig))),
+    ParameterGroup("model.", ModelConfig, THRESHOLD_FIELDS),
+    ParameterGroup("tracker.", TrackerConfig, tuple(f.name for f in dataclasses.fields(TrackerConfig))),
+)
+
+DESCRIPTIONS = {
+    "checkpoint": "checkpoint file written by sgnet-train (required unless smoke_test)",
+    "smoke_test": "run a randomly initialised network: plumbing tests only, the output means nothing",
+    "model_config": "smoke test only: config/model name (resnet50, resnet101, resnet18_small) or YAML path",
+    "allow_cpu_fallback": "when predictor.device is cuda and there is no GPU, run on the CPU instead of failing",
+    "autostart": "configure and activate at start; false leaves that to a lifecycle manager",
+    "image_topic": "sensor_msgs/Image input topic (empty: none)",
+    "compressed_image_topic": "sensor_msgs/CompressedImage input topic (empty: none)",
+    "qos_reliability": "image subscriptions: best_effort (sensor data, takes any camera) or reliable",
+    "qos_depth": "image subscriptions' queue depth (keep last)",
+    "output_qos_depth": "queue depth of the output topics (reliable, keep last)",
+    "debug_image": "offer the debug_image topic (rendered only while subscribed)",
+    "label_image": "offer the label_image topic (built only while subscribed)",
+    "diagnostics_period_s": "seconds between /diagnostics messages",
+    "max_image_pixels": "images with more pixels are rejected",
+    "bad_input_log_period_s": "each kind of bad input is logged at most once per this many seconds",
+    "predictor.device": "cpu, cuda or cuda:N",
+    "predictor.fp16": "half precision (CUDA only)",
+    "predictor.cuda_graphs": "on CUDA, replay the network from a CUDA graph per frame size (less launch overhead)",
+    "predictor.max_gap_s": "tracks reset when consecutive stamps are further apart than this (or go back)",
+    "model.score_threshold": "minimum detection score (applies at once when changed)",
+    "model.nms_threshold": "IoU above which per-class NMS suppresses a detection (applies at once)",
+    "model.detections_per_frame": "at most this many detections per frame (applies at once)",
+    "tracker.new_track_score": "score a detection needs to start a track",
+    "tracker.continue_score": "score a detection needs to continue a track",
+    "tracker.max_lost_frames": "frames an unmatched track is kept alive, moving by its last motion",
+    "tracker.radius_scale": "matching radius = radius_scale x mean(width, height) of the track's box",
+}
+
+
+def parameter_defaults() -> dict[str, Any]:
+    """ROS parameter name -> default, read from the dataclasses."""
+    defaults = {}
+    for group in PARAMETER_GROUPS:
+        instance = group.config()
+        for field in group.fields:
+            defaults[group.prefix + field] = getattr(instance, field)
+    return defaults
+
+
+class ParameterError(ValueError):
+    """A parameter value the node cannot run with; the message names the parameter."""
+
+
+@dataclasses.dataclass(frozen=True)
+class NodeSettings:
+    """Every parameter, validated."""
+
+    node: NodeConfig
+    predictor: PredictorConfig
+    thresholds: dict[str, Any]  # score_threshold, nms_threshold, detections_per_frame
+    tracker: TrackerConfig
+
+
+def _build(group: ParameterGroup, values: Mapping[str, Any]) -> Any:
+    source = group.prefix.rstrip(".") or "_"
+    fields = {field: values[group.prefix + field] for field in group.fields}
+    try:
+        return from_dict(group.config, fields, source)
+    except ConfigError as error:
+        where = str(error)
+        if not group.prefix:
+            where = where.removeprefix("_.")
+        raise ParameterError(f"parameter {where}") from None
+
+
+def settings_from(get_value: Callable[[str], Any]) -> NodeSettings:
+    """Validate all parameters (``get_value(name)`` gives each value); ParameterError names a wrong one."""
+    values = {name: get_value(name) for name in parameter_defaults()}
+    node, predictor, model, tracker = (_build(group, values) for group in PARAMETER_GROUPS)
+    return NodeSettings(node=node, predictor=predictor,
+                        thresholds={field: getattr(model, field) for field in THRESHOLD_FIELDS}, tracker=tracker)

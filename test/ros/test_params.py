@@ -1,0 +1,82 @@
+"""The node's parameters: defaults from the dataclasses, config/sgnet.yaml in step with them, validation errors
+that name the parameter."""
+import dataclasses
+from pathlib import Path
+
+import pytest
+import yaml
+
+from sgnet_model.config import ModelConfig, PredictorConfig, TrackerConfig
+from sgnet_ros.params import DESCRIPTIONS, NodeConfig, ParameterError, parameter_defaults, settings_from
+
+SHIPPED_YAML = Path(__file__).resolve().parents[2] / "config" / "sgnet.yaml"
+
+
+def flatten(tree: dict, prefix: str = "") -> dict:
+    flat = {}
+    for key, value in tree.items():
+        if isinstance(value, dict):
+            flat.update(flatten(value, f"{prefix}{key}."))
+        else:
+            flat[f"{prefix}{key}"] = value
+    return flat
+
+
+def dataclass_defaults() -> dict:
+    """The expected table, read field by field from the dataclasses (a second route to the same values)."""
+    expected = {f.name: f.default for f in dataclasses.fields(NodeConfig)}
+    expected.update({f"predictor.{f.name}": f.default for f in dataclasses.fields(PredictorConfig)})
+    model = ModelConfig()
+    expected.update({f"model.{name}": getattr(model, name)
+                     for name in ("score_threshold", "nms_threshold", "detections_per_frame")})
+    expected.update({f"tracker.{f.name}": f.default for f in dataclasses.fields(TrackerConfig)})
+    return expected
+
+
+def test_defaults_are_the_dataclass_defaults_and_all_are_described():
+    assert parameter_defaults() == dataclass_defaults()
+    assert set(DESCRIPTIONS) == set(parameter_defaults())
+
+
+def test_shipped_yaml_lists_every_parameter_with_its_default():
+    document = yaml.safe_load(SHIPPED_YAML.read_text())
+    shipped = flatten(document["/**"]["ros__parameters"])
+    expected = dataclass_defaults()
+    assert shipped == expected
+    assert all(type(shipped[name]) is type(expected[name]) for name in expected)  # 1.0 stays a float
+
+
+def values_with(**changes) -> dict:
+    values = parameter_defaults()
+    values.update({name.replace("__", "."): value for name, value in changes.items()})
+    return values
+
+
+@pytest.mark.parametrize("changes, message", [
+    ({"tracker__continue_score": 1.5}, "parameter tracker.continue_score: must lie in [0, 1]"),
+    ({"tracker__new_track_score": 0.1}, "parameter tracker.new_track_score: must lie in [continue_score, 1]"),
+    ({"tracker__max_lost_frames": 2.5}, "parameter tracker.max_lost_frames: expected int, got 2.5"),
+    ({"model__score_threshold": -0.1}, "parameter model.score_threshold: must lie in [0, 1]"),
+    ({"model__detections_per_frame": 0}, "parameter model.detections_per_frame: must be at least 1"),
+    ({"predictor__device": "gpu"}, "parameter predictor.device: must be 'cpu', 'cuda' or 'cuda:N'"),
+    ({"predictor__max_gap_s": 0.0}, "parameter predictor.max_gap_s: must be positive"),
+    ({"qos_reliability": "sometimes"}, "parameter qos_reliability: must be one of"),
+    ({"qos_depth": 0}, "parameter qos_depth: must be at least 1"),
+    ({"qos_depth": "deep"}, "parameter qos_depth: expected int, got 'deep'"),
+    ({"smoke_test": "yes"}, "parameter smoke_test: expected bool, got 'yes'"),
+    ({"image_topic": "", "compressed_image_topic": ""}, "parameter image_topic: is empty and so is"),
+])
+def test_invalid_values_name_the_parameter(changes, message):
+    values = values_with(**changes)
+    with pytest.raises(ParameterError) as error:
+        settings_from(values.__getitem__)
+    assert str(error.value).startswith(message)
+
+
+def test_valid_values_come_through_typed():
+    settings = settings_from(values_with(predictor__max_gap_s=3, model__score_threshold=1,
+                                         tracker__max_lost_frames=4).__getitem__)
+    assert settings.predictor.max_gap_s == 3.0 and isinstance(settings.predictor.max_gap_s, float)
+    assert settings.thresholds == {"score_threshold": 1.0, "nms_threshold": 0.5, "detections_per_frame": 50}
+    assert settings.tracker == TrackerConfig(max_lost_frames=4)
+    assert settings.node == NodeConfig()
