@@ -1,0 +1,61 @@
+"""Fixtures of the ROS tests: an isolated ROS 2 environment for this test run, and node processes in it."""
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Callable, Iterator
+
+import pytest
+import rclpy
+
+from ros_harness import Client, NodeProcess
+
+
+class RosSession:
+    def __init__(self, root: Path) -> None:
+        self.root = root
+        self.client = Client()
+
+    def start_node(self, name: str, namespace: str, **parameters) -> NodeProcess:
+        return NodeProcess(self.root, name, namespace, {key.replace("__", "."): value
+                                                       for key, value in parameters.items()})
+
+
+@pytest.fixture(scope="session")
+def ros(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RosSession]:
+    """ROS 2 for this test run only: its own domain id, discovery on this machine only, logs and temporary files
+    in a temporary folder. Node processes inherit the environment."""
+    root = tmp_path_factory.mktemp("ros")
+    (root / "log").mkdir()
+    (root / "tmp").mkdir()
+    patch = pytest.MonkeyPatch()
+    patch.setenv("ROS_DOMAIN_ID", str(1 + os.getpid() % 100))
+    patch.setenv("ROS_AUTOMATIC_DISCOVERY_RANGE", "LOCALHOST")
+    patch.setenv("ROS_LOG_DIR", str(root / "log"))
+    patch.setenv("TMPDIR", str(root / "tmp"))
+    rclpy.init()
+    session = RosSession(root)
+    yield session
+    session.client.close()
+    rclpy.shutdown()
+    patch.undo()
+
+
+@pytest.fixture(scope="module")
+def node_factory(ros: RosSession) -> Iterator[Callable[..., NodeProcess]]:
+    """start(name, namespace, **parameters) -> NodeProcess; every node started is stopped (SIGINT) at the end of
+    the module, and must exit cleanly."""
+    started: list[NodeProcess] = []
+
+    def start(name: str, namespace: str, **parameters) -> NodeProcess:
+        node = ros.start_node(name, namespace, **parameters)
+        started.append(node)
+        return node
+
+    yield start
+    failures = []
+    for node in started:
+        code = node.stop()
+        if code != 0:
+            failures.append(f"{node.fully_qualified_name} exited with {code}:\n{node.output()[-3000:]}")
+    assert not failures, "\n".join(failures)

@@ -1,0 +1,151 @@
+"""Real ROS 2 between real processes for the node tests: the node runs as `python -m sgnet_ros.node` in a
+subprocess, and the test process talks to it over DDS through a spinning rclpy client node."""
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import threading
+import time
+import uuid
+from collections import defaultdict
+from pathlib import Path
+from typing import Any, Callable
+
+import numpy as np
+import rclpy
+from rclpy.executors import SingleThreadedExecutor
+from rclpy.qos import QoSProfile, ReliabilityPolicy
+
+from rcl_interfaces.msg import Log
+from sensor_msgs.msg import Image
+
+ROS_ENVIRONMENT = ("ROS_DOMAIN_ID", "ROS_AUTOMATIC_DISCOVERY_RANGE", "ROS_LOG_DIR", "TMPDIR")
+
+
+class NodeProcess:
+    """The sgnet node in its own process; stop() sends SIGINT as `ros2 launch` does."""
+
+    def __init__(self, log_dir: Path, name: str, namespace: str, parameters: dict[str, Any]) -> None:
+        self.name, self.namespace = name, namespace
+        self.fully_qualified_name = f"{namespace.rstrip('/')}/{name}"
+        args = [sys.executable, "-m", "sgnet_ros.node", "--ros-args", "-r", f"__node:={name}",
+                "-r", f"__ns:={namespace}"]
+        for key, value in parameters.items():
+            args += ["-p", f"{key}:={json.dumps(value)}"]  # -p values are YAML; JSON scalars are YAML
+        self.log_path = log_dir / f"{namespace.strip('/').replace('/', '_')}_{name}.log"
+        with open(self.log_path, "wb") as log:
+            self.process = subprocess.Popen(args, stdout=log, stderr=subprocess.STDOUT, env=os.environ.copy())
+
+    @property
+    def pid(self) -> int:
+        return self.process.pid
+
+    def output(self) -> str:
+        return self.log_path.read_text(errors="replace")
+
+    def stop(self, timeout: float = 20.0) -> int:
+        if self.process.poll() is None:
+            self.process.send_signal(signal.SIGINT)
+            try:
+                self.process.wait(timeout)
+            except subprocess.TimeoutExpired:
+                self.process.kill()
+                self.process.wait()
+        return self.process.returncode
+
+
+class Client:
+    """A test-side rclpy node spinning in a background thread; records what arrives on each topic."""
+
+    def __init__(self) -> None:
+        self.node = rclpy.create_node(f"sgnet_test_{uuid.uuid4().hex[:8]}")
+        self.executor = SingleThreadedExecutor()
+        self.executor.add_node(self.node)
+        self._lock = threading.Lock()
+        self.messages: dict[str, list[tuple[float, Any]]] = defaultdict(list)  # topic -> (arrival, message)
+        self._thread = threading.Thread(target=self._spin, daemon=True)
+        self._running = True
+        self._thread.start()
+        self.subscribe("/rosout", Log, QoSProfile(depth=1000))
+
+    def _spin(self) -> None:
+        while self._running:
+            self.executor.spin_once(timeout_sec=0.05)
+
+    def subscribe(self, topic: str, message_type: type, qos: QoSProfile | int = 50) -> None:
+        def record(message: Any) -> None:
+            with self._lock:
+                self.messages[topic].append((time.perf_counter(), message))
+        self.node.create_subscription(message_type, topic, record, qos)
+
+    def received(self, topic: str) -> list[Any]:
+        with self._lock:
+            return [message for _, message in self.messages[topic]]
+
+    def arrivals(self, topic: str) -> list[tuple[float, Any]]:
+        with self._lock:
+            return list(self.messages[topic])
+
+    def clear(self, topic: str) -> None:
+        with self._lock:
+            self.messages[topic] = []
+
+    def publisher(self, topic: str, message_type: type = Image, reliable: bool = True, depth: int = 10):
+        reliability = ReliabilityPolicy.RELIABLE if reliable else ReliabilityPolicy.BEST_EFFORT
+        return self.node.create_publisher(message_type, topic, QoSProfile(depth=depth, reliability=reliability))
+
+    def logs(self, node: NodeProcess) -> list[Log]:
+        logger_name = node.fully_qualified_name.lstrip("/").replace("/", ".")
+        return [log for log in self.received("/rosout") if log.name == logger_name]
+
+    def call(self, client_type: type, service: str, request: Any, timeout: float = 30.0) -> Any:
+        client = self.node.create_client(client_type, service)
+        try:
+            assert client.wait_for_service(timeout_sec=timeout), f"service {service} did not appear"
+            future = client.call_async(request)
+            assert wait_until(future.done, timeout), f"service {service} did not answer"
+            return future.result()
+        finally:
+            self.node.destroy_client(client)
+
+    def close(self) -> None:
+        self._running = False
+        self._thread.join()
+        self.executor.remove_node(self.node)
+        self.node.destroy_node()
+
+
+def wait_until(condition: Callable[[], Any], timeout: float, period: float = 0.02) -> bool:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if condition():
+            return True
+        time.sleep(period)
+    return bool(condition())
+
+
+def image_message(rgb: np.ndarray, stamp: float, frame_id: str = "camera", encoding: str = "rgb8") -> Image:
+    """An rgb8 (or bgr8) Image with the given stamp in seconds."""
+    height, width = rgb.shape[:2]
+    pixels = rgb[:, :, ::-1] if encoding == "bgr8" else rgb
+    message = Image(height=height, width=width, encoding=encoding, step=width * 3,
+                    data=np.ascontiguousarray(pixels).tobytes())
+    message.header.frame_id = frame_id
+    message.header.stamp.sec = int(stamp)
+    message.header.stamp.nanosec = int(round((stamp - int(stamp)) * 1e9))
+    return message
+
+
+def stamp_of(message: Any) -> float:
+    return message.header.stamp.sec + message.header.stamp.nanosec * 1e-9
+
+
+def diagnostic_values(message: Any, node: NodeProcess) -> dict[str, str] | None:
+    """The key-value pairs of the node's status in a DiagnosticArray, or None if it is not in it."""
+    for status in message.status:
+        if status.name.startswith(f"{node.fully_qualified_name}:"):
+            return {value.key: value.value for value in status.values}
+    return None

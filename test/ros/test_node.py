@@ -1,0 +1,272 @@
+"""The node over real DDS, in its own process, running random weights (smoke_test) with every threshold at 0 so
+that each frame has instances. What needs a trained model is in test_node_trained.py."""
+import statistics
+import time
+
+import cv2
+import numpy as np
+import pytest
+from diagnostic_msgs.msg import DiagnosticArray
+from rcl_interfaces.msg import Parameter, ParameterType, ParameterValue
+from rcl_interfaces.srv import SetParameters
+from sensor_msgs.msg import CompressedImage, Image
+
+from ros_harness import diagnostic_values, image_message, stamp_of, wait_until
+from sgnet_model.config import YOUTUBE_VIS_2019_CLASSES
+from sgnet_ros.masks import instance_mask, label_value
+from sgnet_ros.msg import InstanceArray
+from sgnet_ros.overlay import MASK_OPACITY, track_colour
+
+NAMESPACE = "/smoke"
+HEIGHT, WIDTH = 192, 320  # 184 KB rgb8: fits Fast DDS's shared-memory segment with best-effort QoS
+DETECTIONS = 4
+MAX_PIXELS = 200_000
+EVERYTHING = dict(smoke_test=True, model_config="resnet18_small", model__score_threshold=0.0,
+                  model__detections_per_frame=DETECTIONS, tracker__new_track_score=0.0,
+                  tracker__continue_score=0.0, compressed_image_topic="image/compressed",
+                  max_image_pixels=MAX_PIXELS)
+
+
+def picture(seed: int, height: int = HEIGHT, width: int = WIDTH) -> np.ndarray:
+    rng = np.random.default_rng(seed)
+    image = cv2.resize(rng.integers(0, 256, (12, 20, 3), dtype=np.uint8), (width, height),
+                       interpolation=cv2.INTER_CUBIC)
+    cv2.circle(image, (int(rng.integers(60, width - 60)), int(rng.integers(50, height - 50))), 30, (250, 40, 40), -1)
+    return image
+
+
+class Stream:
+    """Publishes frames to the node and waits for the matching outputs (by stamp)."""
+
+    def __init__(self, client, node):
+        self.client, self.node = client, node
+        for topic, message_type in (("instances", InstanceArray), ("label_image", Image), ("debug_image", Image)):
+            client.subscribe(f"{NAMESPACE}/{topic}", message_type)
+        client.subscribe("/diagnostics", DiagnosticArray)
+        self.image = client.publisher(f"{NAMESPACE}/image", Image, reliable=False)
+        self.compressed = client.publisher(f"{NAMESPACE}/image/compressed", CompressedImage, reliable=False)
+        ready = lambda: (self.image.get_subscription_count() and self.compressed.get_subscription_count()
+                         and client.node.count_publishers(f"{NAMESPACE}/instances")
+                         and client.node.count_subscribers(f"{NAMESPACE}/label_image")
+                         and self.output_publishers_matched())
+        assert wait_until(ready, 60), f"the node did not come up:\n{node.output()}"
+        # Discovery completes on each side on its own time: send a frame until the node answers on every topic.
+        warm_up = image_message(picture(0), 1.0)
+        answered = lambda: all(self.outputs(t, 1.0) for t in ("instances", "label_image", "debug_image"))
+        for _ in range(60):
+            self.image.publish(warm_up)
+            if wait_until(answered, 1.0):
+                break
+        assert answered(), f"the node does not answer:\n{node.output()}"
+
+    def output_publishers_matched(self):
+        return all(self.client.node.count_publishers(f"{NAMESPACE}/{topic}")
+                   for topic in ("instances", "label_image", "debug_image"))
+
+    def outputs(self, topic: str, stamp: float) -> list:
+        return [m for m in self.client.received(f"{NAMESPACE}/{topic}") if abs(stamp_of(m) - stamp) < 1e-6]
+
+    def send(self, message, topic: str = "image", timeout: float = 30.0, expect=("instances",)):
+        (self.compressed if topic == "compressed" else self.image).publish(message)
+        stamp = stamp_of(message)
+        ok = wait_until(lambda: all(self.outputs(t, stamp) for t in expect), timeout)
+        assert ok, f"no {expect} for stamp {stamp}:\n{self.node.output()[-3000:]}"
+        return [self.outputs(t, stamp)[-1] for t in expect]
+
+    def diagnostics(self, after: float) -> dict:
+        """The node's diagnostics values from a message stamped after `after` (time.time())."""
+        def latest():
+            for message in reversed(self.client.received("/diagnostics")):
+                values = diagnostic_values(message, self.node)
+                if values is not None and stamp_of(message) > after:
+                    return values
+            return None
+        assert wait_until(lambda: latest() is not None, 10)
+        return latest()
+
+
+@pytest.fixture(scope="module")
+def stream(ros, node_factory):
+    node = node_factory("sgnet", NAMESPACE, **EVERYTHING)
+    return Stream(ros.client, node)
+
+
+def test_outputs_carry_the_input_header_and_masks_that_decode(stream):
+    rgb = picture(1)
+    instances, labels, debug = stream.send(image_message(rgb, 1000.25, frame_id="camera_left"),
+                                           expect=("instances", "label_image", "debug_image"))
+    for message in (instances, labels, debug):
+        assert message.header.frame_id == "camera_left"
+        assert (message.header.stamp.sec, message.header.stamp.nanosec) == (1000, 250_000_000)
+    assert 1 <= len(instances.instances) <= DETECTIONS and instances.inference_ms > 0
+    scores = [i.score for i in instances.instances]
+    assert scores == sorted(scores, reverse=True)
+    for instance in instances.instances:
+        mask = instance_mask(instance)
+        assert mask.shape == (HEIGHT, WIDTH) and instance.track_id >= 1
+        assert 0 <= instance.box_x1 <= instance.box_x2 <= WIDTH and 0 <= instance.box_y1 <= instance.box_y2 <= HEIGHT
+        assert instance.centre_x == pytest.approx((instance.box_x1 + instance.box_x2) / 2, abs=1e-3)
+        assert YOUTUBE_VIS_2019_CLASSES[instance.class_id] == instance.class_name
+    # label image: worked out pixel by pixel from the decoded masks, the higher score winning overlaps
+    assert (labels.encoding, labels.width, labels.height) == ("mono16", WIDTH, HEIGHT)
+    order = ">" if labels.is_bigendian else "<"
+    label_pixels = np.frombuffer(labels.data, f"{order}u2").reshape(HEIGHT, labels.step // 2)[:, :WIDTH]
+    masks = np.stack([instance_mask(i) for i in instances.instances])  # (N, H, W), highest score first
+    scores_at = np.where(masks, np.array(scores)[:, None, None], -1.0)
+    winner = scores_at.argmax(axis=0)
+    expected = np.where(masks.any(axis=0),
+                        np.array([label_value(i.track_id) for i in instances.instances])[winner], 0)
+    assert np.array_equal(label_pixels, expected)
+    # debug image: untouched away from masks, boxes and labels; inside masks the blend of the track's colour
+    drawn = np.frombuffer(debug.data, np.uint8).reshape(HEIGHT, WIDTH, 3).astype(np.float64)
+    near_box = np.zeros((HEIGHT, WIDTH), bool)
+    for i in instances.instances:
+        x1, y1, x2, y2 = (int(round(v)) for v in (i.box_x1, i.box_y1, i.box_x2, i.box_y2))
+        for x in (x1, x2):
+            near_box[max(0, y1 - 20):y2 + 3, max(0, x - 2):x + 3] = True
+        for y in (y1, y2):
+            near_box[max(0, y - 20):y + 3, max(0, x1 - 2):x2 + 3] = True
+        near_box[max(0, y1 - 20):y1 + 3, max(0, x1 - 2):x2 + 200] = True  # the text
+    background = ~masks.any(axis=0) & ~near_box
+    assert np.array_equal(drawn[background], rgb[background])
+    top = instances.instances[0]
+    only_top = masks[0] & (masks.sum(axis=0) == 1) & ~near_box
+    if only_top.any():
+        blend = rgb[only_top] * (1 - MASK_OPACITY) + np.array(track_colour(top.track_id)) * MASK_OPACITY
+        assert np.abs(drawn[only_top] - blend).max() <= 1.0
+
+
+def test_bgr8_padded_and_compressed_frames_give_the_same_instances_as_rgb8(stream):
+    rgb = picture(2)
+    reference, = stream.send(image_message(rgb, 2000.0))
+    bgr, = stream.send(image_message(rgb, 2000.1, encoding="bgr8"))
+    padded_message = image_message(rgb, 2000.2)
+    padded_message.step = WIDTH * 3 + 64
+    padded_message.data = np.concatenate([rgb.reshape(HEIGHT, -1), np.full((HEIGHT, 64), 9, np.uint8)], 1).tobytes()
+    padded, = stream.send(padded_message)
+    ok, png = cv2.imencode(".png", rgb[:, :, ::-1])
+    compressed_message = CompressedImage(format="png", data=png.tobytes())
+    compressed_message.header = image_message(rgb, 2000.3).header
+    compressed, = stream.send(compressed_message, topic="compressed")
+    for other in (bgr, padded, compressed):
+        assert len(other.instances) == len(reference.instances)
+        for a, b in zip(reference.instances, other.instances):
+            assert np.array_equal(instance_mask(a), instance_mask(b))
+            assert (a.box_x1, a.box_y2, a.class_id) == pytest.approx((b.box_x1, b.box_y2, b.class_id), abs=1e-3)
+
+
+def test_zero_stamps_pass_through_with_one_warning(stream):
+    topic = f"{NAMESPACE}/instances"
+    for _ in range(2):
+        stream.client.clear(topic)
+        stream.image.publish(image_message(picture(3), 0.0, frame_id="zero"))
+        assert wait_until(lambda: any(m.header.frame_id == "zero" and stamp_of(m) == 0.0
+                                      for m in stream.client.received(topic)), 30)
+    warnings = [log.msg for log in stream.client.logs(stream.node) if "zero header stamp" in log.msg]
+    assert len(warnings) == 1
+
+
+def test_tracks_reset_when_stamps_go_back_or_jump(stream):
+    stamps = [3000.0, 3000.1, 2990.0, 2990.1, 2995.0]  # back by 10 s, then a 4.9 s gap > max_gap_s 2
+    outputs = [stream.send(image_message(picture(4), stamp))[0] for stamp in stamps]
+    assert [o.tracks_reset for o in outputs[1:]] == [False, True, False, True]
+    before_reset = max(i.track_id for i in outputs[1].instances)
+    assert all(i.track_id > before_reset for i in outputs[2].instances)  # ids are never reused
+    same = {i.track_id for i in outputs[2].instances} & {i.track_id for i in outputs[3].instances}
+    assert same  # the same picture again: tracks continue
+    logs = [log.msg for log in stream.client.logs(stream.node) if log.msg.startswith("tracks reset")]
+    assert any("the stamp went back" in msg for msg in logs)
+    assert any("a gap of 4.900 s > predictor.max_gap_s" in msg for msg in logs)
+
+
+def bad_messages():
+    rgb = picture(5)
+    good = image_message(rgb, 0.0)
+
+    def altered(**fields):
+        message = image_message(rgb, 0.0)
+        for key, value in fields.items():
+            setattr(message, key, value)
+        return message
+
+    huge = Image(height=101, width=2000, encoding="mono8", step=2000, data=bytes(202_000))  # mono8: fits DDS shared memory
+    ok, jpeg = cv2.imencode(".jpg", rgb)
+    return [
+        ("image", altered(encoding="yuv422"), "unsupported encoding 'yuv422'"),
+        ("image", altered(data=good.data[:-7]), "but height x step"),
+        ("image", altered(step=WIDTH * 3 - 3), "is smaller than width x channels"),
+        ("image", Image(height=0, width=0, encoding="rgb8", step=0, data=b""), "zero size"),
+        ("image", huge, "202000 pixels is larger than max_image_pixels"),
+        ("image", image_message(np.zeros((4, 4, 3), np.uint8), 0.0), "too small"),
+        ("compressed", CompressedImage(format="jpeg", data=jpeg.tobytes()[:100] + bytes(50)), "cannot be decoded"),
+    ]
+
+
+def test_bad_input_is_logged_and_skipped_and_the_node_keeps_serving(stream):
+    started = time.time()
+    before = stream.diagnostics(started)
+    cases = bad_messages()
+    for index, (topic, message, expected_log) in enumerate(cases):
+        message.header.stamp.sec = 4000 + index
+        (stream.compressed if topic == "compressed" else stream.image).publish(message)
+        assert wait_until(lambda: any(expected_log in log.msg for log in stream.client.logs(stream.node)), 10), \
+            f"no log saying {expected_log!r}"
+        stream.send(image_message(picture(6), 4000 + index + 0.5))  # and the next good frame is served
+        assert not stream.outputs("instances", 4000 + index), expected_log
+    for repeat in range(3):  # the same bad input again: counted, but not logged again (rate-limited)
+        cases[0][1].header.stamp.sec = 4050 + repeat
+        stream.image.publish(cases[0][1])
+        time.sleep(0.2)
+    stream.send(image_message(picture(6), 4100.0))
+    assert sum("unsupported encoding 'yuv422'" in log.msg for log in stream.client.logs(stream.node)) == 1
+    after = stream.diagnostics(time.time())
+    rejected, dropped = (int(after[key]) - int(before[key]) for key in ("frames_rejected", "frames_dropped"))
+    assert rejected >= len(cases) and rejected + dropped == len(cases) + 3  # a repeat may be replaced unseen
+
+
+def test_a_burst_faster_than_the_model_drops_stale_frames_without_backlog(stream):
+    topic = f"{NAMESPACE}/instances"
+    stream.send(image_message(picture(7), 5000.0))
+    before = stream.diagnostics(time.time())
+    sent = {}
+    count = 40
+    for k in range(count):
+        stamp = 5001.0 + 0.01 * k
+        sent[round(stamp, 2)] = time.perf_counter()
+        stream.image.publish(image_message(picture(7), stamp))
+        time.sleep(0.005)  # 200 Hz, several times faster than the model
+    last = round(5001.0 + 0.01 * (count - 1), 2)
+    assert wait_until(lambda: stream.outputs("instances", last), 30)  # the newest frame is always served
+    time.sleep(1.0)
+    burst = [(arrival, m) for arrival, m in stream.client.arrivals(topic) if stamp_of(m) > 5000.5]
+    stamps = [round(stamp_of(m), 2) for _, m in burst]
+    assert stamps == sorted(set(stamps)) and stamps[-1] == last  # in order, nothing after the newest
+    assert len(burst) < count / 2  # stale frames were dropped, not queued
+    model_ms = max(m.inference_ms for _, m in burst)
+    latencies_ms = [(arrival - sent[round(stamp_of(m), 2)]) * 1000 for arrival, m in burst]
+    assert max(latencies_ms) < 3 * model_ms + 1000  # bounded by a few model times, not by the burst length
+    after = stream.diagnostics(time.time())
+    delta = {key: int(after[key]) - int(before[key])
+             for key in ("frames_received", "frames_processed", "frames_dropped", "frames_rejected", "frames_lost")}
+    assert delta["frames_dropped"] > 0 and delta["frames_processed"] == len(burst)
+    assert delta["frames_received"] == delta["frames_processed"] + delta["frames_dropped"]
+    assert delta["frames_received"] + delta["frames_lost"] <= count and delta["frames_received"] >= len(burst)
+    assert statistics.median(latencies_ms) > 0
+
+
+def set_parameter(client, node, name: str, value: float):
+    request = SetParameters.Request(parameters=[Parameter(
+        name=name, value=ParameterValue(type=ParameterType.PARAMETER_DOUBLE, double_value=value))])
+    return client.call(SetParameters, f"{node.fully_qualified_name}/set_parameters", request).results[0]
+
+
+def test_thresholds_change_at_run_time_and_invalid_values_are_refused(stream):
+    client, node = stream.client, stream.node
+    refused = set_parameter(client, node, "model.score_threshold", 1.5)
+    assert not refused.successful and refused.reason.startswith("parameter model.score_threshold: must lie in [0, 1]")
+    assert set_parameter(client, node, "model.score_threshold", 1.0).successful
+    none, = stream.send(image_message(picture(8), 6000.0))
+    assert none.instances == []  # no random-weight score reaches 1
+    assert set_parameter(client, node, "model.score_threshold", 0.0).successful
+    some, = stream.send(image_message(picture(8), 6000.1))
+    assert len(some.instances) >= 1
