@@ -53,6 +53,8 @@ def node_factory(ros: RosSession) -> Iterator[Callable[..., NodeProcess]]:
         return node
 
     yield start
+    for node in started:
+        node.interrupt()
     failures = []
     for node in started:
         code = node.stop()

@@ -17,7 +17,7 @@ from typing import Any, Callable
 import numpy as np
 import rclpy
 from rclpy.executors import SingleThreadedExecutor
-from rclpy.qos import QoSProfile, ReliabilityPolicy
+from rclpy.qos import DurabilityPolicy, QoSProfile, ReliabilityPolicy
 
 from rcl_interfaces.msg import Log
 from sensor_msgs.msg import Image
@@ -46,14 +46,18 @@ class NodeProcess:
     def output(self) -> str:
         return self.log_path.read_text(errors="replace")
 
-    def stop(self, timeout: float = 20.0) -> int:
+    def interrupt(self) -> None:
         if self.process.poll() is None:
             self.process.send_signal(signal.SIGINT)
-            try:
-                self.process.wait(timeout)
-            except subprocess.TimeoutExpired:
-                self.process.kill()
-                self.process.wait()
+
+    def stop(self, timeout: float = 20.0) -> int:
+        """SIGINT (if not sent yet), then the exit code; killed if it does not exit within timeout."""
+        self.interrupt()
+        try:
+            self.process.wait(timeout)
+        except subprocess.TimeoutExpired:
+            self.process.kill()
+            self.process.wait()
         return self.process.returncode
 
 
@@ -69,7 +73,8 @@ class Client:
         self._thread = threading.Thread(target=self._spin, daemon=True)
         self._running = True
         self._thread.start()
-        self.subscribe("/rosout", Log, QoSProfile(depth=1000))
+        # /rosout keeps its last messages for late subscribers (transient local): logs written at start arrive too.
+        self.subscribe("/rosout", Log, QoSProfile(depth=1000, durability=DurabilityPolicy.TRANSIENT_LOCAL))
 
     def _spin(self) -> None:
         while self._running:
