@@ -13,13 +13,14 @@ import numpy as np
 from sensor_msgs.msg import CompressedImage, Image
 from std_msgs.msg import Header
 
-# encoding -> (channels per pixel, the channels that give R, G, B)
-ENCODINGS: dict[str, tuple[int, tuple[int, int, int]]] = {
-    "rgb8": (3, (0, 1, 2)),
-    "bgr8": (3, (2, 1, 0)),
-    "rgba8": (4, (0, 1, 2)),
-    "bgra8": (4, (2, 1, 0)),
-    "mono8": (1, (0, 0, 0)),
+# encoding -> (channels per pixel, the index that picks R, G, B out of (H, W, channels) pixels: a view where a
+# slice does it, so that rgb8 costs no copy here)
+ENCODINGS: dict[str, tuple[int, tuple]] = {
+    "rgb8": (3, np.s_[:, :, 0:3]),
+    "bgr8": (3, np.s_[:, :, 2::-1]),
+    "rgba8": (4, np.s_[:, :, 0:3]),
+    "bgra8": (4, np.s_[:, :, 2::-1]),
+    "mono8": (1, np.s_[:, :, [0, 0, 0]]),
 }
 
 
@@ -36,10 +37,10 @@ def _check_size(width: int, height: int, max_pixels: int) -> None:
 
 
 def image_to_rgb(msg: Image, max_pixels: int) -> np.ndarray:
-    """sensor_msgs/Image -> (H, W, 3) uint8 RGB (a copy), or ImageError."""
+    """sensor_msgs/Image -> (H, W, 3) uint8 RGB, or ImageError. The array may be a view of ``msg.data``."""
     if msg.encoding not in ENCODINGS:
         raise ImageError(f"unsupported encoding {msg.encoding!r}; the node takes {', '.join(ENCODINGS)}")
-    channels, rgb_order = ENCODINGS[msg.encoding]
+    channels, rgb_channels = ENCODINGS[msg.encoding]
     _check_size(msg.width, msg.height, max_pixels)
     row_bytes = msg.width * channels
     if msg.step < row_bytes:
@@ -49,7 +50,7 @@ def image_to_rgb(msg: Image, max_pixels: int) -> np.ndarray:
         raise ImageError(f"data has {data.size} bytes, but height x step = {msg.height} x {msg.step} = "
                          f"{msg.height * msg.step}")
     pixels = data.reshape(msg.height, msg.step)[:, :row_bytes].reshape(msg.height, msg.width, channels)
-    return np.ascontiguousarray(pixels[:, :, rgb_order])
+    return pixels[rgb_channels]
 
 
 def compressed_to_rgb(msg: CompressedImage, max_pixels: int) -> np.ndarray:

@@ -1,0 +1,292 @@
+"""``sgnet-node-bench``: what the ROS node adds on top of the model, and how it behaves under a camera stream.
+
+Two measurements, each against a node started in its own process (as in a robot), over real DDS:
+
+1. Overhead: frames sent one at a time; for each, the latency from publishing the image to receiving its
+   InstanceArray, minus the predictor's own time for that frame (``InstanceArray.inference_ms``). What is left is
+   the node: image transport both ways, conversion, message building, mask encoding. Median reported.
+2. Stream: frames published at a camera rate (30 Hz) to a node whose model is slower than the frame period. The
+   node must serve the newest frame and drop the rest: latency stays within about two model times and the node's
+   memory (RSS) stays flat. Latency percentiles over the median model time, drops, and RSS growth reported.
+
+Both nodes run random weights (smoke_test) unless --checkpoint is given: timing does not depend on the weights.
+Images go over reliable QoS: with Fast DDS's default transports, a best-effort subscription loses images larger
+than its 512 KB shared-memory segment (640x360 rgb8 is 691 KB).
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import statistics
+import subprocess
+import sys
+import threading
+import time
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+from tqdm import tqdm
+
+STARTUP_TIMEOUT_S = 120.0
+
+
+class BenchError(RuntimeError):
+    """The benchmark cannot run (the node did not start or does not answer)."""
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="sgnet-node-bench", description=__doc__.split("\n\n")[0] + " Prints a table (or --json).",
+        formatter_class=argparse.ArgumentDefaultsHelpFormatter)
+    parser.add_argument("--checkpoint", default="", help="trained checkpoint for both nodes (default: random weights)")
+    parser.add_argument("--model-config", default="resnet18_small",
+                        help="random-weight model of the overhead measurement (config/model name or YAML)")
+    parser.add_argument("--stream-model-config", default="resnet50",
+                        help="random-weight model of the stream measurement; it should be slower than the frame period")
+    parser.add_argument("--device", default="cpu", help="predictor.device of the nodes")
+    parser.add_argument("--width", type=int, default=640)
+    parser.add_argument("--height", type=int, default=360)
+    parser.add_argument("--frames", type=int, default=30, help="frames of the overhead measurement")
+    parser.add_argument("--rate", type=float, default=30.0, help="frame rate of the stream, Hz")
+    parser.add_argument("--stream-seconds", type=float, default=20.0, help="length of the stream")
+    parser.add_argument("--json", action="store_true", help="print one JSON object instead of the table")
+    return parser
+
+
+class BenchNode:
+    """The node under test in a subprocess, and the benchmark's own rclpy node talking to it."""
+
+    def __init__(self, client_node: Any, namespace: str, parameters: dict[str, Any]) -> None:
+        from sensor_msgs.msg import Image
+        from rclpy.qos import QoSProfile, ReliabilityPolicy
+        from sgnet_ros.msg import InstanceArray
+
+        args = [sys.executable, "-m", "sgnet_ros.node", "--ros-args", "-r", f"__ns:={namespace}",
+                "-p", "qos_reliability:=reliable", "-p", "debug_image:=false", "-p", "label_image:=false"]
+        for key, value in parameters.items():
+            args += ["-p", f"{key}:={json.dumps(value)}"]
+        self.process = subprocess.Popen(args, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+        self._output: list[str] = []
+        threading.Thread(target=self._read_output, daemon=True).start()
+        self.arrivals: dict[int, tuple[float, float]] = {}  # frame index -> (arrival, inference_ms)
+        self._lock = threading.Lock()
+        self.publisher = client_node.create_publisher(Image, f"{namespace}/image",
+                                                      QoSProfile(depth=1, reliability=ReliabilityPolicy.RELIABLE))
+        self.subscription = client_node.create_subscription(InstanceArray, f"{namespace}/instances", self._record, 100)
+
+    def _read_output(self) -> None:
+        for line in self.process.stdout:
+            self._output.append(line)
+
+    def _record(self, message: Any) -> None:
+        with self._lock:
+            self.arrivals[int(message.header.frame_id)] = (time.perf_counter(), message.inference_ms)
+
+    def arrival(self, index: int) -> tuple[float, float] | None:
+        with self._lock:
+            return self.arrivals.get(index)
+
+    def rss_mb(self) -> float:
+        for line in Path(f"/proc/{self.process.pid}/status").read_text().splitlines():
+            if line.startswith("VmRSS:"):
+                return int(line.split()[1]) / 1024
+        raise BenchError("cannot read the node's memory use from /proc")
+
+    def check_alive(self) -> None:
+        if self.process.poll() is not None:
+            raise BenchError(f"the node exited with {self.process.returncode}: {''.join(self._output)[-2000:]}")
+
+    def stop(self) -> None:
+        if self.process.poll() is None:
+            self.process.send_signal(2)  # SIGINT, as ros2 launch does
+            try:
+                self.process.wait(20)
+            except subprocess.TimeoutExpired:
+                self.process.kill()
+
+
+def image_message(rgb: np.ndarray, index: int, period_s: float) -> Any:
+    """Frame ``index`` of a camera running at 1 / period_s; the index travels in header.frame_id, which the
+    node copies into its output."""
+    from sensor_msgs.msg import Image
+
+    height, width = rgb.shape[:2]
+    message = Image(height=height, width=width, encoding="rgb8", step=width * 3, data=rgb.tobytes())
+    message.header.frame_id = str(index)
+    stamp_ns = int(round(index * period_s * 1e9))
+    message.header.stamp.sec, message.header.stamp.nanosec = divmod(stamp_ns, 1_000_000_000)
+    return message
+
+
+def frames(count: int, height: int, width: int) -> list[np.ndarray]:
+    rng = np.random.default_rng(0)
+    return [rng.integers(0, 256, (height, width, 3), dtype=np.uint8) for _ in range(count)]
+
+
+def spin_until(executor: Any, condition, timeout: float) -> bool:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if condition():
+            return True
+        executor.spin_once(timeout_sec=0.005)
+    return bool(condition())
+
+
+def wait_ready(executor: Any, node: BenchNode, rgb: np.ndarray) -> None:
+    """Publish a warm-up frame until the node answers (discovery and model warm-up)."""
+    deadline = time.monotonic() + STARTUP_TIMEOUT_S
+    while time.monotonic() < deadline:
+        node.check_alive()
+        node.publisher.publish(image_message(rgb, 0, 0.1))
+        if spin_until(executor, lambda: node.arrival(0) is not None, 2.0):
+            return
+    raise BenchError(f"the node did not answer within {STARTUP_TIMEOUT_S:.0f} s")
+
+
+def measure_overhead(executor: Any, node: BenchNode, images: list[np.ndarray], progress: bool) -> dict[str, float]:
+    latencies, inference, overhead = [], [], []
+    for index, rgb in enumerate(tqdm(images, desc="overhead", disable=not progress), start=1):
+        node.check_alive()
+        sent = time.perf_counter()
+        node.publisher.publish(image_message(rgb, index, 0.1))
+        if not spin_until(executor, lambda: node.arrival(index) is not None, 60.0):
+            raise BenchError(f"no instances for frame {index} within 60 s")
+        arrival, inference_ms = node.arrival(index)
+        latency_ms = (arrival - sent) * 1000
+        latencies.append(latency_ms)
+        inference.append(inference_ms)
+        overhead.append(latency_ms - inference_ms)
+    return {"frames": len(images), "latency_ms_median": statistics.median(latencies),
+            "inference_ms_median": statistics.median(inference), "overhead_ms_median": statistics.median(overhead),
+            "overhead_ms_max": max(overhead)}
+
+
+def measure_stream(executor: Any, node: BenchNode, images: list[np.ndarray], rate: float, seconds: float,
+                   progress: bool) -> dict[str, float]:
+    period = 1.0 / rate
+    count = int(round(rate * seconds))
+    sent: dict[int, float] = {}
+    rss = [node.rss_mb()]
+    start = time.perf_counter()
+    next_rss = start + 1.0
+    for index in tqdm(range(1, count + 1), desc="stream", disable=not progress):
+        while (now := time.perf_counter()) < start + (index - 1) * period:
+            executor.spin_once(timeout_sec=max(0.0, min(0.002, start + (index - 1) * period - now)))
+        sent[index] = time.perf_counter()
+        node.publisher.publish(image_message(images[index % len(images)], index, period))
+        if time.perf_counter() >= next_rss:
+            rss.append(node.rss_mb())
+            next_rss += 1.0
+    spin_until(executor, lambda: False, 3.0)  # the last frames' answers
+    rss.append(node.rss_mb())
+    answered = {i: node.arrival(i) for i in sent if node.arrival(i) is not None}
+    if not answered:
+        raise BenchError("the node answered none of the stream's frames")
+    latencies = sorted((arrival - sent[i]) * 1000 for i, (arrival, _) in answered.items())
+    model_ms = statistics.median(inference for _, inference in answered.values())
+    quarter = max(1, len(rss) // 4)
+    return {"frames_sent": count, "frames_answered": len(answered), "frames_dropped": count - len(answered),
+            "model_ms_median": model_ms, "latency_ms_median": statistics.median(latencies),
+            "latency_ms_p95": latencies[min(len(latencies) - 1, int(0.95 * len(latencies)))],
+            "latency_ms_max": latencies[-1], "latency_max_over_model": latencies[-1] / model_ms,
+            "rss_mb_first_quarter": statistics.median(rss[:quarter]),
+            "rss_mb_last_quarter": statistics.median(rss[-quarter:]),
+            "rss_mb_growth": statistics.median(rss[-quarter:]) - statistics.median(rss[:quarter])}
+
+
+def node_parameters(args: argparse.Namespace, model_config: str) -> dict[str, Any]:
+    parameters: dict[str, Any] = {"predictor.device": args.device}
+    if args.checkpoint:
+        parameters["checkpoint"] = str(Path(args.checkpoint).resolve())
+    else:
+        parameters.update({"smoke_test": True, "model_config": model_config})
+    return parameters
+
+
+def run(args: argparse.Namespace) -> dict[str, Any]:
+    os.environ["ROS_AUTOMATIC_DISCOVERY_RANGE"] = "LOCALHOST"  # before rclpy starts; the nodes inherit it
+    import rclpy
+    from rclpy.executors import SingleThreadedExecutor
+
+    progress = not args.json and sys.stderr.isatty()
+    images = frames(8, args.height, args.width)
+    rclpy.init()
+    client = rclpy.create_node("sgnet_node_bench")
+    executor = SingleThreadedExecutor()
+    executor.add_node(client)
+    results: dict[str, Any] = {"width": args.width, "height": args.height, "device": args.device,
+                               "checkpoint": args.checkpoint or None}
+    try:
+        for part, config in (("overhead", args.model_config), ("stream", args.stream_model_config)):
+            node = BenchNode(client, f"/sgnet_node_bench_{os.getpid()}_{part}", node_parameters(args, config))
+            try:
+                wait_ready(executor, node, images[0])
+                if part == "overhead":
+                    sequence = [images[i % len(images)] for i in range(args.frames)]
+                    results["overhead"] = {"model": args.checkpoint or config,
+                                           **measure_overhead(executor, node, sequence, progress)}
+                else:
+                    results["stream"] = {"model": args.checkpoint or config, "rate_hz": args.rate,
+                                         **measure_stream(executor, node, images, args.rate, args.stream_seconds,
+                                                          progress)}
+            finally:
+                node.stop()
+                client.destroy_subscription(node.subscription)
+                client.destroy_publisher(node.publisher)
+    finally:
+        executor.remove_node(client)
+        client.destroy_node()
+        rclpy.try_shutdown()
+    return results
+
+
+def table(results: dict[str, Any]) -> str:
+    overhead, stream = results["overhead"], results["stream"]
+    rows = [
+        ("image", f"{results['width']}x{results['height']} rgb8, device {results['device']}"),
+        ("overhead: model", overhead["model"]),
+        ("overhead: frames", str(overhead["frames"])),
+        ("latency, median", f"{overhead['latency_ms_median']:.1f} ms"),
+        ("predictor time, median", f"{overhead['inference_ms_median']:.1f} ms"),
+        ("node overhead, median", f"{overhead['overhead_ms_median']:.1f} ms"),
+        ("node overhead, max", f"{overhead['overhead_ms_max']:.1f} ms"),
+        ("stream: model", stream["model"]),
+        ("stream: rate", f"{stream['rate_hz']:.0f} Hz, {stream['frames_sent']} frames"),
+        ("answered / dropped", f"{stream['frames_answered']} / {stream['frames_dropped']}"),
+        ("model time, median", f"{stream['model_ms_median']:.1f} ms"),
+        ("latency median / p95 / max", f"{stream['latency_ms_median']:.1f} / {stream['latency_ms_p95']:.1f} / "
+                                       f"{stream['latency_ms_max']:.1f} ms"),
+        ("max latency / model time", f"{stream['latency_max_over_model']:.2f}"),
+        ("node RSS first / last quarter", f"{stream['rss_mb_first_quarter']:.0f} / "
+                                          f"{stream['rss_mb_last_quarter']:.0f} MB "
+                                          f"({stream['rss_mb_growth']:+.1f} MB)"),
+    ]
+    width = max(len(name) for name, _ in rows)
+    return "\n".join(f"{name:<{width}}  {value}" for name, value in rows)
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    for name in ("width", "height", "frames"):
+        if getattr(args, name) < 1:
+            print(f"sgnet-node-bench: error: --{name} must be at least 1", file=sys.stderr)
+            return 2
+    if args.rate <= 0 or args.stream_seconds <= 0:
+        print("sgnet-node-bench: error: --rate and --stream-seconds must be positive", file=sys.stderr)
+        return 2
+    if args.checkpoint and not Path(args.checkpoint).is_file():
+        print(f"sgnet-node-bench: error: checkpoint {args.checkpoint} does not exist", file=sys.stderr)
+        return 2
+    try:
+        results = run(args)
+    except BenchError as error:
+        print(f"sgnet-node-bench: error: {error}", file=sys.stderr)
+        return 2
+    print(json.dumps(results) if args.json else table(results))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
