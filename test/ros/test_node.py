@@ -270,3 +270,31 @@ def test_thresholds_change_at_run_time_and_invalid_values_are_refused(stream):
     assert set_parameter(client, node, "model.score_threshold", 0.0).successful
     some, = stream.send(image_message(picture(8), 6000.1))
     assert len(some.instances) >= 1
+
+
+def test_detections_agree_with_instances(stream):
+    pytest.importorskip("vision_msgs", reason="vision_msgs is not on PyPI; it comes with a ROS 2 install, and "
+                                              "the node publishes detections only where it imports")
+    from vision_msgs.msg import Detection2DArray
+
+    topic = f"{NAMESPACE}/detections"
+    stream.client.subscribe(topic, Detection2DArray)
+    stamp = 7000.0
+    for _ in range(30):  # until the new subscription is matched on the node's side
+        stream.image.publish(image_message(picture(9), stamp))
+        if wait_until(lambda: stream.outputs("detections", stamp), 1.0):
+            break
+        stamp += 1.0
+    assert wait_until(lambda: stream.outputs("instances", stamp), 30)
+    instances, detections = stream.outputs("instances", stamp)[-1], stream.outputs("detections", stamp)[-1]
+    assert detections.header == instances.header
+    assert len(detections.detections) == len(instances.instances) >= 1
+    for instance, detection in zip(instances.instances, detections.detections):
+        assert detection.id == str(instance.track_id) and detection.header == instances.header
+        assert detection.bbox.center.position.x == pytest.approx((instance.box_x1 + instance.box_x2) / 2, abs=1e-3)
+        assert detection.bbox.center.position.y == pytest.approx((instance.box_y1 + instance.box_y2) / 2, abs=1e-3)
+        assert detection.bbox.size_x == pytest.approx(instance.box_x2 - instance.box_x1, abs=1e-3)
+        assert detection.bbox.size_y == pytest.approx(instance.box_y2 - instance.box_y1, abs=1e-3)
+        hypothesis, = detection.results
+        assert hypothesis.hypothesis.class_id == instance.class_name
+        assert hypothesis.hypothesis.score == pytest.approx(instance.score)
