@@ -30,6 +30,7 @@ import torch
 from diagnostic_msgs.msg import DiagnosticArray
 from rcl_interfaces.msg import ParameterDescriptor, SetParametersResult
 from rclpy.event_handler import QoSMessageLostInfo, QoSRequestedIncompatibleQoSInfo, SubscriptionEventCallbacks
+from rclpy.impl.implementation_singleton import rclpy_implementation
 from rclpy.executors import ExternalShutdownException
 from rclpy.lifecycle import LifecycleNode, LifecycleState, TransitionCallbackReturn
 from rclpy.qos import (DurabilityPolicy, HistoryPolicy, QoSProfile, ReliabilityPolicy,
@@ -382,7 +383,12 @@ def parse_arguments(argv: list[str]) -> argparse.Namespace:
 
 def main(args: list[str] | None = None) -> int:
     argv = sys.argv if args is None else [sys.argv[0], *args]
-    parse_arguments(rclpy.utilities.remove_ros_args(argv)[1:])
+    try:
+        plain_arguments = rclpy.utilities.remove_ros_args(argv)[1:]
+    except rclpy_implementation.RCLInvalidROSArgsError as error:  # malformed --ros-args
+        print(f"sgnet-node: error: {error}".split(", at /")[0], file=sys.stderr)
+        return 2
+    parse_arguments(plain_arguments)
     rclpy.init(args=argv)
     node = SGNetNode()
     try:

@@ -1,6 +1,9 @@
 """The node's parameters: defaults from the dataclasses, config/sgnet.yaml in step with them, validation errors
 that name the parameter."""
 import dataclasses
+import os
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -80,3 +83,11 @@ def test_valid_values_come_through_typed():
     assert settings.thresholds == {"score_threshold": 1.0, "nms_threshold": 0.5, "detections_per_frame": 50}
     assert settings.tracker == TrackerConfig(max_lost_frames=4)
     assert settings.node == NodeConfig()
+
+
+def test_malformed_ros_arguments_exit_with_status_2_and_one_line(tmp_path):
+    run = subprocess.run([sys.executable, "-m", "sgnet_ros.node", "--ros-args", "-p", "checkpoint"],
+                         capture_output=True, text=True, timeout=60, env={**os.environ, "ROS_LOG_DIR": str(tmp_path)})
+    assert run.returncode == 2 and run.stdout == ""
+    lines = run.stderr.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("sgnet-node: error: Failed to parse ROS arguments")
