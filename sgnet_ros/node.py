@@ -18,6 +18,7 @@ import argparse
 import dataclasses
 import gc
 import re
+import signal
 import sys
 import threading
 import time
@@ -389,6 +390,10 @@ def main(args: list[str] | None = None) -> int:
         print(f"sgnet-node: error: {error}".split(", at /")[0], file=sys.stderr)
         return 2
     parse_arguments(plain_arguments)
+    # rclpy's own SIGINT handler shuts the context down (spin then returns) and chains to the handler found at
+    # init. Python's default one would also raise KeyboardInterrupt at a random later line, possibly in the middle
+    # of the cleanup below; this no-op takes its place so that the node always stops in order.
+    signal.signal(signal.SIGINT, lambda signum, frame: None)
     rclpy.init(args=argv)
     node = SGNetNode()
     try:

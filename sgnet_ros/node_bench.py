@@ -50,7 +50,7 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--height", type=int, default=360)
     parser.add_argument("--frames", type=int, default=30, help="frames of the overhead measurement")
     parser.add_argument("--rate", type=float, default=30.0, help="frame rate of the stream, Hz")
-    parser.add_argument("--stream-seconds", type=float, default=20.0, help="length of the stream")
+    parser.add_argument("--stream-seconds", type=float, default=30.0, help="length of the stream")
     parser.add_argument("--json", action="store_true", help="print one JSON object instead of the table")
     return parser
 
