@@ -1,0 +1,321 @@
+"""sgnet-replay over real DDS: bags made by sgnet-bag replayed through the real node in its own process.
+
+The node runs a checkpoint of random weights with every threshold at 0, so that each frame has instances: the
+lock-step replay must then give exactly sgnet-eval's results on the same frames (the same tracks, scores and
+masks, hence the same metrics), which is a sharper check than metrics of zero. With the trained_checkpoint
+fixture (test/conftest.py) the same comparison runs on a trained model and its held-out set.
+"""
+from __future__ import annotations
+
+import dataclasses
+import json
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+from rclpy.serialization import deserialize_message
+from rosbags.rosbag2 import Reader, Writer
+from rosbags.typesys import Stores, get_typestore
+from sensor_msgs.msg import Image
+
+from footage import bikes_video
+from ros_harness import wait_until
+from sgnet_model.checkpoint import load_checkpoint, save_checkpoint
+from sgnet_model.config import PredictorConfig, named_config
+from sgnet_model.model import SGNet
+from sgnet_model.ytvis import load_annotations
+from sgnet_ros.masks import instance_mask
+from sgnet_ros.msg import InstanceArray
+from training.evaluate import main as sgnet_eval
+from training.synthetic import SHAPES, generate_synthetic_set
+
+NAMESPACE = "/replay"
+DETECTIONS = 4
+CLASSES = 4
+REPORT_METRICS = ("AP", "AP50", "AP75", "APs", "APm", "APl", "AR1", "AR10", "AR100", "idf1", "id_switches", "mota",
+                  "videos", "frames")
+
+
+def command(module: str, *arguments: str) -> list[str]:
+    return [sys.executable, "-m", module, *arguments]
+
+
+def replay(*arguments: str, timeout: float = 180) -> subprocess.CompletedProcess:
+    return subprocess.run(command("sgnet_ros.replay", *arguments, "--no-progress"), capture_output=True, text=True,
+                          timeout=timeout)
+
+
+def replay_json(*arguments: str) -> tuple[dict, str]:
+    done = replay(*arguments, "--json")
+    assert done.returncode == 0, done.stderr
+    return json.loads(done.stdout), done.stderr
+
+
+def make_bag(*arguments: str) -> None:
+    done = subprocess.run(command("sgnet_ros.bag", *arguments, "--no-progress"), capture_output=True, text=True)
+    assert done.returncode == 0, done.stderr
+
+
+def read_bag(path: Path) -> dict[str, list]:
+    """topic -> [(log time, raw bytes)], and the connections by topic under '_connections'."""
+    messages: dict[str, list] = {}
+    with Reader(path) as reader:
+        messages["_connections"] = {c.topic: c for c in reader.connections}
+        for connection, log_ns, raw in reader.messages():
+            messages.setdefault(connection.topic, []).append((log_ns, bytes(raw)))
+    return messages
+
+
+def stamp_ns(message) -> int:
+    return message.header.stamp.sec * 1_000_000_000 + message.header.stamp.nanosec
+
+
+def sorted_results(path: Path) -> list[dict]:
+    return sorted(json.loads(path.read_text()), key=lambda r: (r["video_id"], json.dumps(r["segmentations"])))
+
+
+def installed_type_hash(name: str) -> str:
+    """The RIHS01 hash rosidl computed when it built our messages (the type description JSON that
+    scripts/build_msgs.sh installs into this environment)."""
+    data = json.loads((Path(sys.prefix) / "share" / "sgnet_ros" / "msg" / f"{name}.json").read_text())
+    return data["type_hashes"][0]["hash_string"]
+
+
+@pytest.fixture(scope="module")
+def synthetic(tmp_path_factory) -> Path:
+    """Three videos of 4 or 5 frames of 320x192 (184 KB rgb8); returns the annotation file."""
+    return generate_synthetic_set(tmp_path_factory.mktemp("replay_set"), videos=3, frames=(4, 5), classes=CLASSES,
+                                  objects=(1, 2), seed=11)
+
+
+@pytest.fixture(scope="module")
+def checkpoint(tmp_path_factory) -> Path:
+    """The small model with random weights, every detection kept (score threshold 0) up to DETECTIONS a frame."""
+    torch.manual_seed(0)
+    config = dataclasses.replace(named_config("resnet18_small").model, class_names=SHAPES[:CLASSES],
+                                 score_threshold=0.0, detections_per_frame=DETECTIONS)
+    path = tmp_path_factory.mktemp("replay_model") / "random.pt"
+    save_checkpoint(path, config, SGNet(config).state_dict())
+    return path
+
+
+@pytest.fixture(scope="module")
+def tracker_config(tmp_path_factory) -> Path:
+    """sgnet-eval's --config with the tracker settings the node gets as parameters: every detection tracked."""
+    path = tmp_path_factory.mktemp("replay_config") / "track_everything.yaml"
+    path.write_text("tracker:\n  new_track_score: 0.0\n  continue_score: 0.0\n")
+    return path
+
+
+@pytest.fixture(scope="module")
+def node(node_factory, checkpoint):
+    return node_factory("sgnet", NAMESPACE, checkpoint=str(checkpoint), qos_reliability="reliable",
+                        model__score_threshold=0.0, model__detections_per_frame=DETECTIONS,
+                        tracker__new_track_score=0.0, tracker__continue_score=0.0)
+
+
+@pytest.fixture(scope="module")
+def bag(tmp_path_factory, synthetic) -> Path:
+    folder = tmp_path_factory.mktemp("replay_bags") / "synthetic"
+    make_bag("ytvis", "--annotations", str(synthetic), "--frames", str(synthetic.parent / "JPEGImages"),
+             "-o", str(folder))
+    return folder
+
+
+def test_lock_step_replay_equals_sgnet_eval(ros, node, bag, synthetic, checkpoint, tracker_config, tmp_path,
+                                            capsys):
+    truth = bag.with_name(bag.name + ".ground_truth.json")
+    report, _ = replay_json("--bag", str(bag), "--node-namespace", NAMESPACE, "--as-fast-as-node",
+                            "--ground-truth", str(truth), "--output", str(tmp_path / "replay"))
+    assert sgnet_eval(["--checkpoint", str(checkpoint), "--annotations", str(synthetic), "--frames",
+                       str(synthetic.parent / "JPEGImages"), "--config", str(tracker_config),
+                       "--output", str(tmp_path / "eval"), "--json", "--no-progress"]) == 0
+    direct = json.loads(capsys.readouterr().out)
+
+    frames = sum(v.length for v in load_annotations(synthetic).videos.values())
+    assert (report["frames_in"], report["frames_out"], report["frames_dropped"]) == (frames, frames, 0)
+    assert {name: report["metrics"][name] for name in REPORT_METRICS} == \
+        {name: direct[name] for name in REPORT_METRICS}
+    # The same tracks with the same scores and masks, video by video.
+    ours, theirs = sorted_results(tmp_path / "replay" / "results.json"), sorted_results(tmp_path / "eval" / "results.json")
+    assert len(ours) == len(theirs) > 0
+    for mine, other in zip(ours, theirs):
+        assert (mine["video_id"], mine["category_id"], mine["segmentations"]) == \
+            (other["video_id"], other["category_id"], other["segmentations"])
+        assert mine["score"] == pytest.approx(other["score"], abs=1e-6)
+
+    # Latency covers every frame, and each frame's includes the node's own time for it.
+    rows = (tmp_path / "replay" / "frames.csv").read_text().splitlines()[1:]
+    latency = np.array([float(row.split(",")[3]) for row in rows])
+    inference = np.array([float(row.split(",")[4]) for row in rows])
+    assert len(rows) == frames and (latency > inference).all()
+    assert report["latency_ms_median"] == pytest.approx(np.median(latency), abs=1e-3)
+    assert report["inference_ms_median"] == pytest.approx(np.median(inference), abs=1e-3)
+
+    # The output bag: one InstanceArray per frame, stamped as the bag's frames, under the type hash rosidl built.
+    recorded = read_bag(tmp_path / "replay" / "outputs")
+    connection = recorded["_connections"][f"{NAMESPACE}/instances"]
+    assert connection.digest == installed_type_hash("InstanceArray")
+    outputs = [deserialize_message(raw, InstanceArray) for _, raw in recorded[f"{NAMESPACE}/instances"]]
+    sent = [stamp_ns(deserialize_message(raw, Image)) for _, raw in read_bag(bag)["/camera/image_raw"]]
+    assert [stamp_ns(o) for o in outputs] == sent
+    assert all(len(o.instances) == DETECTIONS for o in outputs)
+    assert instance_mask(outputs[0].instances[0]).shape == (192, 320)
+    resets = [o.tracks_reset for o in outputs]  # the first frame of each video starts fresh tracks
+    starts = np.cumsum([0] + [v.length for v in load_annotations(synthetic).videos.values()])[:-1]
+    assert [i for i, reset in enumerate(resets) if reset] == starts.tolist()
+    assert len(recorded[f"{NAMESPACE}/label_image"]) == frames
+
+
+def test_timed_replay_keeps_the_bag_timing(ros, node, bag, tmp_path):
+    rate = 4.0
+    stamps = [stamp_ns(deserialize_message(raw, Image)) for _, raw in read_bag(bag)["/camera/image_raw"]]
+    report, _ = replay_json("--bag", str(bag), "--node-namespace", NAMESPACE, "--rate", str(rate),
+                            "--output", str(tmp_path / "timed"))
+    assert report["mode"] == "timed" and report["frames_in"] == len(stamps)
+    assert report["frames_out"] + report["frames_dropped"] == len(stamps) and report["frames_out"] >= 1
+    rows = [row.split(",") for row in (tmp_path / "timed" / "frames.csv").read_text().splitlines()[1:]]
+    sent = np.array([int(row[1]) for row in rows])
+    # Frame i leaves (stamp_i - stamp_0) / rate after the first one (sleep granularity and load: +50 ms at most).
+    expected = (np.array(stamps) - stamps[0]) / rate
+    lateness_ms = (sent - sent[0] - expected) / 1e6
+    assert (lateness_ms > -1).all() and (lateness_ms < 50).all(), lateness_ms
+
+
+def test_record_only_records_what_another_player_publishes(ros, node, bag, tmp_path):
+    """The recorder runs while this test plays the bag as ros2 bag play would (its raw messages, reliable)."""
+    recorder = subprocess.Popen(command("sgnet_ros.replay", "--record-only", "--node-namespace", NAMESPACE,
+                                        "--idle", "2", "--output", str(tmp_path / "recorded"), "--json"),
+                                stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    client = ros.client
+    topic = f"{NAMESPACE}/instances"
+    client.subscribe(topic, InstanceArray)
+    publisher = client.publisher(f"{NAMESPACE}/image", Image, reliable=True)
+    assert wait_until(lambda: publisher.get_subscription_count() >= 2, 30), "the recorder did not subscribe"
+    messages = read_bag(bag)["/camera/image_raw"]
+    for _, raw in messages:  # each frame once the node answered the previous one: nothing is dropped
+        stamp = stamp_ns(deserialize_message(raw, Image))
+        publisher.publish(raw)
+        assert wait_until(lambda: any(stamp_ns(m) == stamp for m in client.received(topic)), 30)
+    out, err = recorder.communicate(timeout=60)
+    assert recorder.returncode == 0, err
+    report = json.loads(out)
+    assert report["mode"] == "record-only"
+    assert (report["frames_in"], report["frames_out"], report["frames_dropped"]) == (len(messages), len(messages), 0)
+    assert report["recorded"][topic] == len(messages) and report["latency_ms_p99"] is not None
+
+
+def test_real_video_replays_through_the_node(ros, node, tmp_path):
+    make_bag("video", str(bikes_video()), "--max-frames", "6", "-o", str(tmp_path / "bikes"))
+    report, _ = replay_json("--bag", str(tmp_path / "bikes"), "--node-namespace", NAMESPACE, "--as-fast-as-node",
+                            "--output", str(tmp_path / "replay"))
+    assert (report["frames_in"], report["frames_out"], report["frames_dropped"]) == (6, 6, 0)
+    labels = read_bag(tmp_path / "replay" / "outputs")[f"{NAMESPACE}/label_image"]
+    label = deserialize_message(labels[0][1], Image)
+    assert (label.width, label.height, label.encoding, len(labels)) == (640, 272, "mono16", 6)
+
+
+def rewrite_bag(source: Path, target: Path, change) -> list[bytes]:
+    """Copy the image messages of `source` into a new bag, passing each (index, message) through `change`, which
+    returns the message to write or raw bytes; returns what was written."""
+    store = get_typestore(Stores.ROS2_KILTED)
+    written = []
+    with Reader(source) as reader, Writer(target, version=9) as writer:
+        connection = writer.add_connection("/camera/image_raw", "sensor_msgs/msg/Image", typestore=store)
+        for index, (_, log_ns, raw) in enumerate(reader.messages()):
+            if index == 5:
+                break
+            result = change(index, store.deserialize_cdr(raw, "sensor_msgs/msg/Image"))
+            data = result if isinstance(result, bytes) else bytes(store.serialize_cdr(result, "sensor_msgs/msg/Image"))
+            writer.write(connection, log_ns, data)
+            written.append(data)
+    return written
+
+
+def test_corrupt_message_is_skipped_and_the_node_serves_on(ros, node, bag, tmp_path):
+    def corrupt(index, message):
+        if index == 2:  # the CDR header, then a string length far beyond the message
+            return b"\x00\x01\x00\x00" + b"\xff" * 40
+        return message
+    rewrite_bag(bag, tmp_path / "corrupt", corrupt)
+    report, err = replay_json("--bag", str(tmp_path / "corrupt"), "--node-namespace", NAMESPACE, "--as-fast-as-node",
+                              "--output", str(tmp_path / "replay"))
+    assert "message 2 on /camera/image_raw" in err and "does not deserialize" in err
+    assert report["frames_skipped_corrupt"] == 1
+    assert (report["frames_in"], report["frames_out"], report["frames_dropped"]) == (4, 4, 0)
+    assert node.process.poll() is None
+
+
+def test_out_of_order_stamps_are_reported_and_reset_the_tracks(ros, node, bag, tmp_path):
+    def swap(index, message):
+        if index == 3:  # stamped 0.5 s before frame 2
+            message.header.stamp.sec -= 1
+        return message
+    written = rewrite_bag(bag, tmp_path / "disorder", swap)
+    report, err = replay_json("--bag", str(tmp_path / "disorder"), "--node-namespace", NAMESPACE,
+                              "--as-fast-as-node", "--output", str(tmp_path / "replay"))
+    assert "message 3 on /camera/image_raw" in err and "before the previous frame" in err
+    assert report["stamps_out_of_order"] == 1
+    assert (report["frames_in"], report["frames_out"], report["frames_dropped"]) == (5, 5, 0)
+    outputs = [deserialize_message(raw, InstanceArray)
+               for _, raw in read_bag(tmp_path / "replay" / "outputs")[f"{NAMESPACE}/instances"]]
+    stamps = [stamp_ns(deserialize_message(raw, Image)) / 1e9 for raw in written]
+    assert [stamp_ns(o) / 1e9 for o in outputs] == stamps
+    # The node starts fresh tracks at the first frame, where a stamp goes back, and after a gap over max_gap_s.
+    max_gap = PredictorConfig().max_gap_s
+    expected = [True] + [now < before or now - before > max_gap for before, now in zip(stamps, stamps[1:])]
+    assert expected[3] and [o.tracks_reset for o in outputs] == expected
+
+
+def test_unknown_topic_is_one_line_naming_the_topics_there(ros, bag, tmp_path):
+    done = replay("--bag", str(bag), "--topic", "/front/image", "--output", str(tmp_path / "replay"))
+    lines = done.stderr.strip().splitlines()
+    assert done.returncode == 2 and len(lines) == 1, done.stderr
+    assert "topic /front/image is not in bag" in lines[0] and "/camera/image_raw (sensor_msgs/msg/Image" in lines[0]
+    assert not (tmp_path / "replay").exists()
+
+
+def test_absent_node_is_one_line_naming_topic_and_namespace(ros, bag, tmp_path):
+    started = time.monotonic()
+    done = replay("--bag", str(bag), "--node-namespace", "/nobody", "--wait", "1", "--output", str(tmp_path / "out"))
+    lines = done.stderr.strip().splitlines()
+    assert done.returncode == 2 and len(lines) == 1, done.stderr
+    assert "no node subscribes to /nobody/image after 1 s" in lines[0] and "namespace '/nobody'" in lines[0]
+    assert not (tmp_path / "out").exists() and time.monotonic() - started < 20
+
+
+@pytest.fixture(scope="module")
+def trained(request):
+    try:
+        return request.getfixturevalue("trained_checkpoint")
+    except pytest.FixtureLookupError:
+        pytest.skip("needs the trained_checkpoint fixture (test/conftest.py: a small model trained on the "
+                    "synthetic set)")
+
+
+@pytest.mark.slow
+def test_trained_model_replay_equals_sgnet_eval(ros, node_factory, trained, tmp_path, capsys):
+    """A trained model over its held-out videos: the node (with the checkpoint's thresholds and the default tracker
+    settings, as sgnet-eval runs) gives sgnet-eval's metrics."""
+    videos = ",".join(str(v) for v in list(load_annotations(trained.annotations).videos)[:3])
+    model_config = load_checkpoint(trained.checkpoint).model_config
+    node_factory("sgnet", "/trained_replay", checkpoint=str(trained.checkpoint), qos_reliability="reliable",
+                 model__score_threshold=model_config.score_threshold, model__nms_threshold=model_config.nms_threshold,
+                 model__detections_per_frame=model_config.detections_per_frame)
+    make_bag("ytvis", "--annotations", str(trained.annotations), "--frames", str(trained.frames), "--videos", videos,
+             "-o", str(tmp_path / "heldout"))
+    report, _ = replay_json("--bag", str(tmp_path / "heldout"), "--node-namespace", "/trained_replay",
+                            "--as-fast-as-node", "--ground-truth", str(tmp_path / "heldout.ground_truth.json"),
+                            "--output", str(tmp_path / "replay"))
+    assert sgnet_eval(["--checkpoint", str(trained.checkpoint), "--annotations", str(trained.annotations),
+                       "--frames", str(trained.frames), "--videos", videos, "--output", str(tmp_path / "eval"),
+                       "--json", "--no-progress"]) == 0
+    direct = json.loads(capsys.readouterr().out)
+    assert report["frames_dropped"] == 0
+    for name in REPORT_METRICS:
+        assert report["metrics"][name] == pytest.approx(direct[name], abs=1e-9), name
+    assert report["metrics"]["AP"] > 0
