@@ -92,7 +92,7 @@ def ros_typestore() -> Typestore:
 
 
 def stamp_ns(header: Any) -> int:
-    """A rosbags std_msgs/Header's stamp in nanoseconds."""
+    """The stamp of a std_msgs/Header (rosbags or rclpy) in nanoseconds."""
     return header.stamp.sec * 1_000_000_000 + header.stamp.nanosec
 
 

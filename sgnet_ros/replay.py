@@ -38,7 +38,7 @@ import sys
 import threading
 import time
 from pathlib import Path
-from typing import Any, Iterator, Sequence
+from typing import Any, Callable, Iterator, Sequence
 
 import numpy as np
 import pycocotools.mask as mask_utils
@@ -200,16 +200,19 @@ class FrameBook:
             record.answered_ns, record.output = received_ns, output
             self._condition.notify_all()
 
-    def wait(self, condition, timeout: float) -> bool:
+    def notify(self) -> None:
+        """Something else arrived that a waiting condition may depend on."""
+        with self._condition:
+            self._condition.notify_all()
+
+    def wait(self, condition: Callable[[], bool], timeout: float) -> bool:
+        """Wait until ``condition()`` holds (checked at each answer or notify) or ``timeout`` seconds passed."""
         with self._condition:
             return self._condition.wait_for(condition, timeout)
 
     def answered(self) -> list[FrameRecord]:
         with self._condition:
             return [r for r in self.frames if r.answered_ns is not None]
-
-    def all_answered(self) -> bool:
-        return all(r.answered_ns is not None for r in self.frames)
 
 
 def _namespace(namespace: str) -> str:
@@ -274,15 +277,17 @@ class Session:
         if message_type is DiagnosticArray:
             self._note_diagnostics(message)
         else:
-            stamp = message.header.stamp.sec * 1_000_000_000 + message.header.stamp.nanosec
+            stamp = stamp_ns(message.header)
             if stamp == self.ignored_stamp:
                 self.warm_up_seen.add(topic)
+                self.book.notify()
                 return
             if message_type is InstanceArray:
                 self.book.answer(stamp, received_ns, message)
         with self._lock:
             self.writer.write(connection, received_ns, raw)
             self.recorded[topic] += 1
+        self.book.notify()
 
     def _note_diagnostics(self, message: DiagnosticArray) -> None:
         """Keep the last status of the node under our namespace (the one that counts frames)."""
@@ -344,6 +349,24 @@ def _publisher(session: Session, topic: str, message_type: type, pacing: Pacing)
     return publisher
 
 
+def _await_outputs(session: Session, pacing: Pacing) -> None:
+    """Wait for the node's instances publisher; record only the other per-frame topics it publishes (the node
+    can turn label_image and debug_image off)."""
+    node = session.node
+    deadline = time.monotonic() + pacing.wait_s
+    while node.count_publishers(session.instances_topic) == 0:
+        if time.monotonic() > deadline:
+            raise ReplayError(f"no node publishes {session.instances_topic} after {pacing.wait_s:g} s: start the node "
+                              f"in namespace '{session.namespace or '/'}' or give it with --node-namespace; it must be "
+                              f"active and on the same ROS_DOMAIN_ID")
+        time.sleep(0.05)
+    for topic in session.per_frame_topics[1:]:
+        if node.count_publishers(topic) == 0:
+            _log(f"warning: nothing publishes {topic} (the node's parameter for it is off?): not recorded")
+    session.per_frame_topics = [session.instances_topic] + [
+        topic for topic in session.per_frame_topics[1:] if node.count_publishers(topic) > 0]
+
+
 def _warm_up(session: Session, publisher: Any, first: BagImage, message_type: type, topic: str,
              pacing: Pacing) -> None:
     """Send the first image stamped a day later until the node answers on every recorded per-frame topic."""
@@ -366,7 +389,10 @@ def replay_bag(session: Session, images: Iterator[BagImage], total: int, message
                pacing: Pacing, progress: bool) -> None:
     """Publish the bag's images to the node, paced as asked, and wait for the answers."""
     publisher = _publisher(session, topic, message_type, pacing)
-    first = next(images)
+    _await_outputs(session, pacing)
+    first = next(images, None)
+    if first is None:
+        raise ReplayError("no message of the bag's image topic deserializes: nothing to replay")
     _warm_up(session, publisher, first, message_type, topic, pacing)
     if pacing.mode == "lock-step" and _subscription_hint(session, topic):
         _log("warning: the node's image subscription is best-effort: a frame lost in transport is not answered "
@@ -401,13 +427,7 @@ def record_only(session: Session, topic: str, pacing: Pacing) -> None:
     """Record while another program publishes the images: wait for the node, subscribe to its input topic with
     the QoS of the images' publisher, and stop ``idle_s`` after the last image (or on Ctrl-C)."""
     node = session.node
-    deadline = time.monotonic() + pacing.wait_s
-    while node.count_publishers(session.instances_topic) == 0:
-        if time.monotonic() > deadline:
-            raise ReplayError(f"no node publishes {session.instances_topic} after {pacing.wait_s:g} s: start the node "
-                              f"in namespace '{session.namespace or '/'}' or give it with --node-namespace; it must be "
-                              f"active and on the same ROS_DOMAIN_ID")
-        time.sleep(0.05)
+    _await_outputs(session, pacing)
     _log(f"recording; waiting for images on {topic} (play the bag now, e.g. ros2 bag play BAG --remap "
          f"/camera/image_raw:={topic}); Ctrl-C ends")
     while not (publishers := node.get_publishers_info_by_topic(topic)):
@@ -418,18 +438,17 @@ def record_only(session: Session, topic: str, pacing: Pacing) -> None:
         raise ReplayError(f"{topic} carries {info.topic_type}, not {IMAGE_TYPE} or {COMPRESSED_TYPE}")
     qos = QoSProfile(history=HistoryPolicy.KEEP_LAST, depth=100, reliability=info.qos_profile.reliability,
                      durability=DurabilityPolicy.VOLATILE)
-    last_image = [time.monotonic()]
-    seen = [0]
+    last_image: float | None = None
 
     def on_image(raw: bytes, message_info: Any) -> None:
+        nonlocal last_image
         message = deserialize_message(raw, message_type)
-        stamp = message.header.stamp.sec * 1_000_000_000 + message.header.stamp.nanosec
+        stamp = stamp_ns(message.header)
         session.book.sent(stamp, message_info["received_timestamp"] or time.time_ns())
-        last_image[0] = time.monotonic()
-        seen[0] += 1
+        last_image = time.monotonic()
 
     node.create_subscription(message_type, topic, on_image, qos, raw=True)
-    while seen[0] == 0 or time.monotonic() - last_image[0] < pacing.idle_s:
+    while last_image is None or time.monotonic() - last_image < pacing.idle_s:
         time.sleep(0.05)
     session.book.wait(session.per_frame_outputs_done, DRAIN_S)
 

@@ -114,6 +114,7 @@ def tracker_config(tmp_path_factory) -> Path:
 @pytest.fixture(scope="module")
 def node(node_factory, checkpoint):
     return node_factory("sgnet", NAMESPACE, checkpoint=str(checkpoint), qos_reliability="reliable",
+                        compressed_image_topic="image/compressed",
                         model__score_threshold=0.0, model__detections_per_frame=DETECTIONS,
                         tracker__new_track_score=0.0, tracker__continue_score=0.0)
 
@@ -169,6 +170,24 @@ def test_lock_step_replay_equals_sgnet_eval(ros, node, bag, synthetic, checkpoin
     starts = np.cumsum([0] + [v.length for v in load_annotations(synthetic).videos.values()])[:-1]
     assert [i for i, reset in enumerate(resets) if reset] == starts.tolist()
     assert len(recorded[f"{NAMESPACE}/label_image"]) == frames
+
+
+def test_jpeg_bag_gives_sgnet_eval_results_through_the_compressed_input(ros, node, synthetic, checkpoint,
+                                                                        tracker_config, tmp_path, capsys):
+    """The JPEG files go into the bag unchanged and the node decodes them as sgnet-eval reads them."""
+    frames_dir = synthetic.parent / "JPEGImages"
+    make_bag("ytvis", "--annotations", str(synthetic), "--frames", str(frames_dir), "--videos", "2",
+             "--encoding", "jpeg", "-o", str(tmp_path / "jpeg"))
+    report, _ = replay_json("--bag", str(tmp_path / "jpeg"), "--node-namespace", NAMESPACE, "--as-fast-as-node",
+                            "--ground-truth", str(tmp_path / "jpeg.ground_truth.json"), "--output", str(tmp_path / "r"))
+    assert report["node_topic"] == f"{NAMESPACE}/image/compressed" and report["frames_dropped"] == 0
+    assert sgnet_eval(["--checkpoint", str(checkpoint), "--annotations", str(synthetic), "--frames", str(frames_dir),
+                       "--videos", "2", "--config", str(tracker_config), "--output", str(tmp_path / "eval"),
+                       "--json", "--no-progress"]) == 0
+    capsys.readouterr()
+    ours, theirs = sorted_results(tmp_path / "r" / "results.json"), sorted_results(tmp_path / "eval" / "results.json")
+    assert [(r["category_id"], r["segmentations"]) for r in ours] == \
+        [(r["category_id"], r["segmentations"]) for r in theirs] and ours
 
 
 def test_timed_replay_keeps_the_bag_timing(ros, node, bag, tmp_path):
