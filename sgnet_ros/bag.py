@@ -360,6 +360,13 @@ def _positive(kind: type) -> Any:
     return parse
 
 
+def _jpeg_quality(text: str) -> int:
+    quality = _positive(int)(text)
+    if quality > 100:
+        raise argparse.ArgumentTypeError(f"must lie in 1..100, got {text}")
+    return quality
+
+
 def build_parser() -> argparse.ArgumentParser:
     common = argparse.ArgumentParser(add_help=False)
     common.add_argument("--output", "-o", type=Path, required=True,
@@ -372,7 +379,7 @@ def build_parser() -> argparse.ArgumentParser:
     common.add_argument("--encoding", choices=ENCODINGS, default="rgb8",
                         help="rgb8 or bgr8: sensor_msgs/Image; jpeg: sensor_msgs/CompressedImage (JPEG files go in "
                              "unchanged, other frames are encoded at --jpeg-quality) (default %(default)s)")
-    common.add_argument("--jpeg-quality", type=int, default=JPEG_QUALITY,
+    common.add_argument("--jpeg-quality", type=_jpeg_quality, default=JPEG_QUALITY,
                         help="OpenCV JPEG quality for frames encoded here (default %(default)s)")
     common.add_argument("--frame-id", default=DEFAULT_FRAME_ID, help="header frame_id (default %(default)s)")
     common.add_argument("--start-time", type=float,

@@ -190,6 +190,26 @@ def test_jpeg_bag_gives_sgnet_eval_results_through_the_compressed_input(ros, nod
         [(r["category_id"], r["segmentations"]) for r in theirs] and ours
 
 
+def test_ground_truth_without_stamp_mapping_takes_the_bag_frames_in_order(ros, node, bag, synthetic, tmp_path):
+    """The synthetic set's own annotation file lists the bag's frames in order: the same metrics as through
+    the stamp mapping sgnet-bag wrote."""
+    mapped, _ = replay_json("--bag", str(bag), "--node-namespace", NAMESPACE, "--as-fast-as-node", "--ground-truth",
+                            str(bag.with_name(bag.name + ".ground_truth.json")), "--output", str(tmp_path / "mapped"))
+    ordered, _ = replay_json("--bag", str(bag), "--node-namespace", NAMESPACE, "--as-fast-as-node", "--ground-truth",
+                             str(synthetic), "--output", str(tmp_path / "ordered"))
+    assert ordered["metrics"] == mapped["metrics"]
+    assert sorted_results(tmp_path / "ordered" / "results.json") == sorted_results(tmp_path / "mapped" / "results.json")
+
+
+def test_unreadable_ground_truth_is_one_line(ros, bag, tmp_path):
+    truth = tmp_path / "truth.json"
+    truth.write_text('{"videos": [], "categories": [')
+    done = replay("--bag", str(bag), "--ground-truth", str(truth), "--output", str(tmp_path / "replay"))
+    lines = done.stderr.strip().splitlines()
+    assert done.returncode == 2 and len(lines) == 1 and f"cannot read ground truth {truth}" in lines[0], done.stderr
+    assert not (tmp_path / "replay").exists()
+
+
 def test_timed_replay_keeps_the_bag_timing(ros, node, bag, tmp_path):
     rate = 4.0
     stamps = [stamp_ns(deserialize_message(raw, Image)) for _, raw in read_bag(bag)["/camera/image_raw"]]
