@@ -75,6 +75,11 @@ class SGNet(nn.Module):
                                                                         strict=False).missing_keys)
             assert missing, "no COCO FCOS weight matched this network"
 
+    def forward(self, batch: ClipBatch) -> dict[str, Tensor]:
+        """Training: the loss terms of ``losses`` (so that DistributedDataParallel wraps them). Inference goes
+        through ``pyramid_outputs`` and postprocess.py."""
+        return self.losses(batch)
+
     def pyramid_outputs(self, images: Tensor) -> PyramidOutputs:
         """images (B, 3, H, W) uint8 or float in 0..255, RGB, H and W multiples of 32."""
         x = (images.to(self.image_mean.dtype) - self.image_mean) / self.image_std

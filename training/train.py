@@ -1,0 +1,310 @@
+"""``sgnet-train``: trains SG-Net on a YouTube-VIS style set, on the CPU, one GPU, or many through torchrun.
+
+Writes into OUTPUT: ``last.pt`` (resume state), ``model.pt`` (final weights), ``tb/`` (TensorBoard scalars) and
+``log.jsonl`` (the same scalars, one JSON line per logged iteration).
+
+Everything needed to continue exactly is in ``OUTPUT/last.pt``: model, optimizer, scheduler, gradient scaler,
+the position in the data order and every RNG state. The data order is a seeded shuffle per epoch and each clip's
+augmentation is seeded by (seed, epoch, index), so a resumed run draws the same batches as an uninterrupted one.
+"""
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import hashlib
+import json
+import os
+import random
+import sys
+import time
+from pathlib import Path
+from typing import Any, Iterator
+
+import numpy as np
+import torch
+import torch.distributed as dist
+from torch.nn.parallel import DistributedDataParallel
+from torch.utils.data import DataLoader, Dataset
+from torch.utils.data.distributed import DistributedSampler
+from tqdm import tqdm
+
+from sgnet_model.checkpoint import CheckpointError, load_checkpoint, load_model_state, save_checkpoint
+from sgnet_model.config import ConfigError
+from sgnet_model.model import SGNet
+from sgnet_model.ytvis import YTVISError, load_annotations
+from training.config import TrainConfig, load_train_config
+from training.datasets import ClipAugmentation, DatasetError, YTVISClipDataset, collate_clips
+
+LOSS_NAMES = ("cls", "box", "centerness", "mask", "motion")
+
+
+class TrainingError(RuntimeError):
+    """Training cannot start or continue as asked."""
+
+
+@dataclasses.dataclass
+class Process:
+    """This process's place in a (possibly distributed) run."""
+
+    rank: int = 0
+    world_size: int = 1
+    local_rank: int = 0
+
+    @property
+    def main(self) -> bool:
+        return self.rank == 0
+
+
+class SeededClips(Dataset):
+    """Each clip's augmentation drawn from a generator seeded by (seed, epoch, index), whatever process or
+    worker loads it, so that resuming mid-epoch reproduces the batches exactly."""
+
+    def __init__(self, clips: YTVISClipDataset, seed: int) -> None:
+        self.clips, self.seed, self.epoch = clips, seed, 0
+
+    def __len__(self) -> int:
+        return len(self.clips)
+
+    def __getitem__(self, index: int):
+        digest = hashlib.sha256(f"{self.seed}:{self.epoch}:{index}".encode()).digest()
+        with torch.random.fork_rng(devices=[]):
+            torch.manual_seed(int.from_bytes(digest[:8], "little"))
+            return self.clips[index]
+
+
+def learning_rate_factor(iteration: int, config: TrainConfig) -> float:
+    """Linear warm-up from warmup_start_fraction, then the exponential decay
+    base_lr * final_lr_fraction ** (iteration / max_iters)."""
+    optim = config.optim
+    decay = optim.final_lr_fraction ** (iteration / config.max_iters)
+    if iteration < optim.warmup_iters:
+        progress = iteration / optim.warmup_iters
+        return decay * (optim.warmup_start_fraction + (1 - optim.warmup_start_fraction) * progress)
+    return decay
+
+
+def start_process(device: str) -> tuple[Process, torch.device]:
+    """Join the torchrun group when launched by torchrun (NCCL on GPUs, gloo on the CPU)."""
+    if device == "auto":
+        device = "cuda" if torch.cuda.is_available() else "cpu"
+    if device.startswith("cuda") and not torch.cuda.is_available():
+        raise TrainingError("device cuda asked for, but CUDA is not available here; use --set device=cpu")
+    if "RANK" not in os.environ:
+        return Process(), torch.device(device)
+    process = Process(int(os.environ["RANK"]), int(os.environ["WORLD_SIZE"]), int(os.environ["LOCAL_RANK"]))
+    if device.startswith("cuda"):
+        torch.cuda.set_device(process.local_rank)
+        dist.init_process_group("nccl")
+        return process, torch.device("cuda", process.local_rank)
+    dist.init_process_group("gloo")
+    return process, torch.device("cpu")
+
+
+def rng_states() -> dict[str, Any]:
+    numpy_state = np.random.get_state()
+    return {"torch": torch.get_rng_state(),
+            "cuda": torch.cuda.get_rng_state_all() if torch.cuda.is_available() else [],
+            "numpy": (numpy_state[0], torch.from_numpy(numpy_state[1].copy()), *numpy_state[2:]),
+            "python": random.getstate()}
+
+
+def restore_rng_states(states: dict[str, Any]) -> None:
+    torch.set_rng_state(states["torch"])
+    if states["cuda"] and torch.cuda.is_available():
+        torch.cuda.set_rng_state_all(states["cuda"])
+    name, keys, *rest = states["numpy"]
+    np.random.set_state((name, keys.numpy(), *rest))
+    random.setstate(states["python"])
+
+
+def batches(sampler: DistributedSampler, batch_size: int, epoch: int, skip: int) -> list[list[int]]:
+    """This process's batches of an epoch (a seeded shuffle), without the first ``skip`` ones."""
+    sampler.set_epoch(epoch)
+    order = list(sampler)
+    return [order[i:i + batch_size] for i in range(0, len(order) - batch_size + 1, batch_size)][skip:]
+
+
+def train(config: TrainConfig, output_dir: Path, resume: Path | None = None, progress: bool = True,
+          stop_after: int | None = None) -> Path:
+    """Train, writing ``output_dir/last.pt`` every checkpoint_every iterations and at the end, and the final
+    weights as ``output_dir/model.pt``; returns the path of ``model.pt``. ``stop_after`` ends this invocation
+    after that iteration (a job scheduler's time slot), leaving last.pt to resume from."""
+    process, device = start_process(config.device)
+    try:
+        return _train(config, Path(output_dir), resume, progress, process, device, stop_after)
+    finally:
+        if dist.is_initialized():
+            dist.destroy_process_group()
+
+
+def _train(config: TrainConfig, output_dir: Path, resume: Path | None, progress: bool, process: Process,
+           device: torch.device, stop_after: int | None) -> Path:
+    if not config.data.annotations or not config.data.frames:
+        raise TrainingError("data.annotations and data.frames must name the training set "
+                            "(e.g. --set data.annotations=DATA/train.json --set data.frames=DATA/JPEGImages)")
+    torch.manual_seed(config.seed)
+    annotations = load_annotations(config.data.annotations)
+    model_config = dataclasses.replace(config.model, class_names=annotations.class_names)
+    clips = YTVISClipDataset(annotations, config.data.frames, model_config, clip_length=config.data.clip_length,
+                             augmentation=ClipAugmentation(config.data.scale_range, config.data.flip_probability))
+    dataset = SeededClips(clips, config.seed)
+    sampler = DistributedSampler(dataset, num_replicas=process.world_size, rank=process.rank, shuffle=True,
+                                 seed=config.seed, drop_last=True)
+    per_epoch = len(sampler) // config.batch_size
+    if per_epoch == 0:
+        raise TrainingError(f"the training set has {len(dataset)} clips, fewer than one batch of "
+                            f"{config.batch_size} per process; lower batch_size")
+
+    model = SGNet(model_config).to(device)
+    parameters = [p for p in model.parameters() if p.requires_grad]
+    optimizer = torch.optim.SGD(parameters, lr=config.optim.base_lr, momentum=config.optim.momentum,
+                                weight_decay=config.optim.weight_decay)
+    scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, lambda it: learning_rate_factor(it, config))
+    amp = config.amp and device.type == "cuda"
+    scaler = torch.amp.GradScaler("cuda", enabled=amp)
+    iteration = 0
+    if resume is not None:
+        checkpoint = load_checkpoint(resume)
+        if checkpoint.training_state is None:
+            raise TrainingError(f"{resume} holds weights only (no training state) and cannot be resumed; "
+                                f"resume from last.pt")
+        load_model_state(model, checkpoint, resume)
+        state = checkpoint.training_state
+        optimizer.load_state_dict(state["optimizer"])
+        scheduler.load_state_dict(state["scheduler"])
+        scaler.load_state_dict(state["scaler"])
+        restore_rng_states(state["rng"][process.rank] if process.rank < len(state["rng"]) else state["rng"][0])
+        iteration = int(state["iteration"])
+    network = DistributedDataParallel(model, device_ids=[device.index] if device.type == "cuda" else None,
+                                      find_unused_parameters=True) if process.world_size > 1 else model
+
+    writer = None
+    if process.main:
+        output_dir.mkdir(parents=True, exist_ok=True)
+        from torch.utils.tensorboard import SummaryWriter
+        writer = SummaryWriter(str(output_dir / "tb"))
+    bar = tqdm(total=config.max_iters, initial=iteration, desc="sgnet-train", unit="it", file=sys.stderr,
+               disable=not (progress and process.main), dynamic_ncols=True)
+    started = time.monotonic()
+    model.train()
+
+    def save(path: Path, with_state: bool) -> None:
+        state = None
+        if with_state:
+            everyone = [None] * process.world_size
+            if process.world_size > 1:
+                dist.all_gather_object(everyone, rng_states())
+            else:
+                everyone = [rng_states()]
+            state = {"iteration": iteration, "optimizer": optimizer.state_dict(), "scheduler": scheduler.state_dict(),
+                     "scaler": scaler.state_dict(), "rng": everyone, "train_config_seed": config.seed}
+        if process.main:
+            save_checkpoint(path, model_config, model.state_dict(), state)
+        if process.world_size > 1:
+            dist.barrier()
+
+    def stream() -> Iterator[tuple[int, list[int]]]:
+        epoch, skip = divmod(iteration, per_epoch)
+        while True:
+            dataset.epoch = epoch
+            # a generator of its own: starting a loader must not draw from the global RNG that the losses use
+            loader = DataLoader(dataset, batch_sampler=batches(sampler, config.batch_size, epoch, skip),
+                                collate_fn=collate_clips, num_workers=config.data.workers,
+                                pin_memory=device.type == "cuda", generator=torch.Generator().manual_seed(epoch))
+            yield from ((epoch, batch) for batch in loader)
+            epoch, skip = epoch + 1, 0
+
+    for _, batch in stream():
+        if iteration >= min(config.max_iters, stop_after or config.max_iters) or _out_of_time(
+                config, started, process, device):
+            break
+        batch = batch.to(device)
+        with torch.autocast(device_type=device.type, dtype=torch.float16, enabled=amp):
+            losses = network(batch)
+        total = sum(losses.values())
+        if not torch.isfinite(total):
+            raise TrainingError(f"the loss became {total.item()} at iteration {iteration}; lower optim.base_lr "
+                                f"or raise optim.warmup_iters")
+        optimizer.zero_grad(set_to_none=True)
+        scaler.scale(total).backward()
+        if config.optim.grad_clip_norm > 0:
+            scaler.unscale_(optimizer)
+            torch.nn.utils.clip_grad_norm_(parameters, config.optim.grad_clip_norm)
+        scaler.step(optimizer)
+        scaler.update()
+        scheduler.step()
+        iteration += 1
+        if process.main:
+            values = {name: float(losses[name].detach()) for name in LOSS_NAMES}
+            bar.set_postfix({k: f"{v:.3f}" for k, v in values.items()}, refresh=False)
+            bar.update()
+            if iteration % config.log_every == 0:
+                values["total"], values["lr"] = float(total.detach()), scheduler.get_last_lr()[0]
+                for name, value in values.items():
+                    writer.add_scalar(name if name == "lr" else f"loss/{name}", value, iteration)
+                with open(output_dir / "log.jsonl", "a") as log:
+                    log.write(json.dumps({"iteration": iteration, **values}) + "\n")
+        if iteration % config.checkpoint_every == 0:
+            save(output_dir / "last.pt", with_state=True)
+    bar.close()
+    if process.world_size > 1:
+        _check_replicas_agree(model, process)
+    save(output_dir / "last.pt", with_state=True)
+    save(output_dir / "model.pt", with_state=False)
+    if writer is not None:
+        writer.close()
+    return output_dir / "model.pt"
+
+
+def _check_replicas_agree(model: SGNet, process: Process) -> None:
+    """DistributedDataParallel keeps replicas identical; a run whose replicas drifted apart is not trusted."""
+    checksum = hashlib.sha256(b"".join(t.detach().cpu().numpy().tobytes() for t in model.state_dict().values()))
+    everyone = [None] * process.world_size
+    dist.all_gather_object(everyone, checksum.hexdigest())
+    if len(set(everyone)) != 1:
+        raise TrainingError(f"the {process.world_size} replicas ended with different weights: {everyone}")
+    if process.main:
+        print(f"sgnet-train: all {process.world_size} replicas hold identical weights "
+              f"(sha256 {everyone[0][:16]})", file=sys.stderr)
+
+
+def _out_of_time(config: TrainConfig, started: float, process: Process, device: torch.device) -> bool:
+    """Whether the wall-clock budget is spent; every process takes rank 0's answer."""
+    if config.max_minutes <= 0:
+        return False
+    spent = torch.tensor([float(time.monotonic() - started > config.max_minutes * 60)], device=device)
+    if process.world_size > 1:
+        dist.broadcast(spent, src=0)
+    return bool(spent.item())
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="sgnet-train", description=__doc__,
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--config", required=True, help="a YAML of config/train/")
+    parser.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
+                        help="override a field, e.g. --set optim.base_lr=0.01 --set data.workers=4 (repeatable)")
+    parser.add_argument("--output", required=True, type=Path, help="folder for last.pt, model.pt and tb/")
+    parser.add_argument("--resume", nargs="?", const="", default=None, metavar="CKPT",
+                        help="continue from CKPT, or from OUTPUT/last.pt when no file is given")
+    parser.add_argument("--seed", type=int, help="shorthand for --set seed=N")
+    parser.add_argument("--stop-after", type=int, metavar="N",
+                        help="end this run after iteration N with last.pt written (a scheduler's time slot); "
+                             "continue later with --resume")
+    parser.add_argument("--no-progress", action="store_true")
+    args = parser.parse_args(argv)
+    overrides = args.set + ([f"seed={args.seed}"] if args.seed is not None else [])
+    resume = None if args.resume is None else Path(args.resume or args.output / "last.pt")
+    try:
+        config = load_train_config(args.config, overrides)
+        final = train(config, args.output, resume, progress=not args.no_progress, stop_after=args.stop_after)
+    except (ConfigError, TrainingError, DatasetError, YTVISError, CheckpointError) as error:
+        print(f"sgnet-train: error: {error}", file=sys.stderr)
+        return 2
+    if int(os.environ.get("RANK", "0")) == 0:
+        print(f"sgnet-train: model written to {final} (resume state in {args.output / 'last.pt'})")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
