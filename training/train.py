@@ -12,6 +12,7 @@ from __future__ import annotations
 import argparse
 import dataclasses
 import hashlib
+import io
 import json
 import os
 import random
@@ -191,11 +192,13 @@ def _train(config: TrainConfig, output_dir: Path, resume: Path | None, progress:
     def save(path: Path, with_state: bool) -> None:
         state = None
         if with_state:
-            everyone = [None] * process.world_size
-            if process.world_size > 1:
-                dist.all_gather_object(everyone, rng_states())
-            else:
-                everyone = [rng_states()]
+            everyone = [rng_states()]
+            if process.world_size > 1:  # every rank's RNG states, so each one resumes its own stream
+                buffer = io.BytesIO()
+                torch.save(everyone[0], buffer)
+                gathered = [b""] * process.world_size
+                dist.all_gather_object(gathered, buffer.getvalue())
+                everyone = [torch.load(io.BytesIO(b), weights_only=True) for b in gathered]
             state = {"iteration": iteration, "optimizer": optimizer.state_dict(), "scheduler": scheduler.state_dict(),
                      "scaler": scaler.state_dict(), "rng": everyone, "train_config_seed": config.seed}
         if process.main:
@@ -257,14 +260,15 @@ def _train(config: TrainConfig, output_dir: Path, resume: Path | None, progress:
 
 
 def _check_replicas_agree(model: SGNet, process: Process) -> None:
-    """DistributedDataParallel keeps replicas identical; a run whose replicas drifted apart is not trusted."""
-    checksum = hashlib.sha256(b"".join(t.detach().cpu().numpy().tobytes() for t in model.state_dict().values()))
+    """DistributedDataParallel keeps the replicas' parameters identical (BatchNorm statistics are rank 0's,
+    broadcast at each forward); a run whose parameters drifted apart is not trusted."""
+    checksum = hashlib.sha256(b"".join(t.detach().cpu().numpy().tobytes() for t in model.parameters()))
     everyone = [None] * process.world_size
     dist.all_gather_object(everyone, checksum.hexdigest())
     if len(set(everyone)) != 1:
         raise TrainingError(f"the {process.world_size} replicas ended with different weights: {everyone}")
     if process.main:
-        print(f"sgnet-train: all {process.world_size} replicas hold identical weights "
+        print(f"sgnet-train: all {process.world_size} replicas hold identical parameters "
               f"(sha256 {everyone[0][:16]})", file=sys.stderr)
 
 

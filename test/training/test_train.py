@@ -103,14 +103,14 @@ def test_torchrun_two_cpu_processes_keep_identical_replicas(tiny_set, tmp_path):
     annotations, frames = tiny_set
     output = tmp_path / "ddp"
     env = {**os.environ, "OMP_NUM_THREADS": "1"}
-    command = [sys.executable, "-m", "torch.distributed.run", "--nproc_per_node", "2", "--master_port", "0",
+    command = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node", "2",
                "-m", "training.train", "--config", str(SMALL_YAML), "--output", str(output), "--no-progress",
                "--set", f"data.annotations={annotations}", "--set", f"data.frames={frames}", "--set",
                "data.workers=0", "--set", "batch_size=1", "--set", "max_iters=3", "--set", "model.input_width=160",
                "--set", "model.input_height=96", "--set", "log_every=1"]
     done = subprocess.run(command, env=env, capture_output=True, text=True, timeout=600)
     assert done.returncode == 0, done.stderr[-3000:]
-    assert "all 2 replicas hold identical weights" in done.stderr
+    assert "all 2 replicas hold identical parameters" in done.stderr
     assert sorted(p.name for p in output.iterdir() if p.suffix == ".pt") == ["last.pt", "model.pt"]
     assert len(read_losses(output)) == 3  # only rank 0 logs
     state = load_checkpoint(output / "last.pt").training_state
