@@ -1,0 +1,166 @@
+"""``sgnet-demo``: the whole system on this machine with nothing downloaded.
+
+1. generates the synthetic video set (sgnet-synth) and holds 8 videos out (sgnet-split);
+2. trains the small config on the CPU (sgnet-train, config/train/synthetic_small.yaml, at most 10 minutes);
+3. makes a bag of the held-out videos (sgnet-bag);
+4. starts the node (sgnet-node) and replays the bag through it lock-step (sgnet-replay), recording its outputs;
+5. writes an overlay video from the node's debug images and a metrics report, and prints where they are.
+
+Steps 1 and 2 are cached (by default under ~/.cache/sgnet_ros/demo, keyed by the training config), so a second
+run takes well under a minute. Each step runs the same command a user would, in a subprocess, so this module
+imports neither the training package nor anything the node does not.
+"""
+from __future__ import annotations
+
+import argparse
+import hashlib
+import json
+import os
+import random
+import shutil
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import cv2
+import numpy as np
+from rosbags.highlevel import AnyReader
+
+from sgnet_model.checkpoint import CheckpointError, load_checkpoint
+from sgnet_model.config import config_dir
+
+HELD_OUT_VIDEOS = 8
+NAMESPACE = "/sgnet_demo"
+
+
+class DemoError(RuntimeError):
+    """A step of the demo failed; the message names the step and its log."""
+
+
+def run_step(name: str, arguments: list[str], log_dir: Path, env: dict[str, str]) -> str:
+    """Run ``python -m arguments...``; its stderr goes to LOG_DIR/name.log, its stdout is returned."""
+    log = log_dir / f"{name}.log"
+    print(f"[sgnet-demo] {name} ...", file=sys.stderr, flush=True)
+    started = time.monotonic()
+    with open(log, "w") as stderr:
+        done = subprocess.run([sys.executable, "-m", *arguments], stdout=subprocess.PIPE, stderr=stderr, text=True,
+                              env=env)
+    if done.returncode != 0:
+        raise DemoError(f"step {name!r} failed (exit {done.returncode}); see {log}")
+    print(f"[sgnet-demo] {name} done in {time.monotonic() - started:.0f} s", file=sys.stderr, flush=True)
+    return done.stdout
+
+
+def trained_model(cache: Path, env: dict[str, str]) -> tuple[Path, Path, Path, bool]:
+    """The synthetic set, its held-out split and the small model trained on it, from the cache when there."""
+    train_yaml = config_dir() / "train" / "synthetic_small.yaml"
+    key = hashlib.sha256(train_yaml.read_bytes() + (config_dir() / "model" / "resnet18_small.yaml").read_bytes())
+    folder = cache / key.hexdigest()[:12]
+    model, val, frames = folder / "run" / "model.pt", folder / "split" / "val.json", folder / "synth" / "JPEGImages"
+    try:
+        load_checkpoint(model)
+        return model, val, frames, True
+    except CheckpointError:
+        pass
+    shutil.rmtree(folder, ignore_errors=True)
+    (folder / "logs").mkdir(parents=True)
+    logs = folder / "logs"
+    run_step("generate synthetic set", ["training.synthetic", "--output", str(folder / "synth"), "--no-progress"],
+             logs, env)
+    run_step("hold out videos", ["training.split", str(folder / "synth" / "annotations.json"), "--val-count",
+                                 str(HELD_OUT_VIDEOS), "--output", str(folder / "split")], logs, env)
+    run_step("train the small model (at most 10 minutes)", [
+        "training.train", "--config", str(train_yaml), "--output", str(folder / "run"), "--no-progress",
+        "--set", f"data.annotations={folder / 'split' / 'train.json'}", "--set", f"data.frames={frames}"], logs, env)
+    return model, val, frames, False
+
+
+def start_node(checkpoint: Path, log_dir: Path, env: dict[str, str]) -> subprocess.Popen:
+    """The node, with the checkpoint's own thresholds and reliable QoS (a bag replay must not lose frames)."""
+    config = load_checkpoint(checkpoint).model_config
+    log = open(log_dir / "node.log", "w")
+    return subprocess.Popen([sys.executable, "-m", "sgnet_ros.node", "--ros-args", "-r", f"__ns:={NAMESPACE}",
+                             "-p", f"checkpoint:={checkpoint}", "-p", "qos_reliability:=reliable",
+                             "-p", f"model.score_threshold:={config.score_threshold}",
+                             "-p", f"model.nms_threshold:={config.nms_threshold}",
+                             "-p", f"model.detections_per_frame:={config.detections_per_frame}"],
+                            stdout=log, stderr=subprocess.STDOUT, env=env)
+
+
+def write_overlay_video(outputs_bag: Path, path: Path, fps: float) -> int:
+    """The node's debug images (masks coloured by track id) as an mp4; returns the number of frames."""
+    writer = None
+    count = 0
+    with AnyReader([outputs_bag]) as reader:
+        connections = [c for c in reader.connections if c.topic.endswith("/debug_image")]
+        for connection, _, raw in reader.messages(connections=connections):
+            message = reader.deserialize(raw, connection.msgtype)
+            rgb = np.frombuffer(message.data, np.uint8).reshape(message.height, message.step)[:, :message.width * 3]
+            if writer is None:
+                writer = cv2.VideoWriter(str(path), cv2.VideoWriter_fourcc(*"mp4v"), fps,
+                                         (message.width, message.height))
+            writer.write(cv2.cvtColor(rgb.reshape(message.height, message.width, 3), cv2.COLOR_RGB2BGR))
+            count += 1
+    if writer is not None:
+        writer.release()
+    return count
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="sgnet-demo", description=__doc__,
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--output", type=Path, default=Path("output/demo"), help="where the results go")
+    parser.add_argument("--cache", type=Path, default=Path(os.environ.get(
+        "XDG_CACHE_HOME", Path.home() / ".cache")) / "sgnet_ros" / "demo", help="where the trained model is kept")
+    parser.add_argument("--retrain", action="store_true", help="ignore the cache and train again")
+    args = parser.parse_args(argv)
+    started = time.monotonic()
+    output = args.output.resolve()
+    shutil.rmtree(output, ignore_errors=True)
+    (output / "logs").mkdir(parents=True)
+    env = {**os.environ, "ROS_DOMAIN_ID": str(random.randint(100, 200)), "ROS_AUTOMATIC_DISCOVERY_RANGE": "LOCALHOST",
+           "ROS_LOG_DIR": str(output / "logs" / "ros")}
+    node = None
+    try:
+        if args.retrain:
+            shutil.rmtree(args.cache, ignore_errors=True)
+        checkpoint, val, frames, cached = trained_model(args.cache.resolve(), env)
+        bag = output / "held_out.mcap"
+        run_step("make a bag of the held-out videos", [
+            "sgnet_ros.bag", "ytvis", "--annotations", str(val), "--frames", str(frames), "-o", str(bag)],
+            output / "logs", env)
+        node = start_node(checkpoint, output / "logs", env)
+        report = json.loads(run_step("replay the bag through the node", [
+            "sgnet_ros.replay", "--bag", str(bag), "--node-namespace", NAMESPACE, "--as-fast-as-node",
+            "--ground-truth", f"{bag}.ground_truth.json", "--debug-image", "--output", str(output / "replay"),
+            "--json", "--no-progress"], output / "logs", env))
+    except (DemoError, CheckpointError) as error:
+        print(f"sgnet-demo: error: {error}", file=sys.stderr)
+        return 2
+    finally:
+        if node is not None:
+            node.send_signal(signal.SIGINT)
+            try:
+                node.wait(timeout=20)
+            except subprocess.TimeoutExpired:
+                node.kill()
+    video = output / "overlay.mp4"
+    frames_written = write_overlay_video(output / "replay" / "outputs", video, fps=6.0)
+    summary = {"minutes": round((time.monotonic() - started) / 60, 2), "model_from_cache": cached,
+               "checkpoint": str(checkpoint), "overlay_video": str(video), "overlay_frames": frames_written,
+               "replay": report}
+    (output / "report.json").write_text(json.dumps(summary, indent=2))
+    metrics = report.get("metrics") or {}
+    print(f"sgnet-demo: done in {summary['minutes']} min (model {'from cache' if cached else 'trained now'})")
+    print(f"  AP {metrics.get('AP', float('nan')):.3f}  AP50 {metrics.get('AP50', float('nan')):.3f}  "
+          f"IDF1 {metrics.get('idf1', float('nan')):.3f}  on {HELD_OUT_VIDEOS} held-out videos")
+    print(f"  latency median {report.get('latency_ms_median')} ms, p90 {report.get('latency_ms_p90')} ms "
+          f"over {report.get('frames_out')} frames")
+    print(f"  overlay video: {video}\n  report:        {output / 'report.json'}\n  checkpoint:    {checkpoint}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
