@@ -19,6 +19,7 @@ setup(
     data_files=[
         ("share/sgnet_ros/config", [str(p) for p in Path("config").glob("*.yaml")]),
         ("share/sgnet_ros/config/model", [str(p) for p in Path("config/model").glob("*.yaml")]),
+        ("share/sgnet_ros/config/train", [str(p) for p in Path("config/train").glob("*.yaml")]),
         ("share/sgnet_ros/launch", [str(p) for p in Path("launch").glob("*.py")]),
     ],
     install_requires=["torch>=2.1", "torchvision>=0.16", "numpy>=1.24", "pyyaml>=6", "pycocotools>=2.0.8",
