@@ -22,7 +22,6 @@ import sys
 from pathlib import Path
 from typing import Any, Sequence
 
-import cv2
 import numpy as np
 from tqdm import tqdm
 
@@ -30,6 +29,7 @@ from sgnet_model.config import ConfigError, PredictorConfig, TrackerConfig, name
 from sgnet_model.ytvis import (VideoResult, YTVISData, YTVISError, build_video_results, load_annotations,
                                load_results, save_results)
 from sgnet_model.ytvis_metric import METRIC_NAMES, evaluate_vis, tracking_figures
+from training.datasets import DatasetError, read_frame
 
 YTVIS_FPS = 6.0  # YouTube-VIS annotates every 5th frame of 30 fps footage
 
@@ -79,17 +79,6 @@ def _read_split(path: Path) -> list[int]:
         return [int(v) for v in data]
     except (TypeError, ValueError):
         raise EvaluationError(f"{path}: video ids must be integers") from None
-
-
-def read_frame(path: Path, height: int, width: int, where: str) -> np.ndarray:
-    """(H, W, 3) uint8 RGB frame, checked against the size the annotation file gives."""
-    image = cv2.imread(str(path), cv2.IMREAD_COLOR)
-    if image is None:
-        raise EvaluationError(f"{where}: cannot read frame file {path} (missing or not an image)")
-    if image.shape[:2] != (height, width):
-        raise EvaluationError(f"{where}: frame {path} is {image.shape[1]}x{image.shape[0]}, the annotation file "
-                              f"says {width}x{height}")
-    return cv2.cvtColor(image, cv2.COLOR_BGR2RGB)
 
 
 def predict_videos(predictor: Any, annotations: YTVISData, video_ids: Sequence[int], frames_dir: Path,
@@ -215,7 +204,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             timed = inference_ms[1:] or inference_ms
             report["ms_median"] = float(np.median(timed))
             report["ms_p90"] = float(np.percentile(timed, 90))
-    except (YTVISError, EvaluationError, ConfigError, OSError) as error:
+    except (YTVISError, EvaluationError, DatasetError, ConfigError, OSError) as error:
         print(f"sgnet-eval: error: {error}", file=sys.stderr)
         return 2
     report = {k: None if isinstance(v, float) and math.isnan(v) else v for k, v in report.items()}
