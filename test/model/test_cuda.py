@@ -3,7 +3,7 @@ import numpy as np
 import pytest
 import torch
 
-from sgnet_model.config import PredictorConfig, SGNetConfig, TrackerConfig, named_config
+from sgnet_model.config import PredictorConfig, TrackerConfig, named_config
 from sgnet_model.model import SGNet
 from sgnet_model.predictor import StreamingPredictor
 
