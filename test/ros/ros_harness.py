@@ -36,6 +36,7 @@ class NodeProcess:
         for key, value in parameters.items():
             args += ["-p", f"{key}:={json.dumps(value)}"]  # -p values are YAML; JSON scalars are YAML
         self.log_path = log_dir / f"{namespace.strip('/').replace('/', '_')}_{name}.log"
+        self.interrupted = False
         with open(self.log_path, "wb") as log:
             self.process = subprocess.Popen(args, stdout=log, stderr=subprocess.STDOUT, env=os.environ.copy())
 
@@ -47,7 +48,10 @@ class NodeProcess:
         return self.log_path.read_text(errors="replace")
 
     def interrupt(self) -> None:
-        if self.process.poll() is None:
+        """One SIGINT, as Ctrl-C sends: a second one could land while Python is finalising, after the node's
+        handler is gone, and kill a node that was shutting down cleanly."""
+        if self.process.poll() is None and not self.interrupted:
+            self.interrupted = True
             self.process.send_signal(signal.SIGINT)
 
     def stop(self, timeout: float = 20.0) -> int:

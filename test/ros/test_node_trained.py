@@ -22,12 +22,8 @@ MIN_FOUND = 0.7  # share of (object, frame) pairs whose mask is found
 
 
 @pytest.fixture(scope="module")
-def trained(request) -> str:
-    try:
-        return request.getfixturevalue("trained_checkpoint")
-    except pytest.FixtureLookupError:
-        pytest.skip("needs the trained_checkpoint fixture (test/conftest.py: a small model trained on the "
-                    "synthetic set)")
+def trained(trained_checkpoint) -> str:
+    return str(trained_checkpoint.checkpoint)
 
 
 def iou(a: np.ndarray, b: np.ndarray) -> float:

@@ -328,12 +328,8 @@ def test_absent_node_is_one_line_naming_topic_and_namespace(ros, bag, tmp_path):
 
 
 @pytest.fixture(scope="module")
-def trained(request):
-    try:
-        return request.getfixturevalue("trained_checkpoint")
-    except pytest.FixtureLookupError:
-        pytest.skip("needs the trained_checkpoint fixture (test/conftest.py: a small model trained on the "
-                    "synthetic set)")
+def trained(trained_checkpoint):
+    return trained_checkpoint
 
 
 @pytest.mark.slow
