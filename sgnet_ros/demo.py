@@ -127,14 +127,14 @@ def main(argv: list[str] | None = None) -> int:
         if args.retrain:
             shutil.rmtree(args.cache, ignore_errors=True)
         checkpoint, val, frames, cached = trained_model(args.cache.resolve(), env)
-        bag = output / "held_out.mcap"
+        bag = output / "held_out"  # sgnet-bag writes the bag folder and held_out.ground_truth.json beside it
         run_step("make a bag of the held-out videos", [
             "sgnet_ros.bag", "ytvis", "--annotations", str(val), "--frames", str(frames), "-o", str(bag)],
             output / "logs", env)
         node = start_node(checkpoint, output / "logs", env)
         report = json.loads(run_step("replay the bag through the node", [
             "sgnet_ros.replay", "--bag", str(bag), "--node-namespace", NAMESPACE, "--as-fast-as-node",
-            "--ground-truth", f"{bag}.ground_truth.json", "--debug-image", "--output", str(output / "replay"),
+            "--ground-truth", str(output / "held_out.ground_truth.json"), "--debug-image", "--output", str(output / "replay"),
             "--json", "--no-progress"], output / "logs", env))
     except (DemoError, CheckpointError) as error:
         print(f"sgnet-demo: error: {error}", file=sys.stderr)
