@@ -29,6 +29,7 @@ from torch.utils.data import DataLoader, Dataset
 from torch.utils.data.distributed import DistributedSampler
 from tqdm import tqdm
 
+from sgnet_model.backbone import PretrainedWeightsError
 from sgnet_model.checkpoint import CheckpointError, load_checkpoint, load_model_state, save_checkpoint
 from sgnet_model.config import ConfigError
 from sgnet_model.model import SGNet
@@ -183,7 +184,10 @@ def _train(config: TrainConfig, output_dir: Path, resume: Path | None, progress:
     if process.main:
         output_dir.mkdir(parents=True, exist_ok=True)
         from torch.utils.tensorboard import SummaryWriter
-        writer = SummaryWriter(str(output_dir / "tb"))
+        # a resumed run repeats the iterations after its checkpoint: drop what the stopped run logged for them
+        writer = SummaryWriter(str(output_dir / "tb"), purge_step=iteration + 1 if resume is not None else None)
+        if resume is not None:
+            _drop_log_lines_after(output_dir / "log.jsonl", iteration)
     bar = tqdm(total=config.max_iters, initial=iteration, desc="sgnet-train", unit="it", file=sys.stderr,
                disable=not (progress and process.main), dynamic_ncols=True)
     started = time.monotonic()
@@ -272,6 +276,20 @@ def _check_replicas_agree(model: SGNet, process: Process) -> None:
               f"(sha256 {everyone[0][:16]})", file=sys.stderr)
 
 
+def _drop_log_lines_after(log: Path, iteration: int) -> None:
+    """Keep the lines of ``log`` up to ``iteration``; a line cut short by a crash is dropped too."""
+    if not log.exists():
+        return
+    kept = []
+    for line in log.read_text().splitlines():
+        try:
+            if json.loads(line)["iteration"] <= iteration:
+                kept.append(line + "\n")
+        except (json.JSONDecodeError, KeyError, TypeError):
+            continue
+    log.write_text("".join(kept))
+
+
 def _out_of_time(config: TrainConfig, started: float, process: Process, device: torch.device) -> bool:
     """Whether the wall-clock budget is spent; every process takes rank 0's answer."""
     if config.max_minutes <= 0:
@@ -302,7 +320,8 @@ def main(argv: list[str] | None = None) -> int:
     try:
         config = load_train_config(args.config, overrides)
         final = train(config, args.output, resume, progress=not args.no_progress, stop_after=args.stop_after)
-    except (ConfigError, TrainingError, DatasetError, YTVISError, CheckpointError) as error:
+    except (ConfigError, TrainingError, DatasetError, YTVISError, CheckpointError,
+            PretrainedWeightsError) as error:
         print(f"sgnet-train: error: {error}", file=sys.stderr)
         return 2
     if int(os.environ.get("RANK", "0")) == 0:

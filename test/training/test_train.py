@@ -1,7 +1,9 @@
-"""sgnet-train: configuration, the learning-rate schedule, exact resumption, and torchrun on the CPU."""
+"""sgnet-train: configuration, the learning-rate schedule, exact resumption (also after a crash mid-checkpoint),
+the wall-clock budget, errors, torchrun on the CPU, and AMP on CUDA where there is one."""
 import json
 import math
 import os
+import signal
 import subprocess
 import sys
 from pathlib import Path
@@ -26,12 +28,21 @@ def tiny_set(tmp_path_factory):
     return annotations, folder / "JPEGImages"
 
 
-def tiny_config(tiny_set, **fields) -> TrainConfig:
+def tiny_overrides(tiny_set, **fields) -> list[str]:
+    """The small config on the tiny set at 160x96, logging every iteration, a checkpoint every 3."""
     annotations, frames = tiny_set
     overrides = [f"data.annotations={annotations}", f"data.frames={frames}", "data.workers=0", "batch_size=2",
                  "model.input_width=160", "model.input_height=96", "log_every=1", "checkpoint_every=3",
                  "max_minutes=0"]
-    return load_train_config(SMALL_YAML, overrides + [f"{k}={v}" for k, v in fields.items()])
+    return overrides + [f"{k}={v}" for k, v in fields.items()]
+
+
+def tiny_config(tiny_set, **fields) -> TrainConfig:
+    return load_train_config(SMALL_YAML, tiny_overrides(tiny_set, **fields))
+
+
+def as_cli(overrides: list[str]) -> list[str]:
+    return [part for override in overrides for part in ("--set", override)]
 
 
 def test_shipped_training_configs_load():
@@ -56,6 +67,31 @@ def test_missing_config_file_is_a_clear_error(tmp_path, capsys):
     assert "does not exist" in capsys.readouterr().err
 
 
+@pytest.mark.parametrize("case", ["no annotation file", "no frames folder", "no pretrained weights",
+                                  "nothing to resume"])
+def test_bad_data_weights_or_resume_exit_2_with_one_line(case, tiny_set, tmp_path, capsys):
+    config, overrides, extra = SMALL_YAML, tiny_overrides(tiny_set), []
+    if case == "no annotation file":
+        overrides.append(f"data.annotations={tmp_path / 'train.json'}")
+        expected = "train.json: no such file"
+    elif case == "no frames folder":
+        overrides.append(f"data.frames={tmp_path / 'JPEGImages'}")
+        expected = f"frames folder {tmp_path / 'JPEGImages'} does not exist"
+    elif case == "no pretrained weights":  # the YouTube-VIS config starts from COCO FCOS weights
+        config = ROOT / "config" / "train" / "youtube_vis_r50.yaml"
+        overrides.append(f"model.pretrained_path={tmp_path / 'fcos.pth'}")
+        expected = "weights are not on this machine"
+    else:
+        extra = ["--resume"]
+        expected = f"checkpoint {tmp_path / 'run' / 'last.pt'} does not exist"
+    code = main(["--config", str(config), "--output", str(tmp_path / "run"), "--no-progress", *extra,
+                 *as_cli(overrides)])
+    err = capsys.readouterr().err
+    assert code == 2
+    assert err.count("\n") == 1 and err.startswith("sgnet-train: error: ") and expected in err, err
+    assert not (tmp_path / "run" / "last.pt").exists()
+
+
 def test_learning_rate_schedule_by_hand():
     config = load_train_config(SMALL_YAML, ["max_iters=1000", "optim.warmup_iters=100",
                                             "optim.warmup_start_fraction=0.01", "optim.final_lr_fraction=0.1"])
@@ -71,22 +107,92 @@ def read_losses(folder: Path) -> list[dict]:
     return [json.loads(line) for line in (folder / "log.jsonl").read_text().splitlines()]
 
 
-@pytest.mark.slow
-def test_resumed_run_reproduces_the_uninterrupted_losses(tiny_set, tmp_path):
-    straight = tmp_path / "straight"
-    train(tiny_config(tiny_set, max_iters=6), straight, progress=False)
+@pytest.fixture(scope="module")
+def straight_run(tiny_set, tmp_path_factory) -> Path:
+    """6 iterations without interruption: the reference the resumed runs must reproduce."""
+    folder = tmp_path_factory.mktemp("straight")
+    train(tiny_config(tiny_set, max_iters=6), folder, progress=False)
+    return folder
+
+
+def assert_same_run(expected: Path, resumed: Path) -> None:
+    """Per-iteration losses and learning rates, and the final weights, of two runs agree."""
+    expected_log, resumed_log = read_losses(expected), read_losses(resumed)
+    assert [r["iteration"] for r in resumed_log] == [r["iteration"] for r in expected_log] == list(range(1, 7))
+    for a, b in zip(expected_log, resumed_log):
+        for name in ("cls", "box", "centerness", "mask", "motion", "lr"):
+            assert b[name] == pytest.approx(a[name], rel=1e-5, abs=1e-6), f"iteration {a['iteration']} {name}"
+    final_a = load_checkpoint(expected / "model.pt").model_state
+    final_b = load_checkpoint(resumed / "model.pt").model_state
+    assert all(torch.allclose(final_a[k].float(), final_b[k].float(), atol=1e-6) for k in final_a)
+
+
+def test_resumed_run_reproduces_the_uninterrupted_losses(tiny_set, straight_run, tmp_path):
     interrupted = tmp_path / "interrupted"
     train(tiny_config(tiny_set, max_iters=6), interrupted, progress=False, stop_after=3)
     assert load_checkpoint(interrupted / "last.pt").training_state["iteration"] == 3
     train(tiny_config(tiny_set, max_iters=6), interrupted, resume=interrupted / "last.pt", progress=False)
-    expected, resumed = read_losses(straight), read_losses(interrupted)
-    assert [r["iteration"] for r in resumed] == list(range(1, 7))
-    for a, b in zip(expected, resumed):
-        for name in ("cls", "box", "centerness", "mask", "motion", "lr"):
-            assert b[name] == pytest.approx(a[name], rel=1e-5, abs=1e-6), f"iteration {a['iteration']} {name}"
-    final_a = load_checkpoint(straight / "model.pt").model_state
-    final_b = load_checkpoint(interrupted / "model.pt").model_state
-    assert all(torch.allclose(final_a[k].float(), final_b[k].float(), atol=1e-6) for k in final_a)
+    assert_same_run(straight_run, interrupted)
+
+
+CRASH_DURING_SECOND_CHECKPOINT = """
+import io, os, signal, sys
+import torch
+from training.config import load_train_config
+from training.train import train
+
+writes_of_last = 0
+real_save = torch.save
+
+def save_then_die_halfway(payload, file, *args, **kwargs):
+    # the second write of last.pt: half the bytes reach the disk, then the process is killed
+    global writes_of_last
+    if "last.pt" not in str(getattr(file, "name", "")):
+        return real_save(payload, file, *args, **kwargs)
+    writes_of_last += 1
+    if writes_of_last < 2:
+        return real_save(payload, file, *args, **kwargs)
+    buffer = io.BytesIO()
+    real_save(payload, buffer, *args, **kwargs)
+    file.write(buffer.getvalue()[:buffer.tell() // 2])
+    file.flush()
+    os.fsync(file.fileno())
+    os.kill(os.getpid(), signal.SIGKILL)
+
+torch.save = save_then_die_halfway
+train(load_train_config(sys.argv[1], sys.argv[3:]), sys.argv[2], progress=False)
+"""
+
+
+@pytest.mark.slow
+def test_process_killed_while_writing_a_checkpoint_leaves_the_previous_one_to_resume(tiny_set, straight_run,
+                                                                                      tmp_path):
+    """The training process dies halfway through writing last.pt at iteration 6 (checkpoints every 3): the
+    iteration-3 last.pt is intact, and resuming from it gives the uninterrupted run's losses."""
+    run = tmp_path / "run"
+    overrides = tiny_overrides(tiny_set, max_iters=6)
+    crashed = subprocess.run([sys.executable, "-c", CRASH_DURING_SECOND_CHECKPOINT, str(SMALL_YAML), str(run),
+                              *overrides], capture_output=True, text=True, timeout=300)
+    assert crashed.returncode == -signal.SIGKILL, crashed.stderr[-3000:]
+    half_written = list(run.glob(".last.pt.*"))
+    assert len(half_written) == 1 and half_written[0].stat().st_size > 0  # the kill came mid-write
+    assert not (run / "model.pt").exists()
+    assert load_checkpoint(run / "last.pt").training_state["iteration"] == 3
+    assert len(read_losses(run)) == 6  # iterations 4-6 were logged before the crash and are done again
+
+    assert main(["--config", str(SMALL_YAML), "--output", str(run), "--resume", "--no-progress",
+                 *as_cli(overrides)]) == 0
+    assert_same_run(straight_run, run)
+
+
+def test_wall_clock_budget_stops_the_run_and_writes_the_final_checkpoint(tiny_set, tmp_path):
+    run = tmp_path / "run"
+    final = train(tiny_config(tiny_set, max_iters=100_000, max_minutes=0.02, checkpoint_every=100_000), run,
+                  progress=False)
+    assert final == run / "model.pt" and load_checkpoint(final).training_state is None
+    iterations = load_checkpoint(run / "last.pt").training_state["iteration"]
+    assert iterations < 100_000
+    assert [r["iteration"] for r in read_losses(run)] == list(range(1, iterations + 1))
 
 
 def test_resuming_from_weights_only_is_refused(tiny_set, tmp_path, capsys):
@@ -98,21 +204,86 @@ def test_resuming_from_weights_only_is_refused(tiny_set, tmp_path, capsys):
     assert code == 2 and "cannot be resumed" in capsys.readouterr().err
 
 
+# sgnet-train's main under torchrun, recording from outside what each rank did: the clips it trained on, the
+# checkpoints it wrote, and its network's parameters before and after training.
+TORCHRUN_PROBE = """
+import json, os, sys
+from pathlib import Path
+import torch
+import training.train as trainer
+
+probe, rank = Path(sys.argv[1]), os.environ["RANK"]
+real_save, real_batches, networks = trainer.save_checkpoint, trainer.batches, []
+
+def recording_save(path, *args, **kwargs):
+    with open(probe / f"saves.rank{rank}", "a") as record:
+        record.write(Path(path).name + "\\n")
+    real_save(path, *args, **kwargs)
+
+def recording_batches(*args, **kwargs):
+    chosen = real_batches(*args, **kwargs)
+    with open(probe / f"clips.rank{rank}", "a") as record:
+        record.write(json.dumps(chosen) + "\\n")
+    return chosen
+
+class RecordedSGNet(trainer.SGNet):
+    def __init__(self, config):
+        super().__init__(config)
+        networks.append(self)
+        torch.save({k: v.detach().clone() for k, v in self.named_parameters()}, probe / f"initial.rank{rank}.pt")
+
+trainer.save_checkpoint, trainer.batches, trainer.SGNet = recording_save, recording_batches, RecordedSGNet
+code = trainer.main(sys.argv[2:])
+torch.save({k: v.detach() for k, v in networks[0].named_parameters()}, probe / f"final.rank{rank}.pt")
+sys.exit(code)
+"""
+
+
 @pytest.mark.slow
 def test_torchrun_two_cpu_processes_keep_identical_replicas(tiny_set, tmp_path):
-    annotations, frames = tiny_set
-    output = tmp_path / "ddp"
+    output, probe = tmp_path / "ddp", tmp_path / "probe"
+    probe.mkdir()
+    (tmp_path / "probe.py").write_text(TORCHRUN_PROBE)
     env = {**os.environ, "OMP_NUM_THREADS": "1"}
     command = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node", "2",
-               "-m", "training.train", "--config", str(SMALL_YAML), "--output", str(output), "--no-progress",
-               "--set", f"data.annotations={annotations}", "--set", f"data.frames={frames}", "--set",
-               "data.workers=0", "--set", "batch_size=1", "--set", "max_iters=3", "--set", "model.input_width=160",
-               "--set", "model.input_height=96", "--set", "log_every=1"]
+               str(tmp_path / "probe.py"), str(probe), "--config", str(SMALL_YAML), "--output", str(output),
+               "--no-progress", *as_cli(tiny_overrides(tiny_set, batch_size=1, max_iters=3, checkpoint_every=2))]
     done = subprocess.run(command, env=env, capture_output=True, text=True, timeout=600)
     assert done.returncode == 0, done.stderr[-3000:]
+
+    # the two ranks trained on different clips, so only gradient averaging keeps their weights equal
+    clips = {rank: [json.loads(line) for line in (probe / f"clips.rank{rank}").read_text().splitlines()]
+             for rank in (0, 1)}
+    first_epoch = {rank: {i for batch in clips[rank][0] for i in batch} for rank in (0, 1)}
+    assert first_epoch[0] and first_epoch[1] and not first_epoch[0] & first_epoch[1]
+    initial = [torch.load(probe / f"initial.rank{rank}.pt", weights_only=True) for rank in (0, 1)]
+    final = [torch.load(probe / f"final.rank{rank}.pt", weights_only=True) for rank in (0, 1)]
+    assert all(torch.equal(final[0][name], final[1][name]) for name in final[0])
+    assert sum(not torch.equal(initial[0][name], final[0][name]) for name in final[0]) > len(final[0]) / 2
     assert "all 2 replicas hold identical parameters" in done.stderr
-    assert sorted(p.name for p in output.iterdir() if p.suffix == ".pt") == ["last.pt", "model.pt"]
-    assert len(read_losses(output)) == 3  # only rank 0 logs
+
+    # only rank 0 logs and writes checkpoints: last.pt at iteration 2 and at the end, then model.pt
+    assert (probe / "saves.rank0").read_text().split() == ["last.pt", "last.pt", "model.pt"]
+    assert not (probe / "saves.rank1").exists()
+    assert len(read_losses(output)) == 3 and math.isfinite(read_losses(output)[-1]["total"])
+    saved = load_checkpoint(output / "model.pt").model_state
+    assert all(torch.equal(saved[name], final[0][name]) for name in final[0])
     state = load_checkpoint(output / "last.pt").training_state
     assert state["iteration"] == 3 and len(state["rng"]) == 2
-    assert math.isfinite(read_losses(output)[-1]["total"])
+
+
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="CUDA is not available on this machine")
+def test_mixed_precision_training_on_cuda_resumes_with_its_gradient_scaler(tiny_set, tmp_path):
+    """fp16 autocast with a gradient scaler: 2 + resume + 2 iterations end with the scaler of 4 straight ones
+    (a scaler not restored would restart at 65536 with no step counted) and with close losses (CUDA kernels
+    are not bit-reproducible)."""
+    config = tiny_config(tiny_set, max_iters=4, device="cuda", amp=True)
+    straight, resumed = tmp_path / "straight", tmp_path / "resumed"
+    train(config, straight, progress=False)
+    train(config, resumed, progress=False, stop_after=2)
+    train(config, resumed, resume=resumed / "last.pt", progress=False)
+    scalers = [load_checkpoint(run / "last.pt").training_state["scaler"] for run in (straight, resumed)]
+    assert scalers[0]["scale"] == scalers[1]["scale"] and scalers[0]["_growth_tracker"] == \
+        scalers[1]["_growth_tracker"] > 0
+    for a, b in zip(read_losses(straight), read_losses(resumed), strict=True):
+        assert math.isfinite(b["total"]) and b["total"] == pytest.approx(a["total"], rel=0.05)
