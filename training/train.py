@@ -16,8 +16,10 @@ import io
 import json
 import os
 import random
+import re
 import sys
 import time
+import warnings
 from pathlib import Path
 from typing import Any, Iterator
 
@@ -239,7 +241,11 @@ def _train(config: TrainConfig, output_dir: Path, resume: Path | None, progress:
             torch.nn.utils.clip_grad_norm_(parameters, config.optim.grad_clip_norm)
         scaler.step(optimizer)
         scaler.update()
-        scheduler.step()
+        with warnings.catch_warnings():
+            # the scaler skips the optimizer step when fp16 gradients overflow (the first steps, mostly); the
+            # schedule follows the iteration count all the same
+            warnings.filterwarnings("ignore", re.escape("Detected call of `lr_scheduler.step()` before"))
+            scheduler.step()
         iteration += 1
         if process.main:
             values = {name: float(losses[name].detach()) for name in LOSS_NAMES}
