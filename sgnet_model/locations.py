@@ -60,7 +60,7 @@ def conv3x3_at(conv: nn.Conv2d, feature_maps: list[Tensor], locations: Locations
         results.append((patches * inside[..., None]).flatten(1) @ weight.t())  # (n, out)
     out = weight.new_empty((len(locations), weight.shape[0]))
     if results:
-        out[order] = torch.cat(results)
+        out[order] = torch.cat(results).to(out.dtype)  # autocast may compute the products in fp16
     if conv.bias is not None:
         out = out + conv.bias
     return out
