@@ -182,14 +182,21 @@ def to_dict(config: Any) -> dict[str, Any]:
 
 def load_config(path: str | Path) -> SGNetConfig:
     """Read a YAML file of ``config/model/`` (sections ``model`` and ``tracker``, both optional)."""
+    return from_dict(SGNetConfig, read_yaml(path, "config file", "config/model/"), str(path))
+
+
+def read_yaml(path: str | Path, what: str, shipped: str) -> dict[str, Any]:
+    """The mapping in a YAML file, or a ConfigError naming ``what`` and where the ``shipped`` ones are."""
     path = Path(path)
     if not path.is_file():
-        raise ConfigError(f"config file {path} does not exist; the shipped ones are in config/model/")
+        raise ConfigError(f"{what} {path} does not exist; the shipped ones are in {shipped}")
     try:
         data = yaml.safe_load(path.read_text()) or {}
     except yaml.YAMLError as error:
-        raise ConfigError(f"config file {path} is not valid YAML: {error}") from None
-    return from_dict(SGNetConfig, data, str(path))
+        raise ConfigError(f"{what} {path} is not valid YAML: {error}") from None
+    if not isinstance(data, dict):
+        raise ConfigError(f"{what} {path} must be a mapping of fields")
+    return data
 
 
 def config_dir() -> Path:

@@ -11,7 +11,7 @@ from typing import Any
 
 import yaml
 
-from sgnet_model.config import ConfigError, ModelConfig, from_dict, named_config, to_dict
+from sgnet_model.config import ConfigError, ModelConfig, from_dict, named_config, read_yaml, to_dict
 
 
 @dataclasses.dataclass(frozen=True)
@@ -75,15 +75,7 @@ def load_train_config(path: str | Path | None, overrides: list[str] = ()) -> Tra
     """A TrainConfig from a YAML file and ``key.sub=value`` overrides (values parsed as YAML)."""
     raw: dict[str, Any] = {}
     if path is not None:
-        path = Path(path)
-        if not path.is_file():
-            raise ConfigError(f"training config {path} does not exist; the shipped ones are in config/train/")
-        try:
-            raw = yaml.safe_load(path.read_text()) or {}
-        except yaml.YAMLError as error:
-            raise ConfigError(f"training config {path} is not valid YAML: {error}") from None
-        if not isinstance(raw, dict):
-            raise ConfigError(f"training config {path} must be a mapping of fields")
+        raw = read_yaml(path, "training config", "config/train/")
     for override in overrides:
         key, equals, value = override.partition("=")
         if not equals or not key:
