@@ -2,8 +2,13 @@
 
 A checkpoint is a torch zip file holding one dict::
 
-    {"format": "sgnet_ros.checkpoint", "version": 1, "model_config": {...}, "model": state_dict,
-     "training": dict or None}
+    {"format": "sgnet_ros.checkpoint", "version": 2, "model_config": {...},
+     "tracker_profiles": {"robot": {...}, "evaluation": {...}}, "model": state_dict, "training": dict or None}
+
+The tracker profiles (sgnet_model.config.SGNetConfig: ``tracker`` is "robot", ``evaluation_tracker`` is
+"evaluation") travel with the weights, so the node, sgnet-eval and sgnet-replay default to the values the model
+was trained with. Version 1 files (before the profiles and the time-aware motion head, whose weights they lack)
+are refused with a message saying to retrain; no released weights were ever written in version 1.
 
 Safety: files are read with ``torch.load(weights_only=True)`` only, and a file that is not a torch zip archive
 (e.g. a raw pickle) is refused before anything unpickles it: nothing in a checkpoint can execute code.
@@ -25,10 +30,10 @@ from typing import Any
 
 import torch
 
-from .config import ConfigError, ModelConfig, from_dict, to_dict
+from .config import TRACKER_PROFILES, ConfigError, ModelConfig, SGNetConfig, TrackerConfig, from_dict, to_dict
 
 FORMAT = "sgnet_ros.checkpoint"
-VERSION = 1
+VERSION = 2
 HOW_TO_GET_ONE = "train one with `sgnet-train`, or run `sgnet-demo`, which trains and caches a small model"
 
 # What torch.load(weights_only=True) rebuilds without extra allow-listing, by exact type (subclasses such as
@@ -47,15 +52,18 @@ class Checkpoint:
     model_config: ModelConfig
     model_state: dict[str, torch.Tensor]
     training_state: dict[str, Any] | None  # optimizer, scheduler, iteration, RNG states, ... (training's business)
+    tracker_profiles: dict[str, TrackerConfig]  # "robot" and "evaluation"
 
 
 def save_checkpoint(path: str | Path, model_config: ModelConfig, model_state: dict[str, torch.Tensor],
-                    training_state: dict[str, Any] | None = None) -> None:
+                    training_state: dict[str, Any] | None = None,
+                    tracker_profiles: dict[str, TrackerConfig] | None = None) -> None:
     """Write a checkpoint atomically. ``training_state`` may hold None, bools, numbers, strings, bytes, lists,
     tuples, sets, dicts and tensors (optimizer and scheduler state dicts, ``torch.get_rng_state()``,
     ``numpy.random.Generator.bit_generator.state``, ``random.getstate()``): exactly what
     ``load_checkpoint`` can read back. Anything else is refused here, before the file is touched, rather than
-    written into a file that could not be loaded when it is needed."""
+    written into a file that could not be loaded when it is needed. ``tracker_profiles`` maps "robot" and
+    "evaluation" to TrackerConfigs; None stores the defaults of SGNetConfig."""
     path = Path(path)
     if not isinstance(model_config, ModelConfig):
         raise CheckpointError(f"cannot save checkpoint {path}: model_config must be a ModelConfig, "
@@ -66,7 +74,13 @@ def save_checkpoint(path: str | Path, model_config: ModelConfig, model_state: di
             raise CheckpointError(f"cannot save checkpoint {path}: training_state must be a dict or None, "
                                   f"got {type(training_state).__name__}")
         _check_loadable(training_state, "training_state", path)
+    profiles = SGNetConfig().tracker_profiles() if tracker_profiles is None else tracker_profiles
+    if not isinstance(profiles, dict) or set(profiles) != set(TRACKER_PROFILES) or not all(
+            isinstance(p, TrackerConfig) for p in profiles.values()):
+        raise CheckpointError(f"cannot save checkpoint {path}: tracker_profiles must map {list(TRACKER_PROFILES)} "
+                              f"to TrackerConfigs, got {profiles!r}")
     payload = {"format": FORMAT, "version": VERSION, "model_config": to_dict(model_config),
+               "tracker_profiles": {name: to_dict(profiles[name]) for name in TRACKER_PROFILES},
                "model": model_state, "training": training_state}
     temporary = path.with_name(f".{path.name}.{secrets.token_hex(4)}.tmp")
     try:
@@ -113,11 +127,21 @@ def load_checkpoint(path: str | Path, map_location: str | torch.device = "cpu") 
         raise CheckpointError(f"{path} is not an sgnet_ros checkpoint (format marker {payload.get('format')!r}, "
                               f"expected {FORMAT!r}); a bare state dict does not say which network it belongs to")
     version = payload.get("version")
+    if version == 1:
+        raise CheckpointError(f"checkpoint {path} has format version 1, written before the time-aware motion head "
+                              f"and the tracker profiles; this sgnet_ros reads version {VERSION}: retrain it "
+                              f"(sgnet-train, or sgnet-demo --retrain)")
     if type(version) is not int or version != VERSION:
         raise CheckpointError(f"checkpoint {path} has format version {version!r}; this sgnet_ros reads version "
                               f"{VERSION} (a newer release may have written it)")
     try:
         model_config = from_dict(ModelConfig, payload.get("model_config"), f"checkpoint {path}: model_config")
+        stored = payload.get("tracker_profiles")
+        if not isinstance(stored, dict) or set(stored) != set(TRACKER_PROFILES):
+            raise ConfigError(f"checkpoint {path}: tracker_profiles must name exactly {list(TRACKER_PROFILES)}, "
+                              f"got {sorted(stored) if isinstance(stored, dict) else type(stored).__name__}")
+        tracker_profiles = {name: from_dict(TrackerConfig, stored[name], f"checkpoint {path}: tracker_profiles.{name}")
+                            for name in TRACKER_PROFILES}
     except ConfigError as error:
         raise CheckpointError(str(error)) from None
     model_state = payload.get("model")
@@ -126,7 +150,7 @@ def load_checkpoint(path: str | Path, map_location: str | torch.device = "cpu") 
     if training_state is not None and not isinstance(training_state, dict):
         raise CheckpointError(f"checkpoint {path}: training state must be a dict or None, "
                               f"got {type(training_state).__name__}")
-    return Checkpoint(model_config, model_state, training_state)
+    return Checkpoint(model_config, model_state, training_state, tracker_profiles)
 
 
 def load_model_state(model: torch.nn.Module, checkpoint: Checkpoint, path: str | Path) -> None:

@@ -135,8 +135,8 @@ class SGNet(nn.Module):
         }
         locations = Locations(image, pyramid.level[location], pyramid.y[location], pyramid.x[location])
         result["mask"] = self._mask_loss(outputs, targets, locations, box_index, gt_boxes) if image.numel() else zero
-        result["motion"] = self._motion_loss(outputs, targets, frames, locations, box_index, gt_boxes, strides,
-                                             zero) if frames > 1 else zero
+        result["motion"] = self._motion_loss(outputs, targets, batch.frame_times.flatten(), frames, locations,
+                                             box_index, gt_boxes, strides, zero) if frames > 1 else zero
         return result
 
     @staticmethod
@@ -173,11 +173,14 @@ class SGNet(nn.Module):
         logits = self.mask_logits(outputs, locations, boxes, instance_of_point, points)
         return losses.mask_loss(logits, truth, instance_of_point, count)
 
-    def _motion_loss(self, outputs: PyramidOutputs, targets: list[FrameTargets], frames: int, locations: Locations,
-                     box_index: Tensor, gt_boxes: Tensor, strides: Tensor, zero: Tensor) -> Tensor:
+    def _motion_loss(self, outputs: PyramidOutputs, targets: list[FrameTargets], frame_times: Tensor, frames: int,
+                     locations: Locations, box_index: Tensor, gt_boxes: Tensor, strides: Tensor, zero: Tensor
+                     ) -> Tensor:
         """Eq. 4 on the positives of frames 1..T-1 whose object is also in the frame before.
 
-        Targets are the box-centre movements divided by the level's stride, the unit the head predicts in.
+        Targets are the box-centre movements from the clip's previous frame, divided by the level's stride (the
+        unit the head predicts in); the head is told the real time between the two frames (frame_times: (B*T,)
+        seconds, clip by clip).
         """
         previous_centre = torch.full((len(locations), 2), float("nan"), device=strides.device)
         for image in torch.unique(locations.batch).tolist():  # frames of the batch, not instances
@@ -197,7 +200,8 @@ class SGNet(nn.Module):
         target = ((boxes[:, :2] + boxes[:, 2:]) / 2 - previous_centre[valid]) / strides[valid, None]
         towers = outputs.regression_towers
         previous = [torch.roll(t, shifts=1, dims=0) for t in towers]  # image i sees image i - 1 of its clip
-        return losses.motion_loss(self.motion(towers, previous, chosen), target)
+        elapsed = frame_times - torch.roll(frame_times, shifts=1)  # (B*T,) meaningful for frames 1..T-1
+        return losses.motion_loss(self.motion(towers, previous, chosen, elapsed), target)
 
 
 def _jitter_boxes(boxes: Tensor, fraction: float, image_size: tuple[int, int]) -> Tensor:

@@ -3,7 +3,12 @@ the evaluator, the replay tool).
 
 Per frame: resize to fit the model's input size (keeping the aspect), pad to a multiple of 32, one forward
 pass, FCOS post-processing, masks at the frame's resolution, the movement of each instance from the cached
-tower features of the previous frame, and the centre tracker.
+tower features of the previous processed frame and the real time since it, and the centre tracker.
+
+Gaps: the tracks reset when the timestamps go back, or when the stream itself has a gap: a frame stamped more
+than ``max_gap_s`` after the frame the source delivered before it (``received_before``; processed or not). A
+model slower than ``max_gap_s`` that processes only some of the frames it receives therefore keeps its tracks;
+the motion head and the tracker are told the real time since the previous processed frame.
 """
 from __future__ import annotations
 
@@ -18,7 +23,7 @@ import torch.nn.functional as F
 
 from .backbone import fold_batch_norms
 from .checkpoint import load_checkpoint, load_model_state
-from .config import ModelConfig, PredictorConfig, SGNetConfig, TrackerConfig
+from .config import TRACKER_PROFILES, ModelConfig, PredictorConfig, SGNetConfig, TrackerConfig
 from .instances import FrameResult, TrackedInstance
 from .model import PyramidOutputs, SGNet
 from .postprocess import paste_masks, select_detections
@@ -33,7 +38,10 @@ class PredictorError(RuntimeError):
 
 class StreamingPredictor:
     def __init__(self, model: SGNet, tracker_config: TrackerConfig = TrackerConfig(),
-                 predictor_config: PredictorConfig = PredictorConfig()) -> None:
+                 predictor_config: PredictorConfig = PredictorConfig(),
+                 tracker_profiles: dict[str, TrackerConfig] | None = None, tracker_profile: str = "custom") -> None:
+        """``tracker_config`` is what the tracker runs; ``tracker_profiles`` ("robot", "evaluation") the profiles
+        the model came with and ``tracker_profile`` which of them ``tracker_config`` is ("custom": neither)."""
         self.device = resolve_device(predictor_config.device)
         if predictor_config.fp16 and self.device.type != "cuda":
             raise PredictorError("fp16 runs on CUDA only; set fp16 to false on the CPU")
@@ -46,24 +54,36 @@ class StreamingPredictor:
         self.model_config: ModelConfig = model.config
         self.predictor_config = predictor_config
         self.tracker = CenterTracker(tracker_config)
+        self.tracker_profiles = dict(tracker_profiles or {})
+        self.tracker_profile = tracker_profile
         self._previous_towers: list[torch.Tensor] | None = None
         self._graphs: dict[tuple[int, ...], GraphedPyramid] = {}
         self._previous_timestamp: float | None = None
 
     @classmethod
     def from_checkpoint(cls, path: str | Path, predictor_config: PredictorConfig = PredictorConfig(),
-                        tracker_config: TrackerConfig | None = None) -> "StreamingPredictor":
-        """A trained model from a checkpoint file (errors name the file and what is wrong with it)."""
+                        tracker_config: TrackerConfig | None = None, profile: str = "robot") -> "StreamingPredictor":
+        """A trained model from a checkpoint file (errors name the file and what is wrong with it). The tracker
+        runs the checkpoint's ``profile`` ("robot": few, confident tracks; "evaluation": low scores, as video AP
+        rewards), or ``tracker_config`` when given (profile "custom")."""
+        if profile not in TRACKER_PROFILES:
+            raise PredictorError(f"tracker profile {profile!r} is not one of {list(TRACKER_PROFILES)}")
         checkpoint = load_checkpoint(path)
         model = SGNet(dataclasses.replace(checkpoint.model_config, pretrained="none"))
         load_model_state(model, checkpoint, path)
-        return cls(model, tracker_config or TrackerConfig(), predictor_config)
+        profiles = checkpoint.tracker_profiles
+        if tracker_config is None:
+            return cls(model, profiles[profile], predictor_config, profiles, profile)
+        return cls(model, tracker_config, predictor_config, profiles, "custom")
 
     @classmethod
-    def from_config(cls, config: SGNetConfig, predictor_config: PredictorConfig = PredictorConfig()
-                    ) -> "StreamingPredictor":
+    def from_config(cls, config: SGNetConfig, predictor_config: PredictorConfig = PredictorConfig(),
+                    profile: str = "robot") -> "StreamingPredictor":
         """Random weights (or the torchvision weights the config names): smoke tests and benchmarks only."""
-        return cls(SGNet(config.model), config.tracker, predictor_config)
+        profiles = config.tracker_profiles()
+        if profile not in profiles:
+            raise PredictorError(f"tracker profile {profile!r} is not one of {list(profiles)}")
+        return cls(SGNet(config.model), profiles[profile], predictor_config, profiles, profile)
 
     @property
     def class_names(self) -> tuple[str, ...]:
@@ -83,15 +103,23 @@ class StreamingPredictor:
         self._previous_timestamp = None
 
     @torch.inference_mode()
-    def step(self, image: np.ndarray, timestamp: float) -> FrameResult:
-        """image: (H, W, 3) uint8 RGB; timestamp in seconds. Tracks reset first when the timestamp goes back
-        or jumps ahead by more than ``max_gap_s``."""
+    def step(self, image: np.ndarray, timestamp: float, received_before: float | None = None) -> FrameResult:
+        """image: (H, W, 3) uint8 RGB; timestamp in seconds; received_before: the stamp of the newest frame the
+        source delivered before this one, processed or not (None: the previous processed frame's).
+
+        Tracks reset first when the timestamp goes back (before the previous processed frame's, or before
+        ``received_before``) or lies more than ``max_gap_s`` after ``received_before``."""
         check_frame(image)
+        if not math.isfinite(timestamp) or (received_before is not None and not math.isfinite(received_before)):
+            raise PredictorError(f"timestamps must be finite, got {timestamp} (received_before {received_before})")
         started = time.perf_counter()
-        reset = self._previous_timestamp is None or timestamp < self._previous_timestamp or (
-            timestamp - self._previous_timestamp > self.predictor_config.max_gap_s)
+        previous = self._previous_timestamp
+        before = previous if received_before is None else received_before
+        reset = previous is None or timestamp < previous or timestamp < before or (
+            timestamp - before > self.predictor_config.max_gap_s)
         if reset:
             self.reset()
+        elapsed = 0.0 if reset else timestamp - previous  # since the frame whose towers are cached
         self._previous_timestamp = timestamp
         height, width = image.shape[:2]
         batch, scale, valid_size = self._prepare(image)
@@ -105,7 +133,9 @@ class StreamingPredictor:
                                        config.candidates_per_level)
         masks = paste_masks(self.model, outputs, detections, scale, (height, width))
         strides = (8 * 2 ** detections.locations.level).to(detections.boxes.dtype)
-        motion = self.model.motion(towers, self._previous_towers, detections.locations) * strides[:, None] / scale
+        elapsed_s = torch.full((1,), elapsed, device=self.device)
+        motion = self.model.motion(towers, self._previous_towers, detections.locations, elapsed_s)
+        motion = motion * strides[:, None] / scale
         # a graph replay overwrites its outputs in place: keep a copy of this frame's towers for the next one
         self._previous_towers = [t.clone() for t in towers] if self._graphs else towers
         # one transfer for the small per-instance numbers, one for the masks
@@ -113,7 +143,7 @@ class StreamingPredictor:
                             motion), dim=1).float().cpu().numpy()  # (N, 8)
         boxes, scores, labels, motion_np = packed[:, :4], packed[:, 4], packed[:, 5].astype(np.int64), packed[:, 6:]
         masks_np = self._to_host(masks)
-        track_ids = self.tracker.update(boxes, scores, labels, motion_np)
+        track_ids = self.tracker.update(boxes, scores, labels, motion_np, timestamp)
         instances = [
             TrackedInstance(track_id=int(track_ids[i]), class_id=int(labels[i]),
                             class_name=self.class_names[int(labels[i])], score=float(scores[i]), box=boxes[i],

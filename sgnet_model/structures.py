@@ -21,14 +21,16 @@ class FrameTargets:
 
 @dataclasses.dataclass
 class ClipBatch:
-    """A batch of short clips (consecutive sampled frames of one video each), padded to one size.
+    """A batch of short clips (sampled frames of one video each, in time order), padded to one size.
 
-    Frame t of a clip is the successor of frame t-1, so the motion loss (Eq. 4) is taken on frames 1..T-1.
+    Frame t of a clip comes after frame t-1 (by ``frame_times``), so the motion loss (Eq. 4) is taken on frames
+    1..T-1 over the real time between them.
     """
 
     images: torch.Tensor  # (B, T, 3, H, W) uint8 RGB, H and W multiples of 32, zero padding at bottom/right
     targets: list[list[FrameTargets]]  # B lists of T frames
+    frame_times: torch.Tensor  # (B, T) float32: seconds from the clip's first frame (ytvis.frame_times)
 
     def to(self, device: torch.device | str) -> "ClipBatch":
         return ClipBatch(self.images.to(device, non_blocking=True),
-                         [[t.to(device) for t in clip] for clip in self.targets])
+                         [[t.to(device) for t in clip] for clip in self.targets], self.frame_times.to(device))

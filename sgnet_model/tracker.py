@@ -1,19 +1,25 @@
-"""Greedy centre tracking with persistence (paper, Section 3.3; DESIGN.md, "Persistent tracking").
+"""Greedy, class-wise, time-aware centre tracking with persistence (paper, Section 3.3; docs/tracking.md).
 
-Each detection at frame t is represented by its centre o_t. FCOS's centerness target is 1 exactly at the centre
-of the box, so the centerness location of a detection is its box centre: o_t = ((x1 + x2) / 2, (y1 + y2) / 2).
-The tracking head predicts the movement D_t = o_t - o_{t-1} (Eq. 4), so o_t - D_t is where the detection was
-at t-1. Detections, best score first, take the closest free live track whose expected position at t-1 lies
-within r = radius_scale * mean(w, h) of that track's last box; a detection that finds none starts a new track.
+Each detection at time t is represented by its centre o_t, the centre of its box (the paper's o_t is the
+centerness location that produced the detection; FCOS's centerness target peaks at the box centre, and the box
+centre does not jump between neighbouring locations from frame to frame). The tracking head predicts the
+movement D_t = o_t - o_p since the previous frame the tracker was given (time p; Eq. 4, with the real elapsed
+time t - p as the head's input, motion_head.py), so o_t - D_t is where the detection was at p. Detections, best
+score first, take the closest free live track of the same class whose expected position at p lies within
+r = radius_scale * mean(w, h) of that track's last box; a detection that finds none starts a new track.
 
 Decisions beyond the paper:
-- Persistence: a track that no detection matches is not dropped at once. It keeps moving by its last motion
-  each frame and survives ``max_lost_frames`` unmatched frames; an object that reappears within the radius of
-  where the track is expected takes its ID back. ``max_lost_frames = 0`` is the paper's behaviour.
+- Time: every update carries the frame's timestamp. A matched track's velocity is D_t / (t - p) pixels per
+  second; a track that no detection matches moves by velocity x elapsed time at each update, so its expected
+  position does not depend on how many frames arrive (30 Hz camera, 6 Hz annotations, frames dropped under load).
+- Persistence: an unmatched track is not dropped at once. A frame at most ``max_lost_s`` seconds after the
+  track's last match can still continue it (an object that reappears within the radius of where the track is
+  expected takes its ID back); at a later frame it has ended, however many frames came in between.
+  ``max_lost_s = 0`` is the paper's behaviour (unmatched tracks end).
 - Two score thresholds: continuing a track needs ``continue_score``, starting one needs ``new_track_score``
   (higher), so weak detections extend tracks without spawning short spurious ones.
-- Matching ignores the class: a detection may continue a track of another class, so that the class flickering
-  between similar categories from frame to frame does not break the track. The track takes the new class.
+- Class-wise matching: a detection continues only a track of its own class, so a rider and a horse that overlap
+  cannot swap IDs. The price: a detection whose class flickers to another category starts a new track.
 - IDs start at 1 and are never reused: ``reset()`` forgets the tracks but not the ID counter, so IDs stay unique
   over the life of the tracker (of the predictor that owns it). A new tracker, e.g. after a node restart, counts
   from 1 again. ID 0 means "no track".
@@ -33,15 +39,15 @@ class TrackState:
 
     track_id: int
     box: np.ndarray  # (4,) x1 y1 x2 y2 of the last matched detection; its size sets the matching radius
-    position: np.ndarray  # (2,) expected centre in the latest frame given to update()
-    motion: np.ndarray  # (2,) the last predicted movement per frame
-    lost_frames: int  # frames since the track was last matched (0: matched in the latest frame)
-    class_id: int  # class of the last matched detection
+    position: np.ndarray  # (2,) expected centre at the time of the latest update()
+    velocity: np.ndarray  # (2,) pixels per second, from the last matched detection's predicted movement
+    lost_s: float  # seconds since the track was last matched (0: matched in the latest update)
+    class_id: int  # class of the track's detections
     score: float  # score of the last matched detection
 
 
 class CenterTracker:
-    """Links detections of consecutive frames into tracks; see the module docstring for the rules."""
+    """Links detections of successive frames into tracks; see the module docstring for the rules."""
 
     def __init__(self, config: TrackerConfig = TrackerConfig()) -> None:
         self.config = config
@@ -50,11 +56,12 @@ class CenterTracker:
 
     def reset(self) -> None:
         """Forget all tracks (a new video). The ID counter goes on: IDs are never reused."""
+        self._time: float | None = None  # timestamp of the latest update
         self._ids = np.zeros(0, np.int64)  # (T,)
         self._boxes = np.zeros((0, 4))  # (T, 4)
         self._positions = np.zeros((0, 2))  # (T, 2)
-        self._motions = np.zeros((0, 2))  # (T, 2)
-        self._lost = np.zeros(0, np.int64)  # (T,)
+        self._velocities = np.zeros((0, 2))  # (T, 2) pixels per second
+        self._last_seen = np.zeros(0)  # (T,) timestamp of the last match
         self._class_ids = np.zeros(0, np.int64)  # (T,)
         self._scores = np.zeros(0)  # (T,)
 
@@ -62,29 +69,38 @@ class CenterTracker:
     def tracks(self) -> tuple[TrackState, ...]:
         """The live tracks after the latest update, as copies."""
         return tuple(
-            TrackState(int(self._ids[j]), self._boxes[j].copy(), self._positions[j].copy(), self._motions[j].copy(),
-                       int(self._lost[j]), int(self._class_ids[j]), float(self._scores[j]))
+            TrackState(int(self._ids[j]), self._boxes[j].copy(), self._positions[j].copy(),
+                       self._velocities[j].copy(), float(self._time - self._last_seen[j]), int(self._class_ids[j]),
+                       float(self._scores[j]))
             for j in range(len(self._ids)))
 
-    def update(self, boxes: np.ndarray, scores: np.ndarray, class_ids: np.ndarray,
-               motions: np.ndarray) -> np.ndarray:
+    def update(self, boxes: np.ndarray, scores: np.ndarray, class_ids: np.ndarray, motions: np.ndarray,
+               timestamp: float) -> np.ndarray:
         """Track the detections of the next frame.
 
         boxes: (N, 4) x1 y1 x2 y2 pixels; scores: (N,); class_ids: (N,); motions: (N, 2) predicted movement
-        D = o_t - o_{t-1} in pixels. Returns (N,) int64 track IDs, 0 for a detection that gets no track (score
-        below ``continue_score``, or unmatched and below ``new_track_score``).
+        D = o_t - o_p in pixels since the previous update (ignored on the first update after a reset);
+        timestamp: the frame's time in seconds, not before the previous update's. Returns (N,) int64 track IDs,
+        0 for a detection that gets no track (score below ``continue_score``, or unmatched and below
+        ``new_track_score``).
         """
         boxes, scores, class_ids, motions = _checked(boxes, scores, class_ids, motions)
+        if not np.isfinite(timestamp):
+            raise ValueError(f"CenterTracker.update: timestamp must be finite, got {timestamp}")
+        if self._time is not None and timestamp < self._time:
+            raise ValueError(f"CenterTracker.update: timestamp {timestamp} is before the previous update's "
+                             f"{self._time}; call reset() for a new video")
+        elapsed = 0.0 if self._time is None else timestamp - self._time
         config = self.config
+        self._keep(timestamp - self._last_seen <= config.max_lost_s)  # tracks lost too long ago end first
         centres = (boxes[:, :2] + boxes[:, 2:]) / 2  # (N, 2) o_t
         sizes = self._boxes[:, 2:] - self._boxes[:, :2]  # (T, 2)
         radii = config.radius_scale * sizes.mean(axis=1)  # (T,) r = mean(w, h) of each track's box
-        # (N, T): distance from o_t - D_t to where each track is expected at t-1.
+        # (N, T): distance from o_t - D_t to where each track is expected at the previous update.
         distances = np.linalg.norm((centres - motions)[:, None, :] - self._positions[None, :, :], axis=2)
-        within = distances <= radii[None, :]
+        within = (distances <= radii[None, :]) & (class_ids[:, None] == self._class_ids[None, :])
 
         track_ids = np.zeros(len(scores), np.int64)  # (N,)
-        matched_track = np.full(len(scores), -1)  # (N,) index into the live tracks, -1 for none
         free = np.ones(len(self._ids), bool)  # (T,)
         for i in np.argsort(-scores, kind="stable"):
             if scores[i] < config.continue_score:
@@ -93,24 +109,29 @@ class CenterTracker:
             if candidates.size:
                 j = candidates[np.argmin(distances[i, candidates])]
                 free[j] = False
-                matched_track[i] = j
                 track_ids[i] = self._ids[j]
             elif scores[i] >= config.new_track_score:
                 track_ids[i] = self._next_id
                 self._next_id += 1
 
         tracked = track_ids > 0
-        lost = self._lost[free] + 1
-        survives = lost <= config.max_lost_frames
-        unmatched = np.flatnonzero(free)[survives]
+        unmatched = np.flatnonzero(free)
+        velocities = motions[tracked] / elapsed if elapsed > 0 else np.zeros((int(tracked.sum()), 2))
         self._ids = np.concatenate([track_ids[tracked], self._ids[unmatched]])
         self._boxes = np.concatenate([boxes[tracked], self._boxes[unmatched]])
-        self._positions = np.concatenate([centres[tracked], self._positions[unmatched] + self._motions[unmatched]])
-        self._motions = np.concatenate([motions[tracked], self._motions[unmatched]])
-        self._lost = np.concatenate([np.zeros(int(tracked.sum()), np.int64), lost[survives]])
+        self._positions = np.concatenate([centres[tracked],
+                                          self._positions[unmatched] + self._velocities[unmatched] * elapsed])
+        self._velocities = np.concatenate([velocities, self._velocities[unmatched]])
+        self._last_seen = np.concatenate([np.full(int(tracked.sum()), float(timestamp)), self._last_seen[unmatched]])
         self._class_ids = np.concatenate([class_ids[tracked], self._class_ids[unmatched]])
         self._scores = np.concatenate([scores[tracked], self._scores[unmatched]])
+        self._time = float(timestamp)
         return track_ids
+
+    def _keep(self, live: np.ndarray) -> None:
+        """Drop the tracks where ``live`` (T,) is False."""
+        for name in ("_ids", "_boxes", "_positions", "_velocities", "_last_seen", "_class_ids", "_scores"):
+            setattr(self, name, getattr(self, name)[live])
 
 
 def _checked(boxes: np.ndarray, scores: np.ndarray, class_ids: np.ndarray,

@@ -29,7 +29,7 @@ import dataclasses
 import json
 import math
 import zipfile
-from pathlib import Path
+from pathlib import Path, PurePosixPath
 from typing import Any, Iterable, Mapping, Protocol, Sequence
 
 import numpy as np
@@ -39,6 +39,10 @@ import pycocotools.mask as mask_utils
 RLE = dict[str, Any]
 
 RESULTS_JSON = "results.json"
+# YouTube-VIS videos are 30 fps footage annotated at every 5th frame; a frame file is named by its frame number
+# in the footage (00000.jpg, 00005.jpg, ...), so the names give the real time between frames.
+SOURCE_FPS = 30.0
+ANNOTATED_FPS = 6.0
 
 
 class YTVISError(ValueError):
@@ -55,6 +59,26 @@ class Video:
     @property
     def length(self) -> int:
         return len(self.file_names)
+
+    @property
+    def frame_times(self) -> tuple[float, ...]:
+        """Seconds from the first frame to each frame (see :func:`frame_times`)."""
+        return frame_times(self.file_names)
+
+
+def frame_times(file_names: Sequence[str]) -> tuple[float, ...]:
+    """Seconds from a video's first frame to each of its frames, read from the file names.
+
+    When every file name's stem is a frame number (digits only: ``00000.jpg``, ``00005.jpg``, as YouTube-VIS and
+    sgnet-synth name them) and the numbers rise strictly, frame i is at (number_i - number_0) / SOURCE_FPS. Any
+    other naming falls back to the annotation rate: frame i at i / ANNOTATED_FPS.
+    """
+    stems = [PurePosixPath(name).stem for name in file_names]
+    if all(stem.isdigit() for stem in stems):
+        numbers = [int(stem) for stem in stems]
+        if all(later > earlier for earlier, later in zip(numbers, numbers[1:])):
+            return tuple((number - numbers[0]) / SOURCE_FPS for number in numbers)
+    return tuple(index / ANNOTATED_FPS for index in range(len(file_names)))
 
 
 @dataclasses.dataclass(frozen=True)

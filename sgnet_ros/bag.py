@@ -5,9 +5,11 @@ The bag is written with rosbags (no ROS install needed) as ``ros2 bag record`` w
 ``sensor_msgs/Image`` (``rgb8`` or ``bgr8``) or ``sensor_msgs/CompressedImage`` (``jpeg``) whose header stamp is
 also the message's log time in the bag; frame ``i`` of a video is stamped ``start + i / fps``.
 
-A YouTube-VIS set becomes one bag with its videos back to back: each video's frames at ``--fps`` (default 6, the
-rate YouTube-VIS frames are annotated at), and between two videos a pause longer than the node's tracker gap
-(``predictor.max_gap_s``), so that the node starts fresh tracks at each new video, as ``sgnet-eval`` does.
+A YouTube-VIS set becomes one bag with its videos back to back: each frame at its real time within its video, as
+``sgnet-eval`` stamps it (from the file names, frame numbers of 30 fps footage: :func:`sgnet_model.ytvis.frame_times`;
+6 frames a second for other names), or frame i at i / ``--fps`` when given; and between two videos a pause longer
+than the node's tracker gap (``predictor.max_gap_s``), so that the node starts fresh tracks at each new video, as
+``sgnet-eval`` does.
 
 When annotations are given, the ground truth of the bag's frames is written beside the bag as
 ``<bag>.ground_truth.json``: a YouTube-VIS annotation file (the videos in the bag, their annotations, all
@@ -46,7 +48,6 @@ ENCODINGS = ("rgb8", "bgr8", "jpeg")
 DEFAULT_TOPIC = "/camera/image_raw"
 COMPRESSED_SUFFIX = "/compressed"  # image_transport's name for the compressed form of a topic
 DEFAULT_FRAME_ID = "camera"
-YTVIS_FPS = 6.0  # YouTube-VIS annotates every 5th frame of 30 fps footage
 # Between two videos of a set the stamps jump by more than the node's default tracker gap, so tracks reset.
 VIDEO_GAP_S = PredictorConfig().max_gap_s + 1.0
 JPEG_QUALITY = 95
@@ -167,22 +168,24 @@ def folder_frames(files: Sequence[Path], fps: float) -> Iterator[Frame]:
         yield Frame(time_s=index / fps, rgb=read_image(path), jpeg_file=path if _is_jpeg(path) else None)
 
 
-def ytvis_frames(annotations: YTVISData, frames_dir: Path, video_ids: Sequence[int], fps: float,
+def ytvis_frames(annotations: YTVISData, frames_dir: Path, video_ids: Sequence[int], fps: float | None,
                  video_gap_s: float) -> Iterator[Frame]:
-    """The chosen videos back to back: frame i of a video at its start + i / fps; the next video starts
-    ``video_gap_s`` after the previous one's last frame."""
+    """The chosen videos back to back: frame i of a video at its start + its real time (``Video.frame_times``),
+    or start + i / fps when ``fps`` is given; the next video starts ``video_gap_s`` after the previous one's
+    last frame."""
     start = 0.0
     for video_id in video_ids:
         video = annotations.videos[video_id]
+        times = video.frame_times if fps is None else [index / fps for index in range(video.length)]
         for index, name in enumerate(video.file_names):
             path = frames_dir / name
             rgb = read_image(path)
             if rgb.shape[:2] != (video.height, video.width):
                 raise BagError(f"video {video_id}, frame {index}: {path} is {rgb.shape[1]}x{rgb.shape[0]}, the "
                                f"annotation file says {video.width}x{video.height}")
-            yield Frame(time_s=start + index / fps, rgb=rgb, jpeg_file=path if _is_jpeg(path) else None,
+            yield Frame(time_s=start + times[index], rgb=rgb, jpeg_file=path if _is_jpeg(path) else None,
                         video_id=video_id, frame_index=index)
-        start += (video.length - 1) / fps + video_gap_s
+        start += times[-1] + video_gap_s
 
 
 def annotated_frames(frames: Iterator[Frame], annotations: YTVISData, video_id: int) -> Iterator[Frame]:
@@ -416,14 +419,17 @@ def build_parser() -> argparse.ArgumentParser:
     images.add_argument("path", type=Path, help="the folder")
     images.add_argument("--fps", type=_positive(float), required=True, help="frame rate")
     ytvis = sources.add_parser("ytvis", parents=[common], help="a YouTube-VIS style set (e.g. sgnet-synth's)",
-                               description="Videos of a YouTube-VIS style set back to back, each at --fps, with a "
+                               description="Videos of a YouTube-VIS style set back to back, each frame at its real "
+                                           "time (or at --fps), with a "
                                            "pause between videos so the node's tracks reset; the ground truth "
                                            f"goes beside the bag as <bag>{GROUND_TRUTH_SUFFIX}.")
     ytvis.add_argument("--annotations", type=Path, required=True, help="YouTube-VIS annotation JSON")
     ytvis.add_argument("--frames", type=Path, required=True,
                        help="folder the file_names are relative to (JPEGImages)")
     ytvis.add_argument("--videos", type=_video_ids, help="comma-separated video ids (default: all, in file order)")
-    ytvis.add_argument("--fps", type=_positive(float), default=YTVIS_FPS, help="frame rate (default %(default)g)")
+    ytvis.add_argument("--fps", type=_positive(float),
+                       help="stamp frame i of a video at i / FPS (default: its real time from its file name, a frame "
+                            "number of 30 fps footage; 6 frames a second for other names)")
     ytvis.add_argument("--video-gap", type=_positive(float), default=VIDEO_GAP_S,
                        help="seconds between one video's last frame and the next one's first; more than the "
                             "node's predictor.max_gap_s (default %(default)g)")

@@ -18,14 +18,17 @@ from sgnet_model.config import ConfigError, ModelConfig, from_dict, named_config
 class DataConfig:
     annotations: str = ""  # YouTube-VIS annotation JSON of the training videos
     frames: str = ""  # the JPEGImages folder its file_names are relative to
-    clip_length: int = 2  # consecutive frames per sample; pairs feed the motion loss (Eq. 4)
+    clip_length: int = 2  # frames per sample; pairs feed the motion loss (Eq. 4)
+    # a clip's frames are 1..max_frame_gap annotated frames apart (drawn per clip), so the motion head learns
+    # movements over the range of elapsed times a camera at any rate, or a loaded node, gives it
+    max_frame_gap: int = 4
     scale_range: tuple[float, float] = (0.8, 1.2)  # multi-scale factor on the fit-to-input size
     flip_probability: float = 0.5
     workers: int = 2  # DataLoader worker processes per training process
 
     def __post_init__(self) -> None:
-        if self.clip_length < 1 or self.workers < 0:
-            raise ConfigError("data: clip_length must be at least 1 and workers at least 0")
+        if self.clip_length < 1 or self.max_frame_gap < 1 or self.workers < 0:
+            raise ConfigError("data: clip_length and max_frame_gap must be at least 1, workers at least 0")
 
 
 @dataclasses.dataclass(frozen=True)

@@ -1,8 +1,11 @@
 """YouTube-VIS clips for training SG-Net: a torch Dataset of short clips and the collate function that batches them.
 
-A clip is ``clip_length`` consecutive annotated frames of one video (2 by default: frame pairs feed the motion
-loss, Eq. 4). The dataset holds every valid clip start of every video, one plain index each, so it works with
-any sampler, ``torch.utils.data.distributed.DistributedSampler`` included.
+A clip is ``clip_length`` annotated frames of one video in time order (2 by default: frame pairs feed the motion
+loss, Eq. 4), ``gap`` annotated frames apart: 1 (consecutive) without augmentation, drawn per clip from
+1..``ClipAugmentation.max_frame_gap`` with it (fewer where the video ends sooner), so the motion head learns
+movements over a range of elapsed times. Each clip carries its frames' real times (``Clip.frame_times``, from the
+file names: :func:`sgnet_model.ytvis.frame_times`). The dataset holds every clip start of every video, one plain
+index each, so it works with any sampler, ``torch.utils.data.distributed.DistributedSampler`` included.
 
 Per clip, one augmentation is drawn and applied to all its frames alike: the frames are resized to fit the
 model's input size (``ModelConfig.input_width`` x ``input_height``) keeping their aspect, the same way the
@@ -50,8 +53,11 @@ class ClipAugmentation:
 
     scale_range: tuple[float, float] = (0.8, 1.2)  # factor on the fit-to-input scale, drawn uniformly
     flip_probability: float = 0.5
+    max_frame_gap: int = 1  # a clip's frames are 1..max_frame_gap annotated frames apart, drawn uniformly
 
     def __post_init__(self) -> None:
+        if self.max_frame_gap < 1:
+            raise DatasetError(f"max_frame_gap must be at least 1, got {self.max_frame_gap}")
         low, high = self.scale_range
         if not 0.0 < low <= high:
             raise DatasetError(f"scale_range must be two positive factors with min <= max, got {self.scale_range}")
@@ -61,12 +67,13 @@ class ClipAugmentation:
 
 @dataclasses.dataclass
 class Clip:
-    """One training sample: consecutive frames of one video, resized and augmented alike."""
+    """One training sample: frames of one video in time order, resized and augmented alike."""
 
     images: torch.Tensor  # (T, 3, h, w) uint8 RGB
     targets: list[FrameTargets]  # T frames, in the pixels of the resized frames
     video_id: int
     frame_indices: tuple[int, ...]  # positions of the frames in the video
+    frame_times: tuple[float, ...]  # seconds from the clip's first frame to each frame
 
 
 def read_frame(path: Path, height: int, width: int, where: str) -> np.ndarray:
@@ -81,7 +88,7 @@ def read_frame(path: Path, height: int, width: int, where: str) -> np.ndarray:
 
 
 class YTVISClipDataset(Dataset):
-    """Clips of ``clip_length`` consecutive frames from a YouTube-VIS set (annotation JSON + frames folder).
+    """Clips of ``clip_length`` frames from a YouTube-VIS set (annotation JSON + frames folder).
 
     ``annotations`` is the annotation file (or its loaded :class:`YTVISData`), ``frames_dir`` the folder its
     ``file_names`` are relative to (``JPEGImages``). Labels are model class indices (categories sorted by
@@ -138,13 +145,17 @@ class YTVISClipDataset(Dataset):
         video_id, start = self.clips[index]
         video = self.data.videos[video_id]
         scale = min(self.input_size[0] / video.width, self.input_size[1] / video.height)
-        flip = False
+        flip, gap = False, 1
         if self.augmentation is not None:
             low, high = self.augmentation.scale_range
             scale *= low + (high - low) * float(torch.rand(()))
             flip = float(torch.rand(())) < self.augmentation.flip_probability
+            if self.clip_length > 1:
+                widest = min(self.augmentation.max_frame_gap, (video.length - 1 - start) // (self.clip_length - 1))
+                gap = int(torch.randint(1, widest + 1, ()))
         size = (max(1, round(video.width * scale)), max(1, round(video.height * scale)))  # (w, h)
-        frame_indices = tuple(range(start, start + self.clip_length))
+        frame_indices = tuple(range(start, start + gap * (self.clip_length - 1) + 1, gap))
+        times = video.frame_times
         images, targets = [], []
         for frame in frame_indices:
             where = f"video {video_id}, frame {frame}"
@@ -154,7 +165,8 @@ class YTVISClipDataset(Dataset):
                 image = image[:, ::-1]
             images.append(torch.from_numpy(np.ascontiguousarray(image)).permute(2, 0, 1))
             targets.append(self._frame_targets(video, frame, size, flip))
-        return Clip(torch.stack(images), targets, video_id, frame_indices)
+        return Clip(torch.stack(images), targets, video_id, frame_indices,
+                    tuple(times[frame] - times[start] for frame in frame_indices))
 
     def _frame_targets(self, video: Video, frame: int, size: tuple[int, int], flip: bool) -> FrameTargets:
         masks, labels, track_ids = [], [], []
@@ -208,4 +220,5 @@ def collate_clips(clips: Sequence[Clip]) -> ClipBatch:
     images = torch.zeros((len(clips), lengths.pop(), 3, height, width), dtype=torch.uint8)  # (B, T, 3, H, W)
     for i, clip in enumerate(clips):
         images[i, :, :, :clip.images.shape[2], :clip.images.shape[3]] = clip.images
-    return ClipBatch(images, [clip.targets for clip in clips])
+    return ClipBatch(images, [clip.targets for clip in clips],
+                     torch.tensor([clip.frame_times for clip in clips], dtype=torch.float32))

@@ -8,6 +8,11 @@ Two modes:
   server takes) are written to ``--output``, and when the annotation file has annotations the metric
   (AP, AP50, AP75, APs, APm, APl, AR1, AR10, AR100), the tracking figures (IDF1, ID switches, MOTA) and the
   model's milliseconds per frame (median, p90; the run's first frame, a warm-up, left out) are reported.
+  Frame i of a video is stamped with its real time, read from the file names (frame numbers of 30 fps footage,
+  :func:`sgnet_model.ytvis.frame_times`), unless ``--fps`` sets a rate.
+  The tracker runs the checkpoint's evaluation profile by default (low start/continue scores: video AP ranks
+  whole tracks by score, so weak tracks add recall at little cost); ``--tracker-profile robot`` takes the
+  node's profile, ``--config`` a model config's profile instead. The report names the profile and its values.
 - ``--results results.json --annotations ann.json``: the metric alone on a results file.
 
 Exit status 2 with one line on stderr for unusable input (a missing frame, a malformed file, a checkpoint that
@@ -25,13 +30,11 @@ from typing import Any, Sequence
 import numpy as np
 from tqdm import tqdm
 
-from sgnet_model.config import ConfigError, PredictorConfig, TrackerConfig, named_config
+from sgnet_model.config import TRACKER_PROFILES, ConfigError, PredictorConfig, TrackerConfig, named_config, to_dict
 from sgnet_model.ytvis import (VideoResult, YTVISData, YTVISError, build_video_results, load_annotations,
                                load_results, save_results)
 from sgnet_model.ytvis_metric import METRIC_NAMES, evaluate_vis, tracking_figures
 from training.datasets import DatasetError, read_frame
-
-YTVIS_FPS = 6.0  # YouTube-VIS annotates every 5th frame of 30 fps footage
 
 
 class EvaluationError(RuntimeError):
@@ -82,9 +85,10 @@ def _read_split(path: Path) -> list[int]:
 
 
 def predict_videos(predictor: Any, annotations: YTVISData, video_ids: Sequence[int], frames_dir: Path,
-                   fps: float = YTVIS_FPS, progress: bool = True) -> tuple[list[VideoResult], list[float]]:
-    """Run ``predictor`` (a :class:`sgnet_model.predictor.StreamingPredictor`) over the videos, frame ``i`` at
-    timestamp ``i / fps``; returns the video-level results and the predictor's milliseconds of every frame."""
+                   fps: float | None = None, progress: bool = True) -> tuple[list[VideoResult], list[float]]:
+    """Run ``predictor`` (a :class:`sgnet_model.predictor.StreamingPredictor`) over the videos, each frame at its
+    real time (``Video.frame_times``, from the file names), or frame ``i`` at ``i / fps`` when ``fps`` is given;
+    returns the video-level results and the predictor's milliseconds of every frame."""
     category_ids = annotations.category_ids
     results: list[VideoResult] = []
     inference_ms: list[float] = []
@@ -94,9 +98,10 @@ def predict_videos(predictor: Any, annotations: YTVISData, video_ids: Sequence[i
             video = annotations.videos[video_id]
             predictor.reset()
             frames = []
+            times = video.frame_times if fps is None else [index / fps for index in range(video.length)]
             for index, name in enumerate(video.file_names):
                 image = read_frame(frames_dir / name, video.height, video.width, f"video {video_id}, frame {index}")
-                frame_result = predictor.step(image, index / fps)
+                frame_result = predictor.step(image, times[index])
                 frames.append(frame_result.instances)
                 inference_ms.append(frame_result.inference_ms)
                 bar.update(1)
@@ -116,14 +121,21 @@ def score(annotations: YTVISData, results: Sequence[VideoResult], video_ids: Seq
     return report
 
 
-def _load_predictor(checkpoint: Path, device: str, tracker_config: TrackerConfig) -> Any:
+def _load_predictor(checkpoint: Path, device: str, tracker_config: TrackerConfig | None, profile: str) -> Any:
     # Imported here so that the metric-only mode does not load torch.
     from sgnet_model.checkpoint import CheckpointError
     from sgnet_model.predictor import PredictorError, StreamingPredictor
     try:
-        return StreamingPredictor.from_checkpoint(checkpoint, PredictorConfig(device=device), tracker_config)
+        return StreamingPredictor.from_checkpoint(checkpoint, PredictorConfig(device=device), tracker_config, profile)
     except (CheckpointError, PredictorError) as error:
         raise EvaluationError(str(error)) from None
+
+
+def tracker_report(predictor: Any, source: str) -> dict[str, Any]:
+    """Which tracker settings a run used: ``tracker_profile`` ("robot", "evaluation" or "custom"), where they
+    came from, and their values."""
+    return {"tracker_profile": predictor.tracker_profile, "tracker_source": source,
+            "tracker": to_dict(predictor.tracker.config)}
 
 
 def _check_classes(model_classes: Sequence[str], annotations: YTVISData, checkpoint: Path) -> None:
@@ -162,19 +174,23 @@ def build_parser() -> argparse.ArgumentParser:
     chosen.add_argument("--split", type=Path,
                         help="file naming the videos to evaluate: a JSON list of ids, an annotation file, or one "
                              "id per line")
-    parser.add_argument("--fps", type=float, default=YTVIS_FPS,
-                        help=f"frame rate for the predictor's timestamps (default {YTVIS_FPS:g}, the rate "
-                             "YouTube-VIS frames are annotated at)")
+    parser.add_argument("--fps", type=float,
+                        help="stamp frame i at i / FPS (default: each frame's real time from its file name, a frame "
+                             "number of 30 fps footage as YouTube-VIS names them; other names: 6 frames a second)")
+    parser.add_argument("--tracker-profile", choices=TRACKER_PROFILES, default="evaluation",
+                        help="the checkpoint's tracker profile: evaluation (low start/continue scores, what video AP "
+                             "rewards; the default) or robot (few, confident tracks: what the node serves)")
     parser.add_argument("--config",
-                        help="model config name (e.g. resnet18_small) or YAML whose tracker section the predictor "
-                             "uses; the network itself comes from the checkpoint (default: the TrackerConfig "
-                             "defaults)")
+                        help="model config name (e.g. resnet18_small) or YAML whose tracker settings replace the "
+                             "checkpoint's: its section of --tracker-profile (tracker for robot, evaluation_tracker "
+                             "for evaluation); the network itself comes from the checkpoint")
     parser.add_argument("--device", default=PredictorConfig().device, help="cpu, cuda or cuda:N (default %(default)s)")
     parser.add_argument("--output", type=Path, default=Path("sgnet_eval"),
                         help="folder for results.json and results.zip (default %(default)s)")
     parser.add_argument("--json", action="store_true",
                         help="print one JSON object with AP, AP50, AP75, APs, APm, APl, AR1, AR10, AR100, idf1, "
-                             "id_switches, mota, ms_median, ms_p90 (with --checkpoint), videos, frames")
+                             "id_switches, mota, videos, frames; with --checkpoint also ms_median, ms_p90, "
+                             "tracker_profile, tracker_source and tracker (the tracker's values)")
     parser.add_argument("--no-progress", action="store_true", help="no progress bar on stderr")
     return parser
 
@@ -184,7 +200,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = parser.parse_args(argv)
     if args.checkpoint is not None and args.frames is None:
         parser.error("--checkpoint needs --frames, the folder of the video frames")
-    if not args.fps > 0:
+    if args.fps is not None and not args.fps > 0:
         parser.error(f"--fps must be positive, got {args.fps}")
     try:
         annotations = load_annotations(args.annotations)
@@ -193,13 +209,17 @@ def main(argv: Sequence[str] | None = None) -> int:
             results = load_results(args.results, annotations)
             report = score(annotations, results, video_ids)
         else:
-            tracker_config = named_config(args.config).tracker if args.config else TrackerConfig()
-            predictor = _load_predictor(args.checkpoint, args.device, tracker_config)
+            tracker_config, source = None, f"checkpoint {args.checkpoint}"
+            if args.config:
+                tracker_config = named_config(args.config).tracker_profiles()[args.tracker_profile]
+                source = f"config {args.config}, {args.tracker_profile} profile"
+            predictor = _load_predictor(args.checkpoint, args.device, tracker_config, args.tracker_profile)
             _check_classes(predictor.class_names, annotations, args.checkpoint)
             results, inference_ms = predict_videos(predictor, annotations, video_ids, args.frames, args.fps,
                                                    progress=not args.no_progress)
             json_path, zip_path = save_results(results, args.output)
             report = score(annotations, results, video_ids)
+            report.update(tracker_report(predictor, source))
             # The run's first frame pays one-time start-up costs (allocator, thread pools, CUDA kernels).
             timed = inference_ms[1:] or inference_ms
             report["ms_median"] = float(np.median(timed))
@@ -227,6 +247,9 @@ def _print_report(report: dict[str, Any]) -> None:
         print(f"IDF1 {report['idf1']:.3f}  ID switches {report['id_switches']}  MOTA {mota}")
     if "ms_median" in report:
         print(f"ms per frame: median {report['ms_median']:.1f}, p90 {report['ms_p90']:.1f}")
+    if "tracker" in report:
+        values = ", ".join(f"{name} {value:g}" for name, value in report["tracker"].items())
+        print(f"tracker: {report['tracker_profile']} profile ({report['tracker_source']}): {values}")
 
 
 if __name__ == "__main__":

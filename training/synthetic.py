@@ -20,7 +20,8 @@ front-most shape covering it (a fixed depth order per video), so an occluded par
 occluder's; a shape that is off-frame or fully hidden is null in that frame. The image pixels of a shape are
 painted from the same mask. A shape's ``size`` is the diameter of its circumscribed circle, in pixels.
 
-Written: ``OUT/JPEGImages/<video>/<frame>.jpg`` and ``OUT/annotations.json`` (compressed RLE per frame, as
+Written: ``OUT/JPEGImages/<video>/<frame number>.jpg`` (00000, 00005, ...: YouTube-VIS's naming, frame t
+being frame 5t of 30 fps footage, 6 frames a second) and ``OUT/annotations.json`` (compressed RLE per frame, as
 YouTube-VIS ships). Everything follows from ``--seed``; video ``i`` depends only on the seed and ``i``, so a
 set of 10 videos is the first 10 videos of a set of 48 with the same seed and other options.
 """
@@ -57,6 +58,9 @@ DEFAULT_OBJECTS = (1, 3)  # objects per video, drawn per video in [min, max]
 DEFAULT_SIZES = (24.0, 90.0)  # object size (circumscribed diameter, pixels) in frame 0
 DEFAULT_CLASSES = 4  # the first classes of SHAPES
 JPEG_QUALITY = 95
+# Frame t is named as YouTube-VIS names its frames: by its number on a 30 fps timeline of which every 5th frame
+# is annotated (00000.jpg, 00005.jpg, ...), so the file names give the real time between frames (ytvis.py).
+FRAME_STEP = 5
 
 FAST_FRACTION = 0.3  # share of objects moving fast
 SLOW_SPEED, FAST_SPEED = (0.5, 6.0), (8.0, 16.0)  # pixels per frame
@@ -355,7 +359,7 @@ def generate_synthetic_set(out_dir: str | Path, *, videos: int = DEFAULT_VIDEOS,
         (frames_dir / name).mkdir(parents=True)
         file_names = []
         for t, image in enumerate(video.frames):
-            file_name = f"{name}/{t:05d}.jpg"
+            file_name = f"{name}/{FRAME_STEP * t:05d}.jpg"
             cv2.imwrite(str(frames_dir / file_name), cv2.cvtColor(image, cv2.COLOR_RGB2BGR),
                         [cv2.IMWRITE_JPEG_QUALITY, jpeg_quality])
             file_names.append(file_name)
@@ -388,7 +392,8 @@ def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="sgnet-synth",
         description="Write a synthetic video instance segmentation set in the YouTube-VIS format: "
-                    "OUTPUT/JPEGImages/<video>/<frame>.jpg and OUTPUT/annotations.json (compressed RLE per frame, "
+                    "OUTPUT/JPEGImages/<video>/<frame number>.jpg (00000, 00005, ...: YouTube-VIS's naming) and "
+                    "OUTPUT/annotations.json (compressed RLE per frame, "
                     "null where an object is off-frame or fully hidden). Shapes of distinct classes (circle, "
                     "square, triangle, star, ring: each its own colour family and texture) move over textured "
                     "backgrounds at varied speeds, cross, occlude one another, enter and leave the frame. "

@@ -1,7 +1,8 @@
 """``sgnet-train``: trains SG-Net on a YouTube-VIS style set, on the CPU, one GPU, or many through torchrun.
 
 Writes into OUTPUT: ``last.pt`` (resume state), ``model.pt`` (final weights), ``tb/`` (TensorBoard scalars) and
-``log.jsonl`` (the same scalars, one JSON line per logged iteration).
+``log.jsonl`` (the same scalars, one JSON line per logged iteration). Both checkpoints carry the robot and the
+evaluation tracker profiles of the model config (its ``tracker`` and ``evaluation_tracker`` sections).
 
 Everything needed to continue exactly is in ``OUTPUT/last.pt``: model, optimizer, scheduler, gradient scaler,
 the position in the data order and every RNG state. The data order is a seeded shuffle per epoch and each clip's
@@ -33,7 +34,7 @@ from tqdm import tqdm
 
 from sgnet_model.backbone import PretrainedWeightsError
 from sgnet_model.checkpoint import CheckpointError, load_checkpoint, load_model_state, save_checkpoint
-from sgnet_model.config import ConfigError
+from sgnet_model.config import ConfigError, named_config
 from sgnet_model.model import SGNet
 from sgnet_model.ytvis import YTVISError, load_annotations
 from training.config import TrainConfig, load_train_config
@@ -149,8 +150,10 @@ def _train(config: TrainConfig, output_dir: Path, resume: Path | None, progress:
     torch.manual_seed(config.seed)
     annotations = load_annotations(config.data.annotations)
     model_config = dataclasses.replace(config.model, class_names=annotations.class_names)
+    tracker_profiles = named_config(config.model_config).tracker_profiles()  # stored with the weights
     clips = YTVISClipDataset(annotations, config.data.frames, model_config, clip_length=config.data.clip_length,
-                             augmentation=ClipAugmentation(config.data.scale_range, config.data.flip_probability))
+                             augmentation=ClipAugmentation(config.data.scale_range, config.data.flip_probability,
+                                                           config.data.max_frame_gap))
     dataset = SeededClips(clips, config.seed)
     sampler = DistributedSampler(dataset, num_replicas=process.world_size, rank=process.rank, shuffle=True,
                                  seed=config.seed, drop_last=True)
@@ -208,7 +211,7 @@ def _train(config: TrainConfig, output_dir: Path, resume: Path | None, progress:
             state = {"iteration": iteration, "optimizer": optimizer.state_dict(), "scheduler": scheduler.state_dict(),
                      "scaler": scaler.state_dict(), "rng": everyone, "train_config_seed": config.seed}
         if process.main:
-            save_checkpoint(path, model_config, model.state_dict(), state)
+            save_checkpoint(path, model_config, model.state_dict(), state, tracker_profiles)
         if process.world_size > 1:
             dist.barrier()
 

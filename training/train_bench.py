@@ -47,7 +47,7 @@ def make_batch(clips: int, width: int, height: int, classes: int) -> ClipBatch:
             clip.append(FrameTargets(boxes, torch.randint(0, classes, (OBJECTS_PER_IMAGE,), generator=generator),
                                      masks, torch.arange(1, OBJECTS_PER_IMAGE + 1)))
         targets.append(clip)
-    return ClipBatch(images, targets)
+    return ClipBatch(images, targets, torch.tensor([[0.0, 1 / 6]] * clips))  # frames 1/6 s apart
 
 
 def build_fcos(config: ModelConfig, width: int, height: int) -> FCOS:

@@ -12,6 +12,7 @@ from sgnet_model.structures import ClipBatch, FrameTargets
 
 HEIGHT, WIDTH = 192, 320
 SQUARE_SPEED, DISC_SPEED = 6, -5  # pixels per frame along x
+FRAME_INTERVAL_S = 1 / 6  # the frames are YouTube-VIS's annotation interval apart
 
 
 def scene(t: int, background: torch.Tensor) -> tuple[torch.Tensor, FrameTargets]:
@@ -43,7 +44,8 @@ def trained():
     frames = [scene(t, background) for t in range(6)]
     pairs = [(0, 1), (2, 3), (4, 5)]  # frames 3 -> 4 never form a training pair
     batch = ClipBatch(torch.stack([torch.stack((frames[a][0], frames[b][0])) for a, b in pairs]),
-                      [[frames[a][1], frames[b][1]] for a, b in pairs])
+                      [[frames[a][1], frames[b][1]] for a, b in pairs],
+                      torch.tensor([[0.0, FRAME_INTERVAL_S]] * len(pairs)))
     optimizer = torch.optim.SGD(model.parameters(), lr=0.01, momentum=0.9, weight_decay=1e-4)
     model.train()
     for _ in range(250):
@@ -79,7 +81,8 @@ def test_motion_head_beats_the_zero_motion_guess(trained):
         now = model.pyramid_outputs(frames[4][0][None])
         detections = select_detections(now, now.pyramid(), 0, (HEIGHT, WIDTH), 0.3, 0.5, 10, 1000)
         strides = (8 * 2 ** detections.locations.level).float()
-        movement = model.motion(now.regression_towers, before.regression_towers, detections.locations)
+        movement = model.motion(now.regression_towers, before.regression_towers, detections.locations,
+                                torch.tensor([FRAME_INTERVAL_S]))
         movement = movement * strides[:, None]
     for label, speed in ((0, SQUARE_SPEED), (1, DISC_SPEED)):
         best = int(detections.scores[detections.labels == label].argmax())

@@ -1,4 +1,7 @@
-"""The centre tracker on hand-made sequences; every expected ID and distance is worked out in the comments."""
+"""The centre tracker on hand-made sequences; every expected ID, distance and time is worked out in the comments.
+
+Unless a test says otherwise, frame k is at time k * DT (DT = 0.25 s, exact in binary), so a movement of m pixels
+per frame is a velocity of 4m pixels per second."""
 from __future__ import annotations
 
 import numpy as np
@@ -12,19 +15,29 @@ def box(cx: float, cy: float, w: float, h: float) -> list[float]:
     return [cx - w / 2, cy - h / 2, cx + w / 2, cy + h / 2]
 
 
-def step(tracker: CenterTracker, *detections: tuple) -> list[int]:
-    """detections: (box, score, motion) or (box, score, motion, class id); returns the track IDs as a list."""
+DT = 0.25
+
+
+def step_at(tracker: CenterTracker, time: float, *detections: tuple) -> list[int]:
+    """detections: (box, score, motion) or (box, score, motion, class id) at ``time`` seconds; returns the track
+    IDs as a list."""
     boxes = np.array([d[0] for d in detections], np.float32).reshape(-1, 4)
     scores = np.array([d[1] for d in detections], np.float32)
     motions = np.array([d[2] for d in detections], np.float32).reshape(-1, 2)
     class_ids = np.array([d[3] if len(d) > 3 else 0 for d in detections], np.int64)
-    ids = tracker.update(boxes, scores, class_ids, motions)
+    ids = tracker.update(boxes, scores, class_ids, motions, time)
     assert ids.dtype == np.int64 and ids.shape == (len(detections),)
     return ids.tolist()
 
 
-def tracker(max_lost_frames: int = 5, radius_scale: float = 1.0) -> CenterTracker:
-    return CenterTracker(TrackerConfig(new_track_score=0.5, continue_score=0.3, max_lost_frames=max_lost_frames,
+def step(tracker: CenterTracker, *detections: tuple) -> list[int]:
+    """The next frame, DT after the previous one (the first at time 0)."""
+    tracker.frame = getattr(tracker, "frame", -1) + 1
+    return step_at(tracker, tracker.frame * DT, *detections)
+
+
+def tracker(max_lost_s: float = 5 * DT, radius_scale: float = 1.0) -> CenterTracker:
+    return CenterTracker(TrackerConfig(new_track_score=0.5, continue_score=0.3, max_lost_s=max_lost_s,
                                        radius_scale=radius_scale))
 
 
@@ -70,9 +83,10 @@ def test_crossing_objects_swap_ids_without_the_motion():
 
 
 def occlusion(hidden_frames: int) -> tuple[list[int], CenterTracker]:
-    """A 40x40 box (r = 40) moving 20 px per frame, seen at t = 0..3 (centres 100..160), hidden for
-    ``hidden_frames`` frames, then seen again where its speed puts it. The tracker keeps 3 lost frames."""
-    tracks = tracker(max_lost_frames=3)
+    """A 40x40 box (r = 40) moving 20 px per frame (80 px/s), seen at t = 0..3 (centres 100..160), hidden for
+    ``hidden_frames`` frames, then seen again where its speed puts it. The tracker keeps lost tracks 1 s
+    (4 frames): a frame at most 1 s after the last match can continue the track."""
+    tracks = tracker(max_lost_s=4 * DT)
     ids = []
     for t in range(4):
         ids += step(tracks, (box(100 + 20 * t, 100, 40, 40), 0.9, (20, 0) if t else (0, 0)))
@@ -89,23 +103,70 @@ def test_occluded_object_takes_its_id_back_where_its_motion_predicts():
     # by 20: 220, exactly where the track is. (A track left at its last centre, 160, would be 60 > r = 40 away.)
     assert ids == [1, 1, 1, 1, 1]
     (state,) = tracks.tracks
-    assert state.track_id == 1 and state.lost_frames == 0
+    assert state.track_id == 1 and state.lost_s == 0
     np.testing.assert_allclose(state.position, [240, 100])
+    np.testing.assert_allclose(state.velocity, [20 / DT, 0])  # 80 px/s
 
 
-def test_lost_track_moves_by_its_last_motion_while_hidden():
-    tracks = tracker(max_lost_frames=3)
-    step(tracks, (box(100, 50, 40, 40), 0.9, (0, 0)))
-    step(tracks, (box(110, 45, 40, 40), 0.9, (10, -5)))
-    step(tracks)
-    step(tracks)
+def test_lost_track_moves_by_its_velocity_times_the_elapsed_time():
+    tracks = tracker(max_lost_s=1.0)
+    step_at(tracks, 0.0, (box(100, 50, 40, 40), 0.9, (0, 0)))
+    step_at(tracks, 0.25, (box(110, 45, 40, 40), 0.9, (10, -5)))  # (10, -5) in 0.25 s: (40, -20) px/s
+    step_at(tracks, 0.375)
+    step_at(tracks, 0.75)
     (state,) = tracks.tracks
-    assert state.lost_frames == 2
-    np.testing.assert_allclose(state.position, [110 + 2 * 10, 45 - 2 * 5])
+    assert state.lost_s == 0.5  # last matched at 0.25
+    np.testing.assert_allclose(state.velocity, [40, -20])
+    # 0.5 s after its last match, whatever the number of updates in between: (110, 45) + 0.5 * (40, -20).
+    np.testing.assert_allclose(state.position, [110 + 20, 45 - 10])
 
 
-def test_object_back_after_more_than_max_lost_frames_gets_a_new_id():
-    # Hidden for 4 frames: after the 4th unmatched frame the track has been lost 4 > 3 frames and is gone.
+@pytest.mark.parametrize("interval", [1 / 32, 1 / 8, 0.5])
+def test_a_hidden_object_is_found_again_at_any_frame_rate(interval):
+    """An object at 100 px/s (a 40x40 box, r = 40) seen for 0.5 s, hidden 1 s, seen again at 0.5 + 1 + interval
+    s; updates come every ``interval`` s (32, 8 or 2 a second). The detections' movements are what the head
+    predicts over each interval: 100 * interval px. At any rate the lost track is expected exactly where the
+    object reappears (moved back by its movement), so it takes its ID back; persistence is 1.25 s, so
+    1 s + interval of being lost (at most 1.5 s only at interval 0.5, see below) decides survival."""
+    tracks = tracker(max_lost_s=1.25)
+    ids = []
+    times = [k * interval for k in range(round(2.0 / interval) + 1)]
+    for time in times:
+        hidden = 0.5 < time < 1.5 + interval / 2
+        x = 100 + 100 * time
+        motion = (100 * interval, 0) if time > 0 else (0, 0)
+        ids += step_at(tracks, time) if hidden else step_at(tracks, time, (box(x, 100, 40, 40), 0.9, motion))
+    # Seen at 0.5 last, back at 1.5 + interval: lost for 1 + interval <= 1.25 s at 32 and 8 Hz, so one ID;
+    # at 2 Hz the object is back at 2.0 s, 1.5 s > 1.25 s after its last match: the track has ended, a new one starts.
+    assert ids == ([1] * len(ids) if interval < 0.5 else [1, 1, 2])
+    if interval < 0.5:
+        np.testing.assert_allclose(tracks.tracks[0].position, [100 + 100 * times[-1], 100])
+
+
+def test_persistence_is_in_seconds_not_in_updates():
+    # Lost at 0.0; max_lost_s 0.5. Ten updates within 0.45 s keep it; one update at 0.55 s ends it.
+    many, one = tracker(max_lost_s=0.5), tracker(max_lost_s=0.5)
+    for tracks in (many, one):
+        step_at(tracks, 0.0, (box(100, 100, 40, 40), 0.9, (0, 0)))
+    for k in range(1, 11):
+        step_at(many, 0.045 * k)
+    assert [s.track_id for s in many.tracks] == [1]
+    step_at(one, 0.55)
+    assert one.tracks == ()
+
+
+def test_time_going_back_is_refused():
+    tracks = tracker()
+    step_at(tracks, 1.0, (box(100, 100, 40, 40), 0.9, (0, 0)))
+    with pytest.raises(ValueError, match="before the previous update's"):
+        step_at(tracks, 0.5)
+    with pytest.raises(ValueError, match="timestamp must be finite"):
+        step_at(tracks, float("nan"))
+
+
+def test_object_back_after_more_than_max_lost_s_gets_a_new_id():
+    # Hidden for 4 frames: back at t = 8 (2.0 s), the track was last matched at t = 3 (0.75 s), 1.25 s > 1 s
+    # ago, and has ended (it was still there at t = 7, 1 s after its match).
     ids, tracks = occlusion(hidden_frames=4)
     assert ids == [1, 1, 1, 1, 2]
     assert [s.track_id for s in tracks.tracks] == [2]
@@ -122,7 +183,7 @@ def test_new_object_gets_a_new_id_and_old_ones_keep_theirs():
 
 
 def test_ids_are_never_reused_after_a_track_dies_or_a_reset():
-    tracks = tracker(max_lost_frames=0)  # no persistence: one unmatched frame ends a track
+    tracks = tracker(max_lost_s=0)  # no persistence: one unmatched frame ends a track
     a = box(100, 100, 40, 40)
     assert step(tracks, (a, 0.9, (0, 0))) == [1]
     assert step(tracks) == []
@@ -143,7 +204,7 @@ def test_weak_detection_continues_a_track_but_does_not_start_one():
     assert step(tracks, (a, 0.4, (0, 0)), (b, 0.4, (0, 0))) == [1, 0]  # 0.4 >= 0.3 continues; B cannot start
     assert step(tracks, (a, 0.2, (0, 0))) == [0]  # below continue_score: not matched at all
     (state,) = tracks.tracks
-    assert state.lost_frames == 1
+    assert state.lost_s == DT
 
 
 def test_matching_radius_is_the_mean_side_of_the_tracks_box():
@@ -163,12 +224,21 @@ def test_matching_radius_is_the_mean_side_of_the_tracks_box():
     assert second_frame(86, 78) == 2
 
 
-def test_matching_ignores_the_class():
+def test_a_rider_and_a_horse_do_not_swap_ids():
+    # Rider (class 0) at x = 100, horse (class 1) at 110; 60x60 boxes, r = 60. Next frame, still motion: the
+    # rider's box is found at 110 and the horse's at 100. Class-blind, the rider (0.9, first) would take the
+    # horse's track (0 away rather than 10); within its class it takes its own, 10 < 60 away.
+    tracks = tracker()
+    assert step(tracks, (box(100, 100, 60, 60), 0.9, (0, 0), 0), (box(110, 100, 60, 60), 0.8, (0, 0), 1)) == [1, 2]
+    assert step(tracks, (box(110, 100, 60, 60), 0.9, (0, 0), 0), (box(100, 100, 60, 60), 0.8, (0, 0), 1)) == [1, 2]
+
+
+def test_a_detection_of_another_class_starts_a_new_track():
     tracks = tracker()
     a = box(100, 100, 40, 40)
     assert step(tracks, (a, 0.9, (0, 0), 3)) == [1]
-    assert step(tracks, (a, 0.9, (0, 0), 5)) == [1]  # class flicker from 3 to 5 keeps the track
-    assert tracks.tracks[0].class_id == 5
+    assert step(tracks, (a, 0.9, (0, 0), 5)) == [2]  # same place, class 5: not track 1 (class 3), which is lost
+    assert sorted((s.track_id, s.class_id) for s in tracks.tracks) == [(1, 3), (2, 5)]
 
 
 def test_better_scored_detection_chooses_first():
@@ -181,8 +251,8 @@ def test_better_scored_detection_chooses_first():
 def test_bad_input_shapes_are_named():
     tracks = tracker()
     with pytest.raises(ValueError, match="motions must have shape \\(1, 2\\)"):
-        tracks.update(np.zeros((1, 4)), np.ones(1), np.zeros(1), np.zeros((1, 3)))
+        tracks.update(np.zeros((1, 4)), np.ones(1), np.zeros(1), np.zeros((1, 3)), 0.0)
     with pytest.raises(ValueError, match="boxes must have shape \\(2, 4\\)"):
-        tracks.update(np.zeros((1, 4)), np.ones(2), np.zeros(2), np.zeros((2, 2)))
+        tracks.update(np.zeros((1, 4)), np.ones(2), np.zeros(2), np.zeros((2, 2)), 0.0)
     with pytest.raises(ValueError, match="scores contains NaN"):
-        tracks.update(np.zeros((1, 4)), np.array([np.nan]), np.zeros(1), np.zeros((1, 2)))
+        tracks.update(np.zeros((1, 4)), np.array([np.nan]), np.zeros(1), np.zeros((1, 2)), 0.0)
