@@ -12,10 +12,11 @@ Decisions beyond the paper:
 - Time: every update carries the frame's timestamp. A matched track's velocity is D_t / (t - p) pixels per
   second; a track that no detection matches moves by velocity x elapsed time at each update, so its expected
   position does not depend on how many frames arrive (30 Hz camera, 6 Hz annotations, frames dropped under load).
-- Persistence: an unmatched track is not dropped at once. A frame at most ``max_lost_s`` seconds after the
-  track's last match can still continue it (an object that reappears within the radius of where the track is
-  expected takes its ID back); at a later frame it has ended, however many frames came in between.
-  ``max_lost_s = 0`` is the paper's behaviour (unmatched tracks end).
+- Persistence: an unmatched track is not dropped at once. It lives on until ``max_lost_s`` seconds after its
+  last match, however many frames come in between, and an object that reappears within the radius of where the
+  track is expected takes its ID back. A track matched in one frame can always be continued in the next, however
+  late that frame comes (a slow model, a low frame rate). ``max_lost_s = 0`` is the paper's behaviour
+  (unmatched tracks end).
 - Two score thresholds: continuing a track needs ``continue_score``, starting one needs ``new_track_score``
   (higher), so weak detections extend tracks without spawning short spurious ones.
 - Class-wise matching: a detection continues only a track of its own class, so a rider and a horse that overlap
@@ -92,7 +93,8 @@ class CenterTracker:
                              f"{self._time}; call reset() for a new video")
         elapsed = 0.0 if self._time is None else timestamp - self._time
         config = self.config
-        self._keep(timestamp - self._last_seen <= config.max_lost_s)  # tracks lost too long ago end first
+        # tracks already lost at the previous update, and lost too long ago now, end before matching
+        self._keep((self._last_seen == self._time) | (timestamp - self._last_seen <= config.max_lost_s))
         centres = (boxes[:, :2] + boxes[:, 2:]) / 2  # (N, 2) o_t
         sizes = self._boxes[:, 2:] - self._boxes[:, :2]  # (T, 2)
         radii = config.radius_scale * sizes.mean(axis=1)  # (T,) r = mean(w, h) of each track's box
@@ -115,7 +117,7 @@ class CenterTracker:
                 self._next_id += 1
 
         tracked = track_ids > 0
-        unmatched = np.flatnonzero(free)
+        unmatched = np.flatnonzero(free & (timestamp - self._last_seen <= config.max_lost_s))
         velocities = motions[tracked] / elapsed if elapsed > 0 else np.zeros((int(tracked.sum()), 2))
         self._ids = np.concatenate([track_ids[tracked], self._ids[unmatched]])
         self._boxes = np.concatenate([boxes[tracked], self._boxes[unmatched]])

@@ -65,6 +65,9 @@ class TrainConfig:
     seed: int = 0
     device: str = "auto"  # auto (cuda when there is one), cpu, cuda
     amp: bool = True  # mixed precision on CUDA; ignored on the CPU
+    # one CPU thread and torch's deterministic algorithms: the same seed gives the same weights on the same kind
+    # of processor (more threads split sums differently from run to run); slower
+    deterministic: bool = False
 
     def __post_init__(self) -> None:
         for name in ("batch_size", "max_iters", "checkpoint_every", "log_every"):

@@ -135,9 +135,16 @@ def train(config: TrainConfig, output_dir: Path, resume: Path | None = None, pro
     weights as ``output_dir/model.pt``; returns the path of ``model.pt``. ``stop_after`` ends this invocation
     after that iteration (a job scheduler's time slot), leaving last.pt to resume from."""
     process, device = start_process(config.device)
+    threads, deterministic = torch.get_num_threads(), torch.are_deterministic_algorithms_enabled()
+    if config.deterministic:
+        os.environ.setdefault("CUBLAS_WORKSPACE_CONFIG", ":4096:8")  # what deterministic cuBLAS needs
+        torch.set_num_threads(1)
+        torch.use_deterministic_algorithms(True)
     try:
         return _train(config, Path(output_dir), resume, progress, process, device, stop_after)
     finally:
+        torch.set_num_threads(threads)
+        torch.use_deterministic_algorithms(deterministic)
         if dist.is_initialized():
             dist.destroy_process_group()
 

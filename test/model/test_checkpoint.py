@@ -16,7 +16,7 @@ import pytest
 import torch
 
 from sgnet_model.checkpoint import CheckpointError, load_checkpoint, load_model_state, save_checkpoint
-from sgnet_model.config import ModelConfig, named_config, to_dict
+from sgnet_model.config import ModelConfig, SGNetConfig, TrackerConfig, named_config, to_dict
 from sgnet_model.model import SGNet
 
 REPO = Path(__file__).resolve().parents[2]
@@ -236,10 +236,33 @@ def test_wrong_format_marker_and_version_are_refused(tmp_path, network):
     with pytest.raises(CheckpointError, match=f"{tensor} is not an sgnet_ros checkpoint: it holds a Tensor"):
         load_checkpoint(tensor)
     newer = tmp_path / "newer.pt"
-    torch.save({"format": "sgnet_ros.checkpoint", "version": 2, "model_config": to_dict(SMALL), "model": {},
+    torch.save({"format": "sgnet_ros.checkpoint", "version": 3, "model_config": to_dict(SMALL), "model": {},
                 "training": None}, newer)
-    with pytest.raises(CheckpointError, match=f"checkpoint {newer} has format version 2; .* reads version 1"):
+    with pytest.raises(CheckpointError, match=f"checkpoint {newer} has format version 3; .* reads version 2"):
         load_checkpoint(newer)
+    older = tmp_path / "older.pt"
+    torch.save({"format": "sgnet_ros.checkpoint", "version": 1, "model_config": to_dict(SMALL), "model": {},
+                "training": None}, older)
+    with pytest.raises(CheckpointError, match=f"checkpoint {older} has format version 1, .*: retrain it"):
+        load_checkpoint(older)
+
+
+def test_tracker_profiles_round_trip_and_default_to_the_config_defaults(tmp_path):
+    robot = TrackerConfig(new_track_score=0.7, continue_score=0.6, max_lost_s=1.5, radius_scale=2.0)
+    evaluation = TrackerConfig(new_track_score=0.2, continue_score=0.01, max_lost_s=3.0, radius_scale=0.5)
+    path = tmp_path / "model.pt"
+    save_checkpoint(path, SMALL, {"w": torch.zeros(1)}, tracker_profiles={"robot": robot, "evaluation": evaluation})
+    assert load_checkpoint(path).tracker_profiles == {"robot": robot, "evaluation": evaluation}
+    save_checkpoint(path, SMALL, {"w": torch.zeros(1)})
+    assert load_checkpoint(path).tracker_profiles == {"robot": SGNetConfig().tracker,
+                                                      "evaluation": SGNetConfig().evaluation_tracker}
+    with pytest.raises(CheckpointError, match="tracker_profiles must map \\['robot', 'evaluation'\\]"):
+        save_checkpoint(path, SMALL, {"w": torch.zeros(1)}, tracker_profiles={"robot": robot})
+    torch.save({"format": "sgnet_ros.checkpoint", "version": 2, "model_config": to_dict(SMALL), "model": {},
+                "tracker_profiles": {"robot": to_dict(robot), "evaluation": {"continue_score": 2.0}},
+                "training": None}, path)
+    with pytest.raises(CheckpointError, match="tracker_profiles.evaluation.continue_score: must lie in \\[0, 1\\]"):
+        load_checkpoint(path)
 
 
 @pytest.mark.parametrize("change, named", [({"backbone": "resnet9"}, "model_config.backbone: must be one of"),
@@ -247,7 +270,8 @@ def test_wrong_format_marker_and_version_are_refused(tmp_path, network):
                                            ({"grid_size": 6}, "model_config: unknown field\\(s\\) \\['grid_size'\\]")])
 def test_invalid_config_in_the_file_names_the_field(tmp_path, change, named):
     path = tmp_path / "model.pt"
-    torch.save({"format": "sgnet_ros.checkpoint", "version": 1, "model_config": {**to_dict(SMALL), **change},
+    torch.save({"format": "sgnet_ros.checkpoint", "version": 2, "model_config": {**to_dict(SMALL), **change},
+                "tracker_profiles": {name: to_dict(TrackerConfig()) for name in ("robot", "evaluation")},
                 "model": {}, "training": None}, path)
     with pytest.raises(CheckpointError, match=f"checkpoint {path}: {named}"):
         load_checkpoint(path)

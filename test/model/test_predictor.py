@@ -62,6 +62,51 @@ def test_tracks_reset_on_first_frame_backward_stamps_and_gaps():
     assert predictor.step(image, 11.0).tracks_reset  # a gap of 1.1 s > 1.0 s
 
 
+def test_a_model_taking_3_s_a_frame_keeps_its_track_ids():
+    """A 10 Hz camera, a model that finishes a frame every 3 s (it processes every 30th frame it receives),
+    max_gap_s 1 s: the stream has no gap (each processed frame came 0.1 s after the one delivered before it), so
+    the tracks carry on; judged on the processed frames alone, every frame would be a 3 s gap and a reset."""
+    image = frame()
+    told, untold = small_predictor(max_gap_s=1.0), small_predictor(max_gap_s=1.0)
+    told_ids, untold_ids = [], []
+    for processed in range(4):
+        stamp = 3.0 * processed  # camera frame 30 * processed, 0.1 s apart
+        result = told.step(image, stamp, received_before=stamp - 0.1 if processed else None)
+        assert result.tracks_reset == (processed == 0)
+        told_ids.append(sorted(i.track_id for i in result.instances))
+        untold_result = untold.step(image, stamp)
+        assert untold_result.tracks_reset
+        untold_ids.append(sorted(i.track_id for i in untold_result.instances))
+    assert len(told_ids[0]) == 5 and told_ids == [told_ids[0]] * 4  # the same objects keep their IDs
+    assert len({i for ids in untold_ids for i in ids}) == 4 * 5  # reset at every frame: new IDs each time
+
+
+def test_gaps_and_backward_time_are_judged_on_the_frames_received():
+    predictor, image = small_predictor(max_gap_s=1.0), frame()
+    predictor.step(image, 0.0)
+    assert not predictor.step(image, 5.0, received_before=4.5).tracks_reset  # 0.5 s after the last frame received
+    assert predictor.step(image, 7.0, received_before=5.5).tracks_reset  # the source sent nothing for 1.5 s
+    assert predictor.step(image, 8.0, received_before=8.5).tracks_reset  # a stamp before the frame received before
+    assert predictor.step(image, 7.9, received_before=7.8).tracks_reset  # before the previous processed frame
+    with pytest.raises(PredictorError, match="timestamps must be finite"):
+        predictor.step(image, float("nan"))
+
+
+def test_checkpoint_profiles_choose_the_tracker(tmp_path):
+    robot = TrackerConfig(new_track_score=0.6, continue_score=0.4, max_lost_s=1.0)
+    evaluation = TrackerConfig(new_track_score=0.05, continue_score=0.01, max_lost_s=3.0)
+    torch.manual_seed(0)
+    save_checkpoint(tmp_path / "model.pt", SMALL.model, SGNet(SMALL.model).state_dict(),
+                    tracker_profiles={"robot": robot, "evaluation": evaluation})
+    for kwargs, profile, used in (({}, "robot", robot), ({"profile": "evaluation"}, "evaluation", evaluation),
+                                  ({"tracker_config": EVERYTHING, "profile": "evaluation"}, "custom", EVERYTHING)):
+        predictor = StreamingPredictor.from_checkpoint(tmp_path / "model.pt", **kwargs)
+        assert predictor.tracker_profile == profile and predictor.tracker.config == used
+        assert predictor.tracker_profiles == {"robot": robot, "evaluation": evaluation}
+    with pytest.raises(PredictorError, match="tracker profile 'fast' is not one of \\['robot', 'evaluation'\\]"):
+        StreamingPredictor.from_checkpoint(tmp_path / "model.pt", profile="fast")
+
+
 @pytest.mark.parametrize("bad", [np.zeros((10, 10, 3), np.float32), np.zeros((10, 10), np.uint8),
                                  np.zeros((10, 10, 4), np.uint8), np.zeros((4, 100, 3), np.uint8), "frame"])
 def test_bad_frames_are_refused_clearly(bad):

@@ -126,8 +126,8 @@ def test_a_hidden_object_is_found_again_at_any_frame_rate(interval):
     """An object at 100 px/s (a 40x40 box, r = 40) seen for 0.5 s, hidden 1 s, seen again at 0.5 + 1 + interval
     s; updates come every ``interval`` s (32, 8 or 2 a second). The detections' movements are what the head
     predicts over each interval: 100 * interval px. At any rate the lost track is expected exactly where the
-    object reappears (moved back by its movement), so it takes its ID back; persistence is 1.25 s, so
-    1 s + interval of being lost (at most 1.5 s only at interval 0.5, see below) decides survival."""
+    object reappears (moved back by its movement), so it takes its ID back if it is back within the 1.25 s of
+    persistence."""
     tracks = tracker(max_lost_s=1.25)
     ids = []
     times = [k * interval for k in range(round(2.0 / interval) + 1)]
@@ -153,6 +153,16 @@ def test_persistence_is_in_seconds_not_in_updates():
     assert [s.track_id for s in many.tracks] == [1]
     step_at(one, 0.55)
     assert one.tracks == ()
+
+
+def test_a_track_matched_in_one_frame_continues_in_the_next_however_late():
+    # A slow model: frames 3 s apart, max_lost_s 0.5. Matched at 0, the track is matched again at 3 s (it was
+    # never unseen in a frame); unseen at 6 s, 6 - 3 = 3 s > 0.5 s after its match, it ends.
+    tracks = tracker(max_lost_s=0.5)
+    a = box(100, 100, 40, 40)
+    assert step_at(tracks, 0.0, (a, 0.9, (0, 0))) == [1]
+    assert step_at(tracks, 3.0, (a, 0.9, (0, 0))) == [1]
+    assert step_at(tracks, 6.0) == [] and tracks.tracks == ()
 
 
 def test_time_going_back_is_refused():

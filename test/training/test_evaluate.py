@@ -14,6 +14,7 @@ import cv2
 import numpy as np
 import pytest
 
+from sgnet_model.config import TrackerConfig
 from sgnet_model.ytvis import encode_mask, load_annotations, load_results
 from training.evaluate import main
 
@@ -161,8 +162,14 @@ def random_checkpoint(tmp_path) -> Path:
     model_config = dataclasses.replace(named_config("resnet18_small").model, class_names=("square", "disc"),
                                        score_threshold=0.0)
     path = tmp_path / "random.pt"
-    save_checkpoint(path, model_config, SGNet(model_config).state_dict())
+    save_checkpoint(path, model_config, SGNet(model_config).state_dict(), tracker_profiles=PROFILES)
     return path
+
+
+# The random model's profiles: the robot one starts no track (no random detection scores 0.99), the evaluation
+# one tracks every detection.
+PROFILES = {"robot": TrackerConfig(new_track_score=0.99, continue_score=0.99, max_lost_s=1.0, radius_scale=1.0),
+            "evaluation": TrackerConfig(new_track_score=0.0, continue_score=0.0, max_lost_s=2.0, radius_scale=1.5)}
 
 
 def test_model_mode_writes_the_submission_and_scores_it(random_checkpoint, tmp_path, capsys):
@@ -170,13 +177,13 @@ def test_model_mode_writes_the_submission_and_scores_it(random_checkpoint, tmp_p
     frames = tmp_path / "frames"
     write_frames(frames, annotations)
     output = tmp_path / "out"
-    # Every detection starts or continues a track, so that the random model's detections become tracks.
-    tracker = tmp_path / "tracker.yaml"
-    tracker.write_text("tracker:\n  new_track_score: 0.0\n  continue_score: 0.0\n")
+    # The checkpoint's evaluation profile (the default) tracks every detection of the random model.
     report = run_json(capsys, ["--checkpoint", str(random_checkpoint), "--annotations", str(annotations),
-                               "--frames", str(frames), "--output", str(output), "--no-progress",
-                               "--config", str(tracker)])
-    assert set(report) == REPORT_KEYS | {"ms_median", "ms_p90"}
+                               "--frames", str(frames), "--output", str(output), "--no-progress"])
+    assert set(report) == REPORT_KEYS | {"ms_median", "ms_p90", "tracker_profile", "tracker_source", "tracker"}
+    assert report["tracker_profile"] == "evaluation" and report["tracker_source"] == f"checkpoint {random_checkpoint}"
+    assert report["tracker"] == {"new_track_score": 0.0, "continue_score": 0.0, "max_lost_s": 2.0,
+                                 "radius_scale": 1.5}
     assert report["videos"] == 2 and report["frames"] == 6
     assert 0 < report["ms_median"] <= report["ms_p90"]
 
@@ -195,7 +202,7 @@ def test_model_mode_writes_the_submission_and_scores_it(random_checkpoint, tmp_p
         assert per_frame.max() <= 20
     # The report's numbers are those of the written file scored on its own.
     alone = run_json(capsys, ["--results", str(output / "results.json"), "--annotations", str(annotations)])
-    assert alone == {k: v for k, v in report.items() if k not in ("ms_median", "ms_p90")}
+    assert alone == {k: v for k, v in report.items() if k in REPORT_KEYS}
 
     # A val/test file lists videos but holds no annotations: the submission is written, the metric is null.
     valid = json.loads(annotations.read_text())
@@ -206,6 +213,33 @@ def test_model_mode_writes_the_submission_and_scores_it(random_checkpoint, tmp_p
                                "--videos", "2"])
     assert report["AP"] is None and report["idf1"] is None and report["videos"] == 1 and report["ms_median"] > 0
     assert {r.video_id for r in load_results(tmp_path / "submission" / "results.zip")} <= {2}
+
+
+def test_tracker_profile_flag_and_config_override_and_the_report_names_them(random_checkpoint, tmp_path, capsys):
+    annotations = write_annotations(tmp_path / "ann.json")
+    frames = tmp_path / "frames"
+    write_frames(frames, annotations)
+    argv = ["--checkpoint", str(random_checkpoint), "--annotations", str(annotations), "--frames", str(frames),
+            "--output", str(tmp_path / "out"), "--no-progress", "--videos", "1"]
+    robot = run_json(capsys, [*argv, "--tracker-profile", "robot"])
+    assert robot["tracker_profile"] == "robot"
+    assert robot["tracker"] == {"new_track_score": 0.99, "continue_score": 0.99, "max_lost_s": 1.0, "radius_scale": 1.0}
+    assert json.loads((tmp_path / "out" / "results.json").read_text()) == []  # no random detection scores 0.99
+
+    # --config replaces the checkpoint's values by the config's section of the chosen profile.
+    config = tmp_path / "tracker.yaml"
+    config.write_text("tracker:\n  new_track_score: 0.7\nevaluation_tracker:\n  new_track_score: 0.2\n"
+                      "  continue_score: 0.1\n")
+    custom = run_json(capsys, [*argv, "--config", str(config)])
+    assert custom["tracker_profile"] == "custom" and custom["tracker_source"] == f"config {config}, evaluation profile"
+    assert custom["tracker"] == {"new_track_score": 0.2, "continue_score": 0.1, "max_lost_s": 2.5, "radius_scale": 1.0}
+    custom = run_json(capsys, [*argv, "--config", str(config), "--tracker-profile", "robot"])
+    assert custom["tracker"] == {"new_track_score": 0.7, "continue_score": 0.3, "max_lost_s": 2.5, "radius_scale": 1.0}
+
+    # The printed report says it too.
+    assert main(argv) == 0
+    assert (f"tracker: evaluation profile (checkpoint {random_checkpoint}): new_track_score 0, continue_score 0, "
+            f"max_lost_s 2, radius_scale 1.5") in capsys.readouterr().out
 
 
 def test_model_mode_bad_input_exits_2(random_checkpoint, tmp_path, capsys):
