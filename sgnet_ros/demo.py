@@ -3,7 +3,8 @@
 1. generates the synthetic video set (sgnet-synth) and holds 8 videos out (sgnet-split);
 2. trains the small config on the CPU (sgnet-train, config/train/synthetic_small.yaml, at most 10 minutes);
 3. makes a bag of the held-out videos (sgnet-bag);
-4. starts the node (sgnet-node) and replays the bag through it lock-step (sgnet-replay), recording its outputs;
+4. starts the node (sgnet-node) with the checkpoint's evaluation tracker profile and replays the bag through it
+   lock-step (sgnet-replay), recording its outputs;
 5. writes an overlay video from the node's debug images and a metrics report, and prints where they are.
 
 Steps 1 and 2 are cached (by default under ~/.cache/sgnet_ros/demo, keyed by the training config), so a second
@@ -13,6 +14,7 @@ imports neither the training package nor anything the node does not.
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import hashlib
 import json
 import os
@@ -78,14 +80,21 @@ def trained_model(cache: Path, env: dict[str, str]) -> tuple[Path, Path, Path, b
 
 
 def start_node(checkpoint: Path, log_dir: Path, env: dict[str, str]) -> subprocess.Popen:
-    """The node, with the checkpoint's own thresholds and reliable QoS (a bag replay must not lose frames)."""
-    config = load_checkpoint(checkpoint).model_config
+    """The node, with the checkpoint's own thresholds, its evaluation tracker profile (the replay's metrics are
+    video AP, which rewards weak tracks too; a robot keeps the robot profile) and reliable QoS (a bag replay must
+    not lose frames)."""
+    checkpoint_data = load_checkpoint(checkpoint)
+    config = checkpoint_data.model_config
+    tracker = checkpoint_data.tracker_profiles["evaluation"]
+    tracker_parameters = [argument for field in dataclasses.fields(tracker)
+                          for argument in ("-p", f"tracker.{field.name}:={float(getattr(tracker, field.name))}")]
     log = open(log_dir / "node.log", "w")
     return subprocess.Popen([sys.executable, "-m", "sgnet_ros.node", "--ros-args", "-r", f"__ns:={NAMESPACE}",
                              "-p", f"checkpoint:={checkpoint}", "-p", "qos_reliability:=reliable",
                              "-p", f"model.score_threshold:={config.score_threshold}",
                              "-p", f"model.nms_threshold:={config.nms_threshold}",
-                             "-p", f"model.detections_per_frame:={config.detections_per_frame}"],
+                             "-p", f"model.detections_per_frame:={config.detections_per_frame}",
+                             *tracker_parameters],
                             stdout=log, stderr=subprocess.STDOUT, env=env)
 
 
@@ -155,7 +164,8 @@ def main(argv: list[str] | None = None) -> int:
     metrics = report.get("metrics") or {}
     print(f"sgnet-demo: done in {summary['minutes']} min (model {'from cache' if cached else 'trained now'})")
     print(f"  AP {metrics.get('AP', float('nan')):.3f}  AP50 {metrics.get('AP50', float('nan')):.3f}  "
-          f"IDF1 {metrics.get('idf1', float('nan')):.3f}  on {HELD_OUT_VIDEOS} held-out videos")
+          f"AR100 {metrics.get('AR100', float('nan')):.3f}  IDF1 {metrics.get('idf1', float('nan')):.3f}  "
+          f"on {HELD_OUT_VIDEOS} held-out videos (the checkpoint's evaluation tracker profile)")
     print(f"  latency median {report.get('latency_ms_median')} ms, p90 {report.get('latency_ms_p90')} ms "
           f"over {report.get('frames_out')} frames")
     print(f"  overlay video: {video}\n  report:        {output / 'report.json'}\n  checkpoint:    {checkpoint}")

@@ -18,6 +18,10 @@ Before the first frame a warm-up frame (the bag's first image stamped one day la
 answers: that completes discovery, pays the model's first-run costs, and, as the bag's first stamp lies before
 it, makes the node reset its tracks at the bag's first frame. Its outputs are not recorded.
 
+The report names the tracker settings the node ran (``tracker_profile`` and the ``tracker.*`` values, read from the
+node's parameters at the end of the replay), since the metrics depend on them: video AP rewards the node's
+evaluation profile (low start/continue scores), a robot runs the robot profile (few, confident tracks).
+
 Outputs are matched to frames by header stamp (the node copies the input header). End-to-end latency is
 from publishing a frame to receiving its ``instances`` here (the middleware's receive time); the node's own time
 is the ``inference_ms`` it publishes with each frame. Written to ``--output``: ``outputs/`` (a bag of the node's
@@ -44,7 +48,10 @@ import numpy as np
 import pycocotools.mask as mask_utils
 import rclpy
 from diagnostic_msgs.msg import DiagnosticArray
+from rcl_interfaces.msg import ParameterType
+from rcl_interfaces.srv import GetParameters
 from rclpy.executors import ExternalShutdownException, SingleThreadedExecutor
+from rclpy.parameter import parameter_value_to_python
 from rclpy.qos import DurabilityPolicy, HistoryPolicy, QoSProfile, ReliabilityPolicy
 from rclpy.serialization import deserialize_message
 from rclpy.signals import SignalHandlerOptions
@@ -55,6 +62,7 @@ from rosbags.typesys.store import Typestore
 from sensor_msgs.msg import CompressedImage, Image
 from tqdm import tqdm
 
+from sgnet_model.config import TrackerConfig
 from sgnet_model.ytvis import (RLE, TrackObservation, VideoResult, YTVISData, YTVISError, build_video_results,
                                parse_annotations, save_results)
 from sgnet_model.ytvis_metric import METRIC_NAMES, evaluate_vis, tracking_figures
@@ -65,6 +73,10 @@ from sgnet_ros.msg import InstanceArray
 INSTANCES_TYPE = "sgnet_ros/msg/InstanceArray"
 DIAGNOSTICS_TYPE = "diagnostic_msgs/msg/DiagnosticArray"
 DIAGNOSTICS_TOPIC = "/diagnostics"
+# The node's parameters that say how it tracks: the profile it runs ("robot", "evaluation" or "custom") and
+# the tracker's values.
+TRACKER_PARAMETERS = ("tracker_profile", *(f"tracker.{f.name}" for f in dataclasses.fields(TrackerConfig)))
+PARAMETER_WAIT_S = 2.0
 IMAGE_TYPES = {IMAGE_TYPE: Image, COMPRESSED_TYPE: CompressedImage}
 WARM_UP_AHEAD_NS = 86_400 * 1_000_000_000  # the warm-up frame's stamp: one day after the bag's first frame
 WARM_UP_PERIOD_S = 1.0  # the warm-up frame is sent again this often until the node answers
@@ -349,6 +361,36 @@ def _publisher(session: Session, topic: str, message_type: type, pacing: Pacing)
     return publisher
 
 
+def node_tracker_settings(session: Session) -> dict[str, Any]:
+    """How the node that publishes the instances tracks: ``tracker_profile`` and ``tracker`` (the ``tracker.*``
+    values), read from its parameters through its get_parameters service (rclpy serves it for every node). The
+    metrics of a replay are the metrics of these settings: the node's checkpoint profile unless its parameters
+    override it. None where the node cannot be asked, or lacks the parameter."""
+    unknown: dict[str, Any] = {"tracker_profile": None, "tracker": None}
+    publishers = session.node.get_publishers_info_by_topic(session.instances_topic)
+    if not publishers:
+        return unknown
+    node = publishers[0]
+    client = session.node.create_client(GetParameters,
+                                        f"{node.node_namespace.rstrip('/')}/{node.node_name}/get_parameters")
+    try:
+        if not client.wait_for_service(timeout_sec=PARAMETER_WAIT_S):
+            return unknown
+        future = client.call_async(GetParameters.Request(names=list(TRACKER_PARAMETERS)))
+        deadline = time.monotonic() + PARAMETER_WAIT_S
+        while not future.done() and time.monotonic() < deadline:  # the session's executor thread completes it
+            time.sleep(0.01)
+        if not future.done() or future.result() is None:
+            return unknown
+        values = {name: parameter_value_to_python(value)
+                  for name, value in zip(TRACKER_PARAMETERS, future.result().values)
+                  if value.type != ParameterType.PARAMETER_NOT_SET}
+    finally:
+        session.node.destroy_client(client)
+    tracker = {name.removeprefix("tracker."): value for name, value in values.items() if name.startswith("tracker.")}
+    return {"tracker_profile": values.get("tracker_profile"), "tracker": tracker or None}
+
+
 def _await_outputs(session: Session, pacing: Pacing) -> None:
     """Wait for the node's instances publisher; record only the other per-frame topics it publishes (the node
     can turn label_image and debug_image off)."""
@@ -599,6 +641,9 @@ def _print_report(report: dict[str, Any], output: Path) -> None:
     print(f"frames in {report['frames_in']}, out {report['frames_out']}, dropped {report['frames_dropped']}, "
           f"skipped (corrupt) {report['frames_skipped_corrupt']}, stamps out of order {report['stamps_out_of_order']}")
     print(f"latency ms (median / p90 / p99): {ms('latency_ms')}; node's own time: {ms('inference_ms')}")
+    if report.get("tracker") is not None:
+        values = ", ".join(f"{name} {value:g}" for name, value in report["tracker"].items())
+        print(f"node's tracker: {report.get('tracker_profile') or 'unnamed'} profile: {values}")
     metrics = report.get("metrics")
     if metrics:
         print("  ".join(f"{name} {metrics[name]:.3f}" for name in METRIC_NAMES))
@@ -625,7 +670,8 @@ def build_parser() -> argparse.ArgumentParser:
                "  sgnet-replay --record-only --output replay_live   # while: ros2 bag play BAG --remap "
                "/camera/image_raw:=/image\n"
                "Lock-step replays drop nothing and equal sgnet-eval on the same frames when the node runs the "
-               "checkpoint's thresholds (model.*) and sgnet-eval's tracker settings (tracker.*).",
+               "checkpoint's thresholds (model.*) and sgnet-eval's tracker settings (tracker.*: by default the "
+               "checkpoint's evaluation profile); the report names the node's tracker profile and values.",
         formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--bag", type=Path, help="the bag to replay (a bag folder, or a .mcap/.db3 file)")
     parser.add_argument("--topic", help="the bag's image topic (default: its only sensor_msgs/Image or "
@@ -714,8 +760,10 @@ def run(args: argparse.Namespace, pacing: Pacing) -> dict[str, Any]:
         duration_s = time.monotonic() - started
         if reader is not None:
             reader.close()
+    tracker_settings = node_tracker_settings(session)
     session.close()
     report = build_report(session, pacing, bag_statistics, duration_s, interrupted)
+    report.update(tracker_settings)
     report["bag"] = str(args.bag) if args.bag else None
     report["node_topic"] = topic
     if truth is not None:
