@@ -15,7 +15,7 @@ from torch.utils.data.distributed import DistributedSampler
 
 from sgnet_model.config import ModelConfig, named_config
 from sgnet_model.model import SGNet
-from sgnet_model.ytvis import YTVISError, load_annotations
+from sgnet_model.ytvis import YTVISError, frame_times, load_annotations
 from training.datasets import ClipAugmentation, DatasetError, YTVISClipDataset, collate_clips
 from training.synthetic import generate_synthetic_set
 
@@ -288,3 +288,29 @@ def test_synthetic_set_feeds_the_model(tmp_path):
     assert set(losses) == {"cls", "box", "centerness", "mask", "motion"}
     assert all(math.isfinite(v) for v in losses.values())
     assert losses["box"] > 0  # objects were assigned to locations
+
+
+def test_clips_skip_up_to_max_frame_gap_frames_and_carry_their_real_times(ytvis):
+    # Video 2's frames are named 00000..00003: frame numbers of 30 fps footage, 1/30 s apart.
+    dataset = YTVISClipDataset(*ytvis, config(), augmentation=ClipAugmentation(max_frame_gap=3))
+    torch.manual_seed(0)
+    seen = set()
+    for _ in range(60):
+        clip = dataset[dataset.clips.index((2, 0))]
+        gap = clip.frame_indices[1] - clip.frame_indices[0]
+        seen.add(gap)
+        assert clip.frame_indices == (0, gap) and clip.frame_times == pytest.approx((0.0, gap / 30))
+    assert seen == {1, 2, 3}  # 60 uniform draws of 3 gaps: all appear (each misses with probability (2/3)^60)
+    # From frame 2 of 4 only the next frame is left: gap 1.
+    assert {dataset[dataset.clips.index((2, 2))].frame_indices for _ in range(10)} == {(2, 3)}
+    # Without augmentation clips are consecutive; the batch carries the times.
+    plain = YTVISClipDataset(*ytvis, config())
+    batch = collate_clips([plain[0], plain[2]])
+    assert torch.equal(batch.frame_times, torch.tensor([[0.0, 1 / 30], [0.0, 1 / 30]]))
+
+
+def test_frame_times_come_from_youtube_vis_frame_numbers_else_six_a_second():
+    assert frame_times(["a/00000.jpg", "a/00005.jpg", "a/00015.jpg"]) == pytest.approx((0.0, 5 / 30, 15 / 30))
+    assert frame_times(["00010.jpg", "00015.jpg"]) == pytest.approx((0.0, 5 / 30))  # from the first frame
+    assert frame_times(["a/img_1.jpg", "a/img_2.jpg", "a/img_3.jpg"]) == pytest.approx((0.0, 1 / 6, 2 / 6))
+    assert frame_times(["00005.jpg", "00005.jpg"]) == pytest.approx((0.0, 1 / 6))  # numbers must rise
