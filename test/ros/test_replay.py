@@ -105,9 +105,10 @@ def checkpoint(tmp_path_factory) -> Path:
 
 @pytest.fixture(scope="module")
 def tracker_config(tmp_path_factory) -> Path:
-    """sgnet-eval's --config with the tracker settings the node gets as parameters: every detection tracked."""
+    """sgnet-eval's --config with the tracker settings the node gets as parameters: every detection tracked (the
+    section of sgnet-eval's default profile, evaluation)."""
     path = tmp_path_factory.mktemp("replay_config") / "track_everything.yaml"
-    path.write_text("tracker:\n  new_track_score: 0.0\n  continue_score: 0.0\n")
+    path.write_text("evaluation_tracker:\n  new_track_score: 0.0\n  continue_score: 0.0\n")
     return path
 
 
@@ -141,6 +142,9 @@ def test_lock_step_replay_equals_sgnet_eval(ros, node, bag, synthetic, checkpoin
     assert (report["frames_in"], report["frames_out"], report["frames_dropped"]) == (frames, frames, 0)
     assert {name: report["metrics"][name] for name in REPORT_METRICS} == \
         {name: direct[name] for name in REPORT_METRICS}
+    # Both reports name the tracker values they ran: the node's parameters, sgnet-eval's --config.
+    assert report["tracker"] == direct["tracker"] == {"new_track_score": 0.0, "continue_score": 0.0,
+                                                      "max_lost_s": 2.5, "radius_scale": 1.0}
     # The same tracks with the same scores and masks, video by video.
     ours, theirs = sorted_results(tmp_path / "replay" / "results.json"), sorted_results(tmp_path / "eval" / "results.json")
     assert len(ours) == len(theirs) > 0
@@ -334,13 +338,15 @@ def trained(trained_checkpoint):
 
 @pytest.mark.slow
 def test_trained_model_replay_equals_sgnet_eval(ros, node_factory, trained, tmp_path, capsys):
-    """A trained model over its held-out videos: the node (with the checkpoint's thresholds and the default tracker
-    settings, as sgnet-eval runs) gives sgnet-eval's metrics."""
+    """A trained model over its held-out videos: the node (with the checkpoint's thresholds and its evaluation
+    tracker profile, as sgnet-eval runs by default) gives sgnet-eval's metrics."""
     videos = ",".join(str(v) for v in list(load_annotations(trained.annotations).videos)[:3])
-    model_config = load_checkpoint(trained.checkpoint).model_config
+    checkpoint = load_checkpoint(trained.checkpoint)
+    model_config, evaluation = checkpoint.model_config, checkpoint.tracker_profiles["evaluation"]
     node_factory("sgnet", "/trained_replay", checkpoint=str(trained.checkpoint), qos_reliability="reliable",
                  model__score_threshold=model_config.score_threshold, model__nms_threshold=model_config.nms_threshold,
-                 model__detections_per_frame=model_config.detections_per_frame)
+                 model__detections_per_frame=model_config.detections_per_frame,
+                 **{f"tracker__{f.name}": getattr(evaluation, f.name) for f in dataclasses.fields(evaluation)})
     make_bag("ytvis", "--annotations", str(trained.annotations), "--frames", str(trained.frames), "--videos", videos,
              "-o", str(tmp_path / "heldout"))
     report, _ = replay_json("--bag", str(tmp_path / "heldout"), "--node-namespace", "/trained_replay",
@@ -351,6 +357,7 @@ def test_trained_model_replay_equals_sgnet_eval(ros, node_factory, trained, tmp_
                        "--json", "--no-progress"]) == 0
     direct = json.loads(capsys.readouterr().out)
     assert report["frames_dropped"] == 0
+    assert direct["tracker_profile"] == "evaluation" and report["tracker"] == direct["tracker"]
     for name in REPORT_METRICS:
         assert report["metrics"][name] == pytest.approx(direct[name], abs=1e-9), name
     assert report["metrics"]["AP"] > 0

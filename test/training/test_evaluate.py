@@ -278,3 +278,34 @@ def test_trained_model_on_held_out_synthetic_videos(trained_checkpoint, tmp_path
     assert report["AP50"] >= report["AP"] >= report["AP75"]
     assert report["idf1"] > 0.5, report
     assert (output / "results.zip").is_file()
+
+
+def every_nth_frame(annotations: dict, every: int) -> dict:
+    """The annotation file with each video cut to its frames 0, every, 2 * every, ...: the file names (and so
+    the frames' real times, ytvis.frame_times) and the segmentations alike."""
+    cut = json.loads(json.dumps(annotations))
+    for video in cut["videos"]:
+        video["file_names"] = video["file_names"][::every]
+        video["length"] = len(video["file_names"])
+    for annotation in cut["annotations"]:
+        annotation["segmentations"] = annotation["segmentations"][::every]
+    return cut
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("every", [1, 2, 4])
+def test_trained_model_keeps_identities_at_any_frame_rate(trained_checkpoint, every):
+    """The held-out synthetic videos at their full rate (6 frames a second), at every 2nd frame (3 a second) and
+    at every 4th (1.5 a second): the motion head is told the real time between the frames it sees and the
+    tracker moves tracks by velocity x time, so identities hold at each rate (IDF1 >= 0.9, robot profile)."""
+    from sgnet_model.predictor import StreamingPredictor
+    from sgnet_model.ytvis import parse_annotations
+    from sgnet_model.ytvis_metric import tracking_figures
+    from training.evaluate import predict_videos
+
+    annotations = parse_annotations(every_nth_frame(json.loads(trained_checkpoint.annotations.read_text()), every))
+    predictor = StreamingPredictor.from_checkpoint(trained_checkpoint.checkpoint, profile="robot")
+    results, _ = predict_videos(predictor, annotations, list(annotations.videos), trained_checkpoint.frames,
+                                progress=False)
+    figures = tracking_figures(annotations, results)
+    assert figures["idf1"] >= 0.9, figures
