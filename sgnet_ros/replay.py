@@ -73,10 +73,7 @@ from sgnet_ros.msg import InstanceArray
 INSTANCES_TYPE = "sgnet_ros/msg/InstanceArray"
 DIAGNOSTICS_TYPE = "diagnostic_msgs/msg/DiagnosticArray"
 DIAGNOSTICS_TOPIC = "/diagnostics"
-# The node's parameters that say how it tracks: the profile it runs ("robot", "evaluation" or "custom") and
-# the tracker's values.
-TRACKER_PARAMETERS = ("tracker_profile", *(f"tracker.{f.name}" for f in dataclasses.fields(TrackerConfig)))
-PARAMETER_WAIT_S = 2.0
+PARAMETER_WAIT_S = 2.0  # how long the replay waits for the node's parameters (its tracker settings)
 IMAGE_TYPES = {IMAGE_TYPE: Image, COMPRESSED_TYPE: CompressedImage}
 WARM_UP_AHEAD_NS = 86_400 * 1_000_000_000  # the warm-up frame's stamp: one day after the bag's first frame
 WARM_UP_PERIOD_S = 1.0  # the warm-up frame is sent again this often until the node answers
@@ -365,30 +362,42 @@ def node_tracker_settings(session: Session) -> dict[str, Any]:
     """How the node that publishes the instances tracks: ``tracker_profile`` and ``tracker`` (the ``tracker.*``
     values), read from its parameters through its get_parameters service (rclpy serves it for every node). The
     metrics of a replay are the metrics of these settings: the node's checkpoint profile unless its parameters
-    override it. None where the node cannot be asked, or lacks the parameter."""
-    unknown: dict[str, Any] = {"tracker_profile": None, "tracker": None}
+    override it. None where the node cannot be asked, or has no such parameter."""
+    settings: dict[str, Any] = {"tracker_profile": None, "tracker": None}
     publishers = session.node.get_publishers_info_by_topic(session.instances_topic)
     if not publishers:
-        return unknown
+        return settings
     node = publishers[0]
     client = session.node.create_client(GetParameters,
                                         f"{node.node_namespace.rstrip('/')}/{node.node_name}/get_parameters")
     try:
         if not client.wait_for_service(timeout_sec=PARAMETER_WAIT_S):
-            return unknown
-        future = client.call_async(GetParameters.Request(names=list(TRACKER_PARAMETERS)))
-        deadline = time.monotonic() + PARAMETER_WAIT_S
-        while not future.done() and time.monotonic() < deadline:  # the session's executor thread completes it
-            time.sleep(0.01)
-        if not future.done() or future.result() is None:
-            return unknown
-        values = {name: parameter_value_to_python(value)
-                  for name, value in zip(TRACKER_PARAMETERS, future.result().values)
-                  if value.type != ParameterType.PARAMETER_NOT_SET}
+            return settings
+        # one request per group: a node answers nothing at all when one of the names asked is not declared
+        tracker = _get_parameters(client, [f"tracker.{f.name}" for f in dataclasses.fields(TrackerConfig)])
+        profile = _get_parameters(client, ["tracker_profile"])
     finally:
         session.node.destroy_client(client)
-    tracker = {name.removeprefix("tracker."): value for name, value in values.items() if name.startswith("tracker.")}
-    return {"tracker_profile": values.get("tracker_profile"), "tracker": tracker or None}
+    if tracker:
+        settings["tracker"] = {name.removeprefix("tracker."): value for name, value in tracker.items()}
+    if profile:
+        settings["tracker_profile"] = profile["tracker_profile"]
+    return settings
+
+
+def _get_parameters(client: Any, names: list[str]) -> dict[str, Any] | None:
+    """The values of ``names`` from a GetParameters client (the session's executor thread completes the call), or
+    None when the node does not answer them all in time."""
+    future = client.call_async(GetParameters.Request(names=names))
+    deadline = time.monotonic() + PARAMETER_WAIT_S
+    while not future.done() and time.monotonic() < deadline:
+        time.sleep(0.01)
+    if not future.done() or future.result() is None or len(future.result().values) != len(names):
+        return None
+    values = future.result().values
+    if any(value.type == ParameterType.PARAMETER_NOT_SET for value in values):
+        return None
+    return {name: parameter_value_to_python(value) for name, value in zip(names, values)}
 
 
 def _await_outputs(session: Session, pacing: Pacing) -> None:
