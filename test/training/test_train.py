@@ -143,6 +143,21 @@ def assert_same_run(expected: Path, resumed: Path) -> None:
     assert all(torch.equal(final_a[k], final_b[k]) for k in final_a)
 
 
+def test_deterministic_runs_repeat_the_one_thread_run_whatever_the_thread_count(tiny_set, straight_run, tmp_path):
+    """``deterministic=true`` (what the session's trained model uses) pins the run to one thread and torch's
+    deterministic algorithms: started with two threads it gives the one-thread run bit for bit, twice, and
+    leaves the caller's thread count and algorithm setting as they were."""
+    threads = torch.get_num_threads()
+    torch.set_num_threads(2)
+    try:
+        for attempt in ("first", "second"):
+            train(tiny_config(tiny_set, max_iters=6, deterministic="true"), tmp_path / attempt, progress=False)
+            assert torch.get_num_threads() == 2 and not torch.are_deterministic_algorithms_enabled()
+            assert_same_run(straight_run, tmp_path / attempt)
+    finally:
+        torch.set_num_threads(threads)
+
+
 def test_resumed_run_reproduces_the_uninterrupted_losses(tiny_set, straight_run, one_thread, tmp_path):
     interrupted = tmp_path / "interrupted"
     train(tiny_config(tiny_set, max_iters=6), interrupted, progress=False, stop_after=3)
