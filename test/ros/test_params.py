@@ -58,7 +58,8 @@ def values_with(**changes) -> dict:
 @pytest.mark.parametrize("changes, message", [
     ({"tracker__continue_score": 1.5}, "parameter tracker.continue_score: must lie in [0, 1]"),
     ({"tracker__new_track_score": 0.1}, "parameter tracker.new_track_score: must lie in [continue_score, 1]"),
-    ({"tracker__max_lost_frames": 2.5}, "parameter tracker.max_lost_frames: expected int, got 2.5"),
+    ({"tracker__max_lost_s": "long"}, "parameter tracker.max_lost_s: expected float, got 'long'"),
+    ({"tracker__max_lost_s": -1.0}, "parameter tracker.max_lost_s: must be 0 or more"),
     ({"model__score_threshold": -0.1}, "parameter model.score_threshold: must lie in [0, 1]"),
     ({"model__detections_per_frame": 0}, "parameter model.detections_per_frame: must be at least 1"),
     ({"predictor__device": "gpu"}, "parameter predictor.device: must be 'cpu', 'cuda' or 'cuda:N'"),
@@ -78,10 +79,10 @@ def test_invalid_values_name_the_parameter(changes, message):
 
 def test_valid_values_come_through_typed():
     settings = settings_from(values_with(predictor__max_gap_s=3, model__score_threshold=1,
-                                         tracker__max_lost_frames=4).__getitem__)
+                                         tracker__max_lost_s=4).__getitem__)
     assert settings.predictor.max_gap_s == 3.0 and isinstance(settings.predictor.max_gap_s, float)
     assert settings.thresholds == {"score_threshold": 1.0, "nms_threshold": 0.5, "detections_per_frame": 50}
-    assert settings.tracker == TrackerConfig(max_lost_frames=4)
+    assert settings.tracker == TrackerConfig(max_lost_s=4.0) and isinstance(settings.tracker.max_lost_s, float)
     assert settings.node == NodeConfig()
 
 
