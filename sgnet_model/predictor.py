@@ -127,6 +127,7 @@ class StreamingPredictor:
         towers = outputs.regression_towers
         if self._previous_towers is None or self._previous_towers[0].shape != towers[0].shape:
             self._previous_towers = towers  # first frame: no movement information, the head sees a still scene
+            elapsed = 0.0
         config = self.model_config
         detections = select_detections(outputs, outputs.pyramid(), 0, valid_size, config.score_threshold,
                                        config.nms_threshold, config.detections_per_frame,
