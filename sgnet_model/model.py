@@ -13,7 +13,7 @@ from torch import Tensor, nn
 from torchvision.models.detection.fcos import FCOSHead
 
 from . import losses
-from .backbone import FPN_STRIDES, build_backbone, coco_fcos_state_dict
+from .backbone import FPN_STRIDES, build_backbone, load_coco_fcos
 from .config import ModelConfig
 from .locations import Locations
 from .mask_head import BaseMaskBranch, GranularityBlender, SpatialAttentionHead, grid_sizes, sample_base_features
@@ -71,9 +71,7 @@ class SGNet(nn.Module):
         self.register_buffer("image_mean", torch.tensor(IMAGE_MEAN).view(1, 3, 1, 1) * 255, persistent=False)
         self.register_buffer("image_std", torch.tensor(IMAGE_STD).view(1, 3, 1, 1) * 255, persistent=False)
         if config.pretrained == "coco_fcos":
-            missing = set(self.state_dict()) - set(self.load_state_dict(coco_fcos_state_dict(config),
-                                                                        strict=False).missing_keys)
-            assert missing, "no COCO FCOS weight matched this network"
+            load_coco_fcos(self, config)
 
     def forward(self, batch: ClipBatch) -> dict[str, Tensor]:
         """Training: the loss terms of ``losses`` (so that DistributedDataParallel wraps them). Inference goes
