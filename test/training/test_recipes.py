@@ -3,9 +3,10 @@
 what the node calls). The pretrained weights are stand-ins in torchvision's exact layouts and file names
 (standin_weights.py), found in the torch hub cache or through ``model.pretrained_path``; the checks follow them into the
 trained network: frozen layers hold the file's tensors exactly, trained ones moved by at most one warm-up step,
-and COCO's classification layer is not taken."""
+and COCO's classification layer is not taken. Evaluation and serving run with the pretrained file gone."""
 from __future__ import annotations
 
+import dataclasses
 import json
 from pathlib import Path
 
@@ -75,17 +76,22 @@ def test_recipe_trains_evaluates_and_serves(recipe, pretrained, source, tiny_set
     overrides = [f"data.annotations={annotations}", f"data.frames={frames}", "data.workers=0", "batch_size=2",
                  f"model.input_width={WIDTH}", f"model.input_height={HEIGHT}", f"model.pretrained={pretrained}",
                  "max_iters=1", "max_minutes=0", "log_every=1"]
-    monkeypatch.setenv("TORCH_HOME", str(tmp_path / "empty_torch_home"))
+    linked = tmp_path / "weights" / "pretrained.pth"
     if source == "hub":
         standins.path(kind)
         monkeypatch.setenv("TORCH_HOME", str(standins.torch_home))
     elif source == "path":
-        overrides.append(f"model.pretrained_path={standins.path(kind)}")
+        linked.parent.mkdir()
+        linked.symlink_to(standins.path(kind))
+        overrides.append(f"model.pretrained_path={linked}")
 
     run = tmp_path / "run"
     code = train.main(["--config", str(config_path), "--output", str(run), "--no-progress",
                        *[part for override in overrides for part in ("--set", override)]])
     assert code == 0, capsys.readouterr().err
+    # From here on, as on a robot, the pretrained file is nowhere: model.pt holds every weight.
+    monkeypatch.setenv("TORCH_HOME", str(tmp_path / "empty_torch_home"))
+    linked.unlink(missing_ok=True)
     model_pt = run / "model.pt"
     checkpoint = load_checkpoint(model_pt)
     assert checkpoint.model_config.pretrained == pretrained and checkpoint.model_config.backbone == backbone
@@ -113,7 +119,8 @@ def test_recipe_trains_evaluates_and_serves(recipe, pretrained, source, tiny_set
         return
     # The network training built (FrozenBatchNorm2d) and the predictor's (BatchNorm2d, folded into the
     # convolutions) compute the same from the same file.
-    training_build = SGNet(checkpoint.model_config).eval()
+    training_build = SGNet(dataclasses.replace(checkpoint.model_config, pretrained_path=str(standins.path(kind))))
+    training_build.eval()
     load_model_state(training_build, checkpoint, model_pt)
     image = torch.from_numpy(frame).permute(2, 0, 1)[None]  # (1, 3, 64, 96): the input size, no padding
     with torch.inference_mode():
