@@ -32,9 +32,10 @@ class Standins:
         path = self.torch_home / "hub" / "checkpoints" / Path(weights.url).name
         if not path.exists():
             path.parent.mkdir(parents=True, exist_ok=True)
-            torch.manual_seed(0)
-            network = build()
-            with torch.no_grad():  # BatchNorms that are not the identity, so that frozen, folded and learned differ
+            with torch.random.fork_rng(devices=[]), torch.no_grad():  # the tests' own random draws stay theirs
+                torch.manual_seed(0)
+                network = build()
+                # BatchNorms that are not the identity, so that frozen, folded and learned differ
                 for module in network.modules():
                     if isinstance(module, nn.BatchNorm2d):
                         module.running_mean.uniform_(-0.1, 0.1)
