@@ -33,6 +33,7 @@ setup(
             "sgnet-eval = training.evaluate:main",
             "sgnet-synth = training.synthetic:main",
             "sgnet-split = training.split:main",
+            "sgnet-weights = training.weights:main",
             "sgnet-node = sgnet_ros.node:main",
             "sgnet-node-bench = sgnet_ros.node_bench:main",
             "sgnet-replay = sgnet_ros.replay:main",

@@ -1,10 +1,17 @@
-"""ResNet + FPN giving P3..P7 (paper, Section 3.1), laid out exactly like torchvision's FCOS.
+"""ResNet + FPN giving P3..P7 (paper, Section 3.1), laid out exactly like torchvision's FCOS, and the torchvision
+weights files a network can start from.
 
 The module names (``body``, ``fpn``, ``fpn.extra_blocks``) and the P6/P7 blocks built from P5 match
 ``torchvision.models.detection.fcos_resnet50_fpn``, so torchvision's COCO FCOS weights load into this backbone.
+
+Weights files are only ever read from this machine (``model.pretrained_path`` or the torch hub cache, under
+torchvision's own file name), never downloaded, and must hold exactly torchvision's layout: a file that does not
+fit is refused with the tensors that differ, not half loaded. Whether a file is byte for byte torchvision's (the
+SHA-256 prefix in its name) is ``sgnet-weights``' business: training takes any file of the right layout.
 """
 from __future__ import annotations
 
+import dataclasses
 from pathlib import Path
 
 import torch
@@ -15,6 +22,7 @@ from torch.nn.utils.fusion import fuse_conv_bn_weights
 from torchvision.ops import FrozenBatchNorm2d
 from torchvision.ops.feature_pyramid_network import LastLevelP6P7
 
+from .checkpoint import state_dict_mismatch
 from .config import ModelConfig
 
 FPN_STRIDES: tuple[int, ...] = (8, 16, 32, 64, 128)  # P3..P7
@@ -27,8 +35,39 @@ _IMAGENET_WEIGHTS = {
 }
 
 
+COCO_CLASS_LAYER = "head.classification_head.cls_logits."  # COCO's 91 classes: never loaded into our heads
+
+
 class PretrainedWeightsError(RuntimeError):
-    """Pretrained weights were asked for but are not on this machine."""
+    """Pretrained weights were asked for but are not on this machine, or their file is not torchvision's."""
+
+
+@dataclasses.dataclass(frozen=True)
+class PretrainedFile:
+    """The torchvision weights file a config starts from, and where this machine keeps it."""
+
+    description: str  # e.g. "COCO FCOS ResNet-50-FPN"
+    url: str  # torchvision's download address
+    path: Path  # model.pretrained_path, or torchvision's file name in the torch hub cache
+
+    @property
+    def file_name(self) -> str:
+        """torchvision's name for the file: ``<model>-<first hex digits of its SHA-256>.pth``."""
+        return Path(self.url).name
+
+
+def pretrained_file(config: ModelConfig) -> PretrainedFile | None:
+    """The weights file ``config.pretrained`` asks for; None for "none"."""
+    if config.pretrained == "none":
+        return None
+    if config.pretrained == "imagenet":
+        weights, description = _IMAGENET_WEIGHTS[config.backbone], f"ImageNet {config.backbone}"
+    else:
+        weights, description = torchvision.models.detection.FCOS_ResNet50_FPN_Weights.COCO_V1, \
+            "COCO FCOS ResNet-50-FPN"
+    path = Path(config.pretrained_path) if config.pretrained_path else (
+        Path(torch.hub.get_dir()) / "checkpoints" / Path(weights.url).name)
+    return PretrainedFile(description, weights.url, path)
 
 
 def build_backbone(config: ModelConfig) -> BackboneWithFPN:
@@ -39,7 +78,8 @@ def build_backbone(config: ModelConfig) -> BackboneWithFPN:
     norm_layer = FrozenBatchNorm2d if pretrained else nn.BatchNorm2d
     resnet = getattr(torchvision.models, config.backbone)(weights=None, norm_layer=norm_layer)
     if config.pretrained == "imagenet":
-        resnet.load_state_dict(_imagenet_state_dict(config))
+        file = pretrained_file(config)
+        copy_weights(resnet, read_weights_file(file), file)  # its fc layer too, dropped with the classifier below
     channels = resnet.inplanes // 4  # C3 channels: 128 for ResNet-18/34, 512 for ResNet-50/101
     backbone = BackboneWithFPN(
         resnet,
@@ -62,37 +102,49 @@ def _freeze_early_layers(resnet: nn.Module, trainable_layers: int) -> None:
             parameter.requires_grad_(False)
 
 
-def _imagenet_state_dict(config: ModelConfig) -> dict[str, torch.Tensor]:
-    state = load_weights_file(config, _IMAGENET_WEIGHTS[config.backbone], f"ImageNet {config.backbone}")
-    return {k: v for k, v in state.items() if not k.startswith("fc.")}
-
-
-def coco_fcos_state_dict(config: ModelConfig) -> dict[str, torch.Tensor]:
-    """torchvision's COCO FCOS ResNet-50-FPN weights for backbone, FPN and detection head.
+def load_coco_fcos(model: nn.Module, config: ModelConfig) -> None:
+    """torchvision's COCO FCOS ResNet-50-FPN weights into ``model.backbone`` and ``model.head`` (same names).
 
     The classification layer is left out: COCO's 91 classes are not ours, so it keeps its fresh init.
     """
-    weights = torchvision.models.detection.FCOS_ResNet50_FPN_Weights.COCO_V1
-    state = load_weights_file(config, weights, "COCO FCOS ResNet-50-FPN")
-    return {k: v for k, v in state.items() if not k.startswith("head.classification_head.cls_logits")}
+    file = pretrained_file(config)
+    state = {k: v for k, v in read_weights_file(file).items() if not k.startswith(COCO_CLASS_LAYER)}
+    copy_weights(model, state, file, within=("backbone.", "head."), leave=COCO_CLASS_LAYER)
 
 
-def load_weights_file(config: ModelConfig, weights: torchvision.models.WeightsEnum,
-                      what: str) -> dict[str, torch.Tensor]:
-    """Read torchvision weights from ``config.pretrained_path`` or the torch hub cache, never the network."""
-    file_name = Path(weights.url).name
-    path = Path(config.pretrained_path) if config.pretrained_path else (
-        Path(torch.hub.get_dir()) / "checkpoints" / file_name)
-    if not path.is_file():
+def read_weights_file(file: PretrainedFile) -> dict[str, torch.Tensor]:
+    """The state dict in ``file.path``, read weights-only; never from the network."""
+    if not file.path.is_file():
         raise PretrainedWeightsError(
-            f"{what} weights are not on this machine (looked for {path}). Nothing is downloaded at run time: "
-            f"fetch {weights.url} where there is network and put it at {path}, or set model.pretrained_path "
-            f"to the file, or set model.pretrained to 'none' to start from random weights.")
+            f"{file.description} weights are not on this machine (looked for {file.path}). Nothing is downloaded "
+            f"at run time: fetch {file.url} where there is network and put it at {file.path}, or set "
+            f"model.pretrained_path to the file, or set model.pretrained to 'none' to start from random weights.")
     try:
-        return torch.load(path, map_location="cpu", weights_only=True)
+        state = torch.load(file.path, map_location="cpu", weights_only=True)
     except Exception as error:  # a truncated download or another file under that name
-        raise PretrainedWeightsError(f"{what} weights file {path} cannot be read ({error}); "
-                                     f"download it again") from None
+        reason = str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__
+        raise PretrainedWeightsError(f"{file.description} weights file {file.path} cannot be read ({reason}); "
+                                     f"fetch {file.url} again") from None
+    if not isinstance(state, dict) or not all(isinstance(v, torch.Tensor) for v in state.values()):
+        raise PretrainedWeightsError(f"{file.description} weights file {file.path} does not hold a state dict "
+                                     f"(a {type(state).__name__}); it should be torchvision's {file.file_name} "
+                                     f"from {file.url}")
+    return state
+
+
+def copy_weights(module: nn.Module, state: dict[str, torch.Tensor], file: PretrainedFile,
+                 within: tuple[str, ...] = ("",), leave: str | None = None) -> None:
+    """Copy a torchvision state dict into ``module``. It must hold exactly the module's tensors whose names start
+    with one of ``within`` (those starting with ``leave`` aside) in the same shapes: anything else is not the
+    layout torchvision writes for this network, and the module is left untouched."""
+    expected = {k: v for k, v in module.state_dict().items()
+                if k.startswith(within) and not (leave and k.startswith(leave))}
+    problems = state_dict_mismatch(expected, state)
+    if problems:
+        raise PretrainedWeightsError(
+            f"{file.description} weights file {file.path} does not fit torchvision's layout for this network "
+            f"({'; '.join(problems)}); it should be torchvision's {file.file_name} from {file.url}")
+    module.load_state_dict(state, strict=False)  # the rest of the module keeps its init
 
 
 def fold_batch_norms(module: nn.Module) -> int:

@@ -15,6 +15,13 @@ Safety: files are read with ``torch.load(weights_only=True)`` only, and a file t
 Writing is atomic: the data goes to a temporary file in the same folder, is flushed to disk, and then replaces
 the target in one rename, so a crash mid-write leaves the previous checkpoint as it was.
 Every problem is a ``CheckpointError`` naming the file and what is wrong with it.
+
+A file loads into any build of its config, whatever the training started from: a network initialised from
+pretrained weights keeps its ResNet's BatchNorms frozen (``FrozenBatchNorm2d``), one trained from scratch learns
+them (``BatchNorm2d``). Both hold the same weight, bias, running_mean and running_var; only ``BatchNorm2d`` counts
+the batches it has seen (``num_batches_tracked``), training bookkeeping that no forward pass reads at our fixed
+momentum. Loading compares everything else key for key and shape for shape, and the counters are neither required
+nor refused.
 """
 from __future__ import annotations
 
@@ -41,6 +48,7 @@ HOW_TO_GET_ONE = "train one with `sgnet-train`, or run `sgnet-demo`, which train
 _LEAF_TYPES = (type(None), bool, int, float, complex, str, bytes, torch.dtype, torch.device, torch.Size)
 _CONTAINER_TYPES = (dict, collections.OrderedDict, list, tuple, set)
 _TENSOR_TYPES = (torch.Tensor, torch.nn.Parameter)
+_BATCH_COUNTER = ".num_batches_tracked"  # BatchNorm2d's count of training batches; FrozenBatchNorm2d has none
 
 
 class CheckpointError(ValueError):
@@ -154,24 +162,32 @@ def load_checkpoint(path: str | Path, map_location: str | torch.device = "cpu") 
 
 
 def load_model_state(model: torch.nn.Module, checkpoint: Checkpoint, path: str | Path) -> None:
-    """Load the checkpoint's weights into ``model`` strictly. Keys and shapes are compared first, so a network
-    that does not match the file is left untouched and the error names the first differing keys."""
-    expected = model.state_dict()
-    given = checkpoint.model_state
-    problems = []
+    """Load the checkpoint's weights into ``model`` strictly but for BatchNorm's batch counters (see the module's
+    docstring). Keys and shapes are compared first, so a network that does not match the file is left untouched
+    and the error names the first differing keys."""
+    problems = state_dict_mismatch(model.state_dict(), checkpoint.model_state)
+    if problems:
+        raise CheckpointError(f"checkpoint {path} does not fit the network built from its config: "
+                              + "; ".join(problems))
+    model.load_state_dict(checkpoint.model_state, strict=False)  # every key but the counters was checked above
+
+
+def state_dict_mismatch(expected: dict[str, torch.Tensor], given: dict[str, torch.Tensor]) -> list[str]:
+    """How ``given`` differs from a network's ``expected`` state dict, BatchNorm's ``num_batches_tracked``
+    counters aside: e.g. ["2 weights missing from the file: a.weight, a.bias"]; empty when it fits."""
+    expected = {key: value for key, value in expected.items() if not key.endswith(_BATCH_COUNTER)}
+    given = {key: value for key, value in given.items() if not key.endswith(_BATCH_COUNTER)}
     missing = [key for key in expected if key not in given]
     unexpected = [key for key in given if key not in expected]
     resized = [f"{key} {tuple(given[key].shape)} in the file, {tuple(value.shape)} in the network"
                for key, value in expected.items() if key in given and given[key].shape != value.shape]
+    problems = []
     for label, keys in (("missing from the file", missing), ("not in the network", unexpected),
                         ("with another shape", resized)):
         if keys:
             shown = ", ".join(keys[:3]) + (f" and {len(keys) - 3} more" if len(keys) > 3 else "")
             problems.append(f"{len(keys)} weights {label}: {shown}")
-    if problems:
-        raise CheckpointError(f"checkpoint {path} does not fit the network built from its config: "
-                              + "; ".join(problems))
-    model.load_state_dict(given, strict=True)
+    return problems
 
 
 def _root_os_error(error: BaseException) -> BaseException:

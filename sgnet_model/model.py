@@ -13,7 +13,7 @@ from torch import Tensor, nn
 from torchvision.models.detection.fcos import FCOSHead
 
 from . import losses
-from .backbone import FPN_STRIDES, build_backbone, coco_fcos_state_dict
+from .backbone import FPN_STRIDES, build_backbone, load_coco_fcos
 from .config import ModelConfig
 from .locations import Locations
 from .mask_head import BaseMaskBranch, GranularityBlender, SpatialAttentionHead, grid_sizes, sample_base_features
@@ -71,9 +71,7 @@ class SGNet(nn.Module):
         self.register_buffer("image_mean", torch.tensor(IMAGE_MEAN).view(1, 3, 1, 1) * 255, persistent=False)
         self.register_buffer("image_std", torch.tensor(IMAGE_STD).view(1, 3, 1, 1) * 255, persistent=False)
         if config.pretrained == "coco_fcos":
-            missing = set(self.state_dict()) - set(self.load_state_dict(coco_fcos_state_dict(config),
-                                                                        strict=False).missing_keys)
-            assert missing, "no COCO FCOS weight matched this network"
+            load_coco_fcos(self, config)
 
     def forward(self, batch: ClipBatch) -> dict[str, Tensor]:
         """Training: the loss terms of ``losses`` (so that DistributedDataParallel wraps them). Inference goes
@@ -150,11 +148,13 @@ class SGNet(nn.Module):
 
         The box that places the sub-regions (and decides the grid of Eq. 1) is the ground-truth box with each
         side moved at random by up to MASK_BOX_JITTER of the box's size: at inference the predicted box does
-        that job, and a box a few pixels off must not land on sub-region layouts the head never learned.
+        that job, and a box a few pixels off must not land on sub-region layouts the head never learned. The
+        jittered box stays inside its own frame, not the padded batch: the padding has no ground truth.
         """
         keep = _sample_per_image(locations.batch, MASK_LOSS_MAX_INSTANCES)
         locations = Locations(*(getattr(locations, f.name)[keep] for f in dataclasses.fields(Locations)))
-        boxes = _jitter_boxes(gt_boxes[keep], MASK_BOX_JITTER, outputs.image_size)
+        frame_sizes = torch.tensor([frame.masks.shape[-2:] for frame in targets], device=gt_boxes.device)
+        boxes = _jitter_boxes(gt_boxes[keep], MASK_BOX_JITTER, frame_sizes[locations.batch])
         box_index = box_index[keep]
         count = boxes.shape[0]
         instance_of_point = torch.arange(count, device=boxes.device).repeat_interleave(MASK_LOSS_POINTS)
@@ -166,7 +166,7 @@ class SGNet(nn.Module):
         for image, frame in enumerate(targets):  # frames of the batch, not instances
             chosen = torch.nonzero(point_image == image).squeeze(1)
             if chosen.numel():
-                height, width = frame.masks.shape[-2:]
+                height, width = frame.masks.shape[-2:]  # a point at x2 = width by rounding reads the last column
                 px = points[chosen, 0].long().clamp(0, width - 1)
                 py = points[chosen, 1].long().clamp(0, height - 1)
                 truth[chosen] = frame.masks[box_index[instance_of_point[chosen]], py, px].to(truth.dtype)
@@ -204,14 +204,14 @@ class SGNet(nn.Module):
         return losses.motion_loss(self.motion(towers, previous, chosen, elapsed), target)
 
 
-def _jitter_boxes(boxes: Tensor, fraction: float, image_size: tuple[int, int]) -> Tensor:
-    """Each side of each (n, 4) box moved by up to ``fraction`` of the box's width or height, kept in the image
-    and at least one pixel wide."""
+def _jitter_boxes(boxes: Tensor, fraction: float, frame_sizes: Tensor) -> Tensor:
+    """Each side of each (n, 4) box moved by up to ``fraction`` of the box's width or height, kept inside its
+    frame of (n, 2) height, width and at least one pixel wide."""
     size = (boxes[:, 2:] - boxes[:, :2]).repeat(1, 2)
     moved = boxes + (torch.rand_like(boxes) * 2 - 1) * fraction * size
-    height, width = image_size
-    low = torch.stack((moved[:, 0].clamp(0, width - 1), moved[:, 1].clamp(0, height - 1)), dim=1)
-    high = torch.stack((moved[:, 2].clamp(max=width), moved[:, 3].clamp(max=height)), dim=1)
+    width_height = frame_sizes.flip(1).to(boxes.dtype)  # (n, 2) width, height
+    low = torch.minimum(moved[:, :2].clamp(min=0), width_height - 1)
+    high = torch.minimum(moved[:, 2:], width_height)
     return torch.cat((low, torch.maximum(high, low + 1)), dim=1)
 
 

@@ -336,8 +336,11 @@ def main(argv: list[str] | None = None) -> int:
     try:
         config = load_train_config(args.config, overrides)
         final = train(config, args.output, resume, progress=not args.no_progress, stop_after=args.stop_after)
-    except (ConfigError, TrainingError, DatasetError, YTVISError, CheckpointError,
-            PretrainedWeightsError) as error:
+    except PretrainedWeightsError as error:
+        print(f"sgnet-train: error: {str(error).rstrip('.')}; `sgnet-weights` with the same --config and --set "
+              f"says which file goes where and checks it", file=sys.stderr)
+        return 2
+    except (ConfigError, TrainingError, DatasetError, YTVISError, CheckpointError) as error:
         print(f"sgnet-train: error: {error}", file=sys.stderr)
         return 2
     if int(os.environ.get("RANK", "0")) == 0:

@@ -14,6 +14,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
+from torchvision.ops import FrozenBatchNorm2d
 
 from sgnet_model.checkpoint import CheckpointError, load_checkpoint, load_model_state, save_checkpoint
 from sgnet_model.config import ModelConfig, SGNetConfig, TrackerConfig, named_config, to_dict
@@ -119,6 +120,33 @@ def test_mismatched_network_is_refused_and_left_untouched(tmp_path, network):
     with pytest.raises(CheckpointError, match=r"1 weights missing from the file: head.classification_head"
                                               r".cls_logits.bias; 1 weights not in the network: extra.weight"):
         load_model_state(network, dataclasses.replace(checkpoint, model_state=state), path)
+
+
+def test_batchnorm_counters_are_neither_required_nor_refused(tmp_path):
+    """A network trained from scratch (BatchNorm2d, which counts its batches) and one from pretrained weights
+    (FrozenBatchNorm2d, which does not) read each other's files and then compute the same; a real weight is still
+    required."""
+    torch.manual_seed(3)
+    learned = torch.nn.Sequential(torch.nn.Conv2d(3, 4, 3), torch.nn.BatchNorm2d(4)).eval()
+    frozen = torch.nn.Sequential(torch.nn.Conv2d(3, 4, 3), FrozenBatchNorm2d(4))
+    with torch.no_grad():
+        learned[1].running_mean.uniform_(-1, 1)
+        learned[1].running_var.uniform_(0.5, 2)
+        learned[1].weight.uniform_(0.5, 1.5)
+        learned[1].num_batches_tracked.fill_(7)
+    path = tmp_path / "model.pt"
+    image = torch.rand(1, 3, 8, 8)
+    for source, target in ((learned, frozen), (frozen, learned)):
+        save_checkpoint(path, SMALL, source.state_dict())
+        load_model_state(target, load_checkpoint(path), path)
+        assert torch.allclose(target(image), source(image))
+    assert int(learned[1].num_batches_tracked) == 7  # a file without counters leaves the network's own
+    state = dict(learned.state_dict())
+    del state["1.running_var"]
+    save_checkpoint(path, SMALL, state)
+    with pytest.raises(CheckpointError, match=r"does not fit the network built from its config: 1 weights missing "
+                                              r"from the file: 1\.running_var$"):
+        load_model_state(frozen, load_checkpoint(path), path)
 
 
 def test_failed_save_leaves_the_previous_file_and_no_temporary(tmp_path):

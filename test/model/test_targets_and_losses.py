@@ -1,11 +1,16 @@
 """FCOS targets for hand-placed boxes and the loss terms against hand-computed values."""
+import dataclasses
 import math
 
 import pytest
 import torch
 
+from sgnet_model import losses
 from sgnet_model.backbone import FPN_STRIDES
+from sgnet_model.config import named_config
 from sgnet_model.losses import box_loss, mask_loss, motion_loss
+from sgnet_model.model import SGNet
+from sgnet_model.structures import ClipBatch, FrameTargets
 from sgnet_model.targets import Pyramid, assign_locations, centerness_targets, regression_targets
 
 
@@ -71,6 +76,49 @@ def test_mask_loss_averages_points_per_instance_then_instances():
     # BCE(0, y) = ln 2 for any y; BCE(2, 1) = ln(1 + e^-2). Instance 0: ln 2; instance 1: ln(1 + e^-2).
     expected = (math.log(2) + math.log(1 + math.exp(-2))) / 2
     assert mask_loss(logits, targets, instance, 2).item() == pytest.approx(expected, rel=1e-6)
+
+
+def rectangle_target(box: tuple[int, int, int, int], height: int, width: int) -> FrameTargets:
+    """One instance of class 0 whose mask is exactly the pixels of ``box`` in a height x width frame."""
+    x1, y1, x2, y2 = box
+    masks = torch.zeros((1, height, width), dtype=torch.uint8)
+    masks[0, y1:y2, x1:x2] = 1
+    return FrameTargets(torch.tensor([box], dtype=torch.float32), torch.tensor([0]), masks, torch.tensor([1]))
+
+
+def test_mask_loss_points_stay_in_their_own_frame_of_a_padded_batch(monkeypatch):
+    """Clip 0 is a 64x64 frame whose object touches its right and bottom edges; clip 1 is 128x96, so the batch
+    is padded to 128x96. The jittered boxes of clip 0 may reach past 64, into the padding: no point may be
+    sampled there, and every point's label is 1 exactly inside the hand-drawn rectangle."""
+    torch.manual_seed(0)
+    model = SGNet(dataclasses.replace(named_config("resnet18_small").model, class_names=("object",)))
+    rectangles = [(32, 16, 64, 64), (10, 10, 50, 50)]  # x1, y1, x2, y2 in clip 0's 64x64 and clip 1's 128x96
+    frame_sizes = [(64, 64), (96, 128)]  # height, width
+    images = torch.zeros((2, 1, 3, 96, 128), dtype=torch.uint8)
+    for clip, (height, width) in enumerate(frame_sizes):
+        images[clip, 0, :, :height, :width] = torch.randint(0, 256, (3, height, width), dtype=torch.uint8)
+    batch = ClipBatch(images, [[rectangle_target(r, *size)] for r, size in zip(rectangles, frame_sizes)])
+    seen = {}
+    real_mask_logits, real_mask_loss = SGNet.mask_logits, losses.mask_loss
+
+    def spy_mask_logits(self, outputs, locations, boxes, instance_of_point, points):
+        seen.update(image=locations.batch[instance_of_point], points=points)
+        return real_mask_logits(self, outputs, locations, boxes, instance_of_point, points)
+
+    def spy_mask_loss(logits, truth, instance_of_point, count):
+        seen.update(truth=truth)
+        return real_mask_loss(logits, truth, instance_of_point, count)
+
+    monkeypatch.setattr(SGNet, "mask_logits", spy_mask_logits)
+    monkeypatch.setattr(losses, "mask_loss", spy_mask_loss)
+    model.losses(batch)
+    for image, ((x1, y1, x2, y2), (height, width)) in enumerate(zip(rectangles, frame_sizes)):
+        mine = seen["image"] == image
+        x, y = seen["points"][mine].unbind(1)
+        assert mine.sum() >= 256  # at least one positive per frame, 256 points each
+        assert x.min() >= 0 and y.min() >= 0 and x.max() < width and y.max() < height, f"clip {image}"
+        inside = (x >= x1) & (x < x2) & (y >= y1) & (y < y2)
+        assert torch.equal(seen["truth"][mine], inside.float()), f"clip {image}"
 
 
 def test_motion_loss_is_the_mean_l1_of_eq4():
