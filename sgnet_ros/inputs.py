@@ -7,14 +7,15 @@ effort otherwise (also while there is none: best effort hears any publisher that
 called periodically and on an incompatible-QoS event, looks at the publishers again and recreates the
 subscription when the wanted reliability changed.
 
-Large images on Fast DDS (the default middleware) need more: see config/fastdds_large_images.xml.
+Large images on Fast DDS (the default middleware) need more: config/fastdds_large_images.xml, which the launch
+file hands the node through the environment (fastdds_profile_environment).
 
 camera_info: by the image_transport convention the camera's CameraInfo lies beside its image topic
 (``/camera/image_raw`` -> ``/camera/camera_info``).
 """
 from __future__ import annotations
 
-from typing import Any, Callable, Sequence
+from typing import Any, Callable, Mapping, Sequence
 
 from rclpy.node import Node
 from rclpy.qos import DurabilityPolicy, HistoryPolicy, QoSProfile, ReliabilityPolicy
@@ -27,6 +28,20 @@ def matching_reliability(offered: Sequence[ReliabilityPolicy]) -> ReliabilityPol
     if offered and all(policy == ReliabilityPolicy.RELIABLE for policy in offered):
         return ReliabilityPolicy.RELIABLE
     return ReliabilityPolicy.BEST_EFFORT
+
+
+FASTDDS_PROFILE_VARIABLES = ("FASTDDS_DEFAULT_PROFILES_FILE", "FASTRTPS_DEFAULT_PROFILES_FILE")
+FAST_DDS_2_DISTRIBUTIONS = ("humble", "iron", "jazzy")  # Fast DDS 2.x reads only the FASTRTPS_ name
+
+
+def fastdds_profile_environment(environment: Mapping[str, str], profile: str) -> dict[str, str]:
+    """The variable that makes Fast DDS read ``profile``: FASTRTPS_DEFAULT_PROFILES_FILE up to Jazzy (Fast DDS
+    2), FASTDDS_DEFAULT_PROFILES_FILE from Kilted on (Fast DDS 3 warns about the old name). Nothing when the
+    user has set either already: their own profile wins."""
+    if any(environment.get(name) for name in FASTDDS_PROFILE_VARIABLES):
+        return {}
+    fast_dds_2 = environment.get("ROS_DISTRO", "").lower() in FAST_DDS_2_DISTRIBUTIONS
+    return {FASTDDS_PROFILE_VARIABLES[1] if fast_dds_2 else FASTDDS_PROFILE_VARIABLES[0]: profile}
 
 
 def sibling_camera_info(image_topic: str) -> str:

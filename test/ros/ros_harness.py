@@ -28,7 +28,10 @@ ROS_ENVIRONMENT = ("ROS_DOMAIN_ID", "ROS_AUTOMATIC_DISCOVERY_RANGE", "ROS_LOG_DI
 class NodeProcess:
     """The sgnet node in its own process; stop() sends SIGINT as `ros2 launch` does."""
 
-    def __init__(self, log_dir: Path, name: str, namespace: str, parameters: dict[str, Any]) -> None:
+    def __init__(self, log_dir: Path, name: str, namespace: str, parameters: dict[str, Any],
+                 environment: dict[str, str] | None = None, new_session: bool = False) -> None:
+        """environment: variables added to this process's; new_session: the node leads its own process group
+        (so that a test can signal the group as a terminal's Ctrl-C does)."""
         self.name, self.namespace = name, namespace
         self.fully_qualified_name = f"{namespace.rstrip('/')}/{name}"
         args = [sys.executable, "-m", "sgnet_ros.node", "--ros-args", "-r", f"__node:={name}",
@@ -38,7 +41,8 @@ class NodeProcess:
         self.log_path = log_dir / f"{namespace.strip('/').replace('/', '_')}_{name}.log"
         self.interrupted = False
         with open(self.log_path, "wb") as log:
-            self.process = subprocess.Popen(args, stdout=log, stderr=subprocess.STDOUT, env=os.environ.copy())
+            self.process = subprocess.Popen(args, stdout=log, stderr=subprocess.STDOUT,
+                                            env={**os.environ, **(environment or {})}, start_new_session=new_session)
 
     @property
     def pid(self) -> int:
