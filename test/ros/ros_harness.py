@@ -162,3 +162,16 @@ def diagnostic_values(message: Any, node: NodeProcess) -> dict[str, str] | None:
         if status.name.startswith(f"{node.fully_qualified_name}:"):
             return {value.key: value.value for value in status.values}
     return None
+
+
+def assert_humble_readable(bag: Path) -> None:
+    """The bag's metadata is what Humble's `ros2 bag` reads: rosbag2 version 8 at most, each topic's
+    offered_qos_profiles a YAML string (version 9 made it a list)."""
+    import yaml
+
+    metadata = yaml.safe_load((bag / "metadata.yaml").read_text())["rosbag2_bagfile_information"]
+    assert metadata["version"] <= 8, metadata["version"]
+    for topic in metadata["topics_with_message_count"]:
+        profiles = topic["topic_metadata"]["offered_qos_profiles"]
+        assert isinstance(profiles, str), (topic["topic_metadata"]["name"], profiles)
+        assert isinstance(yaml.safe_load(profiles) or [], list)
