@@ -13,7 +13,7 @@ from std_msgs.msg import Header
 
 from sgnet_model.instances import FrameResult, TrackedInstance
 from sgnet_ros.images import ImageError, compressed_size, compressed_to_rgb, image_to_rgb, labels_to_image, rgb_to_image
-from sgnet_ros.masks import MaskError, decode_mask, encode_mask, instance_mask, label_image, label_value
+from sgnet_ros.masks import MaskError, class_image, decode_mask, encode_mask, instance_mask, label_image, label_value
 from sgnet_ros.outputs import instance_array_msg
 
 BIG = 10**9  # max_image_pixels that never limits
@@ -84,6 +84,21 @@ def test_label_image_higher_score_wins_overlaps():
                          [70_000 - 65_535, 0, 9, 9, 9]], np.uint16)
     assert labels.dtype == np.uint16 and np.array_equal(labels, expected)
     assert label_value(65_535) == 65_535 and label_value(65_536) == 1 and label_value(1) == 1
+
+
+def test_class_image_is_class_id_plus_one_and_mono8_while_classes_fit():
+    a, b = np.zeros((2, 3), bool), np.zeros((2, 3), bool)
+    a[:, 0:2] = True
+    b[:, 1:3] = True  # overlaps a in column 1, where b's higher score wins
+    first = TrackedInstance(track_id=1, class_id=0, class_name="person", score=0.3, box=np.zeros(4, np.float32),
+                            mask=a, centre=np.zeros(2, np.float32), motion=np.zeros(2, np.float32))
+    second = TrackedInstance(track_id=2, class_id=6, class_name="car", score=0.8, box=np.zeros(4, np.float32),
+                             mask=b, centre=np.zeros(2, np.float32), motion=np.zeros(2, np.float32))
+    classes = class_image([first, second], 2, 3, class_count=40)
+    assert classes.dtype == np.uint8 and np.array_equal(classes, [[1, 7, 7], [1, 7, 7]])
+    message = labels_to_image(classes, Header(frame_id="cam"))
+    assert (message.encoding, message.step, message.is_bigendian) == ("mono8", 3, 0)
+    assert class_image([first], 2, 3, class_count=300).dtype == np.uint16  # ids up to 300 need 16 bits
 
 
 def test_instance_message_round_trip():
