@@ -225,3 +225,21 @@ def test_a_node_that_fails_to_configure_says_why_on_diagnostics(ros, node_factor
     assert wait_until(lambda: (status := node_diagnostics(client, failing, started)) is not None
                       and status.message.startswith(expected), 90), failing.output()
     assert node_diagnostics(client, failing, started).level == DiagnosticStatus.ERROR
+
+
+def test_label_info_names_the_classes_for_late_subscribers(ros, node):
+    vision_msgs = pytest.importorskip("vision_msgs.msg", reason="vision_msgs is not on PyPI; it comes with a ROS 2 "
+                                                                "install, where the node publishes label_info")
+    if not hasattr(vision_msgs, "LabelInfo"):
+        pytest.skip("this vision_msgs predates LabelInfo")
+    from rclpy.qos import DurabilityPolicy, QoSProfile
+
+    from sgnet_model.config import YOUTUBE_VIS_2019_CLASSES
+
+    client = ros.client
+    latched = QoSProfile(depth=1, reliability=ReliabilityPolicy.RELIABLE, durability=DurabilityPolicy.TRANSIENT_LOCAL)
+    client.subscribe(f"{NAMESPACE}/label_info", vision_msgs.LabelInfo, latched)  # subscribed long after activate
+    assert wait_until(lambda: client.received(f"{NAMESPACE}/label_info"), 30)
+    info = client.received(f"{NAMESPACE}/label_info")[-1]
+    assert [(c.class_id, c.class_name) for c in info.class_map] == list(enumerate(YOUTUBE_VIS_2019_CLASSES))
+    assert info.threshold == pytest.approx(0.0)
