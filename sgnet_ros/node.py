@@ -10,8 +10,9 @@ when `ros2 launch` forwards it), SIGTERM, and the lifecycle shutdown transition 
 status 0 from any state. The node owns these signals (rclpy's handlers are not installed): a handler only
 sets a flag, the main loop spins in short steps and sees it, then stops serving, frees the model, shuts
 rclpy down and ends the process at once (os._exit: no interpreter finalisation, which takes seconds with
-torch loaded and would leave a late signal to kill it). Signals before main() runs (while Python imports
-torch) get Python's default behaviour.
+torch loaded and would leave a late signal to kill it). Run as a program (``python -m sgnet_ros.node``, and
+the colcon launchers, which run it that way) the node owns the signals from its first line: a stop during the
+seconds of importing torch, before anything runs, ends the process at once with status 0.
 
 Latency stays flat under load because there is no queue: the subscription callbacks only put the newest frame
 into a one-frame slot, replacing (and counting as dropped) a frame the inference thread has not started yet.
@@ -23,14 +24,27 @@ Run: ``sgnet-node --ros-args -p checkpoint:=model.pt -r image:=/camera/image_raw
 """
 from __future__ import annotations
 
+import os
+import signal
+import threading
+
+STOP_SIGNALS = (signal.SIGINT, signal.SIGTERM)
+stop_requested = threading.Event()  # set by a stop signal once the node program owns them (see the docstring)
+
+
+def _request_stop(signum: int, frame: object) -> None:
+    stop_requested.set()
+
+
+if __name__ == "__main__":  # run as a program: a stop while the imports below take seconds ends it at once
+    for _signum in STOP_SIGNALS:
+        signal.signal(_signum, lambda signum, frame: os._exit(0))  # nothing is running yet that needs stopping
+
 import argparse
 import dataclasses
 import gc
-import os
 import re
-import signal
 import sys
-import threading
 import time
 from pathlib import Path
 from typing import Any, Callable
@@ -39,7 +53,6 @@ import numpy as np
 import rclpy
 import torch
 from diagnostic_msgs.msg import DiagnosticArray
-from diagnostic_msgs.msg import DiagnosticStatus
 from rcl_interfaces.msg import SetParametersResult
 from rclpy.exceptions import InvalidParameterTypeException, InvalidParameterValueException
 from rclpy.executors import ExternalShutdownException, SingleThreadedExecutor
@@ -136,8 +149,7 @@ class SGNetNode(LifecycleNode):
         self._active = False
         self.finalized = threading.Event()  # set by the shutdown transition: main() then ends the process
         self._diagnostics_publisher = self.create_publisher(DiagnosticArray, "/diagnostics", 10)
-        self._diagnostics_timer = self.create_timer(self._start_value("diagnostics_period_s"),
-                                                    self._publish_diagnostics)
+        self._diagnostics_timer = self.create_timer(self._diagnostics_period(), self._publish_diagnostics)
 
     def _declare_parameters(self) -> None:
         """Each parameter with its type, range and description. A start value of the wrong type or out of range
@@ -149,13 +161,13 @@ class SGNetNode(LifecycleNode):
             except (InvalidParameterTypeException, InvalidParameterValueException):
                 self.declare_parameter(name, default, parameter_descriptor(name, typed=False))
 
-    def _start_value(self, name: str) -> Any:
-        """A parameter read at start; its default when the given value is unusable (configure names it)."""
-        value = self.get_parameter(name).value
-        default = parameter_defaults()[name]
-        if type(value) is not type(default) or (isinstance(value, float) and value <= 0):
-            return default
-        return value
+    def _diagnostics_period(self) -> float:
+        """diagnostics_period_s (read at start); its default when the value given is unusable, which configure
+        then refuses naming the parameter."""
+        value = self.get_parameter("diagnostics_period_s").value
+        if isinstance(value, (int, float)) and not isinstance(value, bool) and value > 0:
+            return float(value)
+        return parameter_defaults()["diagnostics_period_s"]
 
     # Lifecycle transitions -----------------------------------------------------------------------------------
 
@@ -419,7 +431,8 @@ class SGNetNode(LifecycleNode):
         settings apply to the running model."""
         changed = {parameter.name: parameter.value for parameter in parameters}
         if self._predictor is not None:
-            fixed = [name for name in changed if applies_when(name) == "configure"]
+            ours = parameter_defaults()  # not rclpy's own, such as use_sim_time
+            fixed = [name for name in changed if name in ours and applies_when(name) == "configure"]
             if fixed:
                 return SetParametersResult(successful=False, reason=(
                     f"parameter {fixed[0]} applies at configure and the node is configured: deactivate and clean "
@@ -469,9 +482,8 @@ def main(args: list[str] | None = None) -> int:
         print(f"sgnet-node: error: {error}".split(", at /")[0], file=sys.stderr)
         return 2
     parse_arguments(plain_arguments)
-    stop_requested = threading.Event()
-    for signum in (signal.SIGINT, signal.SIGTERM):
-        signal.signal(signum, lambda signum, frame: stop_requested.set())
+    for signum in STOP_SIGNALS:
+        signal.signal(signum, _request_stop)
     rclpy.init(args=argv, signal_handler_options=SignalHandlerOptions.NO)
     node = SGNetNode()
     executor = SingleThreadedExecutor()
