@@ -41,10 +41,11 @@ def test_symlink_install_gives_executable_programs(tmp_path):
             shutil.copy(ROOT / name, source / name)
     build, install = tmp_path / "build", tmp_path / "install"
     environment = {**os.environ, "AMENT_PREFIX_PATH": str(prefix), "CMAKE_PREFIX_PATH": str(prefix)}
+    # cwd: the symlink install writes its manifest into the working folder
     run(["cmake", "-S", str(source), "-B", str(build), "-DBUILD_TESTING=OFF", "-DAMENT_CMAKE_SYMLINK_INSTALL=1",
-         f"-DCMAKE_INSTALL_PREFIX={install}", f"-DPython3_EXECUTABLE={sys.executable}"], env=environment)
-    run(["cmake", "--build", str(build), "--parallel", "2"], env=environment)
-    run(["cmake", "--install", str(build)], env=environment)
+         f"-DCMAKE_INSTALL_PREFIX={install}", f"-DPython3_EXECUTABLE={sys.executable}"], env=environment, cwd=tmp_path)
+    run(["cmake", "--build", str(build), "--parallel", "2"], env=environment, cwd=tmp_path)
+    run(["cmake", "--install", str(build)], env=environment, cwd=tmp_path)
 
     programs = install / "lib" / "sgnet_ros"
     assert {path.name for path in programs.iterdir()} == PROGRAMS
