@@ -52,6 +52,9 @@ DEFAULT_FRAME_ID = "camera"
 VIDEO_GAP_S = PredictorConfig().max_gap_s + 1.0
 JPEG_QUALITY = 95
 IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".bmp", ".tif", ".tiff", ".webp")
+# rosbag2 metadata version of the bags written here: 8 is the newest that Humble's `ros2 bag` reads
+# (`offered_qos_profiles` as a YAML string); Jazzy and Kilted read it too. rosbags would write 9.
+BAG_METADATA_VERSION = 8
 STORAGES = {"mcap": StoragePlugin.MCAP, "sqlite3": StoragePlugin.SQLITE3}
 STORAGE_SUFFIXES = {".mcap": "mcap", ".db3": "sqlite3"}
 GROUND_TRUTH_SUFFIX = ".ground_truth.json"
@@ -276,7 +279,7 @@ def write_bag(frames: Iterator[Frame], options: BagOptions, annotations: YTVISDa
     size = (0, 0)
     count = 0
     try:
-        with Writer(folder, version=Writer.VERSION_LATEST, storage_plugin=STORAGES[storage]) as writer:
+        with Writer(folder, version=BAG_METADATA_VERSION, storage_plugin=STORAGES[storage]) as writer:
             connection = writer.add_connection(topic, message_type, typestore=store)
             for frame in tqdm(frames, total=expected_frames, unit="frame", desc="sgnet-bag", disable=not progress,
                               file=sys.stderr):

@@ -1,17 +1,25 @@
-"""The node's ROS parameters: their names, defaults, descriptions and validation.
+"""The node's ROS parameters: their names, defaults, descriptions, ranges, when they apply, and validation.
 
 Defaults come from the config dataclasses, never from literals here: NodeConfig below for the node's own
 settings, and sgnet_model.config for the predictor (``predictor.*``), the inference thresholds (``model.*``) and
 the tracker (``tracker.*``). config/sgnet.yaml lists the same values for users (a test keeps them equal).
+
+When a parameter applies: the thresholds and the tracker settings (LIVE) change the running node at once;
+READ_ONLY ones are read at start only; all others are read at configure, and the node refuses to change them
+while it is configured (inactive or active), naming the way to apply them. RANGES go into the parameter
+descriptors (what ``ros2 param describe`` and rqt show); every value inside a range passes validation.
 """
 from __future__ import annotations
 
 import dataclasses
 from typing import Any, Callable, Mapping
 
+from rcl_interfaces.msg import FloatingPointRange, IntegerRange, ParameterDescriptor
+
 from sgnet_model.config import ConfigError, ModelConfig, PredictorConfig, TrackerConfig, from_dict
 
-RELIABILITIES = ("best_effort", "reliable")
+RELIABILITIES = ("auto", "best_effort", "reliable")
+DETECTION_CLASS_IDS = ("name", "index")
 
 
 @dataclasses.dataclass(frozen=True)
@@ -25,11 +33,13 @@ class NodeConfig:
     autostart: bool = True  # configure and activate at start (false: wait for a lifecycle manager)
     image_topic: str = "image"  # sensor_msgs/Image input; empty: none
     compressed_image_topic: str = ""  # sensor_msgs/CompressedImage input; empty: none
-    qos_reliability: str = "best_effort"  # of the image subscriptions: best_effort (sensor data) or reliable
+    qos_reliability: str = "auto"  # image subscriptions: auto (as the publishers offer), best_effort or reliable
     qos_depth: int = 1  # of the image subscriptions; the node only ever works on the newest frame
     output_qos_depth: int = 10  # of the output publishers (reliable)
     debug_image: bool = True  # offer debug_image (rendered only while someone subscribes)
     label_image: bool = True  # offer label_image (built only while someone subscribes)
+    class_image: bool = True  # offer class_image (built only while someone subscribes)
+    detection_class_id: str = "name"  # vision_msgs Detection2D class_id: the class name, or its index as text
     diagnostics_period_s: float = 1.0  # how often /diagnostics is published
     max_image_pixels: int = 4096 * 4096  # larger images are rejected
     bad_input_log_period_s: float = 5.0  # each kind of bad input is logged at most once per this period
@@ -38,6 +48,8 @@ class NodeConfig:
         checks = (
             ("qos_reliability", self.qos_reliability in RELIABILITIES,
              f"must be one of {RELIABILITIES}, got {self.qos_reliability!r}"),
+            ("detection_class_id", self.detection_class_id in DETECTION_CLASS_IDS,
+             f"must be one of {DETECTION_CLASS_IDS}, got {self.detection_class_id!r}"),
             ("qos_depth", self.qos_depth >= 1, f"must be at least 1, got {self.qos_depth}"),
             ("output_qos_depth", self.output_qos_depth >= 1, f"must be at least 1, got {self.output_qos_depth}"),
             ("diagnostics_period_s", self.diagnostics_period_s > 0, "must be positive"),
@@ -75,15 +87,20 @@ DESCRIPTIONS = {
     "smoke_test": "run a randomly initialised network: plumbing tests only, the output means nothing",
     "model_config": "smoke test only: config/model name (resnet50, resnet101, resnet18_small) or YAML path",
     "allow_cpu_fallback": "when predictor.device is cuda and there is no GPU, run on the CPU instead of failing",
-    "autostart": "configure and activate at start; false leaves that to a lifecycle manager",
+    "autostart": "configure and activate at start (read at start); false leaves that to a lifecycle manager",
     "image_topic": "sensor_msgs/Image input topic (empty: none)",
     "compressed_image_topic": "sensor_msgs/CompressedImage input topic (empty: none)",
-    "qos_reliability": "image subscriptions: best_effort (sensor data, takes any camera) or reliable",
+    "qos_reliability": "image subscriptions: auto (reliable when every publisher is, else best_effort; re-checked "
+                       "as publishers come and go), best_effort or reliable",
     "qos_depth": "image subscriptions' queue depth (keep last)",
     "output_qos_depth": "queue depth of the output topics (reliable, keep last)",
     "debug_image": "offer the debug_image topic (rendered only while subscribed)",
-    "label_image": "offer the label_image topic (built only while subscribed)",
-    "diagnostics_period_s": "seconds between /diagnostics messages",
+    "label_image": "offer the label_image topic, mono16 track ids (built only while subscribed)",
+    "class_image": "offer the class_image topic, class index + 1 per pixel, 0 background (built only while "
+                   "subscribed)",
+    "detection_class_id": "vision_msgs Detection2D hypothesis class_id: name (the class name) or index (its "
+                          "index in label_info, as text)",
+    "diagnostics_period_s": "seconds between /diagnostics messages (read at start)",
     "max_image_pixels": "images with more pixels are rejected",
     "bad_input_log_period_s": "each kind of bad input is logged at most once per this many seconds",
     "predictor.device": "cpu, cuda or cuda:N",
@@ -100,6 +117,33 @@ DESCRIPTIONS = {
 }
 
 
+LIVE = frozenset({*(f"model.{field}" for field in THRESHOLD_FIELDS),
+                  *(f"tracker.{f.name}" for f in dataclasses.fields(TrackerConfig))})
+READ_ONLY = frozenset({"autostart", "diagnostics_period_s"})
+
+# name -> (lowest, highest) shown in the descriptor; integers as IntegerRange, floats as FloatingPointRange.
+RANGES: dict[str, tuple[float, float]] = {
+    "qos_depth": (1, 1000),
+    "output_qos_depth": (1, 1000),
+    "diagnostics_period_s": (0.01, 3600.0),
+    "max_image_pixels": (1, 2**31 - 1),
+    "bad_input_log_period_s": (0.0, 3600.0),
+    "predictor.max_gap_s": (0.001, 3600.0),
+    "model.score_threshold": (0.0, 1.0),
+    "model.nms_threshold": (0.01, 1.0),
+    "model.detections_per_frame": (1, 1000),
+    "tracker.new_track_score": (0.0, 1.0),
+    "tracker.continue_score": (0.0, 1.0),
+    "tracker.max_lost_frames": (0, 10000),
+    "tracker.radius_scale": (0.001, 100.0),
+}
+
+
+def applies_when(name: str) -> str:
+    """'live', 'start' or 'configure' (see the module docstring)."""
+    return "live" if name in LIVE else "start" if name in READ_ONLY else "configure"
+
+
 def parameter_defaults() -> dict[str, Any]:
     """ROS parameter name -> default, read from the dataclasses."""
     defaults = {}
@@ -108,6 +152,24 @@ def parameter_defaults() -> dict[str, Any]:
         for field in group.fields:
             defaults[group.prefix + field] = getattr(instance, field)
     return defaults
+
+
+def parameter_descriptor(name: str, typed: bool = True) -> ParameterDescriptor:
+    """The descriptor the node declares ``name`` with: its description, when it applies, its range and
+    read_only. ``typed=False`` (a start value of the wrong type or out of range) leaves type and range out, so
+    that the value reaches configure, which refuses it naming the parameter, instead of stopping the node."""
+    when = {"live": "applies at once", "start": "read at start only",
+            "configure": "applies at configure; refused while the node is configured"}[applies_when(name)]
+    descriptor = ParameterDescriptor(name=name, description=DESCRIPTIONS[name], additional_constraints=when,
+                                     read_only=name in READ_ONLY, dynamic_typing=not typed)
+    if typed and name in RANGES:
+        low, high = RANGES[name]
+        if isinstance(parameter_defaults()[name], int):
+            descriptor.integer_range = [IntegerRange(from_value=int(low), to_value=int(high), step=1)]
+        else:
+            descriptor.floating_point_range = [FloatingPointRange(from_value=float(low), to_value=float(high),
+                                                                  step=0.0)]
+    return descriptor
 
 
 class ParameterError(ValueError):

@@ -66,8 +66,8 @@ from sgnet_model.config import TrackerConfig
 from sgnet_model.ytvis import (RLE, TrackObservation, VideoResult, YTVISData, YTVISError, build_video_results,
                                parse_annotations, save_results)
 from sgnet_model.ytvis_metric import METRIC_NAMES, evaluate_vis, tracking_figures
-from sgnet_ros.bag import (BAG_KEY, COMPRESSED_SUFFIX, COMPRESSED_TYPE, IMAGE_TYPE, STORAGES, BagError,
-                           ros_typestore, stamp_ns)
+from sgnet_ros.bag import (BAG_KEY, BAG_METADATA_VERSION, COMPRESSED_SUFFIX, COMPRESSED_TYPE, IMAGE_TYPE, STORAGES,
+                           BagError, ros_typestore, stamp_ns)
 from sgnet_ros.msg import InstanceArray
 
 INSTANCES_TYPE = "sgnet_ros/msg/InstanceArray"
@@ -249,7 +249,7 @@ class Session:
         self.recorded: dict[str, int] = {}
         self.last_diagnostics: dict[str, str] | None = None
         self._lock = threading.Lock()
-        self.writer = Writer(output_bag, version=Writer.VERSION_LATEST, storage_plugin=STORAGES[storage])
+        self.writer = Writer(output_bag, version=BAG_METADATA_VERSION, storage_plugin=STORAGES[storage])
         self.writer.open()
         self.output_bag = output_bag
         self.instances_topic = f"{self.namespace}/instances"

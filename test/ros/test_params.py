@@ -92,3 +92,55 @@ def test_malformed_ros_arguments_exit_with_status_2_and_one_line(tmp_path):
     assert run.returncode == 2 and run.stdout == ""
     lines = run.stderr.strip().splitlines()
     assert len(lines) == 1 and lines[0].startswith("sgnet-node: error: Failed to parse ROS arguments")
+
+
+def test_ranges_agree_with_validation_and_descriptors_carry_them():
+    """Both ends of every range are valid values, a step outside each range that validation also refuses is
+    refused (the dataclasses are the second opinion), and the descriptor shows the range with the value's type."""
+    from rcl_interfaces.msg import ParameterType
+
+    from sgnet_ros.params import LIVE, RANGES, READ_ONLY, parameter_descriptor
+
+    defaults = parameter_defaults()
+    scores_apart = {"tracker__continue_score": 0.0, "tracker__new_track_score": 1.0}  # new >= continue holds
+    for name, (low, high) in RANGES.items():
+        for value in (low, high):
+            settings_from(values_with(**{**scores_apart, name.replace(".", "__"): type(defaults[name])(value)})
+                          .__getitem__)
+        descriptor = parameter_descriptor(name)
+        if isinstance(defaults[name], int):
+            assert (descriptor.integer_range[0].from_value, descriptor.integer_range[0].to_value) == (low, high)
+        else:
+            assert (descriptor.floating_point_range[0].from_value,
+                    descriptor.floating_point_range[0].to_value) == (low, high)
+        assert not descriptor.dynamic_typing and not parameter_descriptor(name, typed=False).integer_range
+    for name, below in (("model.score_threshold", -0.01), ("qos_depth", 0), ("tracker.max_lost_frames", -1),
+                        ("predictor.max_gap_s", 0.0), ("max_image_pixels", 0)):
+        with pytest.raises(ParameterError):
+            settings_from(values_with(**{name.replace(".", "__"): below}).__getitem__)
+    assert parameter_descriptor("autostart").read_only and not parameter_descriptor("checkpoint").read_only
+    assert LIVE == {"model.score_threshold", "model.nms_threshold", "model.detections_per_frame",
+                    "tracker.new_track_score", "tracker.continue_score", "tracker.max_lost_frames",
+                    "tracker.radius_scale"}
+    assert READ_ONLY <= set(defaults) and LIVE <= set(defaults)
+    assert ParameterType.PARAMETER_NOT_SET == parameter_descriptor("qos_depth").type  # rclpy fills it from the value
+
+
+def test_reliability_matching_and_sibling_topics():
+    from rclpy.qos import ReliabilityPolicy
+
+    from sgnet_ros.inputs import fastdds_profile_environment, matching_reliability, sibling_camera_info
+
+    reliable, best_effort = ReliabilityPolicy.RELIABLE, ReliabilityPolicy.BEST_EFFORT
+    assert matching_reliability([reliable, reliable]) == reliable
+    assert matching_reliability([reliable, best_effort]) == best_effort
+    assert matching_reliability([]) == best_effort  # nobody yet: hear whoever comes
+    assert sibling_camera_info("/camera/image_raw") == "/camera/camera_info"
+    assert sibling_camera_info("/camera/image_raw/compressed") == "/camera/camera_info"
+    assert sibling_camera_info("/image") == "/camera_info"
+    profile = "/opt/share/sgnet_ros/config/fastdds_large_images.xml"
+    assert fastdds_profile_environment({"ROS_DISTRO": "kilted"}, profile) == {"FASTDDS_DEFAULT_PROFILES_FILE": profile}
+    assert fastdds_profile_environment({"ROS_DISTRO": "humble"}, profile) == {"FASTRTPS_DEFAULT_PROFILES_FILE": profile}
+    assert fastdds_profile_environment({"ROS_DISTRO": "jazzy"}, profile) == {"FASTRTPS_DEFAULT_PROFILES_FILE": profile}
+    assert fastdds_profile_environment({"FASTRTPS_DEFAULT_PROFILES_FILE": "mine.xml"}, profile) == {}
+    assert fastdds_profile_environment({"FASTDDS_DEFAULT_PROFILES_FILE": "mine.xml"}, profile) == {}
