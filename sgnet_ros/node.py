@@ -42,6 +42,7 @@ from sgnet_model.checkpoint import CheckpointError
 from sgnet_model.config import ConfigError, SGNetConfig, named_config
 from sgnet_model.instances import FrameResult
 from sgnet_model.predictor import PredictorError, StreamingPredictor
+from sgnet_ros.depth_input import DepthInput
 from sgnet_ros.diagnostics import NodeStatistics, diagnostic_status
 from sgnet_ros.images import ImageError, compressed_to_rgb, image_to_rgb, mono16_to_image, rgb_to_image
 from sgnet_ros.masks import label_image
@@ -118,6 +119,7 @@ class SGNetNode(LifecycleNode):
         self._diagnostics_timer = None
         self._slot = LatestFrameSlot()
         self._worker: threading.Thread | None = None
+        self._depth: DepthInput | None = None  # the optional depth input (3D), while active
         self._statistics = NodeStatistics()
         self._last_logged: dict[str, float] = {}
         self._zero_stamp_warned = False
@@ -148,6 +150,7 @@ class SGNetNode(LifecycleNode):
 
     def on_activate(self, state: LifecycleState) -> TransitionCallbackReturn:
         result = super().on_activate(state)  # enables the lifecycle publishers
+        self._depth = DepthInput.create(self, self._settings)
         self._slot.open()
         self._worker = threading.Thread(target=self._run_inference, name="sgnet-inference", daemon=True)
         self._worker.start()
@@ -249,6 +252,9 @@ class SGNetNode(LifecycleNode):
         if self._worker is not None:
             self._worker.join()
             self._worker = None
+        if self._depth is not None:
+            self._depth.destroy()
+            self._depth = None
 
     def _release(self) -> None:
         """Destroy the publishers and free the model's memory (CPU and GPU)."""
@@ -307,7 +313,8 @@ class SGNetNode(LifecycleNode):
     def _publish(self, frame: PendingFrame, rgb: np.ndarray, result: FrameResult) -> None:
         header = frame.msg.header
         publishers = self._outputs
-        publishers["instances"].publish(instance_array_msg(result, header))
+        spatial = self._depth.process(header, result, rgb.shape[:2]) if self._depth is not None else None
+        publishers["instances"].publish(instance_array_msg(result, header, spatial))
         if "detections" in publishers:
             publishers["detections"].publish(detection_array_msg(result, header))
         label_publisher = publishers.get("label_image")
