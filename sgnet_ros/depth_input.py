@@ -5,7 +5,9 @@ metres, aligned to the colour image: same size, same optical frame) and to its c
 (``depth_camera_info_topic``; by default ``camera_info`` beside the depth topic, image_transport's convention).
 Depth messages are kept undecoded in a small buffer; when the inference thread has a colour frame's instances, the
 buffered depth image nearest in stamp within ``depth_pairing_tolerance_s`` (0: the same stamp only) is decoded
-once and every instance is located in 3D (sgnet_ros/depth.py). The results fill the 3D fields of the
+once and every instance is located in 3D (sgnet_ros/depth.py). A depth image that has not arrived yet is waited
+for up to ``depth_pairing_wait_s`` (the model's time usually covers it), but not once a newer depth image shows
+that it will not come. The results fill the 3D fields of the
 InstanceArray and, with vision_msgs, a ``detections_3d`` Detection3DArray, both with the colour image's header.
 
 Nothing here stops colour-only outputs: a frame without a pairable depth image, without camera_info, or with a depth
@@ -60,6 +62,11 @@ class DepthBuffer:
     def __len__(self) -> int:
         return len(self._messages)
 
+    def pairing_settled(self, stamp_ns: int, tolerance_ns: int) -> bool:
+        """Whether waiting cannot change the pairing of a frame stamped ``stamp_ns``: a depth image within the
+        tolerance is here, or one stamped after the tolerance window is (depth images arrive in stamp order)."""
+        return any(stamp >= stamp_ns - tolerance_ns for stamp, _ in self._messages)
+
     def nearest(self, stamp_ns: int) -> tuple[int, Any] | None:
         """(|stamp difference| in ns, message) of the buffered message nearest in stamp, or None if empty."""
         if not self._messages:
@@ -86,7 +93,7 @@ class DepthInput:
         self._depth_topic = config.depth_image_topic
         self._info_topic = camera_info_topic(config.depth_image_topic, config.depth_camera_info_topic)
         self._tolerance_ns = round(config.depth_pairing_tolerance_s * 1e9)
-        self._lock = threading.Lock()
+        self._lock = threading.Condition()  # notified when a depth image arrives
         self._buffer = DepthBuffer()
         self._intrinsics: CameraIntrinsics | None = None
         self._info_problem: str | None = None  # why the last camera_info cannot be used
@@ -141,6 +148,7 @@ class DepthInput:
             self._buffer.add(_stamp_ns(message.header), message)
             self._counts["depth_received"] += 1
             self._window["depth_received"] += 1
+            self._lock.notify_all()
 
     def _on_camera_info(self, message: CameraInfo) -> None:
         try:
@@ -164,6 +172,10 @@ class DepthInput:
     def _locate(self, header: Header, result: FrameResult, colour_size: tuple[int, int]) -> dict[int, Instance3D]:
         stamp = _stamp_ns(header)
         with self._lock:
+            # The depth image of this frame may still be on its way: wait for it up to depth_pairing_wait_s, unless
+            # a depth image newer than the pairing window has arrived already (then the matching one never will).
+            self._lock.wait_for(lambda: self._buffer.pairing_settled(stamp, self._tolerance_ns),
+                                self._config.depth_pairing_wait_s)
             nearest = self._buffer.nearest(stamp)
             intrinsics, info_problem = self._intrinsics, self._info_problem
             buffered = len(self._buffer)

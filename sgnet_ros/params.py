@@ -37,6 +37,7 @@ class NodeConfig:
     depth_image_topic: str = ""  # sensor_msgs/Image 16UC1 (mm) or 32FC1 (m); empty: no depth, no cost
     depth_camera_info_topic: str = ""  # its sensor_msgs/CameraInfo; empty: camera_info beside depth_image_topic
     depth_pairing_tolerance_s: float = 0.02  # a depth image pairs with the colour frame nearest in stamp within this
+    depth_pairing_wait_s: float = 0.1  # how long a colour frame's 3D waits for its depth image still on the way
     depth_mask_erosion_px: int = 2  # mask edge pixels (which often see the background) left out of the depth
     depth_min_valid_pixels: int = 20  # fewer valid depths under a mask: no 3D for that instance
 
@@ -52,6 +53,7 @@ class NodeConfig:
             ("image_topic", bool(self.image_topic or self.compressed_image_topic),
              "is empty and so is compressed_image_topic: the node would have no input"),
             ("depth_pairing_tolerance_s", self.depth_pairing_tolerance_s >= 0, "must be 0 (exact stamps) or more"),
+            ("depth_pairing_wait_s", self.depth_pairing_wait_s >= 0, "must be 0 or more"),
             ("depth_mask_erosion_px", self.depth_mask_erosion_px >= 0, "must be 0 or more"),
             ("depth_min_valid_pixels", self.depth_min_valid_pixels >= 1, "must be at least 1"),
         )
@@ -98,6 +100,7 @@ DESCRIPTIONS = {
     "depth_image_topic": "depth image aligned to the colour image, 16UC1 (mm) or 32FC1 (m); empty: no 3D",
     "depth_camera_info_topic": "camera_info of the aligned depth image (empty: camera_info beside depth_image_topic)",
     "depth_pairing_tolerance_s": "a depth image pairs with a colour frame whose stamp is within this (0: exact)",
+    "depth_pairing_wait_s": "seconds a frame's 3D waits for a depth image not arrived yet (none newer arrived)",
     "depth_mask_erosion_px": "pixels eroded off each mask's edge before reading its depth (edges see background)",
     "depth_min_valid_pixels": "an instance needs this many valid depths under its mask for a 3D position",
     "predictor.device": "cpu, cuda or cuda:N",
