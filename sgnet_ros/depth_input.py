@@ -98,8 +98,7 @@ class DepthInput:
         self._intrinsics: CameraIntrinsics | None = None
         self._info_problem: str | None = None  # why the last camera_info cannot be used
         self._counts = collections.Counter()  # totals since activation
-        self._window = collections.Counter()  # since the last diagnostics message
-        self._last_problem = ""
+        self._problems: dict[str, str] = {}  # kind -> the latest problem of that kind since the last located frame
         self._last_offset_ms: float | None = None
         self._last_logged: dict[str, float] = {}
         reliability = (ReliabilityPolicy.BEST_EFFORT if config.qos_reliability == "best_effort"
@@ -147,7 +146,6 @@ class DepthInput:
         with self._lock:
             self._buffer.add(_stamp_ns(message.header), message)
             self._counts["depth_received"] += 1
-            self._window["depth_received"] += 1
             self._lock.notify_all()
 
     def _on_camera_info(self, message: CameraInfo) -> None:
@@ -211,7 +209,9 @@ class DepthInput:
                                       self._config.depth_min_valid_pixels)
             if located is not None:
                 spatial[instance.track_id] = located
-        self._count("frames_paired")
+        with self._lock:
+            self._counts["frames_paired"] += 1
+            self._problems.clear()
         return spatial
 
     # Problems and diagnostics -----------------------------------------------------------------------------------
@@ -220,47 +220,37 @@ class DepthInput:
         with self._lock:
             self._last_offset_ms = None if offset_ns is None else offset_ns / 1e6
 
-    def _count(self, key: str) -> None:
-        with self._lock:
-            self._counts[key] += 1
-            self._window[key] += 1
-
     def _problem(self, kind: str, text: str) -> None:
-        """Count a problem of this kind, remember it for /diagnostics, log it at most once per period."""
-        self._count(f"problem_{kind}")
+        """Count a problem of this kind, keep it for /diagnostics until a frame is located again, log it at most
+        once per bad_input_log_period_s."""
         with self._lock:
-            self._last_problem = text
+            self._counts[f"problem_{kind}"] += 1
+            self._problems[kind] = text
         now = time.monotonic()
         if now - self._last_logged.get(kind, -float("inf")) >= self._config.bad_input_log_period_s:
             self._last_logged[kind] = now
             self._node.get_logger().warning(text)
 
     def status(self) -> DiagnosticStatus:
-        """The depth status over the window since the previous call (which starts a new window)."""
+        """WARN with every kind of problem seen since the last frame located in 3D, else OK; totals as values."""
         with self._lock:
-            window, counts, self._window = self._window, dict(self._counts), collections.Counter()
-            last_problem, info_problem = self._last_problem, self._info_problem
-            has_info, offset_ms = self._intrinsics is not None, self._last_offset_ms
-        problems = sum(count for key, count in window.items() if key.startswith("problem_"))
-        if window["depth_received"] == 0:
-            level, message = DiagnosticStatus.WARN, (f"no depth images received on '{self._depth_topic}' "
-                                                     f"(16UC1 or 32FC1): check the topic and QoS")
-        elif not has_info:
-            level, message = DiagnosticStatus.WARN, info_problem or f"no camera_info on '{self._info_topic}'"
-        elif problems:
-            level, message = DiagnosticStatus.WARN, last_problem
+            counts, problems = dict(self._counts), list(self._problems.values())
+            has_info, info_problem, offset_ms = self._intrinsics is not None, self._info_problem, self._last_offset_ms
+        paired = counts.get("frames_paired", 0)
+        if problems:
+            level, message = DiagnosticStatus.WARN, " | ".join(problems)
         else:
-            level, message = DiagnosticStatus.OK, f"{window['frames_paired']} frame(s) located in 3D"
+            level, message = DiagnosticStatus.OK, (f"{paired} frame(s) located in 3D" if paired
+                                                   else "waiting for colour frames")
         values = {"depth_image_topic": self._node.resolve_topic_name(self._depth_topic),
                   "camera_info_topic": self._node.resolve_topic_name(self._info_topic),
                   "camera_info": "ok" if has_info else (info_problem or "none received"),
                   "depth_received": str(counts.get("depth_received", 0)),
-                  "frames_paired": str(counts.get("frames_paired", 0)),
+                  "frames_paired": str(paired),
                   "frames_unpaired": str(counts.get("problem_unpaired", 0)),
                   "frames_without_camera_info": str(counts.get("problem_camera_info", 0)),
                   "depth_rejected": str(sum(counts.get(f"problem_{kind}", 0) for kind in ("encoding", "size", "data"))),
-                  "last_pairing_offset_ms": "" if offset_ms is None else f"{offset_ms:.3f}",
-                  "last_problem": last_problem}
+                  "last_pairing_offset_ms": "" if offset_ms is None else f"{offset_ms:.3f}"}
         return DiagnosticStatus(level=level, name=f"{self._node.get_fully_qualified_name()}: depth",
                                 message=message, hardware_id="depth",
                                 values=[KeyValue(key=key, value=value) for key, value in values.items()])
