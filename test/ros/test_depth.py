@@ -256,3 +256,59 @@ def test_the_truths_centroid_and_centre_agree_for_whole_shapes():
         assert frames[t][mask] == pytest.approx(entry["centre"][2])
         checked += 1
     assert checked >= 3
+
+
+# ------------------------------------------------------------------------------------------------------ messages
+
+
+def frame_with_two_tracks():
+    from sgnet_model.instances import FrameResult, TrackedInstance
+    from std_msgs.msg import Header
+
+    def tracked(track_id, score):
+        mask, box = scene()[0], np.array([60, 10, 80, 30], np.float32)
+        return TrackedInstance(track_id=track_id, class_id=1, class_name="square", score=score, box=box, mask=mask,
+                               centre=np.array([70, 20], np.float32), motion=np.zeros(2, np.float32))
+    header = Header(frame_id="camera_color_optical_frame")
+    header.stamp.sec, header.stamp.nanosec = 7, 25
+    return FrameResult(timestamp=7.0, instances=[tracked(4, 0.9), tracked(9, 0.4)], inference_ms=1.0,
+                       tracks_reset=False), header
+
+
+def test_instance_messages_carry_the_3d_fields_of_located_tracks_only():
+    from sgnet_ros.outputs import instance_array_msg
+
+    result, header = frame_with_two_tracks()
+    mask, depth = scene()
+    located = locate_instance(mask, depth, CAMERA)
+    message = instance_array_msg(result, header, {9: located})
+    first, second = message.instances  # by score: track 4, then 9
+    assert (first.track_id, first.position_valid, first.depth_pixels) == (4, False, 0)
+    assert (first.position.x, first.position.y, first.position.z, first.size.x) == (0, 0, 0, 0)
+    assert (second.track_id, second.position_valid, second.depth_pixels) == (9, True, 256)
+    assert (second.position.x, second.position.y, second.position.z) == pytest.approx(SQUARE_POSITION, abs=1e-6)
+    assert (second.box_centre.x, second.box_centre.y, second.box_centre.z) == pytest.approx(SQUARE_POSITION,
+                                                                                            abs=1e-6)
+    assert (second.size.x, second.size.y, second.size.z) == pytest.approx(SQUARE_SIZE, abs=1e-6)
+    assert not any(i.position_valid for i in instance_array_msg(result, header).instances)
+
+
+def test_detection3d_array_has_track_ids_and_the_box_in_the_optical_frame():
+    pytest.importorskip("vision_msgs", reason="vision_msgs is not on PyPI; it comes with a ROS 2 install, and "
+                                              "the node publishes detections_3d only where it is")
+    from sgnet_ros.outputs import detection3d_array_msg
+
+    result, header = frame_with_two_tracks()
+    mask, depth = scene()
+    message = detection3d_array_msg(result, header, {9: locate_instance(mask, depth, CAMERA)})
+    assert message.header == header and [d.id for d in message.detections] == ["9"]
+    detection = message.detections[0]
+    assert detection.header == header
+    centre = detection.bbox.center
+    assert (centre.position.x, centre.position.y, centre.position.z) == pytest.approx(SQUARE_POSITION, abs=1e-6)
+    assert centre.orientation.w == 1.0
+    assert (detection.bbox.size.x, detection.bbox.size.y, detection.bbox.size.z) == pytest.approx(SQUARE_SIZE,
+                                                                                                 abs=1e-6)
+    hypothesis = detection.results[0]
+    assert (hypothesis.hypothesis.class_id, hypothesis.hypothesis.score) == ("square", pytest.approx(0.4))
+    assert hypothesis.pose.pose.position.z == pytest.approx(2.0)
