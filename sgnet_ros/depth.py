@@ -116,6 +116,12 @@ def _bounds(mask: np.ndarray) -> tuple[slice, slice] | None:
     return slice(rows[0], rows[-1] + 1), slice(columns[0], columns[-1] + 1)
 
 
+def _middle(values: np.ndarray) -> float:
+    """The median as the middle value (the upper one of an even count): one partial sort, no averaging."""
+    middle = values.size // 2
+    return float(np.partition(values, middle)[middle])
+
+
 def _valid(depth: np.ndarray) -> np.ndarray:
     return np.isfinite(depth) & (depth > 0)
 
@@ -148,24 +154,19 @@ def locate_instance(mask: np.ndarray, depth: np.ndarray, intrinsics: CameraIntri
     core_depths = depth_window[core & valid]  # (n,)
     if core_depths.size < min_valid_pixels:
         return None
-    median = float(np.median(core_depths))
-    spread = MAD_TO_SIGMA * float(np.median(np.abs(core_depths - median)))
+    median = _middle(core_depths)
+    spread = MAD_TO_SIGMA * _middle(np.abs(core_depths - median))
     half_band = max(BAND_SIGMAS * spread, BAND_FLOOR * median)
     in_band = valid & (np.abs(depth_window - median) <= half_band)  # (h, w)
-    inliers = core & in_band
+    v, u = np.nonzero(object_mask & in_band)  # the whole mask's surface within the band: the extent
+    inliers = core[v, u]  # (m,) of which the eroded mask's: the centroid
     count = int(np.count_nonzero(inliers))
     if count < min_valid_pixels:
         return None
-    v, u = np.nonzero(inliers)
     z = depth_window[v, u].astype(np.float64)
-    x = (u + left - intrinsics.cx) * z / intrinsics.fx
-    y = (v + top - intrinsics.cy) * z / intrinsics.fy
-    position = (float(x.mean()), float(y.mean()), float(z.mean()))
-    v, u = np.nonzero(object_mask & in_band)  # the whole mask's surface within the band: the extent
-    z = depth_window[v, u].astype(np.float64)
-    x = (u + left - intrinsics.cx) * z / intrinsics.fx
-    y = (v + top - intrinsics.cy) * z / intrinsics.fy
-    points = np.stack((x, y, z))  # (3, m)
+    points = np.stack(((u + left - intrinsics.cx) * z / intrinsics.fx, (v + top - intrinsics.cy) * z / intrinsics.fy,
+                       z))  # (3, m)
+    position = tuple(float(c) for c in points @ inliers.astype(np.float64) / count)  # mean of the inliers
     low, high = points.min(axis=1), points.max(axis=1)
     footprint = np.array([median / intrinsics.fx, median / intrinsics.fy, 0.0])
     return Instance3D(position=position, box_centre=tuple(float(c) for c in (low + high) / 2),

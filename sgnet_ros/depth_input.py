@@ -109,8 +109,8 @@ class DepthInput:
         info_qos = QoSProfile(history=HistoryPolicy.KEEP_LAST, depth=1, reliability=ReliabilityPolicy.BEST_EFFORT,
                               durability=DurabilityPolicy.VOLATILE)
         self._subscriptions = [
-            node.create_subscription(Image, self._depth_topic, self._on_depth, depth_qos),
-            node.create_subscription(CameraInfo, self._info_topic, self._on_camera_info, info_qos),
+            node.create_subscription(Image, self._depth_topic, self.on_depth, depth_qos),
+            node.create_subscription(CameraInfo, self._info_topic, self.on_camera_info, info_qos),
         ]
         self._publisher = None
         if vision_msgs_available():
@@ -135,9 +135,9 @@ class DepthInput:
         self._node.destroy_timer(self._timer)
         self._node.destroy_publisher(self._diagnostics)
 
-    # Callbacks (executor thread) ------------------------------------------------------------------------------
+    # Subscription callbacks (executor thread) -------------------------------------------------------------------
 
-    def _on_depth(self, message: Image) -> None:
+    def on_depth(self, message: Image) -> None:
         if message.encoding not in DEPTH_ENCODINGS:
             self._problem("encoding", f"depth image on '{self._depth_topic}' has encoding {message.encoding!r}; the "
                                       f"node takes {' or '.join(DEPTH_ENCODINGS)} (millimetres or metres): is "
@@ -148,7 +148,7 @@ class DepthInput:
             self._counts["depth_received"] += 1
             self._lock.notify_all()
 
-    def _on_camera_info(self, message: CameraInfo) -> None:
+    def on_camera_info(self, message: CameraInfo) -> None:
         try:
             intrinsics = CameraIntrinsics.from_camera_info(message.k, message.width, message.height)
             problem = None
