@@ -1,7 +1,7 @@
 """Start the SG-Net node: ros2 launch sgnet_ros sgnet.launch.py image_topic:=/camera/image_raw checkpoint:=model.pt
 
 Launch arguments (see `ros2 launch sgnet_ros sgnet.launch.py --show-args`): image_topic, params_file, checkpoint,
-device, namespace, debug_image. An argument left empty keeps the value of the params file, so a checkpoint or
+device, namespace, debug_image, depth_image_topic. An argument left empty keeps the value of the params file, so a checkpoint or
 device set there is not overridden. The node configures and activates itself (parameter autostart); set
 autostart to false in the params file to leave that to a lifecycle manager.
 """
@@ -19,7 +19,8 @@ PACKAGE = "sgnet_ros"
 def node_with_arguments(context: LaunchContext) -> list[LifecycleNode]:
     """The node, with the parameters and the remapping that the given (non-empty) launch arguments ask for."""
     value = {name: LaunchConfiguration(name).perform(context).strip()
-             for name in ("image_topic", "params_file", "checkpoint", "device", "namespace", "debug_image")}
+             for name in ("image_topic", "params_file", "checkpoint", "device", "namespace", "debug_image",
+                          "depth_image_topic")}
     overrides = {}
     if value["checkpoint"]:
         overrides["checkpoint"] = str(Path(value["checkpoint"]).expanduser().resolve())
@@ -29,6 +30,8 @@ def node_with_arguments(context: LaunchContext) -> list[LifecycleNode]:
         if value["debug_image"].lower() not in ("true", "false"):
             raise ValueError(f"launch argument debug_image must be true or false, got {value['debug_image']!r}")
         overrides["debug_image"] = value["debug_image"].lower() == "true"
+    if value["depth_image_topic"]:  # instances in 3D (docs/depth.md); camera_info is taken from beside it
+        overrides["depth_image_topic"] = value["depth_image_topic"]
     parameters = [value["params_file"]] if value["params_file"] else []
     remappings = [("image", value["image_topic"])] if value["image_topic"] else []
     return [LifecycleNode(package=PACKAGE, executable="sgnet_node", name="sgnet", namespace=value["namespace"],
@@ -50,5 +53,9 @@ def generate_launch_description() -> LaunchDescription:
                               description="namespace of the node and its topics"),
         DeclareLaunchArgument("debug_image", default_value="",
                               description="true or false: offer the debug_image topic (empty: the params file's)"),
+        DeclareLaunchArgument("depth_image_topic", default_value="",
+                              description="depth image aligned to the colour image, 16UC1 or 32FC1, e.g. "
+                                          "/camera/camera/aligned_depth_to_color/image_raw: instances in 3D (empty: "
+                                          "the params file's)"),
     ]
     return LaunchDescription([*arguments, OpaqueFunction(function=node_with_arguments)])
