@@ -298,6 +298,7 @@ DEPTH_DIR = "Depth"
 DEPTH_TRUTH_FILE = "depth_ground_truth.json"
 CAMERA_INFO_FILE = "camera_info.yaml"
 DEPTH_STREAM = 1  # video i's depth draws come from default_rng([seed, i, DEPTH_STREAM]): its colour is untouched
+DROPOUT_STREAM = 2  # and its depth holes (--depth-dropout) from default_rng([seed, i, DROPOUT_STREAM])
 
 
 @dataclasses.dataclass(frozen=True)
@@ -378,12 +379,15 @@ def depth_video(rng: np.random.Generator, video: SyntheticVideo, camera: Pinhole
 
 
 def _write_depth_video(out_dir: Path, seed: int, index: int, video: SyntheticVideo, file_names: Sequence[str],
-                       annotation_ids: Sequence[int], camera: PinholeCamera) -> dict[str, Any]:
+                       annotation_ids: Sequence[int], camera: PinholeCamera, dropout: float) -> dict[str, Any]:
     """Write video ``index``'s depth frames as 16-bit PNGs in millimetres beside its colour frames
-    (``Depth/<colour file name>.png``); returns its entry of the depth ground truth."""
+    (``Depth/<colour file name>.png``), with a ``dropout`` fraction of the pixels (drawn at random) set to 0, as
+    depth cameras mark holes; returns its entry of the depth ground truth (the same whatever the dropout)."""
     frames, truth = depth_video(np.random.default_rng([seed, index, DEPTH_STREAM]), video, camera)
+    holes = np.random.default_rng([seed, index, DROPOUT_STREAM])
     depth_files = []
     for file_name, depth in zip(file_names, frames):
+        depth = np.where(holes.uniform(size=depth.shape) < dropout, 0.0, depth)
         depth_file = str(Path(file_name).with_suffix(".png"))
         path = out_dir / DEPTH_DIR / depth_file
         path.parent.mkdir(parents=True, exist_ok=True)
@@ -444,7 +448,7 @@ def generate_synthetic_set(out_dir: str | Path, *, videos: int = DEFAULT_VIDEOS,
                            height: int = DEFAULT_HEIGHT, objects: int | tuple[int, int] = DEFAULT_OBJECTS,
                            sizes: tuple[float, float] = DEFAULT_SIZES, classes: int = DEFAULT_CLASSES,
                            seed: int = 0, jpeg_quality: int = JPEG_QUALITY, overwrite: bool = False,
-                           progress: bool = False, depth: bool = False) -> Path:
+                           progress: bool = False, depth: bool = False, depth_dropout: float = 0.0) -> Path:
     """Write a synthetic set to ``out_dir`` (``JPEGImages/`` and ``annotations.json``); returns the path of
     ``annotations.json``. The frame paths in it are relative to ``out_dir / "JPEGImages"``.
 
@@ -455,11 +459,14 @@ def generate_synthetic_set(out_dir: str | Path, *, videos: int = DEFAULT_VIDEOS,
 
     With ``depth``, also ``Depth/`` (16-bit PNG depth in millimetres per frame), ``camera_info.yaml`` and
     ``depth_ground_truth.json`` (see :func:`depth_video`); the colour frames and annotations stay the same.
+    ``depth_dropout``: the fraction of depth pixels left without depth (0), at random.
     """
     frame_range = (frames, frames) if isinstance(frames, int) else tuple(frames)
     object_range = (objects, objects) if isinstance(objects, int) else tuple(objects)
     sizes = (float(sizes[0]), float(sizes[1]))
     _check_options(videos, frame_range, width, height, object_range, sizes, classes, jpeg_quality)
+    if not 0 <= depth_dropout < 1 or (depth_dropout and not depth):
+        raise SyntheticError(f"depth dropout must lie in [0, 1) and needs depth, got {depth_dropout}")
     out_dir = Path(out_dir)
     frames_dir, annotations_path = out_dir / "JPEGImages", out_dir / "annotations.json"
     if (frames_dir.exists() or annotations_path.exists()) and not overwrite:
@@ -496,7 +503,8 @@ def generate_synthetic_set(out_dir: str | Path, *, videos: int = DEFAULT_VIDEOS,
                                                    shapes.index(track.shape) + 1, masks, height, width))
         if depth:
             annotation_ids = [a["id"] for a in data["annotations"][-len(video.tracks):]]
-            depth_videos.append(_write_depth_video(out_dir, seed, index, video, file_names, annotation_ids, camera))
+            depth_videos.append(_write_depth_video(out_dir, seed, index, video, file_names, annotation_ids, camera,
+                                                   depth_dropout))
     if depth:
         _write_depth_set(out_dir, camera, depth_videos)
     annotations_path.write_text(json.dumps(data, separators=(",", ":")), encoding="utf-8")
@@ -545,6 +553,8 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--seed", type=int, default=0, help="the same seed and options give the same set")
     parser.add_argument("--jpeg-quality", type=int, default=JPEG_QUALITY, help="OpenCV JPEG quality")
     parser.add_argument("--overwrite", action="store_true", help="replace a set already in OUTPUT")
+    parser.add_argument("--depth-dropout", type=float, default=0.0,
+                        help="with --depth: the fraction of depth pixels, drawn at random, left at 0 (no depth)")
     parser.add_argument("--depth", action="store_true",
                         help=f"also write depth: OUTPUT/{DEPTH_DIR}/<video>/<frame>.png (16-bit, millimetres), "
                              f"OUTPUT/{CAMERA_INFO_FILE} and OUTPUT/{DEPTH_TRUTH_FILE} (3D ground truth)")
@@ -561,7 +571,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         path = generate_synthetic_set(args.output, videos=args.videos, frames=args.frames, width=args.width,
                                       height=args.height, objects=args.objects, sizes=args.sizes,
                                       classes=args.classes, seed=args.seed, jpeg_quality=args.jpeg_quality,
-                                      overwrite=args.overwrite, progress=not args.no_progress, depth=args.depth)
+                                      overwrite=args.overwrite, progress=not args.no_progress, depth=args.depth,
+                                      depth_dropout=args.depth_dropout)
     except (SyntheticError, OSError) as error:
         print(f"sgnet-synth: error: {error}", file=sys.stderr)
         return 2

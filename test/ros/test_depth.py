@@ -10,8 +10,8 @@ from pycocotools import mask as mask_utils
 
 from sgnet_ros.depth import CameraIntrinsics, DepthError, check_depth_frame, decode_depth, locate_instance
 from sgnet_ros.depth_input import DepthBuffer, camera_info_topic
-from training.synthetic import (CAMERA_INFO_FILE, DEPTH_DIR, DEPTH_TRUTH_FILE, PinholeCamera, generate_synthetic_set,
-                                random_video, depth_video)
+from training.synthetic import (CAMERA_INFO_FILE, DEPTH_DIR, DEPTH_TRUTH_FILE, PinholeCamera, SyntheticError,
+                                depth_video, generate_synthetic_set, random_video)
 
 # A 100 x 80 camera with different focal lengths on x and y, so that a swapped axis shows.
 CAMERA = CameraIntrinsics(fx=200.0, fy=250.0, cx=49.5, cy=39.5, width=100, height=80)
@@ -164,6 +164,7 @@ def depth_set(tmp_path_factory):
     folder = tmp_path_factory.mktemp("synth_depth")
     generate_synthetic_set(folder / "with", videos=6, seed=5, depth=True)
     generate_synthetic_set(folder / "without", videos=6, seed=5)
+    generate_synthetic_set(folder / "holes", videos=6, seed=5, depth=True, depth_dropout=0.2)
     return folder
 
 
@@ -174,6 +175,19 @@ def test_depth_leaves_the_colour_frames_and_annotations_byte_identical(depth_set
     assert all((with_depth / p).read_bytes() == (without / p).read_bytes() for p in colour)
     assert (with_depth / "annotations.json").read_bytes() == (without / "annotations.json").read_bytes()
     assert not (without / DEPTH_DIR).exists() and not (without / DEPTH_TRUTH_FILE).exists()
+
+
+def test_depth_dropout_makes_holes_in_the_same_depth(depth_set):
+    with_depth, holes = depth_set / "with", depth_set / "holes"
+    assert (holes / DEPTH_TRUTH_FILE).read_bytes() == (with_depth / DEPTH_TRUTH_FILE).read_bytes()
+    pngs = sorted(p.relative_to(with_depth) for p in (with_depth / DEPTH_DIR).rglob("*.png"))
+    full = np.stack([cv2.imread(str(with_depth / p), cv2.IMREAD_UNCHANGED) for p in pngs])
+    holed = np.stack([cv2.imread(str(holes / p), cv2.IMREAD_UNCHANGED) for p in pngs])
+    kept = holed > 0
+    assert np.array_equal(holed[kept], full[kept]) and (full > 0).all()
+    assert abs((~kept).mean() - 0.2) < 0.005  # 0.2 of several hundred thousand pixels drawn at random
+    with pytest.raises(SyntheticError, match="depth dropout must lie in"):
+        generate_synthetic_set(depth_set / "bad", videos=1, depth=True, depth_dropout=1.0)
 
 
 def load_truth(folder):
@@ -208,17 +222,15 @@ def test_depth_frames_put_each_shape_at_its_distance_in_front_of_the_plane(depth
             assert millimetres[~covered].min() >= round(max(distances, default=0) * 1000) + 500  # the wall, behind
 
 
-def centroid_errors(folder, dropout=0.0, masks_from=None):
+def centroid_errors(folder):
     """Relative 3D centroid errors (|estimate - truth| / distance) of every visible (object, frame) of the set,
-    with ground-truth masks (or masks_from(video_id, frame, annotation) -> mask or None)."""
+    with ground-truth masks."""
     truth, annotations = load_truth(folder)
     camera = CameraIntrinsics.from_camera_info(truth["k"], truth["width"], truth["height"])
-    rng = np.random.default_rng(1)
     errors = []
     for video in truth["videos"]:
         for index, file_name in enumerate(video["depth_files"]):
             depth = cv2.imread(str(folder / DEPTH_DIR / file_name), cv2.IMREAD_UNCHANGED).astype(np.float32) / 1000
-            depth[rng.uniform(size=depth.shape) < dropout] = 0
             for entry in video["objects"]:
                 expected = entry["frames"][index]
                 if expected is None:
@@ -235,8 +247,8 @@ def test_with_exact_masks_the_median_centroid_error_is_far_within_target(depth_s
     errors = centroid_errors(depth_set / "with")
     assert len(errors) > 50
     assert np.median(errors) <= 0.02 and np.median(errors) < 0.002  # mm quantisation and erosion only
-    errors = centroid_errors(depth_set / "with", dropout=0.2)
-    assert np.median(errors) <= 0.03
+    errors = centroid_errors(depth_set / "holes")
+    assert np.median(errors) <= 0.03 and np.median(errors) < 0.002
 
 
 def test_the_truths_centroid_and_centre_agree_for_whole_shapes():
