@@ -150,3 +150,21 @@ def test_bad_depth_is_reported_and_colour_only_outputs_go_on(stream, case, expec
     stamp += 1.0
     stream.send(stamp, depth=depth_message(stamp), info=camera_info())
     assert stream.depth_status(time.time()).level == DiagnosticStatus.OK
+
+
+def test_deactivate_drops_the_depth_subscriptions_and_activate_brings_them_back(ros, stream):
+    from lifecycle_msgs.msg import Transition
+    from test_lifecycle import change_state
+
+    client, node = ros.client, stream.node
+    assert change_state(client, node, Transition.TRANSITION_DEACTIVATE)
+    assert wait_until(lambda: stream.depth.get_subscription_count() == 0 == stream.info.get_subscription_count(), 10)
+    assert change_state(client, node, Transition.TRANSITION_ACTIVATE)
+    assert wait_until(lambda: stream.depth.get_subscription_count() and stream.info.get_subscription_count(), 10)
+    stamp = 70.0
+    for _ in range(30):  # until the new subscriptions have matched on both sides and a frame is located again
+        stamp += 1.0
+        stream.send(stamp, depth=depth_message(stamp), info=camera_info())
+        if stream.depth_status(time.time()).message.endswith("located in 3D"):
+            break
+    assert stream.depth_status(time.time()).level == DiagnosticStatus.OK
