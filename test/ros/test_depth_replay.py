@@ -111,3 +111,25 @@ def test_a_bag_with_depth_replays_colour_only_to_a_node_without_depth(ros, node_
                                  "--output", str(tmp_path / "replay"))
     assert report["frames_out"] == report["frames_in"]
     assert "the node does not subscribe to /colour_only/depth/image_raw" in errors
+
+
+def test_no_depth_leaves_it_out_and_a_missing_depth_frame_is_one_line(synthetic, tmp_path):
+    import shutil
+    import subprocess
+    import sys
+
+    frames = str(synthetic.parent / "JPEGImages")
+    make_bag("ytvis", "--annotations", str(synthetic), "--frames", frames, "-o", str(tmp_path / "colour"),
+             "--no-depth")
+    assert set(read_bag(tmp_path / "colour")) == {"_connections", "/camera/image_raw"}
+    assert DEPTH_KEY not in json.loads((tmp_path / "colour.ground_truth.json").read_text())
+    copy = tmp_path / "copy"
+    shutil.copytree(synthetic.parent, copy)
+    missing = sorted((copy / DEPTH_DIR).rglob("*.png"))[2]
+    missing.unlink()
+    done = subprocess.run([sys.executable, "-m", "sgnet_ros.bag", "ytvis", "--annotations", str(copy / synthetic.name),
+                           "--frames", str(copy / "JPEGImages"), "-o", str(tmp_path / "broken"), "--no-progress"],
+                          capture_output=True, text=True)
+    assert done.returncode == 2 and done.stderr.count("\n") == 1
+    assert f"the set has depth, but not {missing}" in done.stderr
+    assert not (tmp_path / "broken").exists() and not (tmp_path / "broken.ground_truth.json").exists()
