@@ -1,7 +1,7 @@
 """Start the SG-Net node: ros2 launch sgnet_ros sgnet.launch.py image_topic:=/camera/image_raw checkpoint:=model.pt
 
 Launch arguments (see `ros2 launch sgnet_ros sgnet.launch.py --show-args`): image_topic, params_file, checkpoint,
-device, namespace, debug_image, depth_image_topic. An argument left empty keeps the value of the params file, so a checkpoint or
+device, namespace, debug_image. An argument left empty keeps the value of the params file, so a checkpoint or
 device set there is not overridden. The node configures and activates itself (parameter autostart); set
 autostart to false in the params file to leave that to a lifecycle manager.
 """
@@ -54,8 +54,8 @@ def generate_launch_description() -> LaunchDescription:
         DeclareLaunchArgument("debug_image", default_value="",
                               description="true or false: offer the debug_image topic (empty: the params file's)"),
         DeclareLaunchArgument("depth_image_topic", default_value="",
-                              description="depth image aligned to the colour image, 16UC1 or 32FC1, e.g. "
-                                          "/camera/camera/aligned_depth_to_color/image_raw: instances in 3D (empty: "
-                                          "the params file's)"),
+                              description="depth image aligned to the colour image (16UC1 or 32FC1), e.g. "
+                                          "/camera/camera/aligned_depth_to_color/image_raw, for instances in 3D "
+                                          "(empty: the params file's)"),
     ]
     return LaunchDescription([*arguments, OpaqueFunction(function=node_with_arguments)])

@@ -7,7 +7,6 @@ import time
 import numpy as np
 import pytest
 from diagnostic_msgs.msg import DiagnosticArray, DiagnosticStatus
-from rcl_interfaces.msg import Log
 from sensor_msgs.msg import CameraInfo, Image
 
 from ros_harness import image_message, stamp_of, wait_until

@@ -16,7 +16,8 @@ from sgnet_ros.bag import DEPTH_KEY, DEPTH_TOPIC
 from sgnet_ros.depth import CameraIntrinsics, locate_instance
 from sgnet_ros.masks import instance_mask
 from sgnet_ros.msg import InstanceArray
-from test_replay import CLASSES, DETECTIONS, checkpoint, make_bag, read_bag, replay_json, stamp_ns  # noqa: F401 (fixture)
+from test_replay import checkpoint  # noqa: F401 (test_replay's random-weight model of the shapes, a fixture)
+from test_replay import CLASSES, DETECTIONS, make_bag, read_bag, replay_json, stamp_ns
 from training.synthetic import CAMERA_INFO_FILE, DEPTH_DIR, DEPTH_TRUTH_FILE, generate_synthetic_set
 
 NAMESPACE = "/depth_replay"
