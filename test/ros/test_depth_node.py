@@ -167,3 +167,23 @@ def test_deactivate_drops_the_depth_subscriptions_and_activate_brings_them_back(
         if stream.depth_status(time.time()).message.endswith("located in 3D"):
             break
     assert stream.depth_status(time.time()).level == DiagnosticStatus.OK
+
+
+@pytest.mark.slow
+def test_node_bench_depth_figures_hang_together(ros):
+    import json
+    import subprocess
+    import sys
+
+    run = subprocess.run([sys.executable, "-m", "sgnet_ros.node_bench", "--json", "--depth", "--width", "320",
+                          "--height", "192", "--frames", "4", "--depth-instances", "3", "--stream-model-config",
+                          "resnet18_small", "--rate", "30", "--stream-seconds", "1"],
+                         capture_output=True, text=True, timeout=600)
+    assert run.returncode == 0, run.stderr
+    results = json.loads(run.stdout)
+    path, depth = results["depth_path"], results["overhead_depth"]
+    assert (path["frames"], path["instances"], depth["frames"], len(depth["depth_ack_ms"])) == (4, 3, 4, 4)
+    assert path["instance_pixels"] == int(np.pi * (192 / 10) ** 2)
+    parts = path["deserialize_ms_median"] + path["process_ms_median"] + path["message_ms_median"]
+    assert path["total_ms_median"] > 0 and path["cpu_ms_median"] > 0 and parts > 0
+    assert depth["latency_ms_median"] > depth["inference_ms_median"] > 0
