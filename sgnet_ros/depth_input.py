@@ -197,6 +197,9 @@ class DepthInput:
         except DepthError as error:
             self._problem("size", str(error))
             return {}
+        if not result.instances:  # paired, nothing to locate: no need to decode
+            self._located()
+            return {}
         try:
             depth = decode_depth(message.encoding, message.height, message.width, message.step,
                                  bool(message.is_bigendian), message.data)  # (H, W) metres
@@ -209,10 +212,14 @@ class DepthInput:
                                       self._config.depth_min_valid_pixels)
             if located is not None:
                 spatial[instance.track_id] = located
+        self._located()
+        return spatial
+
+    def _located(self) -> None:
+        """A frame was paired with usable depth: count it; the problems seen so far are over."""
         with self._lock:
             self._counts["frames_paired"] += 1
             self._problems.clear()
-        return spatial
 
     # Problems and diagnostics -----------------------------------------------------------------------------------
 

@@ -1,5 +1,5 @@
-"""The node's depth input over real DDS, in its own process, running random weights (smoke_test) with every
-threshold at 0 so that each frame has instances: 3D in the InstanceArray with the input header, and bad depth
+"""The node's depth input over real DDS, in its own process, running seeded random weights (test_replay's
+checkpoint fixture: the same masks at every run) with every threshold at 0 so that each frame has instances: 3D in the InstanceArray with the input header, and bad depth
 input (never paired, wrong encoding, wrong size, no camera_info) reported while colour-only outputs go on.
 What needs a trained model is in test_depth_trained.py."""
 import time
@@ -12,7 +12,8 @@ from sensor_msgs.msg import CameraInfo, Image
 from ros_harness import image_message, stamp_of, wait_until
 from sgnet_ros.masks import instance_mask
 from sgnet_ros.msg import InstanceArray
-from test_node import EVERYTHING, HEIGHT, WIDTH, picture
+from test_node import DETECTIONS, HEIGHT, MAX_PIXELS, WIDTH, picture
+from test_replay import checkpoint  # noqa: F401 (a fixture: random weights saved once, seeded)
 
 NAMESPACE = "/depth_smoke"
 FOCAL, WALL_Z = 240.0, 1.5  # a wall 1.5 m away fills the view: every instance is on it
@@ -85,10 +86,13 @@ class DepthStream:
 
 
 @pytest.fixture(scope="module")
-def stream(ros, node_factory):
+def stream(ros, node_factory, checkpoint):
     # Random weights give small masks: no erosion, and one valid depth is enough, so every non-empty mask is located.
-    node = node_factory("sgnet", NAMESPACE, depth_image_topic="depth/image_raw", depth_pairing_tolerance_s=0.0,
-                        depth_pairing_wait_s=2.0, depth_mask_erosion_px=0, depth_min_valid_pixels=1, **EVERYTHING)
+    node = node_factory("sgnet", NAMESPACE, checkpoint=str(checkpoint), model__score_threshold=0.0,
+                        model__detections_per_frame=DETECTIONS, tracker__new_track_score=0.0,
+                        tracker__continue_score=0.0, max_image_pixels=MAX_PIXELS, depth_image_topic="depth/image_raw",
+                        depth_pairing_tolerance_s=0.0, depth_pairing_wait_s=2.0, depth_mask_erosion_px=0,
+                        depth_min_valid_pixels=1)
     return DepthStream(ros.client, node)
 
 
