@@ -465,8 +465,10 @@ def generate_synthetic_set(out_dir: str | Path, *, videos: int = DEFAULT_VIDEOS,
     object_range = (objects, objects) if isinstance(objects, int) else tuple(objects)
     sizes = (float(sizes[0]), float(sizes[1]))
     _check_options(videos, frame_range, width, height, object_range, sizes, classes, jpeg_quality)
-    if not 0 <= depth_dropout < 1 or (depth_dropout and not depth):
-        raise SyntheticError(f"depth dropout must lie in [0, 1) and needs depth, got {depth_dropout}")
+    if not 0 <= depth_dropout < 1:
+        raise SyntheticError(f"depth dropout must lie in [0, 1), got {depth_dropout}")
+    if depth_dropout and not depth:
+        raise SyntheticError("depth dropout makes holes in the depth: ask for depth too (--depth)")
     out_dir = Path(out_dir)
     frames_dir, annotations_path = out_dir / "JPEGImages", out_dir / "annotations.json"
     if (frames_dir.exists() or annotations_path.exists()) and not overwrite:

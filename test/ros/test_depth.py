@@ -186,8 +186,10 @@ def test_depth_dropout_makes_holes_in_the_same_depth(depth_set):
     kept = holed > 0
     assert np.array_equal(holed[kept], full[kept]) and (full > 0).all()
     assert abs((~kept).mean() - 0.2) < 0.005  # 0.2 of several hundred thousand pixels drawn at random
-    with pytest.raises(SyntheticError, match="depth dropout must lie in"):
+    with pytest.raises(SyntheticError, match=r"depth dropout must lie in \[0, 1\), got 1.0"):
         generate_synthetic_set(depth_set / "bad", videos=1, depth=True, depth_dropout=1.0)
+    with pytest.raises(SyntheticError, match="ask for depth too"):
+        generate_synthetic_set(depth_set / "bad", videos=1, depth_dropout=0.2)
 
 
 def load_truth(folder):
