@@ -22,7 +22,7 @@ from sgnet_ros.inputs import fastdds_profile_environment
 
 PACKAGE = "sgnet_ros"
 ARGUMENTS = ("image_topic", "params_file", "checkpoint", "device", "namespace", "debug_image", "autostart",
-             "qos_reliability", "use_sim_time", "log_level")
+             "qos_reliability", "use_sim_time", "log_level", "depth_image_topic")
 
 
 def boolean(name: str, value: str) -> bool:
@@ -44,6 +44,8 @@ def node_with_arguments(context: LaunchContext) -> list[LifecycleNode]:
     for name in ("debug_image", "autostart"):
         if value[name]:
             overrides[name] = boolean(name, value[name])
+    if value["depth_image_topic"]:  # instances in 3D (docs/depth.md); camera_info is taken from beside it
+        overrides["depth_image_topic"] = value["depth_image_topic"]
     parameters = [value["params_file"]] if value["params_file"] else []
     remappings = [("image", value["image_topic"])] if value["image_topic"] else []
     profile = str(Path(get_package_share_directory(PACKAGE)) / "config" / "fastdds_large_images.xml")
@@ -78,5 +80,9 @@ def generate_launch_description() -> LaunchDescription:
                               description="true: use /clock (bag playback with --clock)"),
         DeclareLaunchArgument("log_level", default_value="info",
                               description="debug, info, warn, error or fatal"),
+        DeclareLaunchArgument("depth_image_topic", default_value="",
+                              description="depth image aligned to the colour image (16UC1 or 32FC1), e.g. "
+                                          "/camera/camera/aligned_depth_to_color/image_raw, for instances in 3D "
+                                          "(empty: the params file's)"),
     ]
     return LaunchDescription([*arguments, OpaqueFunction(function=node_with_arguments)])

@@ -67,6 +67,7 @@ from sgnet_model.config import ConfigError, SGNetConfig, named_config
 from sgnet_model.instances import FrameResult
 from sgnet_model.predictor import PredictorError, StreamingPredictor
 from sgnet_ros.compat import QoSMessageLostInfo, QoSRequestedIncompatibleQoSInfo
+from sgnet_ros.depth_input import DepthInput
 from sgnet_ros.diagnostics import NodeStatistics, diagnostic_status, unconfigured_status
 from sgnet_ros.images import ImageError, compressed_to_rgb, image_to_rgb, labels_to_image, rgb_to_image
 from sgnet_ros.inputs import CameraSubscription, sibling_camera_info
@@ -142,6 +143,7 @@ class SGNetNode(LifecycleNode):
         self._refresh_timer = None
         self._slot = LatestFrameSlot()
         self._worker: threading.Thread | None = None
+        self._depth: DepthInput | None = None  # the optional depth input (3D), while active
         self._statistics = NodeStatistics()
         self._last_logged: dict[str, float] = {}
         self._zero_stamp_warned = False
@@ -200,6 +202,7 @@ class SGNetNode(LifecycleNode):
         if "label_info" in self._outputs:
             self._outputs["label_info"].publish(label_info_msg(self._predictor.class_names,
                                                                self._predictor.model_config.score_threshold))
+        self._depth = DepthInput.create(self, self._settings)
         self._slot.open()
         self._worker = threading.Thread(target=self._run_inference, name="sgnet-inference", daemon=True)
         self._worker.start()
@@ -320,6 +323,9 @@ class SGNetNode(LifecycleNode):
         if self._worker is not None:
             self._worker.join()
             self._worker = None
+        if self._depth is not None:
+            self._depth.destroy()
+            self._depth = None
 
     def _release(self) -> None:
         """Destroy the publishers and free the model's memory (CPU and GPU)."""
@@ -380,7 +386,8 @@ class SGNetNode(LifecycleNode):
     def _publish(self, frame: PendingFrame, rgb: np.ndarray, result: FrameResult) -> None:
         header = frame.msg.header
         publishers, node = self._outputs, self._settings.node
-        publishers["instances"].publish(instance_array_msg(result, header))
+        spatial = self._depth.process(header, result, rgb.shape[:2]) if self._depth is not None else None
+        publishers["instances"].publish(instance_array_msg(result, header, spatial))
         if "detections" in publishers:
             publishers["detections"].publish(detection_array_msg(result, header, node.detection_class_id))
         camera_info = self._camera_info

@@ -43,6 +43,13 @@ class NodeConfig:
     diagnostics_period_s: float = 1.0  # how often /diagnostics is published
     max_image_pixels: int = 4096 * 4096  # larger images are rejected
     bad_input_log_period_s: float = 5.0  # each kind of bad input is logged at most once per this period
+    # Instances in 3D (docs/depth.md, sgnet_ros/depth_input.py): a depth image aligned to the colour image.
+    depth_image_topic: str = ""  # sensor_msgs/Image 16UC1 (mm) or 32FC1 (m); empty: no depth, no cost
+    depth_camera_info_topic: str = ""  # its sensor_msgs/CameraInfo; empty: camera_info beside depth_image_topic
+    depth_pairing_tolerance_s: float = 0.02  # a depth image pairs with the colour frame nearest in stamp within this
+    depth_pairing_wait_s: float = 0.1  # how long a colour frame's 3D waits for its depth image still on the way
+    depth_mask_erosion_px: int = 2  # mask edge pixels (which often see the background) left out of the depth
+    depth_min_valid_pixels: int = 20  # fewer valid depths under a mask: no 3D for that instance
 
     def __post_init__(self) -> None:
         checks = (
@@ -57,6 +64,10 @@ class NodeConfig:
             ("bad_input_log_period_s", self.bad_input_log_period_s >= 0, "must be 0 or more"),
             ("image_topic", bool(self.image_topic or self.compressed_image_topic),
              "is empty and so is compressed_image_topic: the node would have no input"),
+            ("depth_pairing_tolerance_s", self.depth_pairing_tolerance_s >= 0, "must be 0 (exact stamps) or more"),
+            ("depth_pairing_wait_s", self.depth_pairing_wait_s >= 0, "must be 0 or more"),
+            ("depth_mask_erosion_px", self.depth_mask_erosion_px >= 0, "must be 0 or more"),
+            ("depth_min_valid_pixels", self.depth_min_valid_pixels >= 1, "must be at least 1"),
         )
         for field, ok, message in checks:
             if not ok:
@@ -103,6 +114,12 @@ DESCRIPTIONS = {
     "diagnostics_period_s": "seconds between /diagnostics messages (read at start)",
     "max_image_pixels": "images with more pixels are rejected",
     "bad_input_log_period_s": "each kind of bad input is logged at most once per this many seconds",
+    "depth_image_topic": "depth image aligned to the colour image, 16UC1 (mm) or 32FC1 (m); empty: no 3D",
+    "depth_camera_info_topic": "camera_info of the aligned depth image (empty: camera_info beside depth_image_topic)",
+    "depth_pairing_tolerance_s": "a depth image pairs with a colour frame whose stamp is within this (0: exact)",
+    "depth_pairing_wait_s": "seconds a frame's 3D waits for a depth image not arrived yet (none newer arrived)",
+    "depth_mask_erosion_px": "pixels eroded off each mask's edge before reading its depth (edges see background)",
+    "depth_min_valid_pixels": "an instance needs this many valid depths under its mask for a 3D position",
     "predictor.device": "cpu, cuda or cuda:N",
     "predictor.fp16": "half precision (CUDA only)",
     "predictor.cuda_graphs": "on CUDA, replay the network from a CUDA graph per frame size (less launch overhead)",
