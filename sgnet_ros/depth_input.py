@@ -32,11 +32,9 @@ from std_msgs.msg import Header
 from sgnet_model.instances import FrameResult
 from sgnet_ros.depth import (DEPTH_ENCODINGS, CameraIntrinsics, DepthError, Instance3D, check_depth_frame,
                              decode_depth, locate_instance)
-from sgnet_ros.outputs import detection3d_array_msg, vision_msgs_available
+from sgnet_ros.outputs import Detection3DArray, detection3d_array_msg
 from sgnet_ros.params import NodeSettings
 
-if vision_msgs_available():
-    from vision_msgs.msg import Detection3DArray
 
 BUFFER_FRAMES = 30  # depth images kept for pairing: one second of a 30 Hz camera
 DETECTIONS_3D_TOPIC = "detections_3d"
@@ -113,7 +111,7 @@ class DepthInput:
             node.create_subscription(CameraInfo, self._info_topic, self.on_camera_info, info_qos),
         ]
         self._publisher = None
-        if vision_msgs_available():
+        if Detection3DArray is not None:
             self._publisher = node.create_publisher(Detection3DArray, DETECTIONS_3D_TOPIC, config.output_qos_depth)
         self._diagnostics = node.create_publisher(DiagnosticArray, "/diagnostics", 10)
         self._timer = node.create_timer(config.diagnostics_period_s, self._publish_diagnostics)
