@@ -14,7 +14,6 @@ imports neither the training package nor anything the node does not.
 from __future__ import annotations
 
 import argparse
-import dataclasses
 import hashlib
 import json
 import os
@@ -80,21 +79,13 @@ def trained_model(cache: Path, env: dict[str, str]) -> tuple[Path, Path, Path, b
 
 
 def start_node(checkpoint: Path, log_dir: Path, env: dict[str, str]) -> subprocess.Popen:
-    """The node, with the checkpoint's own thresholds, its evaluation tracker profile (the replay's metrics are
-    video AP, which rewards weak tracks too; a robot keeps the robot profile) and reliable QoS (a bag replay must
-    not lose frames)."""
-    checkpoint_data = load_checkpoint(checkpoint)
-    config = checkpoint_data.model_config
-    tracker = checkpoint_data.tracker_profiles["evaluation"]
-    tracker_parameters = [argument for field in dataclasses.fields(tracker)
-                          for argument in ("-p", f"tracker.{field.name}:={float(getattr(tracker, field.name))}")]
+    """The node on the checkpoint (its thresholds by default), with its evaluation tracker profile (the replay's
+    metrics are video AP, which rewards weak tracks too; a robot keeps the robot profile) and reliable QoS (a bag
+    replay must not lose frames)."""
     log = open(log_dir / "node.log", "w")
     return subprocess.Popen([sys.executable, "-m", "sgnet_ros.node", "--ros-args", "-r", f"__ns:={NAMESPACE}",
                              "-p", f"checkpoint:={checkpoint}", "-p", "qos_reliability:=reliable",
-                             "-p", f"model.score_threshold:={config.score_threshold}",
-                             "-p", f"model.nms_threshold:={config.nms_threshold}",
-                             "-p", f"model.detections_per_frame:={config.detections_per_frame}",
-                             *tracker_parameters],
+                             "-p", "tracker_profile:=evaluation"],
                             stdout=log, stderr=subprocess.STDOUT, env=env)
 
 

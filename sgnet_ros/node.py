@@ -54,7 +54,8 @@ import rclpy
 import torch
 from diagnostic_msgs.msg import DiagnosticArray
 from rcl_interfaces.msg import SetParametersResult
-from rclpy.exceptions import InvalidParameterTypeException, InvalidParameterValueException
+from rclpy.exceptions import (InvalidParameterTypeException, InvalidParameterValueException,
+                              ParameterUninitializedException)
 from rclpy.executors import ExternalShutdownException, SingleThreadedExecutor
 from rclpy.impl.implementation_singleton import rclpy_implementation
 from rclpy.lifecycle import LifecycleNode, LifecycleState, TransitionCallbackReturn
@@ -63,7 +64,7 @@ from rclpy.signals import SignalHandlerOptions
 from sensor_msgs.msg import CameraInfo, CompressedImage, Image
 
 from sgnet_model.checkpoint import CheckpointError
-from sgnet_model.config import ConfigError, SGNetConfig, named_config
+from sgnet_model.config import ConfigError, TrackerConfig, named_config
 from sgnet_model.instances import FrameResult
 from sgnet_model.predictor import PredictorError, StreamingPredictor
 from sgnet_ros.compat import QoSMessageLostInfo, QoSRequestedIncompatibleQoSInfo
@@ -76,8 +77,9 @@ from sgnet_ros.msg import InstanceArray
 from sgnet_ros.outputs import (Detection2DArray, LabelInfo, camera_info_msg, detection_array_msg,
                                instance_array_msg, label_info_msg)
 from sgnet_ros.overlay import render_overlay
-from sgnet_ros.params import (DESCRIPTIONS, LIVE, NodeSettings, ParameterError, applies_when, parameter_defaults,
-                              parameter_descriptor, settings_from)
+from sgnet_ros.params import (DESCRIPTIONS, LIVE, NodeSettings, ParameterError, applies_when,
+                              checkpoint_parameter_types, live_settings, parameter_defaults, parameter_descriptor,
+                              parameter_names, settings_from)
 
 NODE_NAME = "sgnet"
 STOP_POLL_S = 0.1  # the main loop's spin step: how soon it notices a stop signal
@@ -90,6 +92,7 @@ class PendingFrame:
     msg: Image | CompressedImage
     decode: Callable[[Any, int], np.ndarray]  # image_to_rgb or compressed_to_rgb
     received: float  # time.monotonic() at arrival
+    received_before: float | None  # header stamp (s) of the frame received just before this one, processed or not
 
 
 class LatestFrameSlot:
@@ -130,6 +133,10 @@ class LatestFrameSlot:
 class SGNetNode(LifecycleNode):
     def __init__(self, node_name: str = NODE_NAME, **kwargs: Any) -> None:
         super().__init__(node_name, **kwargs)
+        # checkpoint parameters (model.*, tracker.*) that the node itself set to the checkpoint's values: they still
+        # count as not given, so that another checkpoint configured later brings its own values
+        self._from_checkpoint: set[str] = set()
+        self._filling = False
         self._declare_parameters()
         self.add_on_set_parameters_callback(self._on_set_parameters)
         self._settings: NodeSettings | None = None
@@ -148,6 +155,7 @@ class SGNetNode(LifecycleNode):
         self._last_logged: dict[str, float] = {}
         self._zero_stamp_warned = False
         self._previous_stamp: float | None = None
+        self._last_received_stamp: float | None = None
         self._active = False
         self.finalized = threading.Event()  # set by the shutdown transition: main() then ends the process
         self._diagnostics_publisher = self.create_publisher(DiagnosticArray, "/diagnostics", 10)
@@ -162,6 +170,22 @@ class SGNetNode(LifecycleNode):
                 self.declare_parameter(name, default, parameter_descriptor(name))
             except (InvalidParameterTypeException, InvalidParameterValueException):
                 self.declare_parameter(name, default, parameter_descriptor(name, typed=False))
+        # no default: unless given, configure sets them to the checkpoint's values (sgnet_ros/params.py)
+        for name, kind in checkpoint_parameter_types().items():
+            try:
+                self.declare_parameter(name, rclpy.Parameter.Type.DOUBLE if kind is float
+                                       else rclpy.Parameter.Type.INTEGER, parameter_descriptor(name))
+            except (InvalidParameterTypeException, InvalidParameterValueException):
+                self.declare_parameter(name, None, parameter_descriptor(name, typed=False))
+
+    def _given(self, name: str) -> Any:
+        """A parameter's value, or None for a checkpoint parameter that was not given."""
+        if name in self._from_checkpoint:
+            return None
+        try:
+            return self.get_parameter(name).value
+        except ParameterUninitializedException:
+            return None
 
     def _diagnostics_period(self) -> float:
         """diagnostics_period_s (read at start); its default when the value given is unusable, which configure
@@ -175,12 +199,19 @@ class SGNetNode(LifecycleNode):
 
     def on_configure(self, state: LifecycleState) -> TransitionCallbackReturn:
         try:
-            settings = settings_from(lambda name: self.get_parameter(name).value)
+            settings = settings_from(self._given)
             predictor = self._load_predictor(settings)
+            thresholds, tracker = live_settings(settings, predictor.model_config,
+                                                predictor.tracker_profiles[settings.node.tracker_profile])
         except (ParameterError, ConfigError, CheckpointError, PredictorError) as error:
             return self._configure_failed(str(error))
         except Exception as error:  # rclpy would turn it into an ERROR transition without a word
             return self._configure_failed(f"{type(error).__name__}: {error}")
+        predictor.update_thresholds(**thresholds)
+        predictor.tracker.config = tracker
+        if settings.tracker:
+            predictor.tracker_profile = "custom"
+        self._fill_from_checkpoint(settings, thresholds, tracker)
         self._settings, self._predictor, self._configure_error = settings, predictor, ""
         self._device = str(predictor.device)
         self._create_publishers(settings)
@@ -188,8 +219,21 @@ class SGNetNode(LifecycleNode):
         self._zero_stamp_warned, self._previous_stamp = False, None
         source = "random weights (smoke test)" if settings.node.smoke_test else settings.node.checkpoint
         self.get_logger().info(f"configured: {predictor.model_config.backbone} from {source} on {self._device}, "
-                               f"{len(predictor.class_names)} classes")
+                               f"{len(predictor.class_names)} classes, tracker profile {predictor.tracker_profile}")
         return super().on_configure(state)
+
+    def _fill_from_checkpoint(self, settings: NodeSettings, thresholds: dict[str, Any], tracker: TrackerConfig) -> None:
+        """Set the checkpoint parameters that were not given to the values the node runs, so that ``ros2 param
+        get`` shows them."""
+        values = {f"model.{field}": value for field, value in thresholds.items() if field not in settings.thresholds}
+        values.update({f"tracker.{f.name}": getattr(tracker, f.name) for f in dataclasses.fields(TrackerConfig)
+                       if f.name not in settings.tracker})
+        self._filling = True
+        try:
+            self.set_parameters([rclpy.Parameter(name, value=value) for name, value in values.items()])
+        finally:
+            self._filling = False
+        self._from_checkpoint = set(values)
 
     def _configure_failed(self, reason: str) -> TransitionCallbackReturn:
         self._configure_error = reason
@@ -204,6 +248,7 @@ class SGNetNode(LifecycleNode):
                                                                self._predictor.model_config.score_threshold))
         self._depth = DepthInput.create(self, self._settings)
         self._slot.open()
+        self._last_received_stamp = None
         self._worker = threading.Thread(target=self._run_inference, name="sgnet-inference", daemon=True)
         self._worker.start()
         self._subscribe(self._settings)
@@ -249,13 +294,12 @@ class SGNetNode(LifecycleNode):
                                  "for predictor.device cpu")
         if node.smoke_test:
             try:
-                model_config = named_config(node.model_config).model
+                config = named_config(node.model_config)
             except ConfigError as error:
                 raise ParameterError(f"parameter model_config: {error}") from None
             self.get_logger().warning("smoke_test is true: the network has random weights and its output means "
                                       "nothing; give a trained checkpoint for real use")
-            predictor = StreamingPredictor.from_config(SGNetConfig(model=model_config, tracker=settings.tracker),
-                                                       predictor_config)
+            return StreamingPredictor.from_config(config, predictor_config, node.tracker_profile)
         else:
             if not node.checkpoint:
                 raise ParameterError("parameter checkpoint is empty: give the path of a checkpoint written by "
@@ -263,9 +307,7 @@ class SGNetNode(LifecycleNode):
             path = Path(node.checkpoint).expanduser()
             if not path.is_file():
                 raise ParameterError(f"parameter checkpoint: {path} does not exist or is not a file")
-            predictor = StreamingPredictor.from_checkpoint(path, predictor_config, settings.tracker)
-        predictor.update_thresholds(**settings.thresholds)
-        return predictor
+            return StreamingPredictor.from_checkpoint(path, predictor_config, profile=node.tracker_profile)
 
     def _create_publishers(self, settings: NodeSettings) -> None:
         depth = settings.node.output_qos_depth
@@ -343,7 +385,9 @@ class SGNetNode(LifecycleNode):
     # Frames ---------------------------------------------------------------------------------------------------
 
     def _receive(self, msg: Image | CompressedImage, decode: Callable[[Any, int], np.ndarray]) -> None:
-        replaced = self._slot.put(PendingFrame(msg, decode, time.monotonic()))
+        stamp = msg.header.stamp.sec + msg.header.stamp.nanosec * 1e-9
+        received_before, self._last_received_stamp = self._last_received_stamp, stamp
+        replaced = self._slot.put(PendingFrame(msg, decode, time.monotonic(), received_before))
         self._statistics.count_received(replaced)
 
     def _receive_camera_info(self, msg: CameraInfo) -> None:
@@ -370,17 +414,19 @@ class SGNetNode(LifecycleNode):
             self.get_logger().warning("input images have a zero header stamp: passed through unchanged to the "
                                       "outputs; fix the camera driver's stamps (tracks cannot notice a gap)")
         now = self.get_clock().now().nanoseconds * 1e-9
-        result = self._predictor.step(rgb, stamp)
-        self._note_reset(result, stamp)
+        # a gap in the stream is judged on the frames received: a model slower than max_gap_s keeps its tracks
+        result = self._predictor.step(rgb, stamp, frame.received_before)
+        self._note_reset(result, stamp, frame.received_before)
         self._publish(frame, rgb, result)
         self._statistics.count_processed((time.monotonic() - frame.received) * 1000.0, result.inference_ms,
                                          (now - stamp) * 1000.0 if stamp else float("nan"))
 
-    def _note_reset(self, result: FrameResult, stamp: float) -> None:
+    def _note_reset(self, result: FrameResult, stamp: float, received_before: float | None) -> None:
         previous, self._previous_stamp = self._previous_stamp, stamp
         if result.tracks_reset and previous is not None:
-            reason = ("the stamp went back" if stamp < previous
-                      else f"a gap of {stamp - previous:.3f} s > predictor.max_gap_s")
+            before = previous if received_before is None else received_before
+            reason = ("the stamp went back" if stamp < max(previous, before)
+                      else f"a gap of {stamp - before:.3f} s in the stream > predictor.max_gap_s")
             self.get_logger().info(f"tracks reset: {reason} (from {previous:.3f} to {stamp:.3f})")
 
     def _publish(self, frame: PendingFrame, rgb: np.ndarray, result: FrameResult) -> None:
@@ -436,22 +482,31 @@ class SGNetNode(LifecycleNode):
     def _on_set_parameters(self, parameters: list[rclpy.Parameter]) -> SetParametersResult:
         """Refuse invalid values at once, and configure-time ones while configured; thresholds and tracker
         settings apply to the running model."""
+        if self._filling:  # the node itself, setting the checkpoint's values at configure
+            return SetParametersResult(successful=True)
         changed = {parameter.name: parameter.value for parameter in parameters}
+        names = parameter_names()  # not rclpy's own, such as use_sim_time
         if self._predictor is not None:
-            ours = parameter_defaults()  # not rclpy's own, such as use_sim_time
-            fixed = [name for name in changed if name in ours and applies_when(name) == "configure"]
+            fixed = [name for name in changed if name in names and applies_when(name) == "configure"]
             if fixed:
                 return SetParametersResult(successful=False, reason=(
                     f"parameter {fixed[0]} applies at configure and the node is configured: deactivate and clean "
                     f"it up (ros2 lifecycle set {self.get_fully_qualified_name()} cleanup), set it, then configure "
                     f"again; only {', '.join(sorted(LIVE))} change while it runs"))
+        given = {name: value for name, value in changed.items() if name in names}
         try:
-            settings = settings_from(lambda name: changed[name] if name in changed else self.get_parameter(name).value)
+            settings = settings_from(lambda name: given[name] if name in given else self._given(name))
+            if self._predictor is not None:
+                thresholds, tracker = live_settings(settings, self._predictor.model_config,
+                                                    self._predictor.tracker.config)
         except ParameterError as error:
             return SetParametersResult(successful=False, reason=str(error))
         if self._predictor is not None:
-            self._predictor.update_thresholds(**settings.thresholds)
-            self._predictor.tracker.config = settings.tracker
+            self._predictor.update_thresholds(**thresholds)
+            self._predictor.tracker.config = tracker
+            if settings.tracker:
+                self._predictor.tracker_profile = "custom"
+        self._from_checkpoint -= set(given)
         return SetParametersResult(successful=True)
 
     def _publish_diagnostics(self) -> None:
@@ -468,8 +523,9 @@ class SGNetNode(LifecycleNode):
 
 def parse_arguments(argv: list[str]) -> argparse.Namespace:
     """--help for the node; everything ROS-specific goes after --ros-args."""
-    parameters = "\n".join(f"  {name} (default {default!r}): {DESCRIPTIONS[name]}"
-                           for name, default in parameter_defaults().items())
+    parameters = "\n".join([*(f"  {name} (default {default!r}): {DESCRIPTIONS[name]}"
+                             for name, default in parameter_defaults().items()),
+                           *(f"  {name}: {DESCRIPTIONS[name]}" for name in checkpoint_parameter_types())])
     parser = argparse.ArgumentParser(
         prog="sgnet-node", formatter_class=argparse.RawDescriptionHelpFormatter,
         description="SG-Net video instance segmentation node (ROS 2 lifecycle node). Subscribes to 'image' "

@@ -1,8 +1,11 @@
 """The node's ROS parameters: their names, defaults, descriptions, ranges, when they apply, and validation.
 
 Defaults come from the config dataclasses, never from literals here: NodeConfig below for the node's own
-settings, and sgnet_model.config for the predictor (``predictor.*``), the inference thresholds (``model.*``) and
-the tracker (``tracker.*``). config/sgnet.yaml lists the same values for users (a test keeps them equal).
+settings, and sgnet_model.config for the predictor (``predictor.*``). The inference thresholds (``model.*``) and
+the tracker settings (``tracker.*``) have no defaults of their own: they default to the checkpoint's (its model
+config, and its tracker profile named by ``tracker_profile``: "robot" on a robot, "evaluation" for video AP), and a
+value given as a parameter overrides that one field. config/sgnet.yaml lists the node's defaults for users (a test
+keeps them equal) and only names the checkpoint's.
 
 When a parameter applies: the thresholds and the tracker settings (LIVE) change the running node at once;
 READ_ONLY ones are read at start only; all others are read at configure, and the node refuses to change them
@@ -12,11 +15,13 @@ descriptors (what ``ros2 param describe`` and rqt show); every value inside a ra
 from __future__ import annotations
 
 import dataclasses
+import typing
 from typing import Any, Callable, Mapping
 
 from rcl_interfaces.msg import FloatingPointRange, IntegerRange, ParameterDescriptor
 
-from sgnet_model.config import ConfigError, ModelConfig, PredictorConfig, TrackerConfig, from_dict
+from sgnet_model.config import (TRACKER_PROFILES, ConfigError, ModelConfig, PredictorConfig, TrackerConfig, from_dict,
+                                 to_dict)
 
 RELIABILITIES = ("auto", "best_effort", "reliable")
 DETECTION_CLASS_IDS = ("name", "index")
@@ -31,6 +36,7 @@ class NodeConfig:
     model_config: str = "resnet50"  # smoke test only: a config/model name or YAML path for the random network
     allow_cpu_fallback: bool = False  # device cuda without a GPU: run on the CPU instead of failing
     autostart: bool = True  # configure and activate at start (false: wait for a lifecycle manager)
+    tracker_profile: str = "robot"  # the checkpoint's tracker profile: robot (few, confident tracks) or evaluation
     image_topic: str = "image"  # sensor_msgs/Image input; empty: none
     compressed_image_topic: str = ""  # sensor_msgs/CompressedImage input; empty: none
     qos_reliability: str = "auto"  # image subscriptions: auto (as the publishers offer), best_effort or reliable
@@ -55,6 +61,8 @@ class NodeConfig:
         checks = (
             ("qos_reliability", self.qos_reliability in RELIABILITIES,
              f"must be one of {RELIABILITIES}, got {self.qos_reliability!r}"),
+            ("tracker_profile", self.tracker_profile in TRACKER_PROFILES,
+             f"must be one of {TRACKER_PROFILES}, got {self.tracker_profile!r}"),
             ("detection_class_id", self.detection_class_id in DETECTION_CLASS_IDS,
              f"must be one of {DETECTION_CLASS_IDS}, got {self.detection_class_id!r}"),
             ("qos_depth", self.qos_depth >= 1, f"must be at least 1, got {self.qos_depth}"),
@@ -86,9 +94,11 @@ class ParameterGroup:
     fields: tuple[str, ...]
 
 
-PARAMETER_GROUPS = (
+PARAMETER_GROUPS = (  # parameters with defaults of their own
     ParameterGroup("", NodeConfig, tuple(f.name for f in dataclasses.fields(NodeConfig))),
     ParameterGroup("predictor.", PredictorConfig, tuple(f.name for f in dataclasses.fields(PredictorConfig))),
+)
+CHECKPOINT_GROUPS = (  # parameters whose defaults are the checkpoint's
     ParameterGroup("model.", ModelConfig, THRESHOLD_FIELDS),
     ParameterGroup("tracker.", TrackerConfig, tuple(f.name for f in dataclasses.fields(TrackerConfig))),
 )
@@ -99,6 +109,8 @@ DESCRIPTIONS = {
     "model_config": "smoke test only: config/model name (resnet50, resnet101, resnet18_small) or YAML path",
     "allow_cpu_fallback": "when predictor.device is cuda and there is no GPU, run on the CPU instead of failing",
     "autostart": "configure and activate at start (read at start); false leaves that to a lifecycle manager",
+    "tracker_profile": "the checkpoint's tracker profile that unset tracker.* take: robot (few, confident tracks) or "
+                       "evaluation (low scores, as video AP rewards)",
     "image_topic": "sensor_msgs/Image input topic (empty: none)",
     "compressed_image_topic": "sensor_msgs/CompressedImage input topic (empty: none)",
     "qos_reliability": "image subscriptions: auto (reliable when every publisher is, else best_effort; re-checked "
@@ -124,13 +136,15 @@ DESCRIPTIONS = {
     "predictor.fp16": "half precision (CUDA only)",
     "predictor.cuda_graphs": "on CUDA, replay the network from a CUDA graph per frame size (less launch overhead)",
     "predictor.max_gap_s": "tracks reset when consecutive stamps are further apart than this (or go back)",
-    "model.score_threshold": "minimum detection score (applies at once when changed)",
-    "model.nms_threshold": "IoU above which per-class NMS suppresses a detection (applies at once)",
-    "model.detections_per_frame": "at most this many detections per frame (applies at once)",
-    "tracker.new_track_score": "score a detection needs to start a track",
-    "tracker.continue_score": "score a detection needs to continue a track",
-    "tracker.max_lost_frames": "frames an unmatched track is kept alive, moving by its last motion",
-    "tracker.radius_scale": "matching radius = radius_scale x mean(width, height) of the track's box",
+    "model.score_threshold": "minimum detection score (default: the checkpoint's)",
+    "model.nms_threshold": "IoU above which per-class NMS suppresses a detection (default: the checkpoint's)",
+    "model.detections_per_frame": "at most this many detections per frame (default: the checkpoint's)",
+    "tracker.new_track_score": "score a detection needs to start a track (default: the tracker profile's)",
+    "tracker.continue_score": "score a detection needs to continue a track (default: the tracker profile's)",
+    "tracker.max_lost_s": "seconds an unmatched track is kept alive, moving at its last velocity (default: the "
+                          "tracker profile's)",
+    "tracker.radius_scale": "matching radius = radius_scale x mean(width, height) of the track's box (default: the "
+                            "tracker profile's)",
 }
 
 
@@ -151,7 +165,7 @@ RANGES: dict[str, tuple[float, float]] = {
     "model.detections_per_frame": (1, 1000),
     "tracker.new_track_score": (0.0, 1.0),
     "tracker.continue_score": (0.0, 1.0),
-    "tracker.max_lost_frames": (0, 10000),
+    "tracker.max_lost_s": (0.0, 3600.0),
     "tracker.radius_scale": (0.001, 100.0),
 }
 
@@ -162,13 +176,24 @@ def applies_when(name: str) -> str:
 
 
 def parameter_defaults() -> dict[str, Any]:
-    """ROS parameter name -> default, read from the dataclasses."""
+    """ROS parameter name -> default, read from the dataclasses, for the parameters with defaults of their own."""
     defaults = {}
     for group in PARAMETER_GROUPS:
         instance = group.config()
         for field in group.fields:
             defaults[group.prefix + field] = getattr(instance, field)
     return defaults
+
+
+def checkpoint_parameter_types() -> dict[str, type]:
+    """ROS parameter name -> type (float or int), for the parameters whose defaults are the checkpoint's."""
+    return {group.prefix + field: typing.get_type_hints(group.config)[field]
+            for group in CHECKPOINT_GROUPS for field in group.fields}
+
+
+def parameter_names() -> tuple[str, ...]:
+    """Every parameter of the node."""
+    return (*parameter_defaults(), *checkpoint_parameter_types())
 
 
 def parameter_descriptor(name: str, typed: bool = True) -> ParameterDescriptor:
@@ -181,7 +206,8 @@ def parameter_descriptor(name: str, typed: bool = True) -> ParameterDescriptor:
                                      read_only=name in READ_ONLY, dynamic_typing=not typed)
     if typed and name in RANGES:
         low, high = RANGES[name]
-        if isinstance(parameter_defaults()[name], int):
+        kind = checkpoint_parameter_types().get(name) or type(parameter_defaults()[name])
+        if kind is int:
             descriptor.integer_range = [IntegerRange(from_value=int(low), to_value=int(high), step=1)]
         else:
             descriptor.floating_point_range = [FloatingPointRange(from_value=float(low), to_value=float(high),
@@ -195,12 +221,12 @@ class ParameterError(ValueError):
 
 @dataclasses.dataclass(frozen=True)
 class NodeSettings:
-    """Every parameter, validated."""
+    """Every parameter, validated; of the checkpoint's parameters only those given (the rest: the checkpoint's)."""
 
     node: NodeConfig
     predictor: PredictorConfig
-    thresholds: dict[str, Any]  # score_threshold, nms_threshold, detections_per_frame
-    tracker: TrackerConfig
+    thresholds: dict[str, Any]  # model.* given: score_threshold, nms_threshold, detections_per_frame
+    tracker: dict[str, Any]  # tracker.* given
 
 
 def _build(group: ParameterGroup, values: Mapping[str, Any]) -> Any:
@@ -216,8 +242,23 @@ def _build(group: ParameterGroup, values: Mapping[str, Any]) -> Any:
 
 
 def settings_from(get_value: Callable[[str], Any]) -> NodeSettings:
-    """Validate all parameters (``get_value(name)`` gives each value); ParameterError names a wrong one."""
-    values = {name: get_value(name) for name in parameter_defaults()}
-    node, predictor, model, tracker = (_build(group, values) for group in PARAMETER_GROUPS)
-    return NodeSettings(node=node, predictor=predictor,
-                        thresholds={field: getattr(model, field) for field in THRESHOLD_FIELDS}, tracker=tracker)
+    """Validate the parameters (``get_value(name)`` gives each value, None for a checkpoint parameter not given);
+    ParameterError names a wrong one. The given checkpoint parameters are checked against the checkpoint's values
+    by :func:`live_settings`."""
+    node, predictor = (_build(group, {name: get_value(name) for name in parameter_defaults()})
+                       for group in PARAMETER_GROUPS)
+    given = [{field: value for field in group.fields if (value := get_value(group.prefix + field)) is not None}
+             for group in CHECKPOINT_GROUPS]
+    return NodeSettings(node=node, predictor=predictor, thresholds=given[0], tracker=given[1])
+
+
+def live_settings(settings: NodeSettings, model: ModelConfig,
+                  profile: TrackerConfig) -> tuple[dict[str, Any], TrackerConfig]:
+    """The thresholds and the tracker settings the node runs: the given parameters over the checkpoint's model
+    config and tracker profile, validated together (e.g. continue_score <= new_track_score)."""
+    try:
+        model = from_dict(ModelConfig, to_dict(model) | settings.thresholds, "model")
+        tracker = from_dict(TrackerConfig, to_dict(profile) | settings.tracker, "tracker")
+    except ConfigError as error:
+        raise ParameterError(f"parameter {error}") from None
+    return {field: getattr(model, field) for field in THRESHOLD_FIELDS}, tracker

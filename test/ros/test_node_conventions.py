@@ -13,7 +13,7 @@ from rcl_interfaces.srv import DescribeParameters, SetParameters
 from rclpy.qos import ReliabilityPolicy
 from sensor_msgs.msg import CameraInfo, CompressedImage, Image
 
-from ros_harness import diagnostic_values, image_message, stamp_of, wait_until
+from ros_harness import image_message, stamp_of, wait_until
 from sgnet_ros.masks import instance_mask
 from sgnet_ros.msg import InstanceArray
 from test_conversions import png_bomb
