@@ -132,6 +132,15 @@ if [ "$(cat "$venv/.requirements-stamp" 2>/dev/null)" != "$req_stamp" ]; then
   if [ "$torch_variant" = cpu ]; then
     echo "[setup] installing the CPU-only torch and torchvision from $CPU_TORCH_INDEX"
     "${pip_install[@]}" --index-url "$CPU_TORCH_INDEX" -r requirements-torch.txt
+    # pip also reads the indexes and wheel folders of its configuration (pip config list): where the CPU index
+    # cannot be reached, it may take PyPI's CUDA wheel from one of them without saying so.
+    cpu_torch=$("$python" -c 'import importlib.metadata as m; print(m.version("torch"))')
+    if [[ $cpu_torch != *+cpu ]]; then
+      echo "error: SGNET_TORCH=cpu installed torch $cpu_torch, not a +cpu build: $CPU_TORCH_INDEX could not be" \
+           "reached, or pip's configuration (pip config list) offered another torch. Fix that, then: rm -rf .venv" \
+           "&& SGNET_TORCH=cpu bash scripts/setup_env.sh" >&2
+      exit 1
+    fi
   elif [ -z "$installed_torch" ] && [ "$(uname -sm)" = "Linux x86_64" ]; then
     echo "[setup] the first install downloads about 3 GB (torch with its CUDA libraries; 6 GB in .venv) and takes" \
          "a few minutes; SGNET_TORCH=cpu bash scripts/setup_env.sh installs the CPU-only torch instead (0.2 GB)"
