@@ -24,6 +24,7 @@ def needs_cuda(item: pytest.Item) -> bool:
                for mark in item.iter_markers("skipif"))
 
 
+@pytest.hookimpl(tryfirst=True)  # before -m selects by these markers
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
     """The markers, assigned here rather than in each file (pytest.ini describes them; docs/development.md says
     how to run each subset): ``ros`` for everything under test/ros/, ``gpu`` for tests that need CUDA,
