@@ -83,3 +83,27 @@ def test_an_unknown_torch_choice_is_refused_before_installing(bare_machine):
     result = run_setup(project, {**environment, "PYTHON": "python3", "SGNET_TORCH": "cuda"})
     assert result.returncode == 2
     assert "SGNET_TORCH=cuda: must be 'cpu'" in result.stderr and not (project / ".venv").exists()
+
+
+@pytest.mark.parametrize("installed, asked", [("2.14.1", "cpu"), ("2.14.1+cpu", "default")])
+def test_switching_the_torch_build_of_an_existing_venv_is_refused_with_the_command(bare_machine, installed, asked):
+    """The venv keeps the torch build it was made with: asking for the other one stops, naming how to switch,
+    instead of leaving a mixture of both. The venv here is real but holds only torch's metadata."""
+    project, environment = bare_machine
+    tools = Path(environment["PATH"])
+    for tool in ["cmake", "cc", "c++", "make"]:
+        (tools / tool).symlink_to(shutil.which(tool))
+    venv = project / ".venv"
+    subprocess.run([sys.executable, "-m", "venv", "--without-pip", str(venv)], check=True)
+    purelib = subprocess.run([str(venv / "bin" / "python"), "-c",
+                              "import sysconfig; print(sysconfig.get_paths()['purelib'])"],
+                             capture_output=True, text=True, check=True).stdout.strip()
+    dist_info = Path(purelib) / f"torch-{installed}.dist-info"
+    dist_info.mkdir()
+    (dist_info / "METADATA").write_text(f"Metadata-Version: 2.1\nName: torch\nVersion: {installed}\n")
+    before = sorted(path.name for path in venv.iterdir())
+    result = run_setup(project, {**environment, "SGNET_TORCH": asked})
+    assert result.returncode == 2
+    assert f".venv has torch {installed}" in result.stderr
+    assert f"rm -rf .venv && SGNET_TORCH={asked} bash scripts/setup_env.sh" in result.stderr
+    assert sorted(path.name for path in venv.iterdir()) == before  # no stamp written, nothing installed
