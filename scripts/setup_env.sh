@@ -43,8 +43,9 @@ if [ -z "$py" ] || ! command -v "$py" >/dev/null 2>&1; then
   missing+=("python3 (3.10 or newer)${PYTHON:+: PYTHON=$PYTHON not found}")
   packages+=(python3 python3-venv python3-dev)
 elif ! "$py" -c 'import sys; sys.exit(0 if sys.version_info >= (3, 10) else 1)'; then
-  echo "error: $py is Python $("$py" -c 'import platform; print(platform.python_version())'); sgnet_ros needs 3.10 or" \
-       "newer (Ubuntu 22.04 and Debian 12 ship one). Install one and run: PYTHON=python3.X bash scripts/setup_env.sh" >&2
+  echo "error: $py is Python $("$py" -c 'import platform; print(platform.python_version())'); sgnet_ros needs 3.10" \
+       "or newer (Ubuntu 22.04 and Debian 12 ship one). Install one and run:" \
+       "PYTHON=python3.X bash scripts/setup_env.sh" >&2
   exit 1
 else
   pyver=$("$py" -c 'import sys; print(f"python{sys.version_info[0]}.{sys.version_info[1]}")')
@@ -65,7 +66,7 @@ if $build_msgs; then
   else
     cmake_version=$(cmake --version | head -1 | grep -oE '[0-9]+\.[0-9]+(\.[0-9]+)?' | head -1)
     if [ "$(printf '%s\n%s\n' "$MIN_CMAKE" "$cmake_version" | sort -V | head -1)" != "$MIN_CMAKE" ]; then
-      missing+=("cmake $MIN_CMAKE or newer (found $cmake_version; on older releases: pip install cmake, or Kitware's apt repository)")
+      missing+=("cmake $MIN_CMAKE or newer (found $cmake_version; where apt has no newer one: pip install cmake)")
       packages+=(cmake)
     fi
   fi
@@ -127,7 +128,7 @@ fi
 python=$venv/bin/python
 pip_install=("$python" -m pip install --quiet --disable-pip-version-check)
 
-req_stamp=$( (cat requirements.txt requirements-torch.txt setup.py; echo "torch=$torch_variant") | sha256sum | cut -c1-16)
+req_stamp=$(stamp requirements.txt requirements-torch.txt setup.py)-$torch_variant
 if [ "$(cat "$venv/.requirements-stamp" 2>/dev/null)" != "$req_stamp" ]; then
   if [ "$torch_variant" = cpu ]; then
     echo "[setup] installing the CPU-only torch and torchvision from $CPU_TORCH_INDEX"
