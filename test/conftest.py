@@ -40,9 +40,10 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
 
 
 ROOT = Path(__file__).resolve().parents[1]
-# About 6 minutes on one core of a quiet machine; the demo trains 700. No wall-clock budget and one thread with
-# deterministic algorithms (TrainConfig.deterministic): the same weights on every run on the same kind of CPU, so
-# the accuracy bars of the tests that use this model cannot flake on a slow or busy machine.
+# The demo trains 700. No wall-clock budget, and one thread with deterministic algorithms
+# (TrainConfig.deterministic): the same weights on every run on the same kind of CPU, however slow or busy the
+# machine, so the accuracy bars of the tests that use this model cannot flake (it took 32 minutes on a 2-core
+# machine shared with five other test runs).
 TRAINING_ITERATIONS = 300
 HELD_OUT_VIDEOS = 6
 
