@@ -25,13 +25,14 @@ from typing import Any
 
 from diagnostic_msgs.msg import DiagnosticArray, DiagnosticStatus, KeyValue
 from rclpy.node import Node
-from rclpy.qos import DurabilityPolicy, HistoryPolicy, QoSProfile, ReliabilityPolicy
+from rclpy.qos import DurabilityPolicy, HistoryPolicy, QoSProfile, ReliabilityPolicy, qos_policy_name_from_kind
 from sensor_msgs.msg import CameraInfo, Image
 from std_msgs.msg import Header
 
 from sgnet_model.instances import FrameResult
 from sgnet_ros.depth import (DEPTH_ENCODINGS, CameraIntrinsics, DepthError, Instance3D, check_depth_frame,
                              decode_depth, locate_instance)
+from sgnet_ros.inputs import CameraSubscription
 from sgnet_ros.outputs import Detection3DArray, detection3d_array_msg
 from sgnet_ros.params import NodeSettings
 
@@ -99,17 +100,19 @@ class DepthInput:
         self._problems: dict[str, str] = {}  # kind -> the latest problem of that kind since the last located frame
         self._last_offset_ms: float | None = None
         self._last_logged: dict[str, float] = {}
-        reliability = (ReliabilityPolicy.BEST_EFFORT if config.qos_reliability == "best_effort"
-                       else ReliabilityPolicy.RELIABLE)
-        depth_qos = QoSProfile(history=HistoryPolicy.KEEP_LAST, depth=max(config.qos_depth, 2),
-                               reliability=reliability, durability=DurabilityPolicy.VOLATILE)
+        # the depth image follows qos_reliability as the colour image does (auto: as its publishers offer)
+        self._depth_subscription = CameraSubscription(
+            node, Image, self._depth_topic, self.on_depth, max(config.qos_depth, 2), config.qos_reliability,
+            lambda topic, event: self._problem("qos", f"the depth publisher on {topic} offers incompatible QoS "
+                                                      f"({qos_policy_name_from_kind(event.last_policy_kind)}); set qos_reliability to match "
+                                                      f"it"),
+            lambda topic, event: self._problem("lost", f"{event.total_count_change} depth images lost in transport "
+                                                       f"on {topic} (Fast DDS and large images: docs/ros.md)"))
         # camera_info is small and drivers publish it with either reliability: best effort takes both.
         info_qos = QoSProfile(history=HistoryPolicy.KEEP_LAST, depth=1, reliability=ReliabilityPolicy.BEST_EFFORT,
                               durability=DurabilityPolicy.VOLATILE)
-        self._subscriptions = [
-            node.create_subscription(Image, self._depth_topic, self.on_depth, depth_qos),
-            node.create_subscription(CameraInfo, self._info_topic, self.on_camera_info, info_qos),
-        ]
+        self._info_subscription = node.create_subscription(CameraInfo, self._info_topic, self.on_camera_info,
+                                                           info_qos)
         self._publisher = None
         if Detection3DArray is not None:
             self._publisher = node.create_publisher(Detection3DArray, DETECTIONS_3D_TOPIC, config.output_qos_depth)
@@ -126,8 +129,8 @@ class DepthInput:
 
     def destroy(self) -> None:
         """Undo create (the node is deactivating; the inference thread has stopped)."""
-        for subscription in self._subscriptions:
-            self._node.destroy_subscription(subscription)
+        self._depth_subscription.destroy()
+        self._node.destroy_subscription(self._info_subscription)
         if self._publisher is not None:
             self._node.destroy_publisher(self._publisher)
         self._node.destroy_timer(self._timer)
@@ -261,6 +264,7 @@ class DepthInput:
                                 values=[KeyValue(key=key, value=value) for key, value in values.items()])
 
     def _publish_diagnostics(self) -> None:
+        self._depth_subscription.refresh()  # publishers come and go: follow their reliability (auto)
         message = DiagnosticArray(status=[self.status()])
         message.header.stamp = self._node.get_clock().now().to_msg()
         self._diagnostics.publish(message)

@@ -299,6 +299,7 @@ class SGNetNode(LifecycleNode):
                 raise ParameterError(f"parameter model_config: {error}") from None
             self.get_logger().warning("smoke_test is true: the network has random weights and its output means "
                                       "nothing; give a trained checkpoint for real use")
+            torch.manual_seed(0)  # the same random weights at every start: a smoke test behaves the same every run
             return StreamingPredictor.from_config(config, predictor_config, node.tracker_profile)
         else:
             if not node.checkpoint:

@@ -128,7 +128,7 @@ def set_parameter(client, node, name: str, value) -> object:
 
 def test_parameters_say_their_type_range_and_when_they_apply(ros, node):
     client = ros.client
-    described = describe(client, node, ["model.score_threshold", "qos_depth", "autostart", "tracker.max_lost_frames"])
+    described = describe(client, node, ["model.score_threshold", "qos_depth", "autostart", "tracker.max_lost_s"])
     score = described["model.score_threshold"]
     assert score.type == ParameterType.PARAMETER_DOUBLE and not score.read_only
     assert (score.floating_point_range[0].from_value, score.floating_point_range[0].to_value) == (0.0, 1.0)
@@ -137,7 +137,8 @@ def test_parameters_say_their_type_range_and_when_they_apply(ros, node):
     assert depth.type == ParameterType.PARAMETER_INTEGER and depth.integer_range[0].from_value == 1
     assert "applies at configure" in depth.additional_constraints
     assert described["autostart"].read_only and described["autostart"].type == ParameterType.PARAMETER_BOOL
-    assert described["tracker.max_lost_frames"].integer_range[0].from_value == 0
+    lost = described["tracker.max_lost_s"]
+    assert lost.type == ParameterType.PARAMETER_DOUBLE and lost.floating_point_range[0].from_value == 0.0
 
     refused = set_parameter(client, node, "qos_depth", 5)
     assert not refused.successful and "qos_depth applies at configure" in refused.reason and "cleanup" in refused.reason
