@@ -1,10 +1,15 @@
 """Start the SG-Net node: ros2 launch sgnet_ros sgnet.launch.py image_topic:=/camera/image_raw checkpoint:=model.pt
 
 Launch arguments (see `ros2 launch sgnet_ros sgnet.launch.py --show-args`): image_topic, params_file, checkpoint,
-device, namespace, debug_image. An argument left empty keeps the value of the params file, so a checkpoint or
-device set there is not overridden. The node configures and activates itself (parameter autostart); set
-autostart to false in the params file to leave that to a lifecycle manager.
+device, namespace (default "sgnet": the outputs are /sgnet/instances, ...), debug_image, autostart,
+qos_reliability, use_sim_time, log_level. An argument left empty keeps the value of the params file, so a
+checkpoint or device set there is not overridden.
+
+Middleware: unless FASTDDS_DEFAULT_PROFILES_FILE or FASTRTPS_DEFAULT_PROFILES_FILE is set already, the node gets
+config/fastdds_large_images.xml (Fast DDS's default shared-memory segment loses images over 512 KB); the camera
+driver's process needs it as well (docs/ros.md). Other middlewares ignore the variable.
 """
+import os
 from pathlib import Path
 
 from ament_index_python.packages import get_package_share_directory
@@ -13,32 +18,47 @@ from launch.actions import DeclareLaunchArgument, OpaqueFunction
 from launch.substitutions import LaunchConfiguration
 from launch_ros.actions import LifecycleNode
 
+from sgnet_ros.inputs import fastdds_profile_environment
+
 PACKAGE = "sgnet_ros"
+ARGUMENTS = ("image_topic", "params_file", "checkpoint", "device", "namespace", "debug_image", "autostart",
+             "qos_reliability", "use_sim_time", "log_level", "depth_image_topic")
+
+
+def boolean(name: str, value: str) -> bool:
+    if value.lower() not in ("true", "false"):
+        raise ValueError(f"launch argument {name} must be true or false, got {value!r}")
+    return value.lower() == "true"
 
 
 def node_with_arguments(context: LaunchContext) -> list[LifecycleNode]:
     """The node, with the parameters and the remapping that the given (non-empty) launch arguments ask for."""
-    value = {name: LaunchConfiguration(name).perform(context).strip()
-             for name in ("image_topic", "params_file", "checkpoint", "device", "namespace", "debug_image")}
-    overrides = {}
+    value = {name: LaunchConfiguration(name).perform(context).strip() for name in ARGUMENTS}
+    overrides = {"use_sim_time": boolean("use_sim_time", value["use_sim_time"])}
     if value["checkpoint"]:
         overrides["checkpoint"] = str(Path(value["checkpoint"]).expanduser().resolve())
     if value["device"]:
         overrides["predictor.device"] = value["device"]
-    if value["debug_image"]:
-        if value["debug_image"].lower() not in ("true", "false"):
-            raise ValueError(f"launch argument debug_image must be true or false, got {value['debug_image']!r}")
-        overrides["debug_image"] = value["debug_image"].lower() == "true"
+    if value["qos_reliability"]:
+        overrides["qos_reliability"] = value["qos_reliability"]
+    for name in ("debug_image", "autostart"):
+        if value[name]:
+            overrides[name] = boolean(name, value[name])
+    if value["depth_image_topic"]:  # instances in 3D (docs/depth.md); camera_info is taken from beside it
+        overrides["depth_image_topic"] = value["depth_image_topic"]
     parameters = [value["params_file"]] if value["params_file"] else []
     remappings = [("image", value["image_topic"])] if value["image_topic"] else []
+    profile = str(Path(get_package_share_directory(PACKAGE)) / "config" / "fastdds_large_images.xml")
     return [LifecycleNode(package=PACKAGE, executable="sgnet_node", name="sgnet", namespace=value["namespace"],
-                          parameters=[*parameters, overrides], remappings=remappings, output="screen")]
+                          parameters=[*parameters, overrides], remappings=remappings, output="screen",
+                          arguments=["--ros-args", "--log-level", value["log_level"]],
+                          additional_env=fastdds_profile_environment(os.environ, profile))]
 
 
 def generate_launch_description() -> LaunchDescription:
     default_params = str(Path(get_package_share_directory(PACKAGE)) / "config" / "sgnet.yaml")
     arguments = [
-        DeclareLaunchArgument("image_topic", default_value="image",
+        DeclareLaunchArgument("image_topic", default_value="/camera/image_raw",
                               description="sensor_msgs/Image topic of the camera (the node's 'image' is remapped to it)"),
         DeclareLaunchArgument("params_file", default_value=default_params,
                               description="YAML file of node parameters (see config/sgnet.yaml)"),
@@ -46,9 +66,23 @@ def generate_launch_description() -> LaunchDescription:
                               description="checkpoint written by sgnet-train (empty: the params file's)"),
         DeclareLaunchArgument("device", default_value="",
                               description="cpu, cuda or cuda:N (empty: the params file's)"),
-        DeclareLaunchArgument("namespace", default_value="",
-                              description="namespace of the node and its topics"),
+        DeclareLaunchArgument("namespace", default_value="sgnet",
+                              description="namespace of the node and its output topics"),
         DeclareLaunchArgument("debug_image", default_value="",
                               description="true or false: offer the debug_image topic (empty: the params file's)"),
+        DeclareLaunchArgument("autostart", default_value="",
+                              description="true or false: configure and activate at start (empty: the params "
+                                          "file's); false leaves it to a lifecycle manager"),
+        DeclareLaunchArgument("qos_reliability", default_value="",
+                              description="auto, best_effort or reliable: the image subscription (empty: the "
+                                          "params file's)"),
+        DeclareLaunchArgument("use_sim_time", default_value="false",
+                              description="true: use /clock (bag playback with --clock)"),
+        DeclareLaunchArgument("log_level", default_value="info",
+                              description="debug, info, warn, error or fatal"),
+        DeclareLaunchArgument("depth_image_topic", default_value="",
+                              description="depth image aligned to the colour image (16UC1 or 32FC1), e.g. "
+                                          "/camera/camera/aligned_depth_to_color/image_raw, for instances in 3D "
+                                          "(empty: the params file's)"),
     ]
     return LaunchDescription([*arguments, OpaqueFunction(function=node_with_arguments)])

@@ -112,8 +112,9 @@ class TrackerConfig:
 
 
 # The evaluation profile: video AP ranks whole tracks by score and rewards recall, so weak detections start and
-# continue tracks too (the official SG-Net code keeps detections down to score 0.03). Values measured on the
-# synthetic set, see docs/tracking.md.
+# continue tracks too (the official SG-Net code keeps detections down to score 0.03). These defaults (for the
+# YouTube-VIS configs) could not be measured here; config/model/resnet18_small.yaml sets values measured on the
+# synthetic set (docs/tracking.md).
 EVALUATION_TRACKER = TrackerConfig(new_track_score=0.1, continue_score=0.05)
 TRACKER_PROFILES = ("robot", "evaluation")
 

@@ -19,6 +19,12 @@ categories) with one more key, ``sgnet_bag``, that maps every message's header s
                   "frames": [{"stamp_ns": 1700000000000000000, "video_id": 1, "frame_index": 0}, ...]}
 
 ``sgnet-replay --ground-truth`` reads it; ``sgnet-eval --annotations`` reads it as a plain annotation file.
+
+Depth: when the frames folder of a YouTube-VIS style set has ``Depth/`` (16-bit PNGs in millimetres, one per frame
+at the colour frame's path) and ``camera_info.yaml`` beside it (ROS's calibration YAML), as ``sgnet-synth --depth``
+writes, the bag also holds each frame's aligned depth image (``16UC1``) and camera_info, stamped as the colour frame,
+on ``--depth-topic`` and the ``camera_info`` topic beside it (RealSense's names by default), and the ground truth file
+gets the set's 3D ground truth (``depth_ground_truth.json``) for the bag's videos under the key ``sgnet_depth``.
 """
 from __future__ import annotations
 
@@ -34,6 +40,7 @@ from typing import Any, Iterator, Sequence
 
 import cv2
 import numpy as np
+import yaml
 from rosbags.rosbag2 import StoragePlugin, Writer
 from rosbags.typesys import Stores, get_types_from_msg, get_typestore
 from rosbags.typesys.store import Typestore
@@ -52,6 +59,9 @@ DEFAULT_FRAME_ID = "camera"
 VIDEO_GAP_S = PredictorConfig().max_gap_s + 1.0
 JPEG_QUALITY = 95
 IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".bmp", ".tif", ".tiff", ".webp")
+# rosbag2 metadata version of the bags written here: 8 is the newest that Humble's `ros2 bag` reads
+# (`offered_qos_profiles` as a YAML string); Jazzy and Kilted read it too. rosbags would write 9.
+BAG_METADATA_VERSION = 8
 STORAGES = {"mcap": StoragePlugin.MCAP, "sqlite3": StoragePlugin.SQLITE3}
 STORAGE_SUFFIXES = {".mcap": "mcap", ".db3": "sqlite3"}
 GROUND_TRUTH_SUFFIX = ".ground_truth.json"
@@ -110,6 +120,7 @@ class Frame:
     jpeg_file: Path | None = None
     video_id: int | None = None  # with annotations: the YouTube-VIS video and frame it is
     frame_index: int | None = None
+    depth_file: Path | None = None  # its aligned depth image: a 16-bit PNG in millimetres
 
 
 def read_image(path: Path) -> np.ndarray:
@@ -222,6 +233,7 @@ class BagOptions:
     frame_id: str = DEFAULT_FRAME_ID
     start_ns: int | None = None  # stamp of the first frame; default: now
     jpeg_quality: int = JPEG_QUALITY  # for jpeg bags of frames that are not JPEG files already
+    depth: "DepthSource | None" = None  # depth images and camera_info beside the frames (frames with depth_file)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -236,6 +248,7 @@ class BagSummary:
     height: int
     duration_s: float
     ground_truth: str | None
+    depth_topic: str | None = None
 
 
 def bag_layout(output: Path, storage: str | None) -> tuple[Path, str]:
@@ -276,13 +289,16 @@ def write_bag(frames: Iterator[Frame], options: BagOptions, annotations: YTVISDa
     size = (0, 0)
     count = 0
     try:
-        with Writer(folder, version=Writer.VERSION_LATEST, storage_plugin=STORAGES[storage]) as writer:
+        with Writer(folder, version=BAG_METADATA_VERSION, storage_plugin=STORAGES[storage]) as writer:
             connection = writer.add_connection(topic, message_type, typestore=store)
+            depth_writer = DepthWriter(writer, store, options.depth, options.frame_id) if options.depth else None
             for frame in tqdm(frames, total=expected_frames, unit="frame", desc="sgnet-bag", disable=not progress,
                               file=sys.stderr):
                 stamp = start_ns + round(frame.time_s * 1e9)
                 message = _message(store, frame, stamp, options, compressed)
                 writer.write(connection, stamp, store.serialize_cdr(message, message_type))
+                if depth_writer is not None:
+                    depth_writer.write(frame, stamp)
                 if frame.video_id is not None:
                     mapping.append({"stamp_ns": stamp, "video_id": frame.video_id,
                                     "frame_index": frame.frame_index})
@@ -293,7 +309,8 @@ def write_bag(frames: Iterator[Frame], options: BagOptions, annotations: YTVISDa
             if first is None:
                 raise BagError("no frame to write")
         if annotations is not None:
-            _write_ground_truth(truth_path, annotations, mapping, folder.name, topic)
+            _write_ground_truth(truth_path, annotations, mapping, folder.name, topic,
+                                depth_truth(options.depth, mapping) if options.depth else {})
     except BaseException:
         shutil.rmtree(folder, ignore_errors=True)
         if annotations is not None:
@@ -301,7 +318,8 @@ def write_bag(frames: Iterator[Frame], options: BagOptions, annotations: YTVISDa
         raise
     return BagSummary(bag=str(folder), storage=storage, topic=topic, message_type=message_type,
                       encoding=options.encoding, frames=count, width=size[1], height=size[0],
-                      duration_s=(last - first) / 1e9, ground_truth=str(truth_path) if annotations else None)
+                      duration_s=(last - first) / 1e9, ground_truth=str(truth_path) if annotations else None,
+                      depth_topic=options.depth.topic if options.depth else None)
 
 
 def _message(store: Typestore, frame: Frame, stamp: int, options: BagOptions, compressed: bool) -> Any:
@@ -324,7 +342,7 @@ def _message(store: Typestore, frame: Frame, stamp: int, options: BagOptions, co
 
 
 def _write_ground_truth(path: Path, annotations: YTVISData, mapping: list[dict[str, int]], bag_name: str,
-                        topic: str) -> None:
+                        topic: str, extra: dict[str, Any]) -> None:
     video_ids = list(dict.fromkeys(entry["video_id"] for entry in mapping))
     data = {
         "videos": [{"id": v.id, "file_names": list(v.file_names), "height": v.height, "width": v.width,
@@ -334,8 +352,117 @@ def _write_ground_truth(path: Path, annotations: YTVISData, mapping: list[dict[s
                          "iscrowd": int(a.iscrowd), "segmentations": list(a.segmentations)}
                         for v in video_ids for a in annotations.annotations[v]],
         BAG_KEY: {"bag": bag_name, "topic": topic, "frames": mapping},
+        **extra,
     }
     path.write_text(json.dumps(data, separators=(",", ":")), encoding="utf-8")
+
+
+# ------------------------------------------------------------------------------------------------------- depth
+
+DEPTH_TOPIC = "/camera/aligned_depth_to_color/image_raw"  # realsense2_camera's aligned depth
+CAMERA_INFO_TYPE = "sensor_msgs/msg/CameraInfo"
+DEPTH_DIR = "Depth"  # beside the frames folder, as sgnet-synth --depth writes (training/synthetic.py)
+CAMERA_INFO_FILE = "camera_info.yaml"
+DEPTH_TRUTH_FILE = "depth_ground_truth.json"
+DEPTH_KEY = "sgnet_depth"  # the key of the 3D ground truth in the bag's ground-truth file
+
+
+def camera_info_topic(depth_topic: str) -> str:
+    """The camera_info topic beside an image topic (image_transport's convention)."""
+    return depth_topic.rpartition("/")[0] + "/camera_info"
+
+
+@dataclasses.dataclass(frozen=True)
+class DepthSource:
+    """The depth of a YouTube-VIS style set: ``Depth/`` beside the frames folder, its camera_info (calibration
+    YAML) and, when there, its 3D ground truth (video id -> entry of depth_ground_truth.json)."""
+
+    folder: Path
+    k: tuple[float, ...]  # row-major 3x3
+    projection: tuple[float, ...]  # row-major 3x4
+    width: int
+    height: int
+    truth: dict[int, dict[str, Any]] | None
+    topic: str = DEPTH_TOPIC
+
+
+def find_depth_source(frames_dir: Path, topic: str = DEPTH_TOPIC) -> DepthSource | None:
+    """The set's depth when ``frames_dir``'s parent holds Depth/ and camera_info.yaml, else None."""
+    root = frames_dir.parent
+    calibration_path = root / CAMERA_INFO_FILE
+    if not (root / DEPTH_DIR).is_dir() or not calibration_path.is_file():
+        return None
+    try:
+        calibration = yaml.safe_load(calibration_path.read_text(encoding="utf-8"))
+        k = tuple(float(v) for v in calibration["camera_matrix"]["data"])
+        projection = tuple(float(v) for v in calibration["projection_matrix"]["data"])
+        width, height = int(calibration["image_width"]), int(calibration["image_height"])
+    except (OSError, yaml.YAMLError, KeyError, TypeError, ValueError) as error:
+        raise BagError(f"cannot read the camera calibration {calibration_path}: {type(error).__name__}: {error} "
+                       f"(expected ROS's calibration YAML: image_width, image_height, camera_matrix.data, "
+                       f"projection_matrix.data)") from None
+    if len(k) != 9 or len(projection) != 12:
+        raise BagError(f"{calibration_path}: camera_matrix needs 9 values and projection_matrix 12")
+    truth = None
+    truth_path = root / DEPTH_TRUTH_FILE
+    if truth_path.is_file():
+        try:
+            truth = {int(v["video_id"]): v for v in json.loads(truth_path.read_text(encoding="utf-8"))["videos"]}
+        except (OSError, json.JSONDecodeError, KeyError, TypeError, ValueError) as error:
+            raise BagError(f"cannot read the 3D ground truth {truth_path}: {type(error).__name__}: {error}") from None
+    return DepthSource(root / DEPTH_DIR, k, projection, width, height, truth, topic)
+
+
+def with_depth(frames: Iterator[Frame], annotations: YTVISData, depth: DepthSource) -> Iterator[Frame]:
+    """The frames with their depth images: Depth/<the colour frame's path>.png."""
+    for frame in frames:
+        name = annotations.videos[frame.video_id].file_names[frame.frame_index]
+        path = depth.folder / Path(name).with_suffix(".png")
+        if not path.is_file():
+            raise BagError(f"video {frame.video_id}, frame {frame.frame_index}: the set has depth, but not {path}")
+        yield dataclasses.replace(frame, depth_file=path)
+
+
+class DepthWriter:
+    """Writes each frame's depth image (16UC1) and camera_info into the bag, stamped as the colour frame."""
+
+    def __init__(self, writer: Writer, store: Typestore, depth: DepthSource, frame_id: str) -> None:
+        self._writer, self._store, self._depth, self._frame_id = writer, store, depth, frame_id
+        self._image = writer.add_connection(depth.topic, IMAGE_TYPE, typestore=store)
+        self._info = writer.add_connection(camera_info_topic(depth.topic), CAMERA_INFO_TYPE, typestore=store)
+
+    def write(self, frame: Frame, stamp: int) -> None:
+        if frame.depth_file is None:
+            return
+        depth = self._depth
+        millimetres = cv2.imread(str(frame.depth_file), cv2.IMREAD_UNCHANGED)
+        if millimetres is None or millimetres.dtype != np.uint16 or millimetres.shape != (depth.height, depth.width):
+            found = "unreadable" if millimetres is None else f"{millimetres.dtype} {millimetres.shape[1::-1]}"
+            raise BagError(f"{frame.depth_file}: expected a {depth.width}x{depth.height} 16-bit depth PNG "
+                           f"(millimetres), found {found}")
+        types = self._store.types
+        header = types["std_msgs/msg/Header"](
+            stamp=types["builtin_interfaces/msg/Time"](sec=stamp // 1_000_000_000, nanosec=stamp % 1_000_000_000),
+            frame_id=self._frame_id)
+        image = types[IMAGE_TYPE](header=header, height=depth.height, width=depth.width, encoding="16UC1",
+                                  is_bigendian=0, step=depth.width * 2,
+                                  data=np.ascontiguousarray(millimetres, "<u2").view(np.uint8).reshape(-1))
+        roi = types["sensor_msgs/msg/RegionOfInterest"](x_offset=0, y_offset=0, height=0, width=0, do_rectify=False)
+        info = types[CAMERA_INFO_TYPE](
+            header=header, height=depth.height, width=depth.width, distortion_model="plumb_bob",
+            d=np.zeros(5), k=np.array(depth.k), r=np.eye(3).reshape(-1), p=np.array(depth.projection),
+            binning_x=0, binning_y=0, roi=roi)
+        self._writer.write(self._image, stamp, self._store.serialize_cdr(image, IMAGE_TYPE))
+        self._writer.write(self._info, stamp, self._store.serialize_cdr(info, CAMERA_INFO_TYPE))
+
+
+def depth_truth(depth: DepthSource, mapping: list[dict[str, int]]) -> dict[str, Any]:
+    """The ground-truth file's ``sgnet_depth`` entry: the camera and the 3D truth of the bag's videos."""
+    if depth.truth is None:
+        return {}
+    video_ids = list(dict.fromkeys(entry["video_id"] for entry in mapping))
+    return {DEPTH_KEY: {"k": list(depth.k), "width": depth.width, "height": depth.height,
+                        "videos": [depth.truth[v] for v in video_ids if v in depth.truth]}}
 
 
 # ---------------------------------------------------------------------------------------------------------- CLI
@@ -430,6 +557,10 @@ def build_parser() -> argparse.ArgumentParser:
     ytvis.add_argument("--fps", type=_positive(float),
                        help="stamp frame i of a video at i / FPS (default: its real time from its file name, a frame "
                             "number of 30 fps footage; 6 frames a second for other names)")
+    ytvis.add_argument("--depth-topic", default=DEPTH_TOPIC,
+                       help=f"topic of the depth images when the set has {DEPTH_DIR}/ and {CAMERA_INFO_FILE} beside "
+                            f"--frames (camera_info goes beside it) (default %(default)s)")
+    ytvis.add_argument("--no-depth", action="store_true", help="leave the set's depth out of the bag")
     ytvis.add_argument("--video-gap", type=_positive(float), default=VIDEO_GAP_S,
                        help="seconds between one video's last frame and the next one's first; more than the "
                             "node's predictor.max_gap_s (default %(default)g)")
@@ -451,7 +582,10 @@ def _frames_from(args: argparse.Namespace) -> tuple[Iterator[Frame], int | None,
                   f"predictor.max_gap_s ({PredictorConfig().max_gap_s:g} s): tracks may run across videos",
                   file=sys.stderr)
         count = sum(annotations.videos[v].length for v in video_ids)
-        return ytvis_frames(annotations, args.frames, video_ids, args.fps, args.video_gap), count, annotations
+        frames = ytvis_frames(annotations, args.frames, video_ids, args.fps, args.video_gap)
+        if args.depth is not None:
+            frames = with_depth(frames, annotations, args.depth)
+        return frames, count, annotations
     if args.source == "video":
         count, _, frames = video_frames(args.path, args.fps, args.max_frames)
     else:
@@ -475,9 +609,15 @@ def _frames_from(args: argparse.Namespace) -> tuple[Iterator[Frame], int | None,
 
 def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
+    try:
+        args.depth = find_depth_source(args.frames, args.depth_topic) if args.source == "ytvis" and not args.no_depth \
+            else None
+    except BagError as error:
+        print(f"sgnet-bag: error: {error}", file=sys.stderr)
+        return 2
     options = BagOptions(output=args.output, topic=args.topic, encoding=args.encoding, storage=args.storage,
                          frame_id=args.frame_id, jpeg_quality=args.jpeg_quality,
-                         start_ns=None if args.start_time is None else round(args.start_time * 1e9))
+                         start_ns=None if args.start_time is None else round(args.start_time * 1e9), depth=args.depth)
     try:
         frames, count, annotations = _frames_from(args)
         summary = write_bag(frames, options, annotations, count, progress=not args.no_progress)
@@ -494,6 +634,8 @@ def main(argv: Sequence[str] | None = None) -> int:
               f"{summary.duration_s:.2f} s) on {summary.topic} to {summary.bag} ({summary.storage})")
         if summary.ground_truth:
             print(f"ground truth: {summary.ground_truth}")
+        if summary.depth_topic:
+            print(f"depth: {summary.depth_topic} (16UC1) and {camera_info_topic(summary.depth_topic)}")
     return 0
 
 

@@ -26,6 +26,8 @@ class StatisticsReport:
     latency_ms_median: float  # frame received -> outputs published, over the window (NaN: no frames)
     latency_ms_max: float
     inference_ms_median: float  # the predictor's own time per frame, over the window
+    input_age_ms_median: float  # ROS time at inference start minus the input's header stamp (NaN: none)
+    input_age_ms_max: float
 
 
 class NodeStatistics:
@@ -45,6 +47,7 @@ class NodeStatistics:
         self._window_received = self._window_rejected = 0
         self._latencies_ms: list[float] = []
         self._inference_ms: list[float] = []
+        self._input_ages_ms: list[float] = []
 
     def count_received(self, replaced_pending: bool) -> None:
         with self._lock:
@@ -61,11 +64,14 @@ class NodeStatistics:
         with self._lock:
             self._lost += count
 
-    def count_processed(self, latency_ms: float, inference_ms: float) -> None:
+    def count_processed(self, latency_ms: float, inference_ms: float, input_age_ms: float) -> None:
+        """input_age_ms: NaN for an image without a stamp (not counted)."""
         with self._lock:
             self._processed += 1
             self._latencies_ms.append(latency_ms)
             self._inference_ms.append(inference_ms)
+            if input_age_ms == input_age_ms:
+                self._input_ages_ms.append(input_age_ms)
 
     def report(self) -> StatisticsReport:
         """The figures so far; starts a new window."""
@@ -80,7 +86,9 @@ class NodeStatistics:
                 rate_hz=processed / window_s if window_s > 0 else 0.0,
                 latency_ms_median=statistics.median(self._latencies_ms) if processed else nan,
                 latency_ms_max=max(self._latencies_ms) if processed else nan,
-                inference_ms_median=statistics.median(self._inference_ms) if processed else nan)
+                inference_ms_median=statistics.median(self._inference_ms) if processed else nan,
+                input_age_ms_median=statistics.median(self._input_ages_ms) if self._input_ages_ms else nan,
+                input_age_ms_max=max(self._input_ages_ms) if self._input_ages_ms else nan)
             self._start_window()
         return report
 
@@ -102,6 +110,8 @@ def diagnostic_status(report: StatisticsReport, name: str, device: str, active: 
         "latency_ms_median": f"{report.latency_ms_median:.3f}",
         "latency_ms_max": f"{report.latency_ms_max:.3f}",
         "inference_ms_median": f"{report.inference_ms_median:.3f}",
+        "input_age_ms_median": f"{report.input_age_ms_median:.3f}",
+        "input_age_ms_max": f"{report.input_age_ms_max:.3f}",
         "frames_received": str(report.frames_received),
         "frames_processed": str(report.frames_processed),
         "frames_dropped": str(report.frames_dropped),
@@ -111,3 +121,11 @@ def diagnostic_status(report: StatisticsReport, name: str, device: str, active: 
     }
     return DiagnosticStatus(level=level, name=name, message=message, hardware_id=device,
                             values=[KeyValue(key=key, value=value) for key, value in values.items()])
+
+
+def unconfigured_status(name: str, configure_error: str) -> DiagnosticStatus:
+    """ERROR with the reason while the last configure failed; OK ("unconfigured") before any configure."""
+    if configure_error:
+        return DiagnosticStatus(level=DiagnosticStatus.ERROR, name=name, message=f"configure failed: {configure_error}",
+                                hardware_id="none")
+    return DiagnosticStatus(level=DiagnosticStatus.OK, name=name, message="unconfigured", hardware_id="none")

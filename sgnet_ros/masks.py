@@ -3,14 +3,14 @@
 Run-length encoding is COCO's uncompressed form (see msg/Instance.msg): the pixels are read column by column
 (column-major), and the counts are the lengths of alternating runs of background and object, starting with
 background. Decoding goes through pycocotools; pycocotools only encodes to its compressed string form, so the
-uncompressed counts are computed here with numpy from the same column-major order.
+uncompressed counts are computed here with numpy from the same column-major order. pycocotools is imported by
+the decoder only: the node encodes and never needs it.
 """
 from __future__ import annotations
 
 from typing import Sequence
 
 import numpy as np
-from pycocotools import mask as mask_utils
 
 from sgnet_model.instances import TrackedInstance
 
@@ -42,6 +42,8 @@ def decode_mask(height: int, width: int, counts: Sequence[int] | np.ndarray) -> 
     if counts.ndim != 1 or (counts < 0).any() or int(counts.sum()) != height * width:
         raise MaskError(f"run-length counts add up to {int(counts.sum()) if counts.ndim == 1 else '?'} pixels, "
                         f"but the mask has height x width = {height * width}")
+    from pycocotools import mask as mask_utils  # consumers only (see the module docstring)
+
     rle = mask_utils.frPyObjects({"size": [height, width], "counts": counts.tolist()}, height, width)
     return mask_utils.decode(rle).astype(bool)
 
@@ -57,10 +59,23 @@ def label_value(track_id: int) -> int:
     return (track_id - 1) % LABEL_MAX + 1
 
 
+def _paint(instances: Sequence[TrackedInstance], height: int, width: int, value_of, dtype: type) -> np.ndarray:
+    """(H, W) of ``value_of(instance)`` where its mask covers the pixel, 0 elsewhere; where masks overlap, the
+    instance with the higher score takes the pixel (painted last)."""
+    image = np.zeros((height, width), dtype)
+    for instance in sorted(instances, key=lambda item: item.score):
+        image[instance.mask] = value_of(instance)
+    return image
+
+
 def label_image(instances: Sequence[TrackedInstance], height: int, width: int) -> np.ndarray:
     """(H, W) uint16: each pixel the label_value of the track whose mask covers it, 0 for background. Where masks
-    overlap, the instance with the higher score takes the pixel (painted last)."""
-    labels = np.zeros((height, width), np.uint16)
-    for instance in sorted(instances, key=lambda item: item.score):
-        labels[instance.mask] = label_value(instance.track_id)
-    return labels
+    overlap, the instance with the higher score takes the pixel."""
+    return _paint(instances, height, width, lambda instance: label_value(instance.track_id), np.uint16)
+
+
+def class_image(instances: Sequence[TrackedInstance], height: int, width: int, class_count: int) -> np.ndarray:
+    """(H, W): each pixel class_id + 1 of the instance covering it (the higher score where masks overlap), 0 for
+    background; uint8 (mono8) while the classes fit, uint16 beyond 254 classes."""
+    dtype = np.uint8 if class_count < 255 else np.uint16
+    return _paint(instances, height, width, lambda instance: instance.class_id + 1, dtype)

@@ -2,7 +2,17 @@
 
 A managed (lifecycle) node. configure validates the parameters and loads the model; activate subscribes and
 starts the inference thread; deactivate stops both; cleanup frees the model. With ``autostart`` (the default)
-it configures and activates itself at start.
+it configures and activates itself at start. /diagnostics is published from start, so a node that failed to
+configure says why there too.
+
+Stopping: SIGINT (Ctrl-C, to the node or to the whole process group as a terminal sends it, possibly twice
+when `ros2 launch` forwards it), SIGTERM, and the lifecycle shutdown transition all end the process with exit
+status 0 from any state. The node owns these signals (rclpy's handlers are not installed): a handler only
+sets a flag, the main loop spins in short steps and sees it, then stops serving, frees the model, shuts
+rclpy down and ends the process at once (os._exit: no interpreter finalisation, which takes seconds with
+torch loaded and would leave a late signal to kill it). Run as a program (``python -m sgnet_ros.node``, and
+the colcon launchers, which run it that way) the node owns the signals from its first line: a stop during the
+seconds of importing torch, before anything runs, ends the process at once with status 0.
 
 Latency stays flat under load because there is no queue: the subscription callbacks only put the newest frame
 into a one-frame slot, replacing (and counting as dropped) a frame the inference thread has not started yet.
@@ -14,13 +24,27 @@ Run: ``sgnet-node --ros-args -p checkpoint:=model.pt -r image:=/camera/image_raw
 """
 from __future__ import annotations
 
+import os
+import signal
+import threading
+
+STOP_SIGNALS = (signal.SIGINT, signal.SIGTERM)
+stop_requested = threading.Event()  # set by a stop signal once the node program owns them (see the docstring)
+
+
+def _request_stop(signum: int, frame: object) -> None:
+    stop_requested.set()
+
+
+if __name__ == "__main__":  # run as a program: a stop while the imports below take seconds ends it at once
+    for _signum in STOP_SIGNALS:
+        signal.signal(_signum, lambda signum, frame: os._exit(0))  # nothing is running yet that needs stopping
+
 import argparse
 import dataclasses
 import gc
 import re
-import signal
 import sys
-import threading
 import time
 from pathlib import Path
 from typing import Any, Callable
@@ -29,31 +53,36 @@ import numpy as np
 import rclpy
 import torch
 from diagnostic_msgs.msg import DiagnosticArray
-from rcl_interfaces.msg import ParameterDescriptor, SetParametersResult
-from rclpy.event_handler import QoSMessageLostInfo, QoSRequestedIncompatibleQoSInfo, SubscriptionEventCallbacks
+from rcl_interfaces.msg import SetParametersResult
+from rclpy.exceptions import (InvalidParameterTypeException, InvalidParameterValueException,
+                              ParameterUninitializedException)
+from rclpy.executors import ExternalShutdownException, SingleThreadedExecutor
 from rclpy.impl.implementation_singleton import rclpy_implementation
-from rclpy.executors import ExternalShutdownException
 from rclpy.lifecycle import LifecycleNode, LifecycleState, TransitionCallbackReturn
-from rclpy.qos import (DurabilityPolicy, HistoryPolicy, QoSProfile, ReliabilityPolicy,
-                       qos_policy_name_from_kind)
-from sensor_msgs.msg import CompressedImage, Image
+from rclpy.qos import DurabilityPolicy, QoSProfile, ReliabilityPolicy, qos_policy_name_from_kind
+from rclpy.signals import SignalHandlerOptions
+from sensor_msgs.msg import CameraInfo, CompressedImage, Image
 
 from sgnet_model.checkpoint import CheckpointError
-from sgnet_model.config import ConfigError, SGNetConfig, named_config
+from sgnet_model.config import ConfigError, TrackerConfig, named_config
 from sgnet_model.instances import FrameResult
 from sgnet_model.predictor import PredictorError, StreamingPredictor
-from sgnet_ros.diagnostics import NodeStatistics, diagnostic_status
-from sgnet_ros.images import ImageError, compressed_to_rgb, image_to_rgb, mono16_to_image, rgb_to_image
-from sgnet_ros.masks import label_image
+from sgnet_ros.compat import QoSMessageLostInfo, QoSRequestedIncompatibleQoSInfo
+from sgnet_ros.depth_input import DepthInput
+from sgnet_ros.diagnostics import NodeStatistics, diagnostic_status, unconfigured_status
+from sgnet_ros.images import ImageError, compressed_to_rgb, image_to_rgb, labels_to_image, rgb_to_image
+from sgnet_ros.inputs import CameraSubscription, sibling_camera_info
+from sgnet_ros.masks import class_image, label_image
 from sgnet_ros.msg import InstanceArray
-from sgnet_ros.outputs import detection_array_msg, instance_array_msg, vision_msgs_available
+from sgnet_ros.outputs import (Detection2DArray, LabelInfo, camera_info_msg, detection_array_msg,
+                               instance_array_msg, label_info_msg)
 from sgnet_ros.overlay import render_overlay
-from sgnet_ros.params import DESCRIPTIONS, NodeSettings, ParameterError, parameter_defaults, settings_from
-
-if vision_msgs_available():
-    from vision_msgs.msg import Detection2DArray
+from sgnet_ros.params import (DESCRIPTIONS, LIVE, NodeSettings, ParameterError, applies_when,
+                              checkpoint_parameter_types, live_settings, parameter_defaults, parameter_descriptor,
+                              parameter_names, settings_from)
 
 NODE_NAME = "sgnet"
+STOP_POLL_S = 0.1  # the main loop's spin step: how soon it notices a stop signal
 
 
 @dataclasses.dataclass
@@ -63,6 +92,7 @@ class PendingFrame:
     msg: Image | CompressedImage
     decode: Callable[[Any, int], np.ndarray]  # image_to_rgb or compressed_to_rgb
     received: float  # time.monotonic() at arrival
+    received_before: float | None  # header stamp (s) of the frame received just before this one, processed or not
 
 
 class LatestFrameSlot:
@@ -103,57 +133,128 @@ class LatestFrameSlot:
 class SGNetNode(LifecycleNode):
     def __init__(self, node_name: str = NODE_NAME, **kwargs: Any) -> None:
         super().__init__(node_name, **kwargs)
-        for name, default in parameter_defaults().items():
-            # dynamic_typing: a value of the wrong type reaches configure, which names the parameter, instead
-            # of stopping the node at start with rclpy's type error.
-            self.declare_parameter(name, default, ParameterDescriptor(description=DESCRIPTIONS[name],
-                                                                      dynamic_typing=True))
+        # checkpoint parameters (model.*, tracker.*) that the node itself set to the checkpoint's values: they still
+        # count as not given, so that another checkpoint configured later brings its own values
+        self._from_checkpoint: set[str] = set()
+        self._filling = False
+        self._declare_parameters()
         self.add_on_set_parameters_callback(self._on_set_parameters)
         self._settings: NodeSettings | None = None
         self._predictor: StreamingPredictor | None = None
         self._device = "none"
+        self._configure_error = ""
         self._outputs: dict[str, Any] = {}
-        self._subscriptions_in: list[Any] = []
-        self._diagnostics_publisher = None
-        self._diagnostics_timer = None
+        self._inputs: list[CameraSubscription] = []
+        self._camera_info_subscription = None
+        self._camera_info: CameraInfo | None = None
+        self._refresh_timer = None
         self._slot = LatestFrameSlot()
         self._worker: threading.Thread | None = None
+        self._depth: DepthInput | None = None  # the optional depth input (3D), while active
         self._statistics = NodeStatistics()
         self._last_logged: dict[str, float] = {}
         self._zero_stamp_warned = False
         self._previous_stamp: float | None = None
+        self._last_received_stamp: float | None = None
         self._active = False
+        self.finalized = threading.Event()  # set by the shutdown transition: main() then ends the process
+        self._diagnostics_publisher = self.create_publisher(DiagnosticArray, "/diagnostics", 10)
+        self._diagnostics_timer = self.create_timer(self._diagnostics_period(), self._publish_diagnostics)
+
+    def _declare_parameters(self) -> None:
+        """Each parameter with its type, range and description. A start value of the wrong type or out of range
+        is declared without them, so that configure refuses it with the parameter's name (instead of the node
+        dying at start with rclpy's exception)."""
+        for name, default in parameter_defaults().items():
+            try:
+                self.declare_parameter(name, default, parameter_descriptor(name))
+            except (InvalidParameterTypeException, InvalidParameterValueException):
+                self.declare_parameter(name, default, parameter_descriptor(name, typed=False))
+        # no default: unless given, configure sets them to the checkpoint's values (sgnet_ros/params.py)
+        for name, kind in checkpoint_parameter_types().items():
+            try:
+                self.declare_parameter(name, rclpy.Parameter.Type.DOUBLE if kind is float
+                                       else rclpy.Parameter.Type.INTEGER, parameter_descriptor(name))
+            except (InvalidParameterTypeException, InvalidParameterValueException):
+                self.declare_parameter(name, None, parameter_descriptor(name, typed=False))
+
+    def _given(self, name: str) -> Any:
+        """A parameter's value, or None for a checkpoint parameter that was not given."""
+        if name in self._from_checkpoint:
+            return None
+        try:
+            return self.get_parameter(name).value
+        except ParameterUninitializedException:
+            return None
+
+    def _diagnostics_period(self) -> float:
+        """diagnostics_period_s (read at start); its default when the value given is unusable, which configure
+        then refuses naming the parameter."""
+        value = self.get_parameter("diagnostics_period_s").value
+        if isinstance(value, (int, float)) and not isinstance(value, bool) and value > 0:
+            return float(value)
+        return parameter_defaults()["diagnostics_period_s"]
 
     # Lifecycle transitions -----------------------------------------------------------------------------------
 
     def on_configure(self, state: LifecycleState) -> TransitionCallbackReturn:
         try:
-            settings = settings_from(lambda name: self.get_parameter(name).value)
+            settings = settings_from(self._given)
             predictor = self._load_predictor(settings)
+            thresholds, tracker = live_settings(settings, predictor.model_config,
+                                                predictor.tracker_profiles[settings.node.tracker_profile])
         except (ParameterError, ConfigError, CheckpointError, PredictorError) as error:
-            self.get_logger().error(f"configure failed: {error}")
-            return TransitionCallbackReturn.FAILURE
+            return self._configure_failed(str(error))
         except Exception as error:  # rclpy would turn it into an ERROR transition without a word
-            self.get_logger().error(f"configure failed: {type(error).__name__}: {error}")
-            return TransitionCallbackReturn.FAILURE
-        self._settings, self._predictor = settings, predictor
+            return self._configure_failed(f"{type(error).__name__}: {error}")
+        predictor.update_thresholds(**thresholds)
+        predictor.tracker.config = tracker
+        if settings.tracker:
+            predictor.tracker_profile = "custom"
+        self._fill_from_checkpoint(settings, thresholds, tracker)
+        self._settings, self._predictor, self._configure_error = settings, predictor, ""
         self._device = str(predictor.device)
         self._create_publishers(settings)
         self._statistics.reset()
         self._zero_stamp_warned, self._previous_stamp = False, None
         source = "random weights (smoke test)" if settings.node.smoke_test else settings.node.checkpoint
         self.get_logger().info(f"configured: {predictor.model_config.backbone} from {source} on {self._device}, "
-                               f"{len(predictor.class_names)} classes")
+                               f"{len(predictor.class_names)} classes, tracker profile {predictor.tracker_profile}")
         return super().on_configure(state)
+
+    def _fill_from_checkpoint(self, settings: NodeSettings, thresholds: dict[str, Any], tracker: TrackerConfig) -> None:
+        """Set the checkpoint parameters that were not given to the values the node runs, so that ``ros2 param
+        get`` shows them."""
+        values = {f"model.{field}": value for field, value in thresholds.items() if field not in settings.thresholds}
+        values.update({f"tracker.{f.name}": getattr(tracker, f.name) for f in dataclasses.fields(TrackerConfig)
+                       if f.name not in settings.tracker})
+        self._filling = True
+        try:
+            self.set_parameters([rclpy.Parameter(name, value=value) for name, value in values.items()])
+        finally:
+            self._filling = False
+        self._from_checkpoint = set(values)
+
+    def _configure_failed(self, reason: str) -> TransitionCallbackReturn:
+        self._configure_error = reason
+        self.get_logger().error(f"configure failed: {reason}")
+        self._publish_diagnostics()
+        return TransitionCallbackReturn.FAILURE
 
     def on_activate(self, state: LifecycleState) -> TransitionCallbackReturn:
         result = super().on_activate(state)  # enables the lifecycle publishers
+        if "label_info" in self._outputs:
+            self._outputs["label_info"].publish(label_info_msg(self._predictor.class_names,
+                                                               self._predictor.model_config.score_threshold))
+        self._depth = DepthInput.create(self, self._settings)
         self._slot.open()
+        self._last_received_stamp = None
         self._worker = threading.Thread(target=self._run_inference, name="sgnet-inference", daemon=True)
         self._worker.start()
         self._subscribe(self._settings)
         self._active = True
-        self.get_logger().info(f"active: listening on {', '.join(self._input_topics())}")
+        inputs = ", ".join(f"{i.topic} ({i.reliability.name.lower()})" for i in self._inputs)
+        self.get_logger().info(f"active: listening on {inputs}")
         return result
 
     def on_deactivate(self, state: LifecycleState) -> TransitionCallbackReturn:
@@ -166,6 +267,7 @@ class SGNetNode(LifecycleNode):
 
     def on_shutdown(self, state: LifecycleState) -> TransitionCallbackReturn:
         self.stop()
+        self.finalized.set()
         return super().on_shutdown(state)
 
     def on_error(self, state: LifecycleState) -> TransitionCallbackReturn:
@@ -192,13 +294,12 @@ class SGNetNode(LifecycleNode):
                                  "for predictor.device cpu")
         if node.smoke_test:
             try:
-                model_config = named_config(node.model_config).model
+                config = named_config(node.model_config)
             except ConfigError as error:
                 raise ParameterError(f"parameter model_config: {error}") from None
             self.get_logger().warning("smoke_test is true: the network has random weights and its output means "
                                       "nothing; give a trained checkpoint for real use")
-            predictor = StreamingPredictor.from_config(SGNetConfig(model=model_config, tracker=settings.tracker),
-                                                       predictor_config)
+            return StreamingPredictor.from_config(config, predictor_config, node.tracker_profile)
         else:
             if not node.checkpoint:
                 raise ParameterError("parameter checkpoint is empty: give the path of a checkpoint written by "
@@ -206,61 +307,76 @@ class SGNetNode(LifecycleNode):
             path = Path(node.checkpoint).expanduser()
             if not path.is_file():
                 raise ParameterError(f"parameter checkpoint: {path} does not exist or is not a file")
-            predictor = StreamingPredictor.from_checkpoint(path, predictor_config, settings.tracker)
-        predictor.update_thresholds(**settings.thresholds)
-        return predictor
+            return StreamingPredictor.from_checkpoint(path, predictor_config, profile=node.tracker_profile)
 
     def _create_publishers(self, settings: NodeSettings) -> None:
         depth = settings.node.output_qos_depth
-        self._outputs = {"instances": self.create_lifecycle_publisher(InstanceArray, "instances", depth)}
-        if vision_msgs_available():
+        self._outputs = {"instances": self.create_lifecycle_publisher(InstanceArray, "instances", depth),
+                         "camera_info": self.create_lifecycle_publisher(CameraInfo, "camera_info", depth)}
+        if Detection2DArray is not None:
             self._outputs["detections"] = self.create_lifecycle_publisher(Detection2DArray, "detections", depth)
-        if settings.node.label_image:
-            self._outputs["label_image"] = self.create_lifecycle_publisher(Image, "label_image", depth)
-        if settings.node.debug_image:
-            self._outputs["debug_image"] = self.create_lifecycle_publisher(Image, "debug_image", depth)
-        self._diagnostics_publisher = self.create_publisher(DiagnosticArray, "/diagnostics", 10)
-        self._diagnostics_timer = self.create_timer(settings.node.diagnostics_period_s, self._publish_diagnostics)
+        if LabelInfo is not None:  # the class names, for late joiners too (transient local, as vision_msgs asks)
+            latched = QoSProfile(depth=1, reliability=ReliabilityPolicy.RELIABLE,
+                                 durability=DurabilityPolicy.TRANSIENT_LOCAL)
+            self._outputs["label_info"] = self.create_lifecycle_publisher(LabelInfo, "label_info", latched)
+        for name in ("label_image", "class_image", "debug_image"):
+            if getattr(settings.node, name):
+                self._outputs[name] = self.create_lifecycle_publisher(Image, name, depth)
 
     def _subscribe(self, settings: NodeSettings) -> None:
         node = settings.node
-        reliability = (ReliabilityPolicy.BEST_EFFORT if node.qos_reliability == "best_effort"
-                       else ReliabilityPolicy.RELIABLE)
-        qos = QoSProfile(history=HistoryPolicy.KEEP_LAST, depth=node.qos_depth, reliability=reliability,
-                         durability=DurabilityPolicy.VOLATILE)
         inputs = ((Image, node.image_topic, image_to_rgb), (CompressedImage, node.compressed_image_topic,
                                                              compressed_to_rgb))
         for message_type, topic, decode in inputs:
-            if not topic:
-                continue
-            events = SubscriptionEventCallbacks(
-                incompatible_qos=lambda event, topic=topic: self._on_incompatible_qos(topic, event),
-                message_lost=lambda event, topic=topic: self._on_message_lost(topic, event))
-            self._subscriptions_in.append(self.create_subscription(
-                message_type, topic, lambda msg, decode=decode: self._receive(msg, decode), qos,
-                event_callbacks=events))
+            if topic:
+                self._inputs.append(CameraSubscription(
+                    self, message_type, topic, lambda msg, decode=decode: self._receive(msg, decode),
+                    node.qos_depth, node.qos_reliability, self._on_incompatible_qos, self._on_message_lost))
+        self._refresh_timer = self.create_timer(1.0, self._refresh_inputs)
+        camera_info = sibling_camera_info(self._inputs[0].topic)
+        republished = self.resolve_topic_name("camera_info")
+        if camera_info == republished:
+            self.get_logger().warning(
+                f"the camera's {camera_info} is also this node's output topic: camera_info is not republished; "
+                f"run the node in its own namespace (the launch file's default) or remap camera_info")
+            return
+        sensor_data = QoSProfile(depth=1, reliability=ReliabilityPolicy.BEST_EFFORT)  # hears any publisher
+        self._camera_info_subscription = self.create_subscription(CameraInfo, camera_info, self._receive_camera_info,
+                                                                  sensor_data)
+
+    def _refresh_inputs(self) -> None:
+        for camera in self._inputs:
+            if camera.refresh():
+                self.get_logger().info(f"subscription to {camera.topic} is now {camera.reliability.name.lower()}, "
+                                       f"matching its publishers")
 
     def _stop_serving(self) -> None:
         self._active = False
-        for subscription in self._subscriptions_in:
-            self.destroy_subscription(subscription)
-        self._subscriptions_in = []
+        for camera in self._inputs:
+            camera.destroy()
+        self._inputs = []
+        if self._refresh_timer is not None:
+            self.destroy_timer(self._refresh_timer)
+            self._refresh_timer = None
+        if self._camera_info_subscription is not None:
+            self.destroy_subscription(self._camera_info_subscription)
+            self._camera_info_subscription = None
         self._slot.close()
         if self._worker is not None:
             self._worker.join()
             self._worker = None
+        if self._depth is not None:
+            self._depth.destroy()
+            self._depth = None
 
     def _release(self) -> None:
         """Destroy the publishers and free the model's memory (CPU and GPU)."""
         for publisher in self._outputs.values():
             self.destroy_lifecycle_publisher(publisher)
         self._outputs = {}
-        if self._diagnostics_timer is not None:
-            self.destroy_timer(self._diagnostics_timer)
-            self.destroy_publisher(self._diagnostics_publisher)
-            self._diagnostics_timer = self._diagnostics_publisher = None
         uses_cuda = self._predictor is not None and self._predictor.device.type == "cuda"
         self._predictor = self._settings = None
+        self._camera_info = None
         self._device = "none"
         gc.collect()
         if uses_cuda:
@@ -269,8 +385,13 @@ class SGNetNode(LifecycleNode):
     # Frames ---------------------------------------------------------------------------------------------------
 
     def _receive(self, msg: Image | CompressedImage, decode: Callable[[Any, int], np.ndarray]) -> None:
-        replaced = self._slot.put(PendingFrame(msg, decode, time.monotonic()))
+        stamp = msg.header.stamp.sec + msg.header.stamp.nanosec * 1e-9
+        received_before, self._last_received_stamp = self._last_received_stamp, stamp
+        replaced = self._slot.put(PendingFrame(msg, decode, time.monotonic(), received_before))
         self._statistics.count_received(replaced)
+
+    def _receive_camera_info(self, msg: CameraInfo) -> None:
+        self._camera_info = msg
 
     def _run_inference(self) -> None:
         while (frame := self._slot.take()) is not None:
@@ -292,31 +413,44 @@ class SGNetNode(LifecycleNode):
             self._zero_stamp_warned = True
             self.get_logger().warning("input images have a zero header stamp: passed through unchanged to the "
                                       "outputs; fix the camera driver's stamps (tracks cannot notice a gap)")
-        result = self._predictor.step(rgb, stamp)
-        self._note_reset(result, stamp)
+        now = self.get_clock().now().nanoseconds * 1e-9
+        # a gap in the stream is judged on the frames received: a model slower than max_gap_s keeps its tracks
+        result = self._predictor.step(rgb, stamp, frame.received_before)
+        self._note_reset(result, stamp, frame.received_before)
         self._publish(frame, rgb, result)
-        self._statistics.count_processed((time.monotonic() - frame.received) * 1000.0, result.inference_ms)
+        self._statistics.count_processed((time.monotonic() - frame.received) * 1000.0, result.inference_ms,
+                                         (now - stamp) * 1000.0 if stamp else float("nan"))
 
-    def _note_reset(self, result: FrameResult, stamp: float) -> None:
+    def _note_reset(self, result: FrameResult, stamp: float, received_before: float | None) -> None:
         previous, self._previous_stamp = self._previous_stamp, stamp
         if result.tracks_reset and previous is not None:
-            reason = ("the stamp went back" if stamp < previous
-                      else f"a gap of {stamp - previous:.3f} s > predictor.max_gap_s")
+            before = previous if received_before is None else received_before
+            reason = ("the stamp went back" if stamp < max(previous, before)
+                      else f"a gap of {stamp - before:.3f} s in the stream > predictor.max_gap_s")
             self.get_logger().info(f"tracks reset: {reason} (from {previous:.3f} to {stamp:.3f})")
 
     def _publish(self, frame: PendingFrame, rgb: np.ndarray, result: FrameResult) -> None:
         header = frame.msg.header
-        publishers = self._outputs
-        publishers["instances"].publish(instance_array_msg(result, header))
+        publishers, node = self._outputs, self._settings.node
+        spatial = self._depth.process(header, result, rgb.shape[:2]) if self._depth is not None else None
+        publishers["instances"].publish(instance_array_msg(result, header, spatial))
         if "detections" in publishers:
-            publishers["detections"].publish(detection_array_msg(result, header))
-        label_publisher = publishers.get("label_image")
-        if label_publisher is not None and label_publisher.get_subscription_count() > 0:
-            labels = label_image(result.instances, rgb.shape[0], rgb.shape[1])
-            label_publisher.publish(mono16_to_image(labels, header))
-        debug_publisher = publishers.get("debug_image")
-        if debug_publisher is not None and debug_publisher.get_subscription_count() > 0:
-            debug_publisher.publish(rgb_to_image(render_overlay(rgb, result.instances), header))
+            publishers["detections"].publish(detection_array_msg(result, header, node.detection_class_id))
+        camera_info = self._camera_info
+        if camera_info is not None:
+            publishers["camera_info"].publish(camera_info_msg(camera_info, header))
+        height, width = rgb.shape[:2]
+        if self._subscribed("label_image"):
+            publishers["label_image"].publish(labels_to_image(label_image(result.instances, height, width), header))
+        if self._subscribed("class_image"):
+            classes = class_image(result.instances, height, width, len(self._predictor.class_names))
+            publishers["class_image"].publish(labels_to_image(classes, header))
+        if self._subscribed("debug_image"):
+            publishers["debug_image"].publish(rgb_to_image(render_overlay(rgb, result.instances), header))
+
+    def _subscribed(self, name: str) -> bool:
+        publisher = self._outputs.get(name)
+        return publisher is not None and publisher.get_subscription_count() > 0
 
     # Events, parameters, diagnostics ---------------------------------------------------------------------------
 
@@ -335,34 +469,53 @@ class SGNetNode(LifecycleNode):
         self.get_logger().warning(
             f"a publisher on '{topic}' offers QoS incompatible with this node's subscription (policy {policy}): "
             f"no images arrive from it. The node subscribes with qos_reliability "
-            f"{self._settings.node.qos_reliability}; best_effort accepts every publisher")
+            f"{self._settings.node.qos_reliability}; auto matches the publishers")
 
     def _on_message_lost(self, topic: str, event: QoSMessageLostInfo) -> None:
         self._statistics.count_lost(event.total_count_change)
         self._log_limited("message lost", (
-            f"{event.total_count} image(s) on '{topic}' lost in transport so far: a best-effort subscription drops "
-            f"images the middleware cannot deliver whole (Fast DDS's default shared-memory segment is 512 KB, so a "
-            f"640x360 rgb8 image never arrives). If the camera publishes reliable, set qos_reliability to reliable"))
+            f"{event.total_count} image(s) on '{topic}' lost in transport so far: the middleware could not deliver "
+            f"them whole. On Fast DDS, images over its default 512 KB shared-memory segment are lost unless both "
+            f"the camera's process and this node use config/fastdds_large_images.xml (the launch file sets it for "
+            f"the node; see docs/ros.md); with a reliable camera, qos_reliability auto or reliable also helps"))
 
     def _on_set_parameters(self, parameters: list[rclpy.Parameter]) -> SetParametersResult:
-        """Refuse invalid values at once; new thresholds apply to the running model, the rest at configure."""
+        """Refuse invalid values at once, and configure-time ones while configured; thresholds and tracker
+        settings apply to the running model."""
+        if self._filling:  # the node itself, setting the checkpoint's values at configure
+            return SetParametersResult(successful=True)
         changed = {parameter.name: parameter.value for parameter in parameters}
+        names = parameter_names()  # not rclpy's own, such as use_sim_time
+        if self._predictor is not None:
+            fixed = [name for name in changed if name in names and applies_when(name) == "configure"]
+            if fixed:
+                return SetParametersResult(successful=False, reason=(
+                    f"parameter {fixed[0]} applies at configure and the node is configured: deactivate and clean "
+                    f"it up (ros2 lifecycle set {self.get_fully_qualified_name()} cleanup), set it, then configure "
+                    f"again; only {', '.join(sorted(LIVE))} change while it runs"))
+        given = {name: value for name, value in changed.items() if name in names}
         try:
-            settings = settings_from(lambda name: changed[name] if name in changed else self.get_parameter(name).value)
+            settings = settings_from(lambda name: given[name] if name in given else self._given(name))
+            if self._predictor is not None:
+                thresholds, tracker = live_settings(settings, self._predictor.model_config,
+                                                    self._predictor.tracker.config)
         except ParameterError as error:
             return SetParametersResult(successful=False, reason=str(error))
         if self._predictor is not None:
-            self._predictor.update_thresholds(**settings.thresholds)
+            self._predictor.update_thresholds(**thresholds)
+            self._predictor.tracker.config = tracker
+            if settings.tracker:
+                self._predictor.tracker_profile = "custom"
+        self._from_checkpoint -= set(given)
         return SetParametersResult(successful=True)
 
-    def _input_topics(self) -> list[str]:
-        return [subscription.topic_name for subscription in self._subscriptions_in] or [
-            topic for topic in (self._settings.node.image_topic, self._settings.node.compressed_image_topic) if topic]
-
     def _publish_diagnostics(self) -> None:
-        report = self._statistics.report()
-        status = diagnostic_status(report, f"{self.get_fully_qualified_name()}: SG-Net inference", self._device,
-                                   self._active, self._input_topics())
+        name = f"{self.get_fully_qualified_name()}: SG-Net inference"
+        if self._settings is None:
+            status = unconfigured_status(name, self._configure_error)
+        else:
+            status = diagnostic_status(self._statistics.report(), name, self._device, self._active,
+                                       [camera.topic for camera in self._inputs])
         message = DiagnosticArray(status=[status])
         message.header.stamp = self.get_clock().now().to_msg()
         self._diagnostics_publisher.publish(message)
@@ -370,8 +523,9 @@ class SGNetNode(LifecycleNode):
 
 def parse_arguments(argv: list[str]) -> argparse.Namespace:
     """--help for the node; everything ROS-specific goes after --ros-args."""
-    parameters = "\n".join(f"  {name} (default {default!r}): {DESCRIPTIONS[name]}"
-                           for name, default in parameter_defaults().items())
+    parameters = "\n".join([*(f"  {name} (default {default!r}): {DESCRIPTIONS[name]}"
+                             for name, default in parameter_defaults().items()),
+                           *(f"  {name}: {DESCRIPTIONS[name]}" for name in checkpoint_parameter_types())])
     parser = argparse.ArgumentParser(
         prog="sgnet-node", formatter_class=argparse.RawDescriptionHelpFormatter,
         description="SG-Net video instance segmentation node (ROS 2 lifecycle node). Subscribes to 'image' "
@@ -383,6 +537,7 @@ def parse_arguments(argv: list[str]) -> argparse.Namespace:
 
 
 def main(args: list[str] | None = None) -> int:
+    """The node's program: ends the process (exit status 0 after a clean stop, 2 for malformed arguments)."""
     argv = sys.argv if args is None else [sys.argv[0], *args]
     try:
         plain_arguments = rclpy.utilities.remove_ros_args(argv)[1:]
@@ -390,23 +545,31 @@ def main(args: list[str] | None = None) -> int:
         print(f"sgnet-node: error: {error}".split(", at /")[0], file=sys.stderr)
         return 2
     parse_arguments(plain_arguments)
-    # rclpy's own SIGINT handler shuts the context down (spin then returns) and chains to the handler found at
-    # init. Python's default one would also raise KeyboardInterrupt at a random later line, possibly in the middle
-    # of the cleanup below; this no-op takes its place so that the node always stops in order.
-    signal.signal(signal.SIGINT, lambda signum, frame: None)
-    rclpy.init(args=argv)
+    for signum in STOP_SIGNALS:
+        signal.signal(signum, _request_stop)
+    rclpy.init(args=argv, signal_handler_options=SignalHandlerOptions.NO)
     node = SGNetNode()
+    executor = SingleThreadedExecutor()
+    executor.add_node(node)
     try:
-        if node.get_parameter("autostart").value and node.trigger_configure() == TransitionCallbackReturn.SUCCESS:
+        if (not stop_requested.is_set() and node.get_parameter("autostart").value
+                and node.trigger_configure() == TransitionCallbackReturn.SUCCESS and not stop_requested.is_set()):
             node.trigger_activate()
-        rclpy.spin(node)
-    except (KeyboardInterrupt, ExternalShutdownException):
+        # Short steps: a signal's handler runs between them, at most STOP_POLL_S after it arrived.
+        while not stop_requested.is_set() and not node.finalized.is_set():
+            executor.spin_once(timeout_sec=STOP_POLL_S)
+    except ExternalShutdownException:
         pass
     finally:
         node.stop()
+        executor.shutdown(timeout_sec=0)
         node.destroy_node()
-        rclpy.try_shutdown()
-    return 0
+        rclpy.try_shutdown()  # also flushes and closes the ROS log files
+    # Everything is stopped and flushed. Python's own finalisation of torch and the DDS libraries would take
+    # seconds on a busy machine, with Python's default signal handling back for a late signal to kill it.
+    sys.stdout.flush()
+    sys.stderr.flush()
+    os._exit(0)
 
 
 if __name__ == "__main__":

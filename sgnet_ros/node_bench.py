@@ -9,6 +9,15 @@ Two measurements, each against a node started in its own process (as in a robot)
    node must serve the newest frame and drop the rest: latency stays within about two model times and the node's
    memory (RSS) stays flat. Latency percentiles over the median model time, drops, and RSS growth reported.
 
+With ``--depth`` (instances in 3D, docs/depth.md), two more figures: the overhead measurement again with depth
+on (an aligned 16UC1 depth image and camera_info published with every frame, and acknowledged by the node before the
+frame goes out: a camera sends depth alongside colour, so its transport overlaps inference; Fast DDS also loses
+large reliable samples sent back to back over its 512 KB shared-memory segment), and the depth path timed
+in-process on frames with ``--depth-instances`` instances of realistic size (random weights give tiny masks): the
+depth message's deserialization plus the node's DepthInput.process (pairing, decoding, locating every instance)
+plus the 3D fields of the InstanceArray, as wall time, and the first two as the thread's CPU time (wall and CPU
+time agree on an idle machine; on a loaded one the CPU time is the cost).
+
 Both nodes run random weights (smoke_test) unless --checkpoint is given: timing does not depend on the weights.
 Images go over reliable QoS: with Fast DDS's default transports, a best-effort subscription loses images larger
 than its 512 KB shared-memory segment (640x360 rgb8 is 691 KB).
@@ -24,7 +33,7 @@ import sys
 import threading
 import time
 from pathlib import Path
-from typing import Any
+from typing import Any, Callable
 
 import numpy as np
 from tqdm import tqdm
@@ -51,6 +60,10 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--frames", type=int, default=30, help="frames of the overhead measurement")
     parser.add_argument("--rate", type=float, default=30.0, help="frame rate of the stream, Hz")
     parser.add_argument("--stream-seconds", type=float, default=30.0, help="length of the stream")
+    parser.add_argument("--depth", action="store_true",
+                        help="also measure the node with depth on (overhead over DDS, and the depth path in-process)")
+    parser.add_argument("--depth-instances", type=int, default=10,
+                        help="instances per frame of the in-process depth timing (discs a fifth of the height across)")
     parser.add_argument("--json", action="store_true", help="print one JSON object instead of the table")
     return parser
 
@@ -67,6 +80,7 @@ class BenchNode:
                 "-p", "qos_reliability:=reliable", "-p", "debug_image:=false", "-p", "label_image:=false"]
         for key, value in parameters.items():
             args += ["-p", f"{key}:={json.dumps(value)}"]
+        self.namespace = namespace
         self.process = subprocess.Popen(args, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
         self._output: list[str] = []
         threading.Thread(target=self._read_output, daemon=True).start()
@@ -145,10 +159,13 @@ def wait_ready(executor: Any, node: BenchNode, rgb: np.ndarray) -> None:
     raise BenchError(f"the node did not answer within {STARTUP_TIMEOUT_S:.0f} s")
 
 
-def measure_overhead(executor: Any, node: BenchNode, images: list[np.ndarray], progress: bool) -> dict[str, float]:
+def measure_overhead(executor: Any, node: BenchNode, images: list[np.ndarray], progress: bool,
+                     before_frame: Callable[[int], None] | None = None) -> dict[str, float]:
     latencies, inference, overhead = [], [], []
     for index, rgb in enumerate(tqdm(images, desc="overhead", disable=not progress), start=1):
         node.check_alive()
+        if before_frame is not None:
+            before_frame(index)
         sent = time.perf_counter()
         node.publisher.publish(image_message(rgb, index, 0.1))
         if not spin_until(executor, lambda: node.arrival(index) is not None, 60.0):
@@ -196,6 +213,119 @@ def measure_stream(executor: Any, node: BenchNode, images: list[np.ndarray], rat
             "rss_mb_growth": statistics.median(rss[-quarter:]) - statistics.median(rss[:quarter])}
 
 
+# ------------------------------------------------------------------------------------------------------- depth
+
+DEPTH_Z_M = 2.0  # the synthetic depth: a wall at 2 m, instances as discs at 1 m
+
+
+def depth_frame(width: int, height: int, index: int, period_s: float) -> tuple[Any, Any]:
+    """(16UC1 depth Image, CameraInfo) stamped as colour frame ``index`` (see image_message): a wall at 2 m."""
+    from sensor_msgs.msg import CameraInfo, Image
+
+    focal = 0.8 * width
+    depth = Image(height=height, width=width, encoding="16UC1", is_bigendian=0, step=width * 2,
+                  data=np.full((height, width), int(DEPTH_Z_M * 1000), "<u2").tobytes())
+    info = CameraInfo(height=height, width=width, distortion_model="plumb_bob", d=[0.0] * 5,
+                      k=[focal, 0.0, (width - 1) / 2, 0.0, focal, (height - 1) / 2, 0.0, 0.0, 1.0])
+    stamp_ns = int(round(index * period_s * 1e9))
+    for message in (depth, info):
+        message.header.frame_id = str(index)
+        message.header.stamp.sec, message.header.stamp.nanosec = divmod(stamp_ns, 1_000_000_000)
+    return depth, info
+
+
+class DepthFeed:
+    """Publishes frame i's depth image and camera_info (reliable) before frame i."""
+
+    def __init__(self, client_node: Any, namespace: str, width: int, height: int) -> None:
+        from rclpy.qos import QoSProfile, ReliabilityPolicy
+        from sensor_msgs.msg import CameraInfo, Image
+
+        qos = QoSProfile(depth=1, reliability=ReliabilityPolicy.RELIABLE)
+        self.client_node, self.width, self.height = client_node, width, height
+        self.depth = client_node.create_publisher(Image, f"{namespace}/depth/image_raw", qos)
+        self.info = client_node.create_publisher(CameraInfo, f"{namespace}/depth/camera_info", qos)
+        self.ack_ms: list[float] = []
+        deadline = time.monotonic() + STARTUP_TIMEOUT_S
+        while not (self.depth.get_subscription_count() and self.info.get_subscription_count()):
+            if time.monotonic() > deadline:
+                raise BenchError("the node did not subscribe to its depth topics")
+            time.sleep(0.05)
+
+    def before_frame(self, index: int) -> None:
+        from rclpy.duration import Duration
+
+        depth, info = depth_frame(self.width, self.height, index, 0.1)
+        self.info.publish(info)
+        self.depth.publish(depth)
+        started = time.perf_counter()
+        self.depth.wait_for_all_acked(Duration(seconds=5))
+        self.ack_ms.append((time.perf_counter() - started) * 1000)
+
+    def close(self) -> None:
+        self.client_node.destroy_publisher(self.depth)
+        self.client_node.destroy_publisher(self.info)
+
+
+def measure_depth_path(client_node: Any, width: int, height: int, instances: int, frames: int) -> dict[str, Any]:
+    """The node's per-frame work for depth, timed in this process on the node's own code: rclpy deserialization of
+    the depth message (its subscription), DepthInput.process (pairing, decoding, locating every instance), and the
+    3D fields of the InstanceArray (its building time with them minus without)."""
+    from rclpy.serialization import deserialize_message, serialize_message
+    from sensor_msgs.msg import Image
+
+    from sgnet_model.instances import FrameResult, TrackedInstance
+    from sgnet_ros.depth_input import DepthInput
+    from sgnet_ros.outputs import instance_array_msg
+    from sgnet_ros.params import parameter_defaults, settings_from
+
+    values = {**parameter_defaults(), "depth_image_topic": "bench_depth/image_raw", "smoke_test": True}
+    depth_input = DepthInput.create(client_node, settings_from(values.__getitem__))
+    rng = np.random.default_rng(0)
+    radius = height / 10
+    rows, columns = np.mgrid[0:height, 0:width]
+    timings: dict[str, list[float]] = {"deserialize": [], "process": [], "message": []}
+    cpu_ms: list[float] = []
+    try:
+        for index in range(1, frames + 1):
+            depth, info = depth_frame(width, height, index, 0.1)
+            tracked = []
+            for track in range(1, instances + 1):
+                cx, cy = rng.uniform(radius, width - radius), rng.uniform(radius, height - radius)
+                mask = (columns - cx) ** 2 + (rows - cy) ** 2 <= radius ** 2  # (H, W)
+                box = np.array([cx - radius, cy - radius, cx + radius, cy + radius], np.float32)
+                tracked.append(TrackedInstance(track_id=track, class_id=0, class_name="object", score=0.9, box=box,
+                                               mask=mask, centre=box[:2] / 2 + box[2:] / 2,
+                                               motion=np.zeros(2, np.float32)))
+            result = FrameResult(timestamp=0.1 * index, instances=tracked, inference_ms=0.0, tracks_reset=False)
+            raw = serialize_message(depth)
+            cpu_started = time.thread_time()
+            started = time.perf_counter()
+            received = deserialize_message(raw, Image)
+            timings["deserialize"].append(time.perf_counter() - started)
+            depth_input.on_camera_info(info)
+            depth_input.on_depth(received)
+            started = time.perf_counter()
+            spatial = depth_input.process(depth.header, result, (height, width))
+            timings["process"].append(time.perf_counter() - started)
+            cpu_ms.append((time.thread_time() - cpu_started) * 1000)
+            if len(spatial) != instances:
+                raise BenchError(f"the depth path located {len(spatial)} of {instances} instances")
+            started = time.perf_counter()
+            instance_array_msg(result, depth.header, spatial)
+            with_3d = time.perf_counter() - started
+            started = time.perf_counter()
+            instance_array_msg(result, depth.header)
+            timings["message"].append(with_3d - (time.perf_counter() - started))
+    finally:
+        depth_input.destroy()
+    figures = {f"{name}_ms_median": statistics.median(values) * 1000 for name, values in timings.items()}
+    totals = [sum(parts) * 1000 for parts in zip(*timings.values())]
+    return {"frames": frames, "instances": instances, "instance_pixels": int(np.pi * radius ** 2), **figures,
+            "total_ms_median": statistics.median(totals), "total_ms_max": max(totals),
+            "cpu_ms_median": statistics.median(cpu_ms)}
+
+
 def node_parameters(args: argparse.Namespace, model_config: str) -> dict[str, Any]:
     parameters: dict[str, Any] = {"predictor.device": args.device}
     if args.checkpoint:
@@ -219,11 +349,28 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
     results: dict[str, Any] = {"width": args.width, "height": args.height, "device": args.device,
                                "checkpoint": args.checkpoint or None}
     try:
-        for part, config in (("overhead", args.model_config), ("stream", args.stream_model_config)):
-            node = BenchNode(client, f"/sgnet_node_bench_{os.getpid()}_{part}", node_parameters(args, config))
+        parts = [("overhead", args.model_config), ("stream", args.stream_model_config)]
+        if args.depth:
+            parts.append(("overhead_depth", args.model_config))
+            results["depth_path"] = measure_depth_path(client, args.width, args.height, args.depth_instances,
+                                                       args.frames)
+        for part, config in parts:
+            parameters = node_parameters(args, config)
+            if part == "overhead_depth":
+                parameters["depth_image_topic"] = "depth/image_raw"
+            node = BenchNode(client, f"/sgnet_node_bench_{os.getpid()}_{part}", parameters)
             try:
                 wait_ready(executor, node, images[0])
-                if part == "overhead":
+                if part == "overhead_depth":
+                    feed = DepthFeed(client, node.namespace, args.width, args.height)
+                    try:
+                        sequence = [images[i % len(images)] for i in range(args.frames)]
+                        results["overhead_depth"] = {
+                            **measure_overhead(executor, node, sequence, progress, feed.before_frame),
+                            "depth_ack_ms": feed.ack_ms}
+                    finally:
+                        feed.close()
+                elif part == "overhead":
                     sequence = [images[i % len(images)] for i in range(args.frames)]
                     results["overhead"] = {"model": args.checkpoint or config,
                                            **measure_overhead(executor, node, sequence, progress)}
@@ -263,13 +410,24 @@ def table(results: dict[str, Any]) -> str:
                                           f"{stream['rss_mb_last_quarter']:.0f} MB "
                                           f"({stream['rss_mb_growth']:+.1f} MB)"),
     ]
+    if "depth_path" in results:
+        path, depth = results["depth_path"], results["overhead_depth"]
+        rows += [
+            ("depth: node overhead, median", f"{depth['overhead_ms_median']:.1f} ms (colour only: "
+                                             f"{overhead['overhead_ms_median']:.1f} ms)"),
+            ("depth path, in-process", f"{path['total_ms_median']:.2f} ms median a frame, {path['instances']} "
+                                       f"instances (deserialize {path['deserialize_ms_median']:.2f}, locate "
+                                       f"{path['process_ms_median']:.2f}, message {path['message_ms_median']:.2f})"),
+            ("depth path, CPU time", f"{path['cpu_ms_median']:.2f} ms median a frame (deserialize and locate)"),
+            ("depth transport (acked)", f"{statistics.median(depth['depth_ack_ms']):.1f} ms median"),
+        ]
     width = max(len(name) for name, _ in rows)
     return "\n".join(f"{name:<{width}}  {value}" for name, value in rows)
 
 
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
-    for name in ("width", "height", "frames"):
+    for name in ("width", "height", "frames", "depth_instances"):
         if getattr(args, name) < 1:
             print(f"sgnet-node-bench: error: --{name} must be at least 1", file=sys.stderr)
             return 2

@@ -1,17 +1,30 @@
-"""The node's ROS parameters: their names, defaults, descriptions and validation.
+"""The node's ROS parameters: their names, defaults, descriptions, ranges, when they apply, and validation.
 
 Defaults come from the config dataclasses, never from literals here: NodeConfig below for the node's own
-settings, and sgnet_model.config for the predictor (``predictor.*``), the inference thresholds (``model.*``) and
-the tracker (``tracker.*``). config/sgnet.yaml lists the same values for users (a test keeps them equal).
+settings, and sgnet_model.config for the predictor (``predictor.*``). The inference thresholds (``model.*``) and
+the tracker settings (``tracker.*``) have no defaults of their own: they default to the checkpoint's (its model
+config, and its tracker profile named by ``tracker_profile``: "robot" on a robot, "evaluation" for video AP), and a
+value given as a parameter overrides that one field. config/sgnet.yaml lists the node's defaults for users (a test
+keeps them equal) and only names the checkpoint's.
+
+When a parameter applies: the thresholds and the tracker settings (LIVE) change the running node at once;
+READ_ONLY ones are read at start only; all others are read at configure, and the node refuses to change them
+while it is configured (inactive or active), naming the way to apply them. RANGES go into the parameter
+descriptors (what ``ros2 param describe`` and rqt show); every value inside a range passes validation.
 """
 from __future__ import annotations
 
 import dataclasses
+import typing
 from typing import Any, Callable, Mapping
 
-from sgnet_model.config import ConfigError, ModelConfig, PredictorConfig, TrackerConfig, from_dict
+from rcl_interfaces.msg import FloatingPointRange, IntegerRange, ParameterDescriptor
 
-RELIABILITIES = ("best_effort", "reliable")
+from sgnet_model.config import (TRACKER_PROFILES, ConfigError, ModelConfig, PredictorConfig, TrackerConfig, from_dict,
+                                 to_dict)
+
+RELIABILITIES = ("auto", "best_effort", "reliable")
+DETECTION_CLASS_IDS = ("name", "index")
 
 
 @dataclasses.dataclass(frozen=True)
@@ -23,21 +36,35 @@ class NodeConfig:
     model_config: str = "resnet50"  # smoke test only: a config/model name or YAML path for the random network
     allow_cpu_fallback: bool = False  # device cuda without a GPU: run on the CPU instead of failing
     autostart: bool = True  # configure and activate at start (false: wait for a lifecycle manager)
+    tracker_profile: str = "robot"  # the checkpoint's tracker profile: robot (few, confident tracks) or evaluation
     image_topic: str = "image"  # sensor_msgs/Image input; empty: none
     compressed_image_topic: str = ""  # sensor_msgs/CompressedImage input; empty: none
-    qos_reliability: str = "best_effort"  # of the image subscriptions: best_effort (sensor data) or reliable
+    qos_reliability: str = "auto"  # image subscriptions: auto (as the publishers offer), best_effort or reliable
     qos_depth: int = 1  # of the image subscriptions; the node only ever works on the newest frame
     output_qos_depth: int = 10  # of the output publishers (reliable)
     debug_image: bool = True  # offer debug_image (rendered only while someone subscribes)
     label_image: bool = True  # offer label_image (built only while someone subscribes)
+    class_image: bool = True  # offer class_image (built only while someone subscribes)
+    detection_class_id: str = "name"  # vision_msgs Detection2D class_id: the class name, or its index as text
     diagnostics_period_s: float = 1.0  # how often /diagnostics is published
     max_image_pixels: int = 4096 * 4096  # larger images are rejected
     bad_input_log_period_s: float = 5.0  # each kind of bad input is logged at most once per this period
+    # Instances in 3D (docs/depth.md, sgnet_ros/depth_input.py): a depth image aligned to the colour image.
+    depth_image_topic: str = ""  # sensor_msgs/Image 16UC1 (mm) or 32FC1 (m); empty: no depth, no cost
+    depth_camera_info_topic: str = ""  # its sensor_msgs/CameraInfo; empty: camera_info beside depth_image_topic
+    depth_pairing_tolerance_s: float = 0.02  # a depth image pairs with the colour frame nearest in stamp within this
+    depth_pairing_wait_s: float = 0.1  # how long a colour frame's 3D waits for its depth image still on the way
+    depth_mask_erosion_px: int = 2  # mask edge pixels (which often see the background) left out of the depth
+    depth_min_valid_pixels: int = 20  # fewer valid depths under a mask: no 3D for that instance
 
     def __post_init__(self) -> None:
         checks = (
             ("qos_reliability", self.qos_reliability in RELIABILITIES,
              f"must be one of {RELIABILITIES}, got {self.qos_reliability!r}"),
+            ("tracker_profile", self.tracker_profile in TRACKER_PROFILES,
+             f"must be one of {TRACKER_PROFILES}, got {self.tracker_profile!r}"),
+            ("detection_class_id", self.detection_class_id in DETECTION_CLASS_IDS,
+             f"must be one of {DETECTION_CLASS_IDS}, got {self.detection_class_id!r}"),
             ("qos_depth", self.qos_depth >= 1, f"must be at least 1, got {self.qos_depth}"),
             ("output_qos_depth", self.output_qos_depth >= 1, f"must be at least 1, got {self.output_qos_depth}"),
             ("diagnostics_period_s", self.diagnostics_period_s > 0, "must be positive"),
@@ -45,6 +72,10 @@ class NodeConfig:
             ("bad_input_log_period_s", self.bad_input_log_period_s >= 0, "must be 0 or more"),
             ("image_topic", bool(self.image_topic or self.compressed_image_topic),
              "is empty and so is compressed_image_topic: the node would have no input"),
+            ("depth_pairing_tolerance_s", self.depth_pairing_tolerance_s >= 0, "must be 0 (exact stamps) or more"),
+            ("depth_pairing_wait_s", self.depth_pairing_wait_s >= 0, "must be 0 or more"),
+            ("depth_mask_erosion_px", self.depth_mask_erosion_px >= 0, "must be 0 or more"),
+            ("depth_min_valid_pixels", self.depth_min_valid_pixels >= 1, "must be at least 1"),
         )
         for field, ok, message in checks:
             if not ok:
@@ -63,9 +94,11 @@ class ParameterGroup:
     fields: tuple[str, ...]
 
 
-PARAMETER_GROUPS = (
+PARAMETER_GROUPS = (  # parameters with defaults of their own
     ParameterGroup("", NodeConfig, tuple(f.name for f in dataclasses.fields(NodeConfig))),
     ParameterGroup("predictor.", PredictorConfig, tuple(f.name for f in dataclasses.fields(PredictorConfig))),
+)
+CHECKPOINT_GROUPS = (  # parameters whose defaults are the checkpoint's
     ParameterGroup("model.", ModelConfig, THRESHOLD_FIELDS),
     ParameterGroup("tracker.", TrackerConfig, tuple(f.name for f in dataclasses.fields(TrackerConfig))),
 )
@@ -75,33 +108,75 @@ DESCRIPTIONS = {
     "smoke_test": "run a randomly initialised network: plumbing tests only, the output means nothing",
     "model_config": "smoke test only: config/model name (resnet50, resnet101, resnet18_small) or YAML path",
     "allow_cpu_fallback": "when predictor.device is cuda and there is no GPU, run on the CPU instead of failing",
-    "autostart": "configure and activate at start; false leaves that to a lifecycle manager",
+    "autostart": "configure and activate at start (read at start); false leaves that to a lifecycle manager",
+    "tracker_profile": "the checkpoint's tracker profile that unset tracker.* take: robot (few, confident tracks) or "
+                       "evaluation (low scores, as video AP rewards)",
     "image_topic": "sensor_msgs/Image input topic (empty: none)",
     "compressed_image_topic": "sensor_msgs/CompressedImage input topic (empty: none)",
-    "qos_reliability": "image subscriptions: best_effort (sensor data, takes any camera) or reliable",
+    "qos_reliability": "image subscriptions: auto (reliable when every publisher is, else best_effort; re-checked "
+                       "as publishers come and go), best_effort or reliable",
     "qos_depth": "image subscriptions' queue depth (keep last)",
     "output_qos_depth": "queue depth of the output topics (reliable, keep last)",
     "debug_image": "offer the debug_image topic (rendered only while subscribed)",
-    "label_image": "offer the label_image topic (built only while subscribed)",
-    "diagnostics_period_s": "seconds between /diagnostics messages",
+    "label_image": "offer the label_image topic, mono16 track ids (built only while subscribed)",
+    "class_image": "offer the class_image topic, class index + 1 per pixel, 0 background (built only while "
+                   "subscribed)",
+    "detection_class_id": "vision_msgs Detection2D hypothesis class_id: name (the class name) or index (its "
+                          "index in label_info, as text)",
+    "diagnostics_period_s": "seconds between /diagnostics messages (read at start)",
     "max_image_pixels": "images with more pixels are rejected",
     "bad_input_log_period_s": "each kind of bad input is logged at most once per this many seconds",
+    "depth_image_topic": "depth image aligned to the colour image, 16UC1 (mm) or 32FC1 (m); empty: no 3D",
+    "depth_camera_info_topic": "camera_info of the aligned depth image (empty: camera_info beside depth_image_topic)",
+    "depth_pairing_tolerance_s": "a depth image pairs with a colour frame whose stamp is within this (0: exact)",
+    "depth_pairing_wait_s": "seconds a frame's 3D waits for a depth image not arrived yet (none newer arrived)",
+    "depth_mask_erosion_px": "pixels eroded off each mask's edge before reading its depth (edges see background)",
+    "depth_min_valid_pixels": "an instance needs this many valid depths under its mask for a 3D position",
     "predictor.device": "cpu, cuda or cuda:N",
     "predictor.fp16": "half precision (CUDA only)",
     "predictor.cuda_graphs": "on CUDA, replay the network from a CUDA graph per frame size (less launch overhead)",
     "predictor.max_gap_s": "tracks reset when consecutive stamps are further apart than this (or go back)",
-    "model.score_threshold": "minimum detection score (applies at once when changed)",
-    "model.nms_threshold": "IoU above which per-class NMS suppresses a detection (applies at once)",
-    "model.detections_per_frame": "at most this many detections per frame (applies at once)",
-    "tracker.new_track_score": "score a detection needs to start a track",
-    "tracker.continue_score": "score a detection needs to continue a track",
-    "tracker.max_lost_frames": "frames an unmatched track is kept alive, moving by its last motion",
-    "tracker.radius_scale": "matching radius = radius_scale x mean(width, height) of the track's box",
+    "model.score_threshold": "minimum detection score (default: the checkpoint's)",
+    "model.nms_threshold": "IoU above which per-class NMS suppresses a detection (default: the checkpoint's)",
+    "model.detections_per_frame": "at most this many detections per frame (default: the checkpoint's)",
+    "tracker.new_track_score": "score a detection needs to start a track (default: the tracker profile's)",
+    "tracker.continue_score": "score a detection needs to continue a track (default: the tracker profile's)",
+    "tracker.max_lost_s": "seconds an unmatched track is kept alive, moving at its last velocity (default: the "
+                          "tracker profile's)",
+    "tracker.radius_scale": "matching radius = radius_scale x mean(width, height) of the track's box (default: the "
+                            "tracker profile's)",
 }
 
 
+LIVE = frozenset({*(f"model.{field}" for field in THRESHOLD_FIELDS),
+                  *(f"tracker.{f.name}" for f in dataclasses.fields(TrackerConfig))})
+READ_ONLY = frozenset({"autostart", "diagnostics_period_s"})
+
+# name -> (lowest, highest) shown in the descriptor; integers as IntegerRange, floats as FloatingPointRange.
+RANGES: dict[str, tuple[float, float]] = {
+    "qos_depth": (1, 1000),
+    "output_qos_depth": (1, 1000),
+    "diagnostics_period_s": (0.01, 3600.0),
+    "max_image_pixels": (1, 2**31 - 1),
+    "bad_input_log_period_s": (0.0, 3600.0),
+    "predictor.max_gap_s": (0.001, 3600.0),
+    "model.score_threshold": (0.0, 1.0),
+    "model.nms_threshold": (0.01, 1.0),
+    "model.detections_per_frame": (1, 1000),
+    "tracker.new_track_score": (0.0, 1.0),
+    "tracker.continue_score": (0.0, 1.0),
+    "tracker.max_lost_s": (0.0, 3600.0),
+    "tracker.radius_scale": (0.001, 100.0),
+}
+
+
+def applies_when(name: str) -> str:
+    """'live', 'start' or 'configure' (see the module docstring)."""
+    return "live" if name in LIVE else "start" if name in READ_ONLY else "configure"
+
+
 def parameter_defaults() -> dict[str, Any]:
-    """ROS parameter name -> default, read from the dataclasses."""
+    """ROS parameter name -> default, read from the dataclasses, for the parameters with defaults of their own."""
     defaults = {}
     for group in PARAMETER_GROUPS:
         instance = group.config()
@@ -110,18 +185,48 @@ def parameter_defaults() -> dict[str, Any]:
     return defaults
 
 
+def checkpoint_parameter_types() -> dict[str, type]:
+    """ROS parameter name -> type (float or int), for the parameters whose defaults are the checkpoint's."""
+    return {group.prefix + field: typing.get_type_hints(group.config)[field]
+            for group in CHECKPOINT_GROUPS for field in group.fields}
+
+
+def parameter_names() -> tuple[str, ...]:
+    """Every parameter of the node."""
+    return (*parameter_defaults(), *checkpoint_parameter_types())
+
+
+def parameter_descriptor(name: str, typed: bool = True) -> ParameterDescriptor:
+    """The descriptor the node declares ``name`` with: its description, when it applies, its range and
+    read_only. ``typed=False`` (a start value of the wrong type or out of range) leaves type and range out, so
+    that the value reaches configure, which refuses it naming the parameter, instead of stopping the node."""
+    when = {"live": "applies at once", "start": "read at start only",
+            "configure": "applies at configure; refused while the node is configured"}[applies_when(name)]
+    descriptor = ParameterDescriptor(name=name, description=DESCRIPTIONS[name], additional_constraints=when,
+                                     read_only=name in READ_ONLY, dynamic_typing=not typed)
+    if typed and name in RANGES:
+        low, high = RANGES[name]
+        kind = checkpoint_parameter_types().get(name) or type(parameter_defaults()[name])
+        if kind is int:
+            descriptor.integer_range = [IntegerRange(from_value=int(low), to_value=int(high), step=1)]
+        else:
+            descriptor.floating_point_range = [FloatingPointRange(from_value=float(low), to_value=float(high),
+                                                                  step=0.0)]
+    return descriptor
+
+
 class ParameterError(ValueError):
     """A parameter value the node cannot run with; the message names the parameter."""
 
 
 @dataclasses.dataclass(frozen=True)
 class NodeSettings:
-    """Every parameter, validated."""
+    """Every parameter, validated; of the checkpoint's parameters only those given (the rest: the checkpoint's)."""
 
     node: NodeConfig
     predictor: PredictorConfig
-    thresholds: dict[str, Any]  # score_threshold, nms_threshold, detections_per_frame
-    tracker: TrackerConfig
+    thresholds: dict[str, Any]  # model.* given: score_threshold, nms_threshold, detections_per_frame
+    tracker: dict[str, Any]  # tracker.* given
 
 
 def _build(group: ParameterGroup, values: Mapping[str, Any]) -> Any:
@@ -137,8 +242,23 @@ def _build(group: ParameterGroup, values: Mapping[str, Any]) -> Any:
 
 
 def settings_from(get_value: Callable[[str], Any]) -> NodeSettings:
-    """Validate all parameters (``get_value(name)`` gives each value); ParameterError names a wrong one."""
-    values = {name: get_value(name) for name in parameter_defaults()}
-    node, predictor, model, tracker = (_build(group, values) for group in PARAMETER_GROUPS)
-    return NodeSettings(node=node, predictor=predictor,
-                        thresholds={field: getattr(model, field) for field in THRESHOLD_FIELDS}, tracker=tracker)
+    """Validate the parameters (``get_value(name)`` gives each value, None for a checkpoint parameter not given);
+    ParameterError names a wrong one. The given checkpoint parameters are checked against the checkpoint's values
+    by :func:`live_settings`."""
+    node, predictor = (_build(group, {name: get_value(name) for name in parameter_defaults()})
+                       for group in PARAMETER_GROUPS)
+    given = [{field: value for field in group.fields if (value := get_value(group.prefix + field)) is not None}
+             for group in CHECKPOINT_GROUPS]
+    return NodeSettings(node=node, predictor=predictor, thresholds=given[0], tracker=given[1])
+
+
+def live_settings(settings: NodeSettings, model: ModelConfig,
+                  profile: TrackerConfig) -> tuple[dict[str, Any], TrackerConfig]:
+    """The thresholds and the tracker settings the node runs: the given parameters over the checkpoint's model
+    config and tracker profile, validated together (e.g. continue_score <= new_track_score)."""
+    try:
+        model = from_dict(ModelConfig, to_dict(model) | settings.thresholds, "model")
+        tracker = from_dict(TrackerConfig, to_dict(profile) | settings.tracker, "tracker")
+    except ConfigError as error:
+        raise ParameterError(f"parameter {error}") from None
+    return {field: getattr(model, field) for field in THRESHOLD_FIELDS}, tracker

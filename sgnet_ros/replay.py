@@ -28,6 +28,12 @@ is the ``inference_ms`` it publishes with each frame. Written to ``--output``: `
 ``instances``, ``label_image``, optionally ``debug_image``, and ``/diagnostics``), ``report.json``,
 ``frames.csv`` (one row per frame), and with ground truth ``results.json``/``results.zip`` as ``sgnet-eval``
 writes them.
+
+Depth: when the bag holds a depth image topic (16UC1 or 32FC1, as ``sgnet-bag`` writes for a set with depth) and
+its camera_info, each colour frame's depth image and camera_info with the same stamp go out just before it, to
+``--node-depth-topic`` and the camera_info beside it (start the node with ``depth_image_topic`` set to it). With a
+ground truth that has 3D (``sgnet_depth``), the report gives the 3D centroid error of the node's instances, each
+matched to the shape whose mask it overlaps most (IoU >= 0.5), relative to the shape's distance.
 """
 from __future__ import annotations
 
@@ -59,15 +65,17 @@ from rosbags.interfaces import Connection
 from rosbags.rosbag2 import Reader, Writer
 from rosbags.serde import SerdeError
 from rosbags.typesys.store import Typestore
-from sensor_msgs.msg import CompressedImage, Image
+from sensor_msgs.msg import CameraInfo, CompressedImage, Image
 from tqdm import tqdm
 
 from sgnet_model.config import TrackerConfig
 from sgnet_model.ytvis import (RLE, TrackObservation, VideoResult, YTVISData, YTVISError, build_video_results,
                                parse_annotations, save_results)
 from sgnet_model.ytvis_metric import METRIC_NAMES, evaluate_vis, tracking_figures
-from sgnet_ros.bag import (BAG_KEY, COMPRESSED_SUFFIX, COMPRESSED_TYPE, IMAGE_TYPE, STORAGES, BagError,
-                           ros_typestore, stamp_ns)
+from sgnet_ros.bag import (BAG_KEY, BAG_METADATA_VERSION, CAMERA_INFO_TYPE, COMPRESSED_SUFFIX, COMPRESSED_TYPE,
+                           DEPTH_KEY, IMAGE_TYPE, STORAGES, BagError, camera_info_topic, ros_typestore, stamp_ns)
+from sgnet_ros.depth import DEPTH_ENCODINGS
+from sgnet_ros.masks import instance_mask
 from sgnet_ros.msg import InstanceArray
 
 INSTANCES_TYPE = "sgnet_ros/msg/InstanceArray"
@@ -79,6 +87,7 @@ WARM_UP_AHEAD_NS = 86_400 * 1_000_000_000  # the warm-up frame's stamp: one day 
 WARM_UP_PERIOD_S = 1.0  # the warm-up frame is sent again this often until the node answers
 DRAIN_S = 2.0  # after the last answer, wait this long at most for the per-frame outputs still under way
 PUBLISH_DEPTH = 10
+DEPTH_DISCOVERY_S = 5.0  # at the first frame, wait this long at most for the node's depth subscriptions
 
 
 class ReplayError(RuntimeError):
@@ -249,7 +258,7 @@ class Session:
         self.recorded: dict[str, int] = {}
         self.last_diagnostics: dict[str, str] | None = None
         self._lock = threading.Lock()
-        self.writer = Writer(output_bag, version=Writer.VERSION_LATEST, storage_plugin=STORAGES[storage])
+        self.writer = Writer(output_bag, version=BAG_METADATA_VERSION, storage_plugin=STORAGES[storage])
         self.writer.open()
         self.output_bag = output_bag
         self.instances_topic = f"{self.namespace}/instances"
@@ -437,7 +446,7 @@ def _warm_up(session: Session, publisher: Any, first: BagImage, message_type: ty
 
 
 def replay_bag(session: Session, images: Iterator[BagImage], total: int, message_type: type, topic: str,
-               pacing: Pacing, progress: bool) -> None:
+               pacing: Pacing, progress: bool, before_frame: Callable[[int], None] | None = None) -> None:
     """Publish the bag's images to the node, paced as asked, and wait for the answers."""
     publisher = _publisher(session, topic, message_type, pacing)
     _await_outputs(session, pacing)
@@ -456,6 +465,8 @@ def replay_bag(session: Session, images: Iterator[BagImage], total: int, message
                 delay = started + (image.log_ns - first.log_ns) / 1e9 / pacing.rate - time.monotonic()
                 if delay > 0:
                     time.sleep(delay)
+            if before_frame is not None:
+                before_frame(image.stamp_ns)
             record = book.sent(image.stamp_ns, time.time_ns())
             publisher.publish(image.raw)
             if pacing.mode == "lock-step" and not book.wait(lambda: record.answered_ns is not None, pacing.timeout_s):
@@ -587,6 +598,134 @@ def score_outputs(truth: GroundTruth, frames: Sequence[FrameRecord]) -> tuple[di
     return metrics, results
 
 
+# ------------------------------------------------------------------------------------------------------- depth
+
+
+@dataclasses.dataclass(frozen=True)
+class DepthTopics:
+    image: str  # the bag's depth image topic
+    camera_info: str  # the camera_info beside it
+
+
+def find_depth_topics(reader: Reader, store: Typestore) -> DepthTopics | None:
+    """The bag's depth image topic (an Image topic whose first message is 16UC1 or 32FC1) with a camera_info
+    topic beside it, or None."""
+    infos = {c.topic for c in reader.connections if c.msgtype == CAMERA_INFO_TYPE}
+    for connection in reader.connections:
+        if connection.msgtype != IMAGE_TYPE or camera_info_topic(connection.topic) not in infos:
+            continue
+        for _, _, raw in reader.messages(connections=[connection]):
+            try:
+                encoding = store.deserialize_cdr(raw, IMAGE_TYPE).encoding
+            except SerdeError:
+                encoding = None
+            if encoding in DEPTH_ENCODINGS:
+                return DepthTopics(connection.topic, camera_info_topic(connection.topic))
+            break
+    return None
+
+
+def colour_topic(reader: Reader, depth: DepthTopics | None) -> str | None:
+    """The only image topic that is not the depth topic, when the bag has depth (None: let image_connections
+    pick or complain)."""
+    if depth is None:
+        return None
+    topics = sorted({c.topic for c in reader.connections if c.msgtype in IMAGE_TYPES} - {depth.image})
+    return topics[0] if len(topics) == 1 else None
+
+
+class DepthFeed:
+    """Publishes the bag's depth image and camera_info stamped as each colour frame, just before the frame. The
+    depth messages are read from the bag up front (their raw bytes, by stamp)."""
+
+    def __init__(self, session: Session, reader: Reader, store: Typestore, depth: DepthTopics,
+                 node_topic: str) -> None:
+        self.messages: dict[str, dict[int, bytes]] = {}
+        for name, topic in (("image", depth.image), ("camera_info", depth.camera_info)):
+            connections = [c for c in reader.connections if c.topic == topic]
+            self.messages[name] = {stamp_ns(store.deserialize_cdr(raw, connection.msgtype).header): bytes(raw)
+                                   for connection, _, raw in reader.messages(connections=connections)}
+        self.node_topic = node_topic
+        qos = QoSProfile(history=HistoryPolicy.KEEP_LAST, depth=PUBLISH_DEPTH, reliability=ReliabilityPolicy.RELIABLE,
+                         durability=DurabilityPolicy.VOLATILE)
+        self.image = session.node.create_publisher(Image, node_topic, qos)
+        self.camera_info = session.node.create_publisher(CameraInfo, camera_info_topic(node_topic), qos)
+        self.enabled: bool | None = None  # decided at the first frame: does the node take depth?
+        self.frames_without_depth = 0
+        _log(f"depth: {depth.image} -> {node_topic}, {depth.camera_info} -> {camera_info_topic(node_topic)}")
+
+    def before_frame(self, stamp: int) -> None:
+        if self.enabled is None:  # the node answered the warm-up frame, so its subscriptions are discovered by now
+            deadline = time.monotonic() + DEPTH_DISCOVERY_S
+            while not (self.image.get_subscription_count() and self.camera_info.get_subscription_count()) \
+                    and time.monotonic() < deadline:
+                time.sleep(0.05)
+            self.enabled = bool(self.image.get_subscription_count() and self.camera_info.get_subscription_count())
+            if not self.enabled:
+                _log(f"warning: the bag has depth, but the node does not subscribe to {self.node_topic} and its "
+                     f"camera_info: replaying colour only (start the node with -p depth_image_topic:="
+                     f"{self.node_topic}, or give its depth topic with --node-depth-topic)")
+        if not self.enabled:
+            return
+        image, info = self.messages["image"].get(stamp), self.messages["camera_info"].get(stamp)
+        if image is None or info is None:
+            self.frames_without_depth += 1
+            return
+        self.camera_info.publish(info)
+        self.image.publish(image)
+
+
+def load_depth_truth(path: Path) -> dict[int, dict[str, Any]] | None:
+    """Video id -> 3D ground truth (sgnet-synth's depth_ground_truth.json entry) from the ground-truth file's
+    ``sgnet_depth`` key, or None when it has none."""
+    data = json.loads(path.read_text(encoding="utf-8"))
+    if DEPTH_KEY not in data:
+        return None
+    try:
+        return {int(video["video_id"]): video for video in data[DEPTH_KEY]["videos"]}
+    except (KeyError, TypeError, ValueError) as error:
+        raise ReplayError(f"ground truth {path}: '{DEPTH_KEY}' must hold 'videos' as depth_ground_truth.json does: "
+                          f"{type(error).__name__} {error}") from None
+
+
+def _iou(a: np.ndarray, b: np.ndarray) -> float:
+    union = np.count_nonzero(a | b)
+    return np.count_nonzero(a & b) / union if union else 0.0
+
+
+def score_depth(truth: GroundTruth, depth_truth: dict[int, dict[str, Any]], frames: Sequence[FrameRecord],
+                min_iou: float = 0.5) -> dict[str, Any]:
+    """3D centroid errors of the node's answers: every visible shape of the ground truth is matched to the
+    instance whose mask overlaps it most (IoU >= min_iou); its error is |position - true centroid|, also over the
+    shape's distance. Shapes with no matched instance, or one without a 3D position, count as not located."""
+    annotations = {a.id: a for video in truth.annotations.annotations.values() for a in video}
+    relative, metres, shapes, matched = [], [], 0, 0
+    for record in frames:
+        key = truth.frames.get(record.stamp_ns) if truth.frames is not None else None
+        if key is None or record.output is None or key[0] not in depth_truth:
+            continue
+        instances = [(instance, instance_mask(instance)) for instance in record.output.instances]
+        for entry in depth_truth[key[0]]["objects"]:
+            expected = entry["frames"][key[1]]
+            if expected is None:
+                continue
+            shapes += 1
+            shape_mask = mask_utils.decode(annotations[entry["annotation_id"]].segmentations[key[1]]).astype(bool)
+            overlaps = [_iou(mask, shape_mask) for _, mask in instances]
+            if not overlaps or max(overlaps) < min_iou:
+                continue
+            matched += 1
+            instance = instances[int(np.argmax(overlaps))][0]
+            if not instance.position_valid:
+                continue
+            position = (instance.position.x, instance.position.y, instance.position.z)
+            error = float(np.linalg.norm(np.subtract(position, expected["centroid"])))
+            metres.append(error)
+            relative.append(error / entry["distance"])
+    return {"shapes": shapes, "matched": matched, "located": len(relative),
+            **percentiles(relative, "relative_error"), **percentiles(metres, "error_m")}
+
+
 # ---------------------------------------------------------------------------------------------------- reporting
 
 
@@ -658,6 +797,11 @@ def _print_report(report: dict[str, Any], output: Path) -> None:
         print("  ".join(f"{name} {metrics[name]:.3f}" for name in METRIC_NAMES))
         mota = "n/a" if metrics["mota"] is None else f"{metrics['mota']:.3f}"
         print(f"IDF1 {metrics['idf1']:.3f}  ID switches {metrics['id_switches']}  MOTA {mota}")
+    depth = report.get("depth")
+    if depth:
+        median = "n/a" if depth["relative_error_median"] is None else f"{100 * depth['relative_error_median']:.2f} %"
+        print(f"3D: {depth['located']} of {depth['shapes']} visible shapes located; median centroid error {median} of "
+              f"the distance")
     print(f"outputs: {report['output_bag']}  report: {output / 'report.json'}")
 
 
@@ -696,6 +840,9 @@ def build_parser() -> argparse.ArgumentParser:
                       help="lock-step: the next frame when the node answered the previous one (drops nothing)")
     pace.add_argument("--record-only", action="store_true",
                       help="publish nothing: record while another program (ros2 bag play) publishes the images")
+    parser.add_argument("--node-depth-topic",
+                        help="where the bag's depth images go when it has them (default: NAMESPACE/depth/image_raw; "
+                             "camera_info beside it; the node's depth_image_topic)")
     parser.add_argument("--ground-truth", type=Path,
                         help="YouTube-VIS JSON for the bag's frames (sgnet-bag writes <bag>.ground_truth.json)")
     parser.add_argument("--output", type=Path, required=True,
@@ -739,7 +886,8 @@ def run(args: argparse.Namespace, pacing: Pacing) -> dict[str, Any]:
     bag_statistics = BagStatistics()
     if pacing.mode != "record-only":
         reader = open_bag(args.bag)
-        connections = image_connections(reader, args.topic, args.bag)
+        depth = find_depth_topics(reader, store)
+        connections = image_connections(reader, args.topic or colour_topic(reader, depth), args.bag)
         msgtype = connections[0].msgtype
         topic = args.node_topic or f"{namespace}/image" + (COMPRESSED_SUFFIX if msgtype == COMPRESSED_TYPE else "")
         images = bag_images(reader, connections, store, bag_statistics)
@@ -755,7 +903,10 @@ def run(args: argparse.Namespace, pacing: Pacing) -> dict[str, Any]:
         if pacing.mode == "record-only":
             record_only(session, topic, pacing)
         else:
-            replay_bag(session, images, total, IMAGE_TYPES[msgtype], topic, pacing, not args.no_progress)
+            feed = DepthFeed(session, reader, store, depth, args.node_depth_topic or f"{namespace}/depth/image_raw") \
+                if depth is not None else None
+            replay_bag(session, images, total, IMAGE_TYPES[msgtype], topic, pacing, not args.no_progress,
+                       feed.before_frame if feed is not None else None)
     except KeyboardInterrupt:
         interrupted = pacing.mode != "record-only"
         _log("interrupted: reporting what was replayed so far")
@@ -778,6 +929,9 @@ def run(args: argparse.Namespace, pacing: Pacing) -> dict[str, Any]:
     if truth is not None:
         metrics, results = score_outputs(truth, session.book.frames)
         report["metrics"] = metrics
+        depth_truth = load_depth_truth(args.ground_truth)
+        if depth_truth is not None:
+            report["depth"] = score_depth(truth, depth_truth, session.book.frames)
         save_results(results, args.output)
     report = _json_ready(report)
     (args.output / "report.json").write_text(json.dumps(report, indent=2), encoding="utf-8")

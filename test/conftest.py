@@ -4,16 +4,46 @@ import json
 from pathlib import Path
 
 import pytest
+import torch
 
 from training.config import load_train_config
 from training.split import split_annotations
 from training.synthetic import generate_synthetic_set
 from training.train import train
 
+
+TEST_ROOT = Path(__file__).resolve().parent
+
+
+def needs_cuda(item: pytest.Item) -> bool:
+    """A CUDA test is one skipped where CUDA is missing: skipif(not torch.cuda.is_available(), reason=...CUDA...).
+    The condition's value, not only the reason's words, tells it from a test that runs only WITHOUT CUDA."""
+    cuda_missing = not torch.cuda.is_available()
+    return any(isinstance(mark.args[0] if mark.args else None, bool) and mark.args[0] == cuda_missing
+               and any(word in mark.kwargs.get("reason", "").lower() for word in ("cuda", "gpu"))
+               for mark in item.iter_markers("skipif"))
+
+
+@pytest.hookimpl(tryfirst=True)  # before -m selects by these markers
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    """The markers, assigned here rather than in each file (pytest.ini describes them; docs/development.md says
+    how to run each subset): ``ros`` for everything under test/ros/, ``gpu`` for tests that need CUDA,
+    ``slow`` for tests that use the session-trained model (the fixture ``trained_checkpoint``, directly or
+    through another fixture) in addition to those marked slow in their file."""
+    for item in items:
+        if item.path.is_relative_to(TEST_ROOT / "ros"):
+            item.add_marker(pytest.mark.ros)
+        if needs_cuda(item):
+            item.add_marker(pytest.mark.gpu)
+        if "trained_checkpoint" in item.fixturenames:
+            item.add_marker(pytest.mark.slow)
+
+
 ROOT = Path(__file__).resolve().parents[1]
-# About 6 minutes on one core of a quiet machine; the demo trains 700. No wall-clock budget and one thread with
-# deterministic algorithms (TrainConfig.deterministic): the same weights on every run on the same kind of CPU, so
-# the accuracy bars of the tests that use this model cannot flake on a slow or busy machine.
+# The demo trains 700. No wall-clock budget, and one thread with deterministic algorithms
+# (TrainConfig.deterministic): the same weights on every run on the same kind of CPU, however slow or busy the
+# machine, so the accuracy bars of the tests that use this model cannot flake (it took 32 minutes on a 2-core
+# machine shared with five other test runs).
 TRAINING_ITERATIONS = 300
 HELD_OUT_VIDEOS = 6
 

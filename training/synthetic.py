@@ -24,6 +24,11 @@ Written: ``OUT/JPEGImages/<video>/<frame number>.jpg`` (00000, 00005, ...: YouTu
 being frame 5t of 30 fps footage, 6 frames a second) and ``OUT/annotations.json`` (compressed RLE per frame, as
 YouTube-VIS ships). Everything follows from ``--seed``; video ``i`` depends only on the seed and ``i``, so a
 set of 10 videos is the first 10 videos of a set of 48 with the same seed and other options.
+
+With ``--depth`` the set also has depth from a pinhole camera (``OUT/camera_info.yaml``): every shape is a flat
+cut-out at its own distance in front of a tilted background plane; ``OUT/Depth/<video>/<frame>.png`` holds each
+frame's depth (16-bit, millimetres) and ``OUT/depth_ground_truth.json`` every object's exact 3D position per frame
+(see :func:`depth_video`). The colour frames and annotations are the same with or without depth.
 """
 from __future__ import annotations
 
@@ -40,6 +45,7 @@ from typing import Any, Callable, Sequence
 import cv2
 import numpy as np
 import pycocotools.mask as mask_utils
+import yaml
 from tqdm import tqdm
 
 from sgnet_model.ytvis import encode_mask
@@ -284,6 +290,129 @@ def random_video(rng: np.random.Generator, frames: int, height: int, width: int,
     return SyntheticVideo(noisy, tracks, masks)
 
 
+# -------------------------------------------------------------------------------------------------- depth
+
+
+HORIZONTAL_FOV_DEG = 69.4  # the synthetic camera's horizontal field of view (that of a RealSense D435's colour camera)
+OBJECT_DEPTHS = (0.8, 3.0)  # metres: objects' distances are drawn in this range, in front of ...
+BACKGROUND_DEPTHS = (4.0, 6.0)  # ... a background plane this far along the optical axis at the image centre,
+BACKGROUND_TILT_DEG = 15.0  # tilted by at most this about the camera's x and y axes
+BACKGROUND_CLEARANCE = 0.5  # metres: every object is at least this much nearer than the background anywhere
+DEPTH_DIR = "Depth"
+DEPTH_TRUTH_FILE = "depth_ground_truth.json"
+CAMERA_INFO_FILE = "camera_info.yaml"
+DEPTH_STREAM = 1  # video i's depth draws come from default_rng([seed, i, DEPTH_STREAM]): its colour is untouched
+DROPOUT_STREAM = 2  # and its depth holes (--depth-dropout) from default_rng([seed, i, DROPOUT_STREAM])
+
+
+@dataclasses.dataclass(frozen=True)
+class PinholeCamera:
+    """The synthetic camera: square pixels, no distortion, the optical axis through the image centre. Pixel (u, v)
+    (integer column and row, OpenCV's convention: its centre) sees the ray ((u - cx) / f, (v - cy) / f, 1)."""
+
+    focal: float
+    cx: float
+    cy: float
+    width: int
+    height: int
+
+    @classmethod
+    def for_frame(cls, width: int, height: int) -> "PinholeCamera":
+        focal = (width / 2) / math.tan(math.radians(HORIZONTAL_FOV_DEG) / 2)
+        return cls(focal=focal, cx=(width - 1) / 2, cy=(height - 1) / 2, width=width, height=height)
+
+    def k(self) -> list[float]:
+        return [self.focal, 0.0, self.cx, 0.0, self.focal, self.cy, 0.0, 0.0, 1.0]
+
+    def calibration(self) -> dict[str, Any]:
+        """camera_info in the YAML layout of ROS's camera_calibration_parsers (camera_info_manager reads it)."""
+        projection = [self.focal, 0.0, self.cx, 0.0, 0.0, self.focal, self.cy, 0.0, 0.0, 0.0, 1.0, 0.0]
+        return {"image_width": self.width, "image_height": self.height, "camera_name": "sgnet_synth",
+                "camera_matrix": {"rows": 3, "cols": 3, "data": self.k()},
+                "distortion_model": "plumb_bob", "distortion_coefficients": {"rows": 1, "cols": 5, "data": [0.0] * 5},
+                "rectification_matrix": {"rows": 3, "cols": 3, "data": [1.0, 0.0, 0.0, 0.0, 1.0, 0.0, 0.0, 0.0, 1.0]},
+                "projection_matrix": {"rows": 3, "cols": 4, "data": projection}}
+
+
+def _background_depth(rng: np.random.Generator, camera: PinholeCamera) -> tuple[np.ndarray, dict[str, Any]]:
+    """(H, W) float64 depth (z, metres) of a tilted background plane, and the plane as (normal, point)."""
+    tilt_x, tilt_y = np.radians(rng.uniform(-BACKGROUND_TILT_DEG, BACKGROUND_TILT_DEG, 2))
+    normal = np.array([math.sin(tilt_y), math.sin(tilt_x), 1.0])
+    normal /= np.linalg.norm(normal)
+    point = np.array([0.0, 0.0, rng.uniform(*BACKGROUND_DEPTHS)])  # where the optical axis meets the plane
+    v, u = np.mgrid[0:camera.height, 0:camera.width].astype(np.float64)
+    rays = np.stack(((u - camera.cx) / camera.focal, (v - camera.cy) / camera.focal, np.ones_like(u)))  # (3, H, W)
+    depth = float(normal @ point) / np.tensordot(normal, rays, axes=1)  # z of ray r meeting n . p = n . point
+    return depth, {"normal": normal.tolist(), "point": point.tolist()}
+
+
+def depth_video(rng: np.random.Generator, video: SyntheticVideo, camera: PinholeCamera
+                ) -> tuple[list[np.ndarray], dict[str, Any]]:
+    """Depth frames of a synthetic video, and its exact 3D ground truth.
+
+    Every shape is a flat cut-out facing the camera at its own distance (constant over the video; a shape that
+    grows in the image grows in the world too), drawn in OBJECT_DEPTHS so that the painting order (back to front)
+    is the depth order, in front of a tilted background plane. Returns the (H, W) float64 depth frames in metres,
+    and ``{"background": plane, "objects": [{"distance", "frames": [{"centroid", "centre"} or None per frame]}]}``
+    per track: ``centroid`` is the mean of the 3D points of the shape's visible pixels (what depth under a perfect
+    mask measures), ``centre`` the 3D point of the shape's own centre; both (x, y, z) metres in the optical frame
+    (x right, y down, z forward).
+    """
+    background, plane = _background_depth(rng, camera)
+    farthest = float(background.min()) - BACKGROUND_CLEARANCE
+    distances = np.sort(rng.uniform(OBJECT_DEPTHS[0], min(OBJECT_DEPTHS[1], farthest), len(video.tracks)))[::-1]
+    frames = []
+    objects = [{"distance": float(d), "frames": []} for d in distances]
+    for t in range(len(video.frames)):
+        depth = background.copy()
+        for track, masks, distance, truth in zip(video.tracks, video.masks, distances, objects):
+            mask = masks[t]
+            if mask is None:
+                truth["frames"].append(None)
+                continue
+            depth[mask] = distance
+            v, u = np.nonzero(mask)
+            centroid = [float(np.mean((u - camera.cx) * distance / camera.focal)),
+                        float(np.mean((v - camera.cy) * distance / camera.focal)), float(distance)]
+            x, y = track.at(t)[:2]  # continuous image coordinates: pixel centres at +0.5
+            centre = [(x - 0.5 - camera.cx) * distance / camera.focal, (y - 0.5 - camera.cy) * distance / camera.focal,
+                      float(distance)]
+            truth["frames"].append({"centroid": centroid, "centre": centre})
+        frames.append(depth)
+    return frames, {"background": plane, "objects": objects}
+
+
+def _write_depth_video(out_dir: Path, seed: int, index: int, video: SyntheticVideo, file_names: Sequence[str],
+                       annotation_ids: Sequence[int], camera: PinholeCamera, dropout: float) -> dict[str, Any]:
+    """Write video ``index``'s depth frames as 16-bit PNGs in millimetres beside its colour frames
+    (``Depth/<colour file name>.png``), with a ``dropout`` fraction of the pixels (drawn at random) set to 0, as
+    depth cameras mark holes; returns its entry of the depth ground truth (the same whatever the dropout)."""
+    frames, truth = depth_video(np.random.default_rng([seed, index, DEPTH_STREAM]), video, camera)
+    holes = np.random.default_rng([seed, index, DROPOUT_STREAM])
+    depth_files = []
+    for file_name, depth in zip(file_names, frames):
+        depth = np.where(holes.uniform(size=depth.shape) < dropout, 0.0, depth)
+        depth_file = str(Path(file_name).with_suffix(".png"))
+        path = out_dir / DEPTH_DIR / depth_file
+        path.parent.mkdir(parents=True, exist_ok=True)
+        millimetres = np.round(depth * 1000.0).astype(np.uint16)  # all depths lie within 65.535 m
+        if not cv2.imwrite(str(path), millimetres):
+            raise SyntheticError(f"OpenCV could not write {path}")
+        depth_files.append(depth_file)
+    for annotation_id, entry in zip(annotation_ids, truth["objects"]):
+        entry["annotation_id"] = annotation_id
+    return {"video_id": index + 1, "depth_files": depth_files, **truth}
+
+
+def _write_depth_set(out_dir: Path, camera: PinholeCamera, videos: list[dict[str, Any]]) -> None:
+    """camera_info.yaml and depth_ground_truth.json beside the set."""
+    (out_dir / CAMERA_INFO_FILE).write_text(yaml.safe_dump(camera.calibration(), sort_keys=False), encoding="utf-8")
+    truth = {"camera_info": CAMERA_INFO_FILE, "depth_dir": DEPTH_DIR, "depth_unit": "millimetre",
+             "frame": "optical (x right, y down, z forward), metres", "k": camera.k(),
+             "width": camera.width, "height": camera.height, "videos": videos}
+    (out_dir / DEPTH_TRUTH_FILE).write_text(json.dumps(truth, separators=(",", ":")), encoding="utf-8")
+
+
 # ------------------------------------------------------------------------------------------------ writing
 
 
@@ -323,7 +452,7 @@ def generate_synthetic_set(out_dir: str | Path, *, videos: int = DEFAULT_VIDEOS,
                            height: int = DEFAULT_HEIGHT, objects: int | tuple[int, int] = DEFAULT_OBJECTS,
                            sizes: tuple[float, float] = DEFAULT_SIZES, classes: int = DEFAULT_CLASSES,
                            seed: int = 0, jpeg_quality: int = JPEG_QUALITY, overwrite: bool = False,
-                           progress: bool = False) -> Path:
+                           progress: bool = False, depth: bool = False, depth_dropout: float = 0.0) -> Path:
     """Write a synthetic set to ``out_dir`` (``JPEGImages/`` and ``annotations.json``); returns the path of
     ``annotations.json``. The frame paths in it are relative to ``out_dir / "JPEGImages"``.
 
@@ -331,18 +460,28 @@ def generate_synthetic_set(out_dir: str | Path, *, videos: int = DEFAULT_VIDEOS,
     takes the first classes of :data:`SHAPES` (category ids 1..classes in that order). Raises
     :class:`SyntheticError` for unusable options, or when ``out_dir`` already holds a set and not
     ``overwrite``.
+
+    With ``depth``, also ``Depth/`` (16-bit PNG depth in millimetres per frame), ``camera_info.yaml`` and
+    ``depth_ground_truth.json`` (see :func:`depth_video`); the colour frames and annotations stay the same.
+    ``depth_dropout``: the fraction of depth pixels left without depth (0), at random.
     """
     frame_range = (frames, frames) if isinstance(frames, int) else tuple(frames)
     object_range = (objects, objects) if isinstance(objects, int) else tuple(objects)
     sizes = (float(sizes[0]), float(sizes[1]))
     _check_options(videos, frame_range, width, height, object_range, sizes, classes, jpeg_quality)
+    if not 0 <= depth_dropout < 1:
+        raise SyntheticError(f"depth dropout must lie in [0, 1), got {depth_dropout}")
+    if depth_dropout and not depth:
+        raise SyntheticError("depth dropout makes holes in the depth: ask for depth too (--depth)")
     out_dir = Path(out_dir)
     frames_dir, annotations_path = out_dir / "JPEGImages", out_dir / "annotations.json"
     if (frames_dir.exists() or annotations_path.exists()) and not overwrite:
         raise SyntheticError(f"{out_dir} already holds a set (JPEGImages/ or annotations.json): choose another "
                              f"folder or overwrite it")
-    if frames_dir.exists():
-        shutil.rmtree(frames_dir)
+    for folder in (frames_dir, out_dir / DEPTH_DIR):
+        if folder.exists():
+            shutil.rmtree(folder)
+    camera, depth_videos = PinholeCamera.for_frame(width, height), []
     shapes = SHAPES[:classes]
     data: dict[str, Any] = {
         "info": {"description": "sgnet-synth synthetic shapes", "seed": seed, "videos": videos,
@@ -368,6 +507,12 @@ def generate_synthetic_set(out_dir: str | Path, *, videos: int = DEFAULT_VIDEOS,
         for track, masks in zip(video.tracks, video.masks):
             data["annotations"].append(_annotation(len(data["annotations"]) + 1, video_id,
                                                    shapes.index(track.shape) + 1, masks, height, width))
+        if depth:
+            annotation_ids = [a["id"] for a in data["annotations"][-len(video.tracks):]]
+            depth_videos.append(_write_depth_video(out_dir, seed, index, video, file_names, annotation_ids, camera,
+                                                   depth_dropout))
+    if depth:
+        _write_depth_set(out_dir, camera, depth_videos)
     annotations_path.write_text(json.dumps(data, separators=(",", ":")), encoding="utf-8")
     return annotations_path
 
@@ -415,6 +560,11 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--seed", type=int, default=0, help="the same seed and options give the same set")
     parser.add_argument("--jpeg-quality", type=int, default=JPEG_QUALITY, help="OpenCV JPEG quality")
     parser.add_argument("--overwrite", action="store_true", help="replace a set already in OUTPUT")
+    parser.add_argument("--depth-dropout", type=float, default=0.0,
+                        help="with --depth: the fraction of depth pixels, drawn at random, left at 0 (no depth)")
+    parser.add_argument("--depth", action="store_true",
+                        help=f"also write depth: OUTPUT/{DEPTH_DIR}/<video>/<frame>.png (16-bit, millimetres), "
+                             f"OUTPUT/{CAMERA_INFO_FILE} and OUTPUT/{DEPTH_TRUTH_FILE} (3D ground truth)")
     parser.add_argument("--no-progress", action="store_true", help="no progress bar")
     parser.add_argument("--json", action="store_true",
                         help="print one JSON object (paths and counts) on stdout instead of the summary line")
@@ -428,7 +578,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         path = generate_synthetic_set(args.output, videos=args.videos, frames=args.frames, width=args.width,
                                       height=args.height, objects=args.objects, sizes=args.sizes,
                                       classes=args.classes, seed=args.seed, jpeg_quality=args.jpeg_quality,
-                                      overwrite=args.overwrite, progress=not args.no_progress)
+                                      overwrite=args.overwrite, progress=not args.no_progress, depth=args.depth,
+                                      depth_dropout=args.depth_dropout)
     except (SyntheticError, OSError) as error:
         print(f"sgnet-synth: error: {error}", file=sys.stderr)
         return 2
@@ -437,6 +588,8 @@ def main(argv: Sequence[str] | None = None) -> int:
                "videos": len(data["videos"]), "frames": sum(v["length"] for v in data["videos"]),
                "objects": len(data["annotations"]), "classes": [c["name"] for c in data["categories"]],
                "seconds": round(time.perf_counter() - start, 2)}
+    if args.depth:
+        summary["depth_ground_truth"] = str(path.parent / DEPTH_TRUTH_FILE)
     if args.json:
         print(json.dumps(summary))
     else:

@@ -234,8 +234,12 @@ def _train(config: TrainConfig, output_dir: Path, resume: Path | None, progress:
             epoch, skip = epoch + 1, 0
 
     for _, batch in stream():
-        if iteration >= min(config.max_iters, stop_after or config.max_iters) or _out_of_time(
-                config, started, process, device):
+        if iteration >= min(config.max_iters, stop_after or config.max_iters):
+            break
+        if _out_of_time(config, started, process, device):
+            if process.main:
+                print(f"sgnet-train: stopped by the {config.max_minutes:g}-minute budget (max_minutes) at iteration "
+                      f"{iteration} of {config.max_iters}", file=sys.stderr)
             break
         batch = batch.to(device)
         with torch.autocast(device_type=device.type, dtype=torch.float16, enabled=amp):

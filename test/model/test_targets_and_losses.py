@@ -97,7 +97,8 @@ def test_mask_loss_points_stay_in_their_own_frame_of_a_padded_batch(monkeypatch)
     images = torch.zeros((2, 1, 3, 96, 128), dtype=torch.uint8)
     for clip, (height, width) in enumerate(frame_sizes):
         images[clip, 0, :, :height, :width] = torch.randint(0, 256, (3, height, width), dtype=torch.uint8)
-    batch = ClipBatch(images, [[rectangle_target(r, *size)] for r, size in zip(rectangles, frame_sizes)])
+    batch = ClipBatch(images, [[rectangle_target(r, *size)] for r, size in zip(rectangles, frame_sizes)],
+                      torch.zeros((2, 1)))  # one frame a clip: no motion loss
     seen = {}
     real_mask_logits, real_mask_loss = SGNet.mask_logits, losses.mask_loss
 

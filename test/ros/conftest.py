@@ -16,9 +16,11 @@ class RosSession:
         self.root = root
         self.client = Client()
 
-    def start_node(self, name: str, namespace: str, **parameters) -> NodeProcess:
+    def start_node(self, name: str, namespace: str, environment: dict[str, str] | None = None,
+                   new_session: bool = False, **parameters) -> NodeProcess:
         return NodeProcess(self.root, name, namespace, {key.replace("__", "."): value
-                                                       for key, value in parameters.items()})
+                                                       for key, value in parameters.items()},
+                           environment, new_session)
 
 
 @pytest.fixture(scope="session")
@@ -48,7 +50,7 @@ def node_factory(ros: RosSession) -> Iterator[Callable[..., NodeProcess]]:
     started: list[NodeProcess] = []
 
     def start(name: str, namespace: str, **parameters) -> NodeProcess:
-        node = ros.start_node(name, namespace, **parameters)
+        node = ros.start_node(name, namespace, **parameters)  # environment=, new_session= pass through
         started.append(node)
         return node
 

@@ -28,7 +28,10 @@ ROS_ENVIRONMENT = ("ROS_DOMAIN_ID", "ROS_AUTOMATIC_DISCOVERY_RANGE", "ROS_LOG_DI
 class NodeProcess:
     """The sgnet node in its own process; stop() sends SIGINT as `ros2 launch` does."""
 
-    def __init__(self, log_dir: Path, name: str, namespace: str, parameters: dict[str, Any]) -> None:
+    def __init__(self, log_dir: Path, name: str, namespace: str, parameters: dict[str, Any],
+                 environment: dict[str, str] | None = None, new_session: bool = False) -> None:
+        """environment: variables added to this process's; new_session: the node leads its own process group
+        (so that a test can signal the group as a terminal's Ctrl-C does)."""
         self.name, self.namespace = name, namespace
         self.fully_qualified_name = f"{namespace.rstrip('/')}/{name}"
         args = [sys.executable, "-m", "sgnet_ros.node", "--ros-args", "-r", f"__node:={name}",
@@ -38,7 +41,8 @@ class NodeProcess:
         self.log_path = log_dir / f"{namespace.strip('/').replace('/', '_')}_{name}.log"
         self.interrupted = False
         with open(self.log_path, "wb") as log:
-            self.process = subprocess.Popen(args, stdout=log, stderr=subprocess.STDOUT, env=os.environ.copy())
+            self.process = subprocess.Popen(args, stdout=log, stderr=subprocess.STDOUT,
+                                            env={**os.environ, **(environment or {})}, start_new_session=new_session)
 
     @property
     def pid(self) -> int:
@@ -54,8 +58,10 @@ class NodeProcess:
             self.interrupted = True
             self.process.send_signal(signal.SIGINT)
 
-    def stop(self, timeout: float = 20.0) -> int:
-        """SIGINT (if not sent yet), then the exit code; killed if it does not exit within timeout."""
+    def stop(self, timeout: float = 60.0) -> int:
+        """SIGINT (if not sent yet), then the exit code; killed if it does not exit within timeout (an idle node
+        exits within 2 s, test_shutdown.py holds it to that; this bound only keeps a hung node from hanging the
+        run on a heavily loaded machine)."""
         self.interrupt()
         try:
             self.process.wait(timeout)
@@ -158,3 +164,16 @@ def diagnostic_values(message: Any, node: NodeProcess) -> dict[str, str] | None:
         if status.name.startswith(f"{node.fully_qualified_name}:"):
             return {value.key: value.value for value in status.values}
     return None
+
+
+def assert_humble_readable(bag: Path) -> None:
+    """The bag's metadata is what Humble's `ros2 bag` reads: rosbag2 version 8 at most, each topic's
+    offered_qos_profiles a YAML string (version 9 made it a list)."""
+    import yaml
+
+    metadata = yaml.safe_load((bag / "metadata.yaml").read_text())["rosbag2_bagfile_information"]
+    assert metadata["version"] <= 8, metadata["version"]
+    for topic in metadata["topics_with_message_count"]:
+        profiles = topic["topic_metadata"]["offered_qos_profiles"]
+        assert isinstance(profiles, str), (topic["topic_metadata"]["name"], profiles)
+        assert isinstance(yaml.safe_load(profiles) or [], list)

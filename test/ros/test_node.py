@@ -192,9 +192,9 @@ def bad_messages():
     huge = Image(height=101, width=2000, encoding="mono8", step=2000, data=bytes(202_000))  # mono8: fits DDS shared memory
     ok, jpeg = cv2.imencode(".jpg", rgb)
     return [
-        ("image", altered(encoding="yuv422"), "unsupported encoding 'yuv422'"),
+        ("image", altered(encoding="32FC1"), "unsupported encoding '32FC1'"),
         ("image", altered(data=good.data[:-7]), "but height x step"),
-        ("image", altered(step=WIDTH * 3 - 3), "is smaller than width x channels"),
+        ("image", altered(step=WIDTH * 3 - 3), "is smaller than width x bytes per pixel"),
         ("image", Image(height=0, width=0, encoding="rgb8", step=0, data=b""), "zero size"),
         ("image", huge, "202000 pixels is larger than max_image_pixels"),
         ("image", image_message(np.zeros((4, 4, 3), np.uint8), 0.0), "too small"),
@@ -218,15 +218,22 @@ def test_bad_input_is_logged_and_skipped_and_the_node_keeps_serving(stream):
         stream.image.publish(cases[0][1])
         time.sleep(0.2)
     stream.send(image_message(picture(6), 4100.0))
-    assert sum("unsupported encoding 'yuv422'" in log.msg for log in stream.client.logs(stream.node)) == 1
+    assert sum("unsupported encoding '32FC1'" in log.msg for log in stream.client.logs(stream.node)) == 1
     after = stream.diagnostics(time.time())
     rejected, dropped = (int(after[key]) - int(before[key]) for key in ("frames_rejected", "frames_dropped"))
     assert rejected >= len(cases) and rejected + dropped == len(cases) + 3  # a repeat may be replaced unseen
 
 
 def test_a_burst_faster_than_the_model_drops_stale_frames_without_backlog(stream):
+    """No queue: a frame waits at most for the inference running when it arrives, then takes its own, so each
+    output's latency is below the node's own times for the frame before it and for itself, plus the transport and
+    decoding overhead measured on a frame sent to the idle node (tripled: load slows it as it slows the model).
+    A queue one frame deeper would add a whole model time."""
     topic = f"{NAMESPACE}/instances"
-    stream.send(image_message(picture(7), 5000.0))
+    sent_reference = time.perf_counter()
+    (reference,) = stream.send(image_message(picture(7), 5000.0))
+    reference_arrival = next(arrival for arrival, m in stream.client.arrivals(topic) if stamp_of(m) == 5000.0)
+    overhead_ms = (reference_arrival - sent_reference) * 1000 - reference.inference_ms
     before = stream.diagnostics(time.time())
     sent = {}
     count = 40
@@ -242,9 +249,11 @@ def test_a_burst_faster_than_the_model_drops_stale_frames_without_backlog(stream
     stamps = [round(stamp_of(m), 2) for _, m in burst]
     assert stamps == sorted(set(stamps)) and stamps[-1] == last  # in order, nothing after the newest
     assert len(burst) < count / 2  # stale frames were dropped, not queued
-    model_ms = max(m.inference_ms for _, m in burst)
+    inference_ms = [reference.inference_ms] + [m.inference_ms for _, m in burst]  # frame k-1's, then each frame's
     latencies_ms = [(arrival - sent[round(stamp_of(m), 2)]) * 1000 for arrival, m in burst]
-    assert max(latencies_ms) < 3 * model_ms + 1000  # bounded by a few model times, not by the burst length
+    margin_ms = max(3 * overhead_ms, 0.5 * statistics.median(inference_ms))
+    for k, latency_ms in enumerate(latencies_ms):
+        assert latency_ms < inference_ms[k] + inference_ms[k + 1] + margin_ms, (k, latency_ms, inference_ms, margin_ms)
     after = stream.diagnostics(time.time())
     delta = {key: int(after[key]) - int(before[key])
              for key in ("frames_received", "frames_processed", "frames_dropped", "frames_rejected", "frames_lost")}
@@ -262,8 +271,8 @@ def set_parameter(client, node, name: str, value: float):
 
 def test_thresholds_change_at_run_time_and_invalid_values_are_refused(stream):
     client, node = stream.client, stream.node
-    refused = set_parameter(client, node, "model.score_threshold", 1.5)
-    assert not refused.successful and refused.reason.startswith("parameter model.score_threshold: must lie in [0, 1]")
+    refused = set_parameter(client, node, "model.score_threshold", 1.5)  # outside the descriptor's range
+    assert not refused.successful and "model.score_threshold out of range" in refused.reason
     assert set_parameter(client, node, "model.score_threshold", 1.0).successful
     none, = stream.send(image_message(picture(8), 6000.0))
     assert none.instances == []  # no random-weight score reaches 1
@@ -302,8 +311,9 @@ def test_detections_agree_with_instances(stream):
 
 def test_images_lost_in_transport_are_counted_and_explained(stream):
     """A 640x360 rgb8 image is 691 KB; Fast DDS's default shared-memory segment is 512 KB, and a best-effort
-    subscription (the default) never receives such images. The node cannot see them, but it counts what the
-    middleware reports lost and says what to change."""
+    subscription never receives such images from a best-effort camera without the profile of
+    config/fastdds_large_images.xml (not given here). The node cannot see them, but it counts what the middleware
+    reports lost and names the fix."""
     before = stream.diagnostics(time.time())
     big = image_message(picture(10, 360, 640), 0.0)
     for k in range(5):
@@ -316,5 +326,5 @@ def test_images_lost_in_transport_are_counted_and_explained(stream):
         pytest.skip("this middleware delivers 691 KB images to a best-effort subscription: nothing is lost")
     after = stream.diagnostics(time.time())
     assert int(after["frames_lost"]) - int(before["frames_lost"]) >= 1
-    assert wait_until(lambda: any("lost in transport" in log.msg and "qos_reliability to reliable" in log.msg
+    assert wait_until(lambda: any("lost in transport" in log.msg and "fastdds_large_images.xml" in log.msg
                                   for log in stream.client.logs(stream.node)), 5)

@@ -50,7 +50,7 @@ def run(ros, node_factory, trained):
             break
     outputs = []
     for index, frame in enumerate(video.frames):
-        stamp = 100.0 + 0.1 * index
+        stamp = 100.0 + index / 6  # a synthetic video's frames are 1/6 s apart (sgnet-synth, 6 frames a second)
         publisher.publish(image_message(frame, stamp))
         assert wait_until(lambda: received(stamp), 60), node.output()[-3000:]
         outputs.append(received(stamp)[-1])

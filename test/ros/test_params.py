@@ -10,7 +10,8 @@ import pytest
 import yaml
 
 from sgnet_model.config import ModelConfig, PredictorConfig, TrackerConfig
-from sgnet_ros.params import DESCRIPTIONS, NodeConfig, ParameterError, parameter_defaults, settings_from
+from sgnet_ros.params import (DESCRIPTIONS, NodeConfig, ParameterError, live_settings, parameter_defaults,
+                              parameter_names, settings_from)
 
 SHIPPED_YAML = Path(__file__).resolve().parents[2] / "config" / "sgnet.yaml"
 
@@ -29,16 +30,17 @@ def dataclass_defaults() -> dict:
     """The expected table, read field by field from the dataclasses (a second route to the same values)."""
     expected = {f.name: f.default for f in dataclasses.fields(NodeConfig)}
     expected.update({f"predictor.{f.name}": f.default for f in dataclasses.fields(PredictorConfig)})
-    model = ModelConfig()
-    expected.update({f"model.{name}": getattr(model, name)
-                     for name in ("score_threshold", "nms_threshold", "detections_per_frame")})
-    expected.update({f"tracker.{f.name}": f.default for f in dataclasses.fields(TrackerConfig)})
     return expected
+
+
+CHECKPOINT_PARAMETERS = {"model.score_threshold", "model.nms_threshold", "model.detections_per_frame",
+                         *(f"tracker.{f.name}" for f in dataclasses.fields(TrackerConfig))}
 
 
 def test_defaults_are_the_dataclass_defaults_and_all_are_described():
     assert parameter_defaults() == dataclass_defaults()
-    assert set(DESCRIPTIONS) == set(parameter_defaults())
+    assert set(parameter_names()) == set(dataclass_defaults()) | CHECKPOINT_PARAMETERS
+    assert set(DESCRIPTIONS) == set(parameter_names())
 
 
 def test_shipped_yaml_lists_every_parameter_with_its_default():
@@ -50,9 +52,17 @@ def test_shipped_yaml_lists_every_parameter_with_its_default():
 
 
 def values_with(**changes) -> dict:
+    """Every parameter with a default of its own at it, and the given changes (model.* and tracker.*: given)."""
     values = parameter_defaults()
     values.update({name.replace("__", "."): value for name, value in changes.items()})
     return values
+
+
+def validated(values: dict, model: ModelConfig = ModelConfig(), profile: TrackerConfig = TrackerConfig()):
+    """What configure does with the parameters: settings_from, then the checkpoint parameters given over the
+    checkpoint's model config and tracker profile."""
+    settings = settings_from(values.get)
+    return settings, live_settings(settings, model, profile)
 
 
 @pytest.mark.parametrize("changes, message", [
@@ -73,17 +83,35 @@ def values_with(**changes) -> dict:
 def test_invalid_values_name_the_parameter(changes, message):
     values = values_with(**changes)
     with pytest.raises(ParameterError) as error:
-        settings_from(values.__getitem__)
+        validated(values)
     assert str(error.value).startswith(message)
 
 
 def test_valid_values_come_through_typed():
-    settings = settings_from(values_with(predictor__max_gap_s=3, model__score_threshold=1,
-                                         tracker__max_lost_s=4).__getitem__)
+    settings, (thresholds, tracker) = validated(values_with(predictor__max_gap_s=3, model__score_threshold=1,
+                                                            tracker__max_lost_s=4))
     assert settings.predictor.max_gap_s == 3.0 and isinstance(settings.predictor.max_gap_s, float)
-    assert settings.thresholds == {"score_threshold": 1.0, "nms_threshold": 0.5, "detections_per_frame": 50}
-    assert settings.tracker == TrackerConfig(max_lost_s=4.0) and isinstance(settings.tracker.max_lost_s, float)
+    assert thresholds == {"score_threshold": 1.0, "nms_threshold": 0.5, "detections_per_frame": 50}
+    assert tracker == TrackerConfig(max_lost_s=4.0) and isinstance(tracker.max_lost_s, float)
     assert settings.node == NodeConfig()
+
+
+def test_checkpoint_parameters_not_given_take_the_checkpoint_values_and_given_ones_override_one_field():
+    """A checkpoint trained with its own thresholds and an evaluation-like profile: what is not given comes from
+    it, a given value replaces that field only, and the pair is checked together (continue <= new)."""
+    model = ModelConfig(score_threshold=0.2, nms_threshold=0.6, detections_per_frame=7)
+    profile = TrackerConfig(new_track_score=0.1, continue_score=0.05, max_lost_s=1.5, radius_scale=2.0)
+    _, (thresholds, tracker) = validated(values_with(), model, profile)
+    assert thresholds == {"score_threshold": 0.2, "nms_threshold": 0.6, "detections_per_frame": 7}
+    assert tracker == profile
+    _, (thresholds, tracker) = validated(values_with(model__nms_threshold=0.4, tracker__continue_score=0.08),
+                                         model, profile)
+    assert thresholds == {"score_threshold": 0.2, "nms_threshold": 0.4, "detections_per_frame": 7}
+    assert tracker == TrackerConfig(new_track_score=0.1, continue_score=0.08, max_lost_s=1.5, radius_scale=2.0)
+    with pytest.raises(ParameterError, match=r"^parameter tracker\.new_track_score: must lie in \[continue_score"):
+        validated(values_with(tracker__continue_score=0.3), model, profile)  # the profile's 0.1 starts tracks
+    with pytest.raises(ParameterError, match="parameter tracker_profile: must be one of"):
+        validated(values_with(tracker_profile="fast"))
 
 
 def test_malformed_ros_arguments_exit_with_status_2_and_one_line(tmp_path):
@@ -92,3 +120,56 @@ def test_malformed_ros_arguments_exit_with_status_2_and_one_line(tmp_path):
     assert run.returncode == 2 and run.stdout == ""
     lines = run.stderr.strip().splitlines()
     assert len(lines) == 1 and lines[0].startswith("sgnet-node: error: Failed to parse ROS arguments")
+
+
+def test_ranges_agree_with_validation_and_descriptors_carry_them():
+    """Both ends of every range are valid values, a step outside each range that validation also refuses is
+    refused (the dataclasses are the second opinion), and the descriptor shows the range with the value's type."""
+    from rcl_interfaces.msg import ParameterType
+
+    from sgnet_ros.params import LIVE, RANGES, READ_ONLY, parameter_descriptor
+
+    types = {name: type(value) for name, value in parameter_defaults().items()}
+    types.update({name: type(getattr(ModelConfig() if name.startswith("model.") else TrackerConfig(),
+                                     name.partition(".")[2])) for name in CHECKPOINT_PARAMETERS})
+    scores_apart = {"tracker__continue_score": 0.0, "tracker__new_track_score": 1.0}  # new >= continue holds
+    for name, (low, high) in RANGES.items():
+        for value in (low, high):
+            validated(values_with(**{**scores_apart, name.replace(".", "__"): types[name](value)}))
+        descriptor = parameter_descriptor(name)
+        if types[name] is int:
+            assert (descriptor.integer_range[0].from_value, descriptor.integer_range[0].to_value) == (low, high)
+        else:
+            assert (descriptor.floating_point_range[0].from_value,
+                    descriptor.floating_point_range[0].to_value) == (low, high)
+        assert not descriptor.dynamic_typing and not parameter_descriptor(name, typed=False).integer_range
+    for name, below in (("model.score_threshold", -0.01), ("qos_depth", 0), ("tracker.max_lost_s", -1.0),
+                        ("predictor.max_gap_s", 0.0), ("max_image_pixels", 0)):
+        with pytest.raises(ParameterError):
+            validated(values_with(**{name.replace(".", "__"): below}))
+    assert parameter_descriptor("autostart").read_only and not parameter_descriptor("checkpoint").read_only
+    assert LIVE == {"model.score_threshold", "model.nms_threshold", "model.detections_per_frame",
+                    "tracker.new_track_score", "tracker.continue_score", "tracker.max_lost_s",
+                    "tracker.radius_scale"}
+    assert READ_ONLY <= set(parameter_defaults()) and LIVE == CHECKPOINT_PARAMETERS
+    assert ParameterType.PARAMETER_NOT_SET == parameter_descriptor("qos_depth").type  # rclpy fills it from the value
+
+
+def test_reliability_matching_and_sibling_topics():
+    from rclpy.qos import ReliabilityPolicy
+
+    from sgnet_ros.inputs import fastdds_profile_environment, matching_reliability, sibling_camera_info
+
+    reliable, best_effort = ReliabilityPolicy.RELIABLE, ReliabilityPolicy.BEST_EFFORT
+    assert matching_reliability([reliable, reliable]) == reliable
+    assert matching_reliability([reliable, best_effort]) == best_effort
+    assert matching_reliability([]) == best_effort  # nobody yet: hear whoever comes
+    assert sibling_camera_info("/camera/image_raw") == "/camera/camera_info"
+    assert sibling_camera_info("/camera/image_raw/compressed") == "/camera/camera_info"
+    assert sibling_camera_info("/image") == "/camera_info"
+    profile = "/opt/share/sgnet_ros/config/fastdds_large_images.xml"
+    assert fastdds_profile_environment({"ROS_DISTRO": "kilted"}, profile) == {"FASTDDS_DEFAULT_PROFILES_FILE": profile}
+    assert fastdds_profile_environment({"ROS_DISTRO": "humble"}, profile) == {"FASTRTPS_DEFAULT_PROFILES_FILE": profile}
+    assert fastdds_profile_environment({"ROS_DISTRO": "jazzy"}, profile) == {"FASTRTPS_DEFAULT_PROFILES_FILE": profile}
+    assert fastdds_profile_environment({"FASTRTPS_DEFAULT_PROFILES_FILE": "mine.xml"}, profile) == {}
+    assert fastdds_profile_environment({"FASTDDS_DEFAULT_PROFILES_FILE": "mine.xml"}, profile) == {}

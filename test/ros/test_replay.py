@@ -23,7 +23,7 @@ from rosbags.typesys import Stores, get_typestore
 from sensor_msgs.msg import Image
 
 from footage import bikes_video
-from ros_harness import wait_until
+from ros_harness import assert_humble_readable, wait_until
 from sgnet_model.checkpoint import load_checkpoint, save_checkpoint
 from sgnet_model.config import PredictorConfig, named_config
 from sgnet_model.model import SGNet
@@ -163,6 +163,7 @@ def test_lock_step_replay_equals_sgnet_eval(ros, node, bag, synthetic, checkpoin
 
     # The output bag: one InstanceArray per frame, stamped as the bag's frames, under the type hash rosidl built.
     recorded = read_bag(tmp_path / "replay" / "outputs")
+    assert_humble_readable(tmp_path / "replay" / "outputs")
     connection = recorded["_connections"][f"{NAMESPACE}/instances"]
     assert connection.digest == installed_type_hash("InstanceArray")
     outputs = [deserialize_message(raw, InstanceArray) for _, raw in recorded[f"{NAMESPACE}/instances"]]
