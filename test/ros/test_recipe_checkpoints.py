@@ -1,13 +1,14 @@
 """The node serves what the shipped training recipes produce: a checkpoint trained by each recipe from its
-pretrained start (the stand-in weights files of standin_weights.py, one iteration at 96x64), served by the real
+pretrained start (the stand-in weights files of standin_weights.py; one iteration at 96x64) is served by the real
 node process (``python -m sgnet_ros.node``) with the pretrained file deleted and an empty TORCH_HOME, and a bag of
-the tiny synthetic set replayed through it lock-step by sgnet-bag and sgnet-replay.
+the tiny synthetic set made by sgnet-bag is replayed through it lock-step by sgnet-replay.
 
-After one training iteration the classifier still sits near its focal-loss prior (scores around 0.1 at most),
-below the checkpoint's evaluation tracker profile. So the checkpoints are trained with ``model.score_threshold=0``
-(kept up to DETECTIONS a frame), and the node and sgnet-eval both track every detection (new_track_score and
-continue_score 0; the profile's max_lost_s and radius_scale): each frame then has instances, and the node's answer
-to each frame must be exactly what sgnet-eval computes in this process for the same frame.
+After one training iteration the classifier sits near its focal-loss prior (scores of 0.1 at most), under the
+evaluation tracker profile's start score. So the checkpoints are trained with ``model.score_threshold=0`` (the top
+DETECTIONS of each frame kept), and the node and sgnet-eval both track every detection: new_track_score and
+continue_score 0, the profile's max_lost_s and radius_scale. Each frame then has instances, and the node's answers
+must be exactly what sgnet-eval computes in this process on the same frames: the same tracks (class, frames, masks;
+most masks of a one-iteration network are still empty) with the same scores, hence the same metrics.
 """
 from __future__ import annotations
 
@@ -23,7 +24,7 @@ from rclpy.serialization import deserialize_message
 from sensor_msgs.msg import Image
 
 from sgnet_model.checkpoint import load_checkpoint
-from sgnet_model.ytvis import load_annotations
+from sgnet_model.ytvis import YTVISData, load_annotations
 from sgnet_ros.masks import instance_mask
 from sgnet_ros.msg import InstanceArray
 from standin_weights import Standins, standin_kind, train_one_iteration
@@ -109,38 +110,43 @@ def test_node_serves_the_recipe_checkpoint_and_lock_step_replay_equals_sgnet_eva
     assert report["tracker"] == direct["tracker"] == dataclasses.asdict(tracker)
     assert {name: report["metrics"][name] for name in REPORT_METRICS} == {name: direct[name] for name in REPORT_METRICS}
     # The node's instances, frame by frame and grouped by its track ids, are sgnet-eval's tracks and masks.
-    assert node_tracks(outputs, annotations) == eval_tracks(tmp_path / "eval" / "results.json", annotations)
-    ours, theirs = sorted_results(tmp_path / "replay" / "results.json"), sorted_results(tmp_path / "eval" / "results.json")
+    served, evaluated = node_tracks(outputs, annotations), eval_tracks(tmp_path / "eval" / "results.json", annotations)
+    assert [track[:3] for track in served] == [track[:3] for track in evaluated]
+    assert [track[3] for track in served] == pytest.approx([track[3] for track in evaluated], abs=1e-6)
+    # And the replay's own results file is sgnet-eval's.
+    ours = sorted_results(tmp_path / "replay" / "results.json")
+    theirs = sorted_results(tmp_path / "eval" / "results.json")
     assert [(r["video_id"], r["category_id"], r["segmentations"]) for r in ours] == \
         [(r["video_id"], r["category_id"], r["segmentations"]) for r in theirs]
     assert [r["score"] for r in ours] == pytest.approx([r["score"] for r in theirs], abs=1e-6)
 
 
-# video id -> its tracks, sorted: (class name, per frame the (H, W) bool mask's bytes, b"" where the track is absent)
-Tracks = dict[int, list[tuple[str, tuple[bytes, ...]]]]
+# (video id, class name, per frame the (H, W) bool mask's bytes or b"" where the track is absent, track score)
+Track = tuple[int, str, tuple[bytes, ...], float]
 
 
-def node_tracks(outputs: list[InstanceArray], annotations) -> Tracks:
-    """The node's answers (the bag's videos back to back) as tracks: instances of one track id in one video."""
-    tracks: Tracks = {}
+def node_tracks(outputs: list[InstanceArray], annotations: YTVISData) -> list[Track]:
+    """The node's answers (the bag's videos back to back) as tracks, sorted: the instances of one track id in one
+    video, scored by the mean of their scores (as the YouTube-VIS results score a track)."""
+    tracks = []
     answers = iter(outputs)
     for video_id, video in annotations.videos.items():
-        by_id: dict[int, tuple[str, list[bytes]]] = {}
+        by_id: dict[int, tuple[str, list[bytes], list[float]]] = {}
         for frame in range(video.length):
             for instance in next(answers).instances:
-                name, masks = by_id.setdefault(instance.track_id, (instance.class_name, [b""] * video.length))
-                assert name == instance.class_name
+                name, masks, scores = by_id.setdefault(instance.track_id,
+                                                       (instance.class_name, [b""] * video.length, []))
+                assert name == instance.class_name, "a track changed class"
                 masks[frame] = instance_mask(instance).tobytes()
-        tracks[video_id] = sorted((name, tuple(masks)) for name, masks in by_id.values())
-    return tracks
+                scores.append(instance.score)
+        tracks += [(video_id, name, tuple(masks), float(np.mean(scores))) for name, masks, scores in by_id.values()]
+    return sorted(tracks)
 
 
-def eval_tracks(results: Path, annotations) -> Tracks:
+def eval_tracks(results: Path, annotations: YTVISData) -> list[Track]:
     """sgnet-eval's results.json (one entry per track, its masks as COCO RLE) in the same form."""
     names = {category.id: category.name for category in annotations.categories}
-    tracks: Tracks = {video_id: [] for video_id in annotations.videos}
-    for result in json.loads(results.read_text()):
-        masks = tuple(b"" if rle is None else mask_utils.decode(rle).astype(bool).tobytes()
-                      for rle in result["segmentations"])
-        tracks[result["video_id"]].append((names[result["category_id"]], masks))
-    return {video_id: sorted(entries) for video_id, entries in tracks.items()}
+    return sorted((result["video_id"], names[result["category_id"]],
+                   tuple(b"" if rle is None else mask_utils.decode(rle).astype(bool).tobytes()
+                         for rle in result["segmentations"]), result["score"])
+                  for result in json.loads(results.read_text()))
