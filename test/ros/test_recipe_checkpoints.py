@@ -121,8 +121,13 @@ def test_node_serves_the_recipe_checkpoint_and_lock_step_replay_equals_sgnet_eva
     assert [r["score"] for r in ours] == pytest.approx([r["score"] for r in theirs], abs=1e-6)
 
 
-# (video id, class name, per frame the (H, W) bool mask's bytes or b"" where the track is absent, track score)
-Track = tuple[int, str, tuple[bytes, ...], float]
+# (video id, class name, per frame the mask as compressed COCO RLE counts or "" where the track is absent, score)
+Track = tuple[int, str, tuple[str, ...], float]
+
+
+def rle_counts(mask: np.ndarray) -> str:
+    """(H, W) bool mask -> pycocotools' compressed RLE counts: one short string per mask, equal iff the masks are."""
+    return mask_utils.encode(np.asfortranarray(mask.astype(np.uint8)))["counts"].decode()
 
 
 def node_tracks(outputs: list[InstanceArray], annotations: YTVISData) -> list[Track]:
@@ -131,13 +136,13 @@ def node_tracks(outputs: list[InstanceArray], annotations: YTVISData) -> list[Tr
     tracks = []
     answers = iter(outputs)
     for video_id, video in annotations.videos.items():
-        by_id: dict[int, tuple[str, list[bytes], list[float]]] = {}
+        by_id: dict[int, tuple[str, list[str], list[float]]] = {}
         for frame in range(video.length):
             for instance in next(answers).instances:
                 name, masks, scores = by_id.setdefault(instance.track_id,
-                                                       (instance.class_name, [b""] * video.length, []))
+                                                       (instance.class_name, [""] * video.length, []))
                 assert name == instance.class_name, "a track changed class"
-                masks[frame] = instance_mask(instance).tobytes()
+                masks[frame] = rle_counts(instance_mask(instance))
                 scores.append(instance.score)
         tracks += [(video_id, name, tuple(masks), float(np.mean(scores))) for name, masks, scores in by_id.values()]
     return sorted(tracks)
@@ -147,6 +152,6 @@ def eval_tracks(results: Path, annotations: YTVISData) -> list[Track]:
     """sgnet-eval's results.json (one entry per track, its masks as COCO RLE) in the same form."""
     names = {category.id: category.name for category in annotations.categories}
     return sorted((result["video_id"], names[result["category_id"]],
-                   tuple(b"" if rle is None else mask_utils.decode(rle).astype(bool).tobytes()
+                   tuple("" if rle is None else rle_counts(mask_utils.decode(rle).astype(bool))
                          for rle in result["segmentations"]), result["score"])
                   for result in json.loads(results.read_text()))
