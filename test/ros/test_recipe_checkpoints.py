@@ -70,6 +70,7 @@ def test_node_serves_the_recipe_checkpoint_and_lock_step_replay_equals_sgnet_eva
     model_pt = train_one_iteration(config_path, pretrained, source, tiny_set, frames_dir, (WIDTH, HEIGHT), standins,
                                    tmp_path, monkeypatch, capsys,
                                    overrides=["model.score_threshold=0.0", f"model.detections_per_frame={DETECTIONS}"])
+    # As on a robot: the pretrained file is deleted (TORCH_HOME is already an empty folder); model.pt must suffice.
     standins.path(standin_kind(pretrained, load_train_config(config_path).model.backbone)).unlink()
     checkpoint = load_checkpoint(model_pt)
     model_config = checkpoint.model_config
