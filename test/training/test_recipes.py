@@ -19,7 +19,7 @@ from sgnet_model.config import PRETRAINED, ModelConfig
 from sgnet_model.model import SGNet
 from sgnet_model.predictor import StreamingPredictor
 from sgnet_model.ytvis import load_annotations
-from standin_weights import COCO_CLASS_WEIGHT
+from standin_weights import COCO_CLASS_WEIGHT, standin_kind, train_one_iteration
 from training import evaluate, train
 from training.config import load_train_config
 from training.datasets import read_frame
@@ -72,27 +72,10 @@ def test_recipe_trains_evaluates_and_serves(recipe, pretrained, source, tiny_set
     annotations, frames = tiny_set
     config_path = RECIPES / f"{recipe}.yaml"
     backbone = load_train_config(config_path).model.backbone
-    kind = {"none": None, "imagenet": backbone, "coco_fcos": "coco_fcos"}[pretrained]
-    overrides = [f"data.annotations={annotations}", f"data.frames={frames}", "data.workers=0", "batch_size=2",
-                 f"model.input_width={WIDTH}", f"model.input_height={HEIGHT}", f"model.pretrained={pretrained}",
-                 "max_iters=1", "max_minutes=0", "log_every=1"]
-    linked = tmp_path / "weights" / "pretrained.pth"
-    if source == "hub":
-        standins.path(kind)
-        monkeypatch.setenv("TORCH_HOME", str(standins.torch_home))
-    elif source == "path":
-        linked.parent.mkdir()
-        linked.symlink_to(standins.path(kind))
-        overrides.append(f"model.pretrained_path={linked}")
-
-    run = tmp_path / "run"
-    code = train.main(["--config", str(config_path), "--output", str(run), "--no-progress",
-                       *[part for override in overrides for part in ("--set", override)]])
-    assert code == 0, capsys.readouterr().err
+    kind = standin_kind(pretrained, backbone)
+    model_pt = train_one_iteration(config_path, pretrained, source, annotations, frames, (WIDTH, HEIGHT), standins,
+                                   tmp_path, monkeypatch, capsys)
     # From here on, as on a robot, the pretrained file is nowhere: model.pt holds every weight.
-    monkeypatch.setenv("TORCH_HOME", str(tmp_path / "empty_torch_home"))
-    linked.unlink(missing_ok=True)
-    model_pt = run / "model.pt"
     checkpoint = load_checkpoint(model_pt)
     assert checkpoint.model_config.pretrained == pretrained and checkpoint.model_config.backbone == backbone
     if kind is not None:
