@@ -1,14 +1,28 @@
 """From dense pyramid outputs to a frame's instances: score threshold, top-k, NMS, masks at the frame's
-resolution."""
+resolution, movement.
+
+Two paths compute the same instances:
+- ``select_detections`` / ``paste_masks``: shapes follow the data (the boxes above the threshold, the pixels
+  inside each box). The work is proportional to what is found, which is what a CPU wants; the host learns the
+  counts on the way (boolean indexing, NMS output, per-box pixel counts).
+- ``select_detections_fixed`` / ``paste_masks_fixed``: every shape is fixed by the configuration
+  (``detections_per_frame`` slots with a validity flag, masks pasted for every slot over the whole frame), so
+  the device never waits for the host and the whole frame can be captured in a CUDA graph with the network
+  (predictor.GraphedFrame). The work is that of all slots over the whole frame, which a GPU absorbs.
+Both share the candidate selection, the box geometry and the mask head's functions, and return the same boxes,
+scores, labels and masks (test_predictor.py checks the one against the other).
+"""
 from __future__ import annotations
 
 import dataclasses
 
 import torch
 from torch import Tensor
-from torchvision.ops import batched_nms, clip_boxes_to_image
+from torchvision.ops import batched_nms, box_iou, clip_boxes_to_image
 
+from .config import ModelConfig
 from .locations import Locations
+from .mask_head import grid_sizes, sample_base_features
 from .model import PyramidOutputs, SGNet, decode_boxes
 from .targets import Pyramid
 
@@ -25,15 +39,22 @@ class Detections:
     locations: Locations  # where on the pyramid each was found
 
 
-def select_detections(outputs: PyramidOutputs, pyramid: Pyramid, image: int, valid_size: tuple[int, int],
-                      score_threshold: float, nms_threshold: float, max_detections: int,
-                      candidates_per_level: int) -> Detections:
-    """FCOS inference for one image: score = sqrt(sigmoid(class) * sigmoid(centerness)), the best
-    ``candidates_per_level`` per level and then over all levels, those above the threshold, class-wise NMS, the
-    best ``max_detections``."""
+@dataclasses.dataclass
+class FixedDetections(Detections):
+    """``slots`` detections of one image in decreasing score order, the valid ones first; the fields of the
+    invalid slots hold some candidate's numbers and must be ignored."""
+
+    valid: Tensor  # (slots,) bool
+
+
+def _candidates(outputs: PyramidOutputs, pyramid: Pyramid, image: int, valid_size: tuple[int, int],
+                candidates_per_level: int) -> tuple[Tensor, Tensor, Tensor, Tensor]:
+    """FCOS's candidates for one image: score = sqrt(sigmoid(class) * sigmoid(centerness)), the best
+    ``candidates_per_level`` per level and then over all levels, in decreasing score order: boxes (K, 4)
+    clipped to the valid image, scores (K,), labels (K,), pyramid locations (K,). Fixed shapes, no host sync."""
     boxes, scores, labels, locations = [], [], [], []
     start = 0
-    for level, (height, width) in enumerate(pyramid.sizes):  # five levels; no host sync inside the loop
+    for level, (height, width) in enumerate(pyramid.sizes):  # five levels
         class_prob = torch.sigmoid(outputs.class_logits[level][image].flatten(1))  # (C, h*w)
         centerness = torch.sigmoid(outputs.centerness[level][image].flatten(1))  # (1, h*w)
         level_scores = torch.sqrt(class_prob * centerness).t().flatten()  # (h*w*C,), location-major
@@ -51,13 +72,60 @@ def select_detections(outputs: PyramidOutputs, pyramid: Pyramid, image: int, val
     # then the best candidates_per_level over all levels: NMS time grows with its input, and no more than
     # max_detections survive it anyway
     best = all_scores.topk(min(candidates_per_level, all_scores.numel())).indices
-    above = best[all_scores[best] > score_threshold]
-    boxes_t = clip_boxes_to_image(torch.cat(boxes)[above], valid_size)
-    scores_t, labels_t, where_t = torch.cat(scores)[above], torch.cat(labels)[above], torch.cat(locations)[above]
-    keep = batched_nms(boxes_t.float(), scores_t.float(), labels_t, nms_threshold)[:max_detections]
-    where_t = where_t[keep]
-    return Detections(boxes_t[keep], scores_t[keep], labels_t[keep], Locations(
-        torch.full_like(where_t, image), pyramid.level[where_t], pyramid.y[where_t], pyramid.x[where_t]))
+    return (clip_boxes_to_image(torch.cat(boxes)[best], valid_size), all_scores[best], torch.cat(labels)[best],
+            torch.cat(locations)[best])
+
+
+def _detections(pyramid: Pyramid, image: int, boxes: Tensor, scores: Tensor, labels: Tensor, where: Tensor,
+                chosen: Tensor) -> Detections:
+    return Detections(boxes[chosen], scores[chosen], labels[chosen], Locations(
+        torch.full_like(where[chosen], image), pyramid.level[where[chosen]], pyramid.y[where[chosen]],
+        pyramid.x[where[chosen]]))
+
+
+def select_detections(outputs: PyramidOutputs, pyramid: Pyramid, image: int, valid_size: tuple[int, int],
+                      score_threshold: float, nms_threshold: float, max_detections: int,
+                      candidates_per_level: int) -> Detections:
+    """FCOS inference for one image: the candidates (``_candidates``) above the threshold, class-wise NMS, the
+    best ``max_detections``."""
+    boxes, scores, labels, where = _candidates(outputs, pyramid, image, valid_size, candidates_per_level)
+    above = torch.nonzero(scores > score_threshold).squeeze(1)
+    keep = above[batched_nms(boxes[above].float(), scores[above].float(), labels[above], nms_threshold)]
+    return _detections(pyramid, image, boxes, scores, labels, where, keep[:max_detections])
+
+
+def select_detections_fixed(outputs: PyramidOutputs, pyramid: Pyramid, image: int, valid_size: tuple[int, int],
+                            score_threshold: float, nms_threshold: float, max_detections: int,
+                            candidates_per_level: int) -> FixedDetections:
+    """``select_detections`` with fixed shapes: ``max_detections`` slots, the valid ones first."""
+    boxes, scores, labels, where = _candidates(outputs, pyramid, image, valid_size, candidates_per_level)
+    slot, valid = greedy_nms_fixed(boxes, scores > score_threshold, labels, nms_threshold, max_detections)
+    detections = _detections(pyramid, image, boxes, scores, labels, where, slot)
+    return FixedDetections(detections.boxes, detections.scores, detections.labels, detections.locations, valid)
+
+
+def greedy_nms_fixed(boxes: Tensor, candidate: Tensor, labels: Tensor, threshold: float, count: int
+                     ) -> tuple[Tensor, Tensor]:
+    """Class-wise greedy NMS over (K, 4) boxes already in decreasing score order, of which ``candidate`` (K,)
+    may be kept: the first ``count`` kept, as (count,) indices and (count,) validity (False once none is left).
+
+    The same rule as torchvision's ``batched_nms`` (a box is dropped when its IoU with a kept box of the same
+    class is above ``threshold``), taken one kept box at a time, ``count`` steps whatever the data: one
+    (K, K) IoU matrix, then per step the first live box, whose row of the matrix removes its neighbours.
+    """
+    suppresses = (box_iou(boxes.float(), boxes.float()) > threshold) & (labels[:, None] == labels[None, :])
+    suppresses |= torch.eye(boxes.shape[0], dtype=torch.bool, device=boxes.device)  # a kept box leaves the pool
+    alive = candidate.clone()
+    picks, valid = [], []
+    for _ in range(count):  # detections_per_frame steps, the same number every frame
+        pick = torch.argmax(alive.to(torch.uint8))  # the first live box: the best one left
+        picks.append(pick)
+        valid.append(alive[pick])
+        alive = alive & ~suppresses[pick]
+    if not picks:
+        return torch.zeros(0, dtype=torch.long, device=boxes.device), torch.zeros(0, dtype=torch.bool,
+                                                                                   device=boxes.device)
+    return torch.stack(picks), torch.stack(valid)
 
 
 @dataclasses.dataclass
@@ -72,13 +140,20 @@ class PixelBlocks:
     v: Tensor  # (P,) row
 
 
+def pixel_spans(boxes: Tensor, height: int, width: int) -> tuple[Tensor, Tensor]:
+    """The pixels of an height x width image whose centres lie inside each (N, 4) box: (N, 2) first column and
+    row, (N, 2) one past the last (equal to the first when the box misses the image)."""
+    corners = torch.ceil(boxes - 0.5).long()  # the first centre >= x1, and one past the last centre < x2
+    columns, rows = corners[:, 0::2].clamp(0, width), corners[:, 1::2].clamp(0, height)  # (N, 2) each
+    low = torch.stack((columns[:, 0], rows[:, 0]), dim=1)
+    return low, torch.maximum(torch.stack((columns[:, 1], rows[:, 1]), dim=1), low)
+
+
 def box_pixels(boxes: Tensor, height: int, width: int) -> PixelBlocks:
     """Every pixel of an height x width image whose centre lies inside each (N, 4) box, batched over boxes,
     row-major within each box's block."""
-    limit = torch.tensor([width, height], device=boxes.device)
-    low = torch.minimum(torch.ceil(boxes[:, :2] - 0.5).long().clamp(min=0), limit)  # first centre >= x1
-    high = torch.minimum(torch.ceil(boxes[:, 2:] - 0.5).long().clamp(min=0), limit)  # past the last centre < x2
-    extent = (high - low).clamp(min=0)
+    low, high = pixel_spans(boxes, height, width)
+    extent = high - low
     areas = extent[:, 0] * extent[:, 1]
     instance = torch.repeat_interleave(torch.arange(boxes.shape[0], device=boxes.device), areas)
     first = torch.cumsum(areas, 0) - areas
@@ -86,6 +161,29 @@ def box_pixels(boxes: Tensor, height: int, width: int) -> PixelBlocks:
     columns = extent[instance, 0]
     return PixelBlocks(low, extent, first, instance, low[instance, 0] + index % columns,
                        low[instance, 1] + index // columns)
+
+
+def _base_pixel(outputs: PyramidOutputs) -> float:
+    """Input pixels per pixel of the base features F."""
+    return outputs.image_size[1] / outputs.base.shape[-1]
+
+
+def _grown_boxes(boxes: Tensor, base_pixel: float) -> Tensor:
+    """Boxes in F pixels, grown by one F pixel on each side so that every output pixel inside the box has its
+    four F neighbours in the block."""
+    grown = boxes / base_pixel
+    return torch.cat((grown[:, :2] - 1.0, grown[:, 2:] + 1.0), dim=1)
+
+
+def _frame_to_base(pixels: Tensor, scale: float, base_pixel: float) -> Tensor:
+    """Integer output pixel columns (or rows) -> their centres in F pixel units, where F pixel j has its centre
+    at j."""
+    return (pixels.float() + 0.5) * (scale / base_pixel) - 0.5
+
+
+def _base_points(columns: Tensor, rows: Tensor, dtype: torch.dtype, base_pixel: float) -> Tensor:
+    """Centres of F pixels (P,) columns and rows, in input pixels: (P, 2)."""
+    return (torch.stack((columns, rows), dim=1) + 0.5).to(dtype) * base_pixel
 
 
 def paste_masks(model: SGNet, outputs: PyramidOutputs, detections: Detections, scale: float,
@@ -104,22 +202,77 @@ def paste_masks(model: SGNet, outputs: PyramidOutputs, detections: Detections, s
     if count == 0:
         return masks.view(count, height, width)
     base_height, base_width = outputs.base.shape[-2:]
-    base_pixel = outputs.image_size[1] / base_width  # input pixels per F pixel
-    grown = detections.boxes / base_pixel + torch.tensor([-1.0, -1.0, 1.0, 1.0], device=detections.boxes.device)
-    low_res = box_pixels(grown, base_height, base_width)
+    base_pixel = _base_pixel(outputs)
+    low_res = box_pixels(_grown_boxes(detections.boxes, base_pixel), base_height, base_width)
     logits = torch.cat([
         model.mask_logits(outputs, detections.locations, detections.boxes, instance,
-                          (torch.stack((u, v), dim=1) + 0.5).to(detections.boxes.dtype) * base_pixel).float()
+                          _base_points(u, v, detections.boxes.dtype, base_pixel)).float()
         for instance, u, v in zip(*(torch.split(t, MAX_MASK_POINTS) for t in (
             low_res.instance, low_res.u, low_res.v)))])
     full_res = box_pixels(detections.boxes / scale, height, width)
     for instance, u, v in zip(*(torch.split(t, MAX_MASK_POINTS) for t in (full_res.instance, full_res.u,
                                                                            full_res.v))):
-        # the output pixel's centre in F pixel units, where F pixel (i, j) has its centre at (j, i)
-        fx = (u.float() + 0.5) * (scale / base_pixel) - 0.5
-        fy = (v.float() + 0.5) * (scale / base_pixel) - 0.5
+        fx, fy = _frame_to_base(u, scale, base_pixel), _frame_to_base(v, scale, base_pixel)
         masks[instance, v * width + u] = _bilinear_in_blocks(logits, low_res, instance, fx, fy) > 0
     return masks.view(count, height, width)
+
+
+def paste_masks_fixed(model: SGNet, outputs: PyramidOutputs, detections: FixedDetections, scale: float,
+                      output_size: tuple[int, int]) -> Tensor:
+    """``paste_masks`` with fixed shapes: (slots, H, W) bool, False in the invalid slots.
+
+    The same numbers as paste_masks: the blender's logits at the centres of F pixels, bilinear at the output
+    pixels inside each box from the four neighbours within the grown box's block. Here the logits are taken
+    at every F pixel for every slot and the interpolation runs over the whole frame (separably: along x for
+    every F row, then along y), with each slot's neighbours clamped to its block as paste_masks clamps them.
+    Slots are processed in groups of a fixed size so that the temporaries stay near MAX_MASK_POINTS.
+    """
+    height, width = output_size
+    slots = detections.boxes.shape[0]
+    device = detections.boxes.device
+    base_height, base_width = outputs.base.shape[-2:]
+    base_pixel = _base_pixel(outputs)
+    low, high = pixel_spans(_grown_boxes(detections.boxes, base_pixel), base_height, base_width)  # (S, 2) each
+    last = (high - low - 1).clamp(min=0)  # the block's last column and row, relative to low
+    inside_low, inside_high = pixel_spans(detections.boxes / scale, height, width)
+    # F pixel centres, row-major, as input-pixel points; the base features there are the same for every slot
+    rows, columns = torch.meshgrid(torch.arange(base_height, device=device), torch.arange(base_width, device=device),
+                                   indexing="ij")
+    points = _base_points(columns.flatten(), rows.flatten(), detections.boxes.dtype, base_pixel)  # (P, 2)
+    features = sample_base_features(outputs.base, outputs.image_size,
+                                    detections.locations.batch[:1].expand(points.shape[0]), points)  # (P, K)
+    attention = model.attention.scores_at(outputs.attention_towers, detections.locations)  # (S, G*G, K)
+    grids = grid_sizes(detections.boxes, model.config.grid_cell_pixels, model.config.max_grid)  # (S, 2)
+    fx, fy = _frame_to_base(torch.arange(width, device=device), scale, base_pixel), _frame_to_base(
+        torch.arange(height, device=device), scale, base_pixel)  # (W,), (H,)
+    x0, y0 = fx.floor(), fy.floor()
+    wx, wy = (fx - x0).clamp(0, 1), (fy - y0).clamp(0, 1)
+    masks = []
+    group = max(1, MAX_MASK_POINTS // max(points.shape[0], height * width))
+    for first in range(0, slots, group):  # a fixed number of groups of slots
+        s = torch.arange(first, min(first + group, slots), device=device)
+        n = s.shape[0]
+        instance_of_point = s[:, None].expand(n, points.shape[0]).flatten()
+        logits = model.blender(features.repeat(n, 1), attention, detections.boxes, grids, instance_of_point,
+                               points.repeat(n, 1)).float().view(n, base_height, base_width)
+
+        def neighbour(at: Tensor, axis: int) -> Tensor:  # (n, len(at)) F index clamped to each slot's block
+            relative = (at.long()[None, :] - low[s, axis, None]).clamp(min=0)
+            return torch.minimum(relative, last[s, axis, None]) + low[s, axis, None]
+
+        along_x = (logits.gather(2, neighbour(x0, 0)[:, None, :].expand(n, base_height, width)) * (1 - wx)
+                   + logits.gather(2, neighbour(x0 + 1, 0)[:, None, :].expand(n, base_height, width)) * wx)
+        top = along_x.gather(1, neighbour(y0, 1)[:, :, None].expand(n, height, width))
+        bottom = along_x.gather(1, neighbour(y0 + 1, 1)[:, :, None].expand(n, height, width))
+        value = top * (1 - wy[:, None]) + bottom * wy[:, None]  # (n, H, W)
+        u, v = torch.arange(width, device=device), torch.arange(height, device=device)
+        in_columns = (u[None, :] >= inside_low[s, 0, None]) & (u[None, :] < inside_high[s, 0, None])  # (n, W)
+        in_rows = (v[None, :] >= inside_low[s, 1, None]) & (v[None, :] < inside_high[s, 1, None])  # (n, H)
+        inside = in_rows[:, :, None] & in_columns[:, None, :] & detections.valid[s, None, None]
+        masks.append(inside & (value > 0))
+    if not masks:
+        return torch.zeros((0, height, width), dtype=torch.bool, device=device)
+    return torch.cat(masks)
 
 
 def _bilinear_in_blocks(values: Tensor, blocks: PixelBlocks, instance: Tensor, fx: Tensor, fy: Tensor) -> Tensor:
@@ -136,3 +289,28 @@ def _bilinear_in_blocks(values: Tensor, blocks: PixelBlocks, instance: Tensor, f
     top = at(x0, y0) * (1 - wx) + at(x0 + 1, y0) * wx
     bottom = at(x0, y0 + 1) * (1 - wx) + at(x0 + 1, y0 + 1) * wx
     return top * (1 - wy) + bottom * wy
+@dataclasses.dataclass
+class FrameTensors:
+    """A frame's instances on the device, ready for one transfer to the host."""
+
+    numbers: Tensor  # (N, 9) float32: x1 y1 x2 y2 and movement dx dy in frame pixels, score, label, valid
+    masks: Tensor  # (N, H, W) bool at the frame's resolution
+
+
+def frame_tensors(model: SGNet, config: ModelConfig, outputs: PyramidOutputs, pyramid: Pyramid,
+                  previous_towers: list[Tensor], scale: float, valid_size: tuple[int, int],
+                  output_size: tuple[int, int], fixed: bool) -> FrameTensors:
+    """Everything the predictor needs from one image's pyramid outputs, with ``config``'s thresholds: detections
+    (``fixed``: with fixed shapes, ``config.detections_per_frame`` slots), their masks at the frame's resolution
+    and their movement since the frame whose regression towers are ``previous_towers`` (Section 3.3). ``scale``
+    maps frame pixels to input pixels."""
+    select, paste = (select_detections_fixed, paste_masks_fixed) if fixed else (select_detections, paste_masks)
+    detections = select(outputs, pyramid, 0, valid_size, config.score_threshold, config.nms_threshold,
+                        config.detections_per_frame, config.candidates_per_level)
+    masks = paste(model, outputs, detections, scale, output_size)
+    strides = (8 * 2 ** detections.locations.level).to(detections.boxes.dtype)
+    motion = model.motion(outputs.regression_towers, previous_towers, detections.locations) * strides[:, None]
+    valid = detections.valid if fixed else torch.ones_like(detections.scores, dtype=torch.bool)
+    numbers = torch.cat((detections.boxes / scale, motion / scale, detections.scores[:, None],
+                         detections.labels[:, None], valid[:, None]), dim=1).float()
+    return FrameTensors(numbers, masks)
