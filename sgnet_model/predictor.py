@@ -201,44 +201,59 @@ def resolve_device(name: str) -> torch.device:
     return device
 
 
-class GraphedFrame:
+class FixedFrame:
     """The network and the fixed-shape post-processing (postprocess.frame_tensors) for one input shape, frame
-    size and set of thresholds, captured once in a CUDA graph and replayed per frame.
+    size and set of thresholds, with the previous frame's regression towers kept in its own buffers for the
+    movement head; ``still`` makes the head see this frame twice instead (first frame, reset, new shape).
+    Runs eagerly on any device; GraphedFrame replays it from a CUDA graph."""
+
+    def __init__(self, model: SGNet, config: ModelConfig, example: torch.Tensor, scale: float,
+                 valid_size: tuple[int, int], output_size: tuple[int, int]) -> None:
+        self.model, self.config = model, config
+        self.scale, self.valid_size, self.output_size = scale, valid_size, output_size
+        self.input = example.clone()
+        self.still = torch.ones((), dtype=torch.bool, device=example.device)
+        eager = model.pyramid_outputs(self.input)
+        self.pyramid = eager.pyramid()  # built here, outside any capture (it copies constants from the host)
+        self.previous = [torch.zeros_like(t) for t in eager.regression_towers]
+
+    def run(self) -> FrameTensors:
+        outputs = self.model.pyramid_outputs(self.input)
+        towers = outputs.regression_towers
+        previous = [torch.where(self.still, now, before) for now, before in zip(towers, self.previous)]
+        frame = frame_tensors(self.model, self.config, outputs, self.pyramid, previous, self.scale, self.valid_size,
+                              self.output_size, fixed=True)
+        for before, now in zip(self.previous, towers):
+            before.copy_(now)
+        return frame
+
+    def __call__(self, images: torch.Tensor, still: bool) -> FrameTensors:
+        self.input.copy_(images)
+        self.still.fill_(still)
+        return self.run()
+
+
+class GraphedFrame(FixedFrame):
+    """FixedFrame captured once in a CUDA graph and replayed per frame.
 
     A ResNet-FPN forward launches hundreds of small kernels, and post-processing as many again; on a fast GPU
     launching them costs more than running them, and a post-processing whose shapes depend on the data makes
     the host wait for the device several times a frame. The replay runs all of it without the host and writes
-    into the same output tensors each time. The regression towers of the last replay are kept in the graph's
-    own buffers for the next frame's movement; ``still`` makes the movement head see this frame twice instead.
+    into the same output tensors each time.
     """
 
     def __init__(self, model: SGNet, config: ModelConfig, example: torch.Tensor, scale: float,
                  valid_size: tuple[int, int], output_size: tuple[int, int]) -> None:
-        self.input = example.clone()
-        self.still = torch.ones((), dtype=torch.bool, device=example.device)
-        eager = model.pyramid_outputs(self.input)
-        pyramid = eager.pyramid()  # built outside the capture (it copies constants from the host)
-        self.previous = [torch.zeros_like(t) for t in eager.regression_towers]
-
-        def run() -> FrameTensors:
-            outputs = model.pyramid_outputs(self.input)
-            towers = outputs.regression_towers
-            previous = [torch.where(self.still, now, before) for now, before in zip(towers, self.previous)]
-            frame = frame_tensors(model, config, outputs, pyramid, previous, scale, valid_size, output_size,
-                                  fixed=True)
-            for before, now in zip(self.previous, towers):
-                before.copy_(now)
-            return frame
-
+        super().__init__(model, config, example, scale, valid_size, output_size)
         side = torch.cuda.Stream()
         side.wait_stream(torch.cuda.current_stream())
         with torch.cuda.stream(side):  # warm-up outside the graph (cuDNN picks its algorithms here)
             for _ in range(2):
-                run()
+                self.run()
         torch.cuda.current_stream().wait_stream(side)
         self.graph = torch.cuda.CUDAGraph()
         with torch.cuda.graph(self.graph):
-            self.output = run()
+            self.output = self.run()
 
     def __call__(self, images: torch.Tensor, still: bool) -> FrameTensors:
         self.input.copy_(images)

@@ -27,16 +27,19 @@ from tqdm import tqdm
 
 from sgnet_model.config import BACKBONES, ConfigError, PredictorConfig, SGNetConfig, TrackerConfig, named_config
 from sgnet_model.predictor import PredictorError, StreamingPredictor
+from sgnet_model.runinfo import runtime_info, write_json
 
 COUNTS = (1, 10, 50, 100)
 FORCED_BOX_STRIDES = 2.0  # box-regression bias: l = t = r = b = 2 strides
 
 
-def build_sgnet(backbone: str, size: tuple[int, int], device: str, fp16: bool) -> StreamingPredictor:
+def build_sgnet(backbone: str, size: tuple[int, int], device: str, fp16: bool, cuda_graphs: bool = True
+                ) -> StreamingPredictor:
     base = named_config(backbone if backbone != "resnet18" else "resnet18_small")
     model = dataclasses.replace(base.model, backbone=backbone, input_width=size[0], input_height=size[1])
     tracker = TrackerConfig(new_track_score=0.0, continue_score=0.0)  # every forced detection is tracked
-    predictor = StreamingPredictor.from_config(SGNetConfig(model, tracker), PredictorConfig(device, fp16))
+    predictor = StreamingPredictor.from_config(SGNetConfig(model, tracker),
+                                               PredictorConfig(device, fp16, cuda_graphs=cuda_graphs))
     with torch.no_grad():
         predictor.model.head.regression_head.bbox_reg.bias.fill_(FORCED_BOX_STRIDES)
     return predictor
@@ -71,7 +74,7 @@ def timed(run: Callable[[], int], device: str) -> tuple[float, int]:
 def measure(args: argparse.Namespace) -> dict:
     size = (args.width, args.height)
     torch.manual_seed(0)
-    predictor = build_sgnet(args.backbone, size, args.device, args.fp16)
+    predictor = build_sgnet(args.backbone, size, args.device, args.fp16, not args.no_cuda_graphs)
     num_classes = len(predictor.class_names)
     fcos = build_torchvision("fcos_resnet50_fpn", num_classes, size, args.device)
     maskrcnn = build_torchvision("maskrcnn_resnet50_fpn", num_classes + 1, size, args.device)  # + background
@@ -119,20 +122,19 @@ def measure(args: argparse.Namespace) -> dict:
         "detections": reference,
         "scaling": scaling,
         "detections_produced": produced,
-        "device": args.device if not args.device.startswith("cuda") else torch.cuda.get_device_name(args.device),
         "fp16": args.fp16,
         "backbone": args.backbone,
         "size": f"{args.width}x{args.height}",
         "runs": args.runs,
-        "threads": torch.get_num_threads(),
-        "torch": torch.__version__,
+        **runtime_info(args.device, predictor.dtype, not args.no_cuda_graphs),
     }
 
 
 def print_table(result: dict) -> None:
     counts = sorted(result["scaling"]["sgnet"])
-    print(f"sgnet-bench  {result['backbone']}  {result['size']}  {result['device']}"
-          f"{'  fp16' if result['fp16'] else ''}  median of {result['runs']} runs, ms per frame")
+    print(f"sgnet-bench  {result['backbone']}  {result['size']}  {result['device']} ({result['device_name']})  "
+          f"{result['dtype']}{'  CUDA graph' if result['cuda_graphs'] else ''}  torch {result['torch']}  "
+          f"{result['threads']} threads  median of {result['runs']} runs, ms per frame")
     print(f"{'detections':>12}" + "".join(f"{c:>10}" for c in counts))
     for name, label in (("sgnet", "SG-Net"), ("fcos", "FCOS"), ("maskrcnn", "Mask R-CNN")):
         print(f"{label:>12}" + "".join(f"{result['scaling'][name][c]:>10.1f}" for c in counts))
@@ -152,7 +154,11 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--counts", type=int, nargs="+", default=list(COUNTS), help="detections to force")
     parser.add_argument("--runs", type=int, default=7, help="timed repetitions per count (median reported)")
     parser.add_argument("--warmup", type=int, default=2, help="untimed repetitions per count")
-    parser.add_argument("--json", action="store_true", help="print one JSON object instead of the table")
+    parser.add_argument("--no-cuda-graphs", action="store_true",
+                        help="on CUDA, run SG-Net eagerly instead of replaying it from a CUDA graph")
+    parser.add_argument("--json", nargs="?", const="-", metavar="PATH",
+                        help="write the figures as JSON to PATH (and print the table), or alone: print one JSON "
+                             "object instead of the table")
     parser.add_argument("--quiet", action="store_true", help="no progress bar")
     args = parser.parse_args(argv)
     if args.width < 32 or args.height < 32 or args.runs < 1 or args.warmup < 0 or min(args.counts) < 1:
@@ -162,10 +168,12 @@ def main(argv: list[str] | None = None) -> int:
     except (ConfigError, PredictorError) as error:
         print(f"sgnet-bench: {error}", file=sys.stderr)
         return 2
-    if args.json:
+    if args.json == "-":
         print(json.dumps(result))
-    else:
-        print_table(result)
+        return 0
+    if args.json:
+        write_json(args.json, result)
+    print_table(result)
     return 0
 
 
