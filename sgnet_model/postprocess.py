@@ -118,14 +118,16 @@ def greedy_nms_fixed(boxes: Tensor, candidate: Tensor, labels: Tensor, threshold
     alive = candidate.clone()
     picks, valid = [], []
     for _ in range(count):  # detections_per_frame steps, the same number every frame
-        pick = torch.argmax(alive.to(torch.uint8))  # the first live box: the best one left
+        # the first live box, the best one left; kept as a (1,) tensor: indexing with a 0-d tensor would read it
+        # on the host
+        pick = torch.argmax(alive.to(torch.uint8), dim=0, keepdim=True)
         picks.append(pick)
-        valid.append(alive[pick])
-        alive = alive & ~suppresses[pick]
+        valid.append(alive.index_select(0, pick))
+        alive = alive & ~suppresses.index_select(0, pick)[0]
     if not picks:
         return torch.zeros(0, dtype=torch.long, device=boxes.device), torch.zeros(0, dtype=torch.bool,
                                                                                    device=boxes.device)
-    return torch.stack(picks), torch.stack(valid)
+    return torch.cat(picks), torch.cat(valid)
 
 
 def pixel_spans(boxes: Tensor, height: int, width: int) -> tuple[Tensor, Tensor]:
