@@ -9,6 +9,11 @@ resolution, movement and tracking; torchvision's is its model call, which also r
 would make SG-Net's mask work vanish; its box-regression bias is set so that forced boxes are 4 strides wide
 (32 px on P3 up to 512 px on P7), the mask cost of real-sized instances. Methods run round-robin in each
 repetition, so a slow spell of this shared machine hits them alike; medians are reported.
+
+Two clocks: wall-clock (what a user waits) and the process's CPU time (the work done). On a machine shared with
+other jobs the wall clock of a multi-threaded run also counts the waits for a descheduled worker thread at every
+parallel region, which penalises many small operations over few big ones; with ``--threads 1`` the CPU time is
+close to the time on an idle machine and the ratios are stable from run to run.
 """
 from __future__ import annotations
 
@@ -60,15 +65,16 @@ def force_detections(predictor: StreamingPredictor, fcos: torch.nn.Module, maskr
     maskrcnn.roi_heads.detections_per_img = count
 
 
-def timed(run: Callable[[], int], device: str) -> tuple[float, int]:
-    """Milliseconds of one call (synchronised on CUDA) and the number of detections it produced."""
+def timed(run: Callable[[], int], device: str) -> tuple[float, float, int]:
+    """Wall-clock and process CPU milliseconds of one call (synchronised on CUDA), and the number of detections
+    it produced."""
     if device.startswith("cuda"):
         torch.cuda.synchronize()
-    started = time.perf_counter()
+    started, cpu_started = time.perf_counter(), time.process_time()
     produced = run()
     if device.startswith("cuda"):
         torch.cuda.synchronize()
-    return (time.perf_counter() - started) * 1000.0, produced
+    return (time.perf_counter() - started) * 1000.0, (time.process_time() - cpu_started) * 1000.0, produced
 
 
 def measure(args: argparse.Namespace) -> dict:
@@ -95,21 +101,25 @@ def measure(args: argparse.Namespace) -> dict:
 
     methods = {"sgnet": sgnet, "fcos": torchvision_model(fcos), "maskrcnn": torchvision_model(maskrcnn)}
     scaling: dict[str, dict[int, float]] = {name: {} for name in methods}
+    cpu_scaling: dict[str, dict[int, float]] = {name: {} for name in methods}
     produced: dict[str, dict[int, int]] = {name: {} for name in methods}
     progress = tqdm(total=len(args.counts) * (args.warmup + args.runs), desc="sgnet-bench", unit="round",
                     file=sys.stderr, disable=args.quiet)
     for count in args.counts:
         force_detections(predictor, fcos, maskrcnn, count)
         samples: dict[str, list[float]] = {name: [] for name in methods}
+        cpu_samples: dict[str, list[float]] = {name: [] for name in methods}
         for repetition in range(args.warmup + args.runs):
             for name, run in methods.items():
-                ms, found = timed(run, args.device)
+                ms, cpu_ms, found = timed(run, args.device)
                 if repetition >= args.warmup:
                     samples[name].append(ms)
+                    cpu_samples[name].append(cpu_ms)
                 produced[name][count] = found
             progress.update()
         for name in methods:
             scaling[name][count] = statistics.median(samples[name])
+            cpu_scaling[name][count] = statistics.median(cpu_samples[name])
     progress.close()
     reference = 50 if 50 in args.counts else args.counts[-1]
     return {
@@ -119,8 +129,12 @@ def measure(args: argparse.Namespace) -> dict:
         "ratio_vs_fcos": scaling["sgnet"][reference] / scaling["fcos"][reference],
         "ratio_vs_maskrcnn": scaling["sgnet"][reference] / scaling["maskrcnn"][reference],
         "sgnet_ratio_vs_own_1": scaling["sgnet"][reference] / scaling["sgnet"][min(args.counts)],
+        "cpu_ratio_vs_fcos": cpu_scaling["sgnet"][reference] / cpu_scaling["fcos"][reference],
+        "cpu_ratio_vs_maskrcnn": cpu_scaling["sgnet"][reference] / cpu_scaling["maskrcnn"][reference],
+        "cpu_sgnet_ratio_vs_own_1": cpu_scaling["sgnet"][reference] / cpu_scaling["sgnet"][min(args.counts)],
         "detections": reference,
         "scaling": scaling,
+        "cpu_scaling": cpu_scaling,
         "detections_produced": produced,
         "fp16": args.fp16,
         "backbone": args.backbone,
@@ -135,12 +149,13 @@ def print_table(result: dict) -> None:
     print(f"sgnet-bench  {result['backbone']}  {result['size']}  {result['device']} ({result['device_name']})  "
           f"{result['dtype']}{'  CUDA graph' if result['cuda_graphs'] else ''}  torch {result['torch']}  "
           f"{result['threads']} threads  median of {result['runs']} runs, ms per frame")
-    print(f"{'detections':>12}" + "".join(f"{c:>10}" for c in counts))
-    for name, label in (("sgnet", "SG-Net"), ("fcos", "FCOS"), ("maskrcnn", "Mask R-CNN")):
-        print(f"{label:>12}" + "".join(f"{result['scaling'][name][c]:>10.1f}" for c in counts))
-    print(f"at {result['detections']} detections: SG-Net / FCOS = {result['ratio_vs_fcos']:.2f}, "
-          f"SG-Net / Mask R-CNN = {result['ratio_vs_maskrcnn']:.2f}, "
-          f"SG-Net / its own time at {counts[0]} = {result['sgnet_ratio_vs_own_1']:.2f}")
+    for clock, prefix in (("wall-clock", ""), ("process CPU", "cpu_")):
+        print(f"{clock + ' ms':>16}" + "".join(f"{c:>10}" for c in counts))
+        for name, label in (("sgnet", "SG-Net"), ("fcos", "FCOS"), ("maskrcnn", "Mask R-CNN")):
+            print(f"{label:>16}" + "".join(f"{result[prefix + 'scaling'][name][c]:>10.1f}" for c in counts))
+        print(f"at {result['detections']} detections: SG-Net / FCOS = {result[prefix + 'ratio_vs_fcos']:.2f}, "
+              f"SG-Net / Mask R-CNN = {result[prefix + 'ratio_vs_maskrcnn']:.2f}, "
+              f"SG-Net / its own time at {counts[0]} = {result[prefix + 'sgnet_ratio_vs_own_1']:.2f}")
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -154,6 +169,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--counts", type=int, nargs="+", default=list(COUNTS), help="detections to force")
     parser.add_argument("--runs", type=int, default=7, help="timed repetitions per count (median reported)")
     parser.add_argument("--warmup", type=int, default=2, help="untimed repetitions per count")
+    parser.add_argument("--threads", type=int, help="torch's CPU threads (default: torch's choice, one per core)")
     parser.add_argument("--no-cuda-graphs", action="store_true",
                         help="on CUDA, run SG-Net eagerly instead of replaying it from a CUDA graph")
     parser.add_argument("--json", nargs="?", const="-", metavar="PATH",
@@ -163,6 +179,10 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     if args.width < 32 or args.height < 32 or args.runs < 1 or args.warmup < 0 or min(args.counts) < 1:
         parser.error("width and height must be at least 32, runs and counts at least 1, warmup at least 0")
+    if args.threads is not None:
+        if args.threads < 1:
+            parser.error("--threads must be at least 1")
+        torch.set_num_threads(args.threads)
     try:
         result = measure(args)
     except (ConfigError, PredictorError) as error:
