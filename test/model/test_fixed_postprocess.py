@@ -5,7 +5,6 @@ import dataclasses
 import pytest
 import torch
 import torch.nn.functional as F
-from torch.utils._python_dispatch import TorchDispatchMode
 from torchvision.ops import batched_nms
 
 from sgnet_model.config import named_config
@@ -115,39 +114,3 @@ def test_base_features_equal_grid_sample_over_a_batch():
                             for i, b in enumerate(batch.tolist())])
     assert torch.allclose(got, expected, atol=1e-5)
 
-
-class HostReads(TorchDispatchMode):
-    """Records every operation whose result needs the device's data on the host: on CUDA each is a sync, and
-    none may run inside a CUDA graph capture."""
-
-    DATA_DEPENDENT = {"_local_scalar_dense", "nonzero", "masked_select", "repeat_interleave", "unique", "_unique2",
-                      "unique_consecutive", "nms"}
-
-    def __init__(self) -> None:
-        super().__init__()
-        self.found: list[str] = []
-
-    def __torch_dispatch__(self, func, types, args=(), kwargs=None):
-        name = func.overloadpacket.__name__
-        boolean_index = name == "index" and any(
-            isinstance(i, torch.Tensor) and i.dtype == torch.bool for i in (args[1] if len(args) > 1 else ()))
-        if name in self.DATA_DEPENDENT or boolean_index:
-            self.found.append(name)
-        return func(*args, **(kwargs or {}))
-
-
-def test_the_fixed_frame_never_reads_device_data_on_the_host():
-    """What GraphedFrame captures, watched op by op on the CPU; the data-dependent path is the control."""
-    model = model_with_real_sized_boxes(2)
-    config = dataclasses.replace(CONFIG, score_threshold=0.0, detections_per_frame=6)
-    batch = image(5)
-    with torch.inference_mode():
-        fixed = FixedFrame(model, config, batch, 0.5, (180, 320), (360, 640))
-        with HostReads() as watched:
-            result = fixed(batch, still=True)
-        assert watched.found == [] and bool(result.numbers[:, 8].all())
-        outputs = model.pyramid_outputs(batch)
-        with HostReads() as control:
-            frame_tensors(model, config, outputs, outputs.pyramid(), outputs.regression_towers, 0.5, (180, 320),
-                          (360, 640), fixed=False)
-        assert {"nonzero", "nms", "repeat_interleave"} <= set(control.found)
