@@ -190,7 +190,18 @@ def measure_stream(executor: Any, node: BenchNode, images: list[np.ndarray], rat
     count = int(round(rate * seconds))
     sent: dict[int, float] = {}
     gpu = node.gpu_mb() is not None
-    rss, gpu_mb = [node.rss_mb()], [node.gpu_mb()] if gpu else []
+    rss, gpu_mb = [node.rss_mb()], []
+    stop_sampling = threading.Event()
+
+    def sample_gpu() -> None:  # nvidia-smi takes tens of ms: not in the publishing loop
+        while True:
+            gpu_mb.append(node.gpu_mb() or 0.0)
+            if stop_sampling.wait(1.0):
+                return
+
+    sampler = threading.Thread(target=sample_gpu, daemon=True)
+    if gpu:
+        sampler.start()
     start = time.perf_counter()
     next_sample = start + 1.0
     for index in tqdm(range(1, count + 1), desc="stream", disable=not progress):
@@ -198,13 +209,14 @@ def measure_stream(executor: Any, node: BenchNode, images: list[np.ndarray], rat
             executor.spin_once(timeout_sec=max(0.0, min(0.002, start + (index - 1) * period - now)))
         sent[index] = time.perf_counter()
         node.publisher.publish(image_message(images[index % len(images)], index, period))
-        if time.perf_counter() >= next_sample:  # memory once a second
+        if time.perf_counter() >= next_sample:  # RSS once a second
             rss.append(node.rss_mb())
-            gpu_mb += [node.gpu_mb()] if gpu else []
             next_sample += 1.0
     spin_until(executor, lambda: False, 3.0)  # the last frames' answers
     rss.append(node.rss_mb())
-    gpu_mb += [node.gpu_mb()] if gpu else []
+    stop_sampling.set()
+    if gpu:
+        sampler.join()
     answered = {i: node.arrival(i) for i in sent if node.arrival(i) is not None}
     if not answered:
         raise BenchError("the node answered none of the stream's frames")
