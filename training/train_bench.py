@@ -144,8 +144,8 @@ def main(argv: list[str] | None = None) -> int:
         write_json(args.json, result)
     seconds = {name: result["batch_images"] / result[f"{name}_images_per_s"] for name in ("sgnet", "fcos")}
     print(f"sgnet-train-bench: {result['backbone']}, {result['size']}, {result['device']} ({result['device_name']}), "
-          f"{result['dtype']}, torch {result['torch']}, {result['threads']} threads, {result['batch']} clips x 2 frames = {result['batch_images']} "
-          f"images per step, median of {result['steps']} steps")
+          f"{result['dtype']}, torch {result['torch']}, {result['threads']} threads, {result['batch']} clips x 2 frames "
+          f"= {result['batch_images']} images per step, median of {result['steps']} steps")
     print(f"{'network':<10}{'images/s':>10}{'ms/step':>10}")
     for name, label in (("sgnet", "SG-Net"), ("fcos", "FCOS")):
         print(f"{label:<10}{result[f'{name}_images_per_s']:>10.2f}{seconds[name] * 1000:>10.0f}")
