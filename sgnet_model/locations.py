@@ -42,25 +42,29 @@ def conv3x3_at(conv: nn.Conv2d, feature_maps: list[Tensor], locations: Locations
     """``conv(feature_maps[level])[batch, :, y, x]`` for every location, without the dense convolution.
 
     ``conv`` is a 3x3, stride 1, padding 1 convolution shared across levels. Returns (N, out_channels).
+    The levels are flattened into one (B, sum h*w, C) table and the 3x3 neighbourhoods gathered from it with
+    one index: no host sync and no shape that depends on the data, so it runs inside a CUDA graph.
     """
     weight = conv.weight.permute(0, 2, 3, 1).flatten(1)  # (out, 9 * C), ordered (ky, kx, C); no copy if NHWC
+    table = torch.cat([fmap.permute(0, 2, 3, 1).flatten(1, 2) for fmap in feature_maps], dim=1)  # (B, L, C)
+    height = torch.zeros_like(locations.level)
+    width, start = torch.zeros_like(height), torch.zeros_like(height)
+    first = 0
+    for level, fmap in enumerate(feature_maps):  # five levels, not instances
+        here = locations.level == level
+        height = torch.where(here, fmap.shape[-2], height)
+        width = torch.where(here, fmap.shape[-1], width)
+        start = torch.where(here, first, start)
+        first += fmap.shape[-2] * fmap.shape[-1]
     offsets = torch.arange(-1, 2, device=weight.device)
-    order = torch.argsort(locations.level, stable=True)  # locations grouped by level
-    counts = torch.bincount(locations.level, minlength=len(feature_maps)).tolist()  # the one host sync
-    results = []
-    for fmap, chosen in zip(feature_maps, torch.split(order, counts)):  # five levels, not instances
-        if chosen.numel() == 0:
-            continue
-        height, width = fmap.shape[-2:]
-        b = locations.batch[chosen][:, None, None]
-        ys = locations.y[chosen][:, None, None] + offsets[None, :, None]  # (n, 3, 1)
-        xs = locations.x[chosen][:, None, None] + offsets[None, None, :]  # (n, 1, 3)
-        inside = ((ys >= 0) & (ys < height) & (xs >= 0) & (xs < width)).to(fmap.dtype)  # (n, 3, 3): zero padding
-        patches = fmap[b, :, ys.clamp(0, height - 1), xs.clamp(0, width - 1)]  # (n, 3, 3, C)
-        results.append((patches * inside[..., None]).flatten(1) @ weight.t())  # (n, out)
-    out = weight.new_empty((len(locations), weight.shape[0]))
-    if results:
-        out[order] = torch.cat(results).to(out.dtype)  # autocast may compute the products in fp16
+    ys = locations.y[:, None, None] + offsets[None, :, None]  # (N, 3, 1)
+    xs = locations.x[:, None, None] + offsets[None, None, :]  # (N, 1, 3)
+    h, w = height[:, None, None], width[:, None, None]
+    inside = ((ys >= 0) & (ys < h) & (xs >= 0) & (xs < w)).to(table.dtype)  # (N, 3, 3): zero padding
+    cells = start[:, None, None] + torch.minimum(ys.clamp(min=0), h - 1) * w + torch.minimum(xs.clamp(min=0), w - 1)
+    rows = (locations.batch[:, None, None] * table.shape[1] + cells).flatten()  # (N * 9,) rows of the table
+    patches = table.flatten(0, 1).index_select(0, rows).view(len(locations), 3, 3, table.shape[-1])  # (N, 3, 3, C)
+    out = ((patches * inside[..., None]).flatten(1) @ weight.t()).to(weight.dtype)  # autocast may give fp16
     if conv.bias is not None:
         out = out + conv.bias
     return out

@@ -28,7 +28,9 @@ def mask_loss(logits: Tensor, targets: Tensor, instance_of_point: Tensor, instan
     per_point = F.binary_cross_entropy_with_logits(logits, targets, reduction="none")
     per_instance = torch.zeros(instances, device=logits.device, dtype=per_point.dtype)
     per_instance.index_add_(0, instance_of_point, per_point)
-    counts = torch.bincount(instance_of_point, minlength=instances).clamp(min=1)
+    # points per instance, by index_add_ rather than bincount: bincount sizes its output from the largest index,
+    # which on CUDA makes the host wait for the device
+    counts = torch.zeros_like(per_instance).index_add_(0, instance_of_point, torch.ones_like(per_point)).clamp(min=1)
     return (per_instance / counts).mean()
 
 

@@ -109,12 +109,16 @@ class SGNet(nn.Module):
         outputs = self.pyramid_outputs(batch.images.flatten(0, 1))  # images ordered clip by clip
         targets = [frame for clip in batch.targets for frame in clip]
         pyramid = outputs.pyramid()
-        matches = torch.stack([assign_locations(t.boxes, pyramid, self.config.center_sampling_radius)
-                               for t in targets])  # (B*T, L)
-        image, location = torch.nonzero(matches >= 0, as_tuple=True)  # the positives
+        matches, first_box = [], 0
+        for frame in targets:  # frames of the batch; box indices into the batch's concatenated ground truth
+            match = assign_locations(frame.boxes, pyramid, self.config.center_sampling_radius)  # (L,)
+            matches.append(torch.where(match >= 0, match + first_box, match))
+            first_box += len(frame.boxes)
+        matches = torch.stack(matches)  # (B*T, L)
+        image, location = torch.nonzero(matches >= 0, as_tuple=True)  # the positives: the one host sync
         box_index = matches[image, location]
-        gt_boxes = torch.cat([t.boxes for t in targets])[box_index + self._offsets(targets, "boxes")[image]]
-        gt_labels = torch.cat([t.labels for t in targets])[box_index + self._offsets(targets, "labels")[image]]
+        gt_boxes = torch.cat([t.boxes for t in targets])[box_index]
+        gt_labels = torch.cat([t.labels for t in targets])[box_index]
         positives = max(1.0, float(image.numel()))
 
         class_logits = flatten_levels(outputs.class_logits)  # (B*T, L, C)
@@ -137,11 +141,6 @@ class SGNet(nn.Module):
                                              box_index, gt_boxes, strides, zero) if frames > 1 else zero
         return result
 
-    @staticmethod
-    def _offsets(targets: list[FrameTargets], field: str) -> Tensor:
-        counts = torch.tensor([len(getattr(t, field)) for t in targets], device=targets[0].boxes.device)
-        return torch.cumsum(counts, 0) - counts
-
     def _mask_loss(self, outputs: PyramidOutputs, targets: list[FrameTargets], locations: Locations,
                    box_index: Tensor, gt_boxes: Tensor) -> Tensor:
         """Per-pixel BCE inside each positive's ground-truth box, estimated at random points of the box.
@@ -161,15 +160,20 @@ class SGNet(nn.Module):
         uniform = torch.rand((count * MASK_LOSS_POINTS, 2), device=boxes.device)
         box = boxes[instance_of_point]
         points = box[:, :2] + uniform * (box[:, 2:] - box[:, :2])  # (P, 2) uniform in each box
-        truth = torch.empty(points.shape[0], device=boxes.device)
-        point_image = locations.batch[instance_of_point]
-        for image, frame in enumerate(targets):  # frames of the batch, not instances
-            chosen = torch.nonzero(point_image == image).squeeze(1)
-            if chosen.numel():
-                height, width = frame.masks.shape[-2:]  # a point at x2 = width by rounding reads the last column
-                px = points[chosen, 0].long().clamp(0, width - 1)
-                py = points[chosen, 1].long().clamp(0, height - 1)
-                truth[chosen] = frame.masks[box_index[instance_of_point[chosen]], py, px].to(truth.dtype)
+        # every frame's masks in one flat table, and where each ground-truth object's mask starts in it
+        table = torch.cat([frame.masks.flatten() for frame in targets])
+        starts, heights, widths, first = [], [], [], 0
+        for frame in targets:  # frames of the batch, not instances
+            count_here, height, width = frame.masks.shape
+            starts.append(first + torch.arange(count_here, device=boxes.device) * (height * width))
+            heights.append(torch.full((count_here,), height, device=boxes.device))
+            widths.append(torch.full((count_here,), width, device=boxes.device))
+            first += frame.masks.numel()
+        obj = box_index[instance_of_point]
+        height, width = torch.cat(heights)[obj], torch.cat(widths)[obj]
+        px = torch.minimum(points[:, 0].long().clamp(min=0), width - 1)
+        py = torch.minimum(points[:, 1].long().clamp(min=0), height - 1)
+        truth = table[torch.cat(starts)[obj] + py * width + px].to(points.dtype)
         logits = self.mask_logits(outputs, locations, boxes, instance_of_point, points)
         return losses.mask_loss(logits, truth, instance_of_point, count)
 
@@ -182,22 +186,22 @@ class SGNet(nn.Module):
         unit the head predicts in); the head is told the real time between the two frames (frame_times: (B*T,)
         seconds, clip by clip).
         """
-        previous_centre = torch.full((len(locations), 2), float("nan"), device=strides.device)
-        for image in torch.unique(locations.batch).tolist():  # frames of the batch, not instances
-            before = targets[image - 1]
-            if image % frames == 0 or before.track_ids.numel() == 0:
-                continue
-            chosen = torch.nonzero(locations.batch == image).squeeze(1)
-            same = targets[image].track_ids[box_index[chosen]][:, None] == before.track_ids[None, :]  # (n, m)
-            found, which = same.int().max(dim=1)
-            centre = (before.boxes[which, :2] + before.boxes[which, 2:]) / 2
-            previous_centre[chosen] = torch.where(found[:, None].bool(), centre, previous_centre[chosen])
-        valid = ~torch.isnan(previous_centre[:, 0])
-        if not valid.any():
+        track_ids = torch.cat([t.track_ids for t in targets])  # (G,) every ground-truth object of the batch
+        object_image = torch.cat([torch.full((len(t.track_ids),), i, device=strides.device)
+                                  for i, t in enumerate(targets)])
+        object_boxes = torch.cat([t.boxes for t in targets])
+        # each positive's object in the frame before: the same track id, one image earlier in the same clip
+        same = ((track_ids[box_index][:, None] == track_ids[None, :])
+                & (object_image[None, :] == locations.batch[:, None] - 1)
+                & (locations.batch % frames != 0)[:, None])  # (P, G)
+        found, before = same.int().max(dim=1)
+        valid = torch.nonzero(found).squeeze(1)  # the one host sync of this loss
+        if valid.numel() == 0:
             return zero
         chosen = Locations(*(getattr(locations, f.name)[valid] for f in dataclasses.fields(Locations)))
-        boxes = gt_boxes[valid]
-        target = ((boxes[:, :2] + boxes[:, 2:]) / 2 - previous_centre[valid]) / strides[valid, None]
+        boxes, previous_boxes = gt_boxes[valid], object_boxes[before[valid]]
+        target = ((boxes[:, :2] + boxes[:, 2:]) / 2 - (previous_boxes[:, :2] + previous_boxes[:, 2:]) / 2
+                  ) / strides[valid, None]
         towers = outputs.regression_towers
         previous = [torch.roll(t, shifts=1, dims=0) for t in towers]  # image i sees image i - 1 of its clip
         elapsed = frame_times - torch.roll(frame_times, shifts=1)  # (B*T,) meaningful for frames 1..T-1

@@ -26,7 +26,8 @@ from .checkpoint import load_checkpoint, load_model_state
 from .config import TRACKER_PROFILES, ModelConfig, PredictorConfig, SGNetConfig, TrackerConfig
 from .instances import FrameResult, TrackedInstance
 from .model import PyramidOutputs, SGNet
-from .postprocess import paste_masks, select_detections
+from .postprocess import FrameTensors, frame_tensors
+from .targets import Pyramid
 from .tracker import CenterTracker
 
 SIZE_DIVISOR = 32  # P7 has stride 128, but torchvision's FCOS pads to 32 as well; extra rows just stay empty
@@ -57,7 +58,9 @@ class StreamingPredictor:
         self.tracker_profiles = dict(tracker_profiles or {})
         self.tracker_profile = tracker_profile
         self._previous_towers: list[torch.Tensor] | None = None
-        self._graphs: dict[tuple[int, ...], GraphedPyramid] = {}
+        self._graphs: dict[tuple, GraphedFrame] = {}
+        self._previous_graph: GraphedFrame | None = None
+        self._pyramids: dict[tuple[int, int], Pyramid] = {}
         self._previous_timestamp: float | None = None
 
     @classmethod
@@ -100,6 +103,7 @@ class StreamingPredictor:
         """Forget tracks and the cached previous frame (a new video, a restarted bag)."""
         self.tracker.reset()
         self._previous_towers = None
+        self._previous_graph = None
         self._previous_timestamp = None
 
     @torch.inference_mode()
@@ -123,27 +127,10 @@ class StreamingPredictor:
         self._previous_timestamp = timestamp
         height, width = image.shape[:2]
         batch, scale, valid_size = self._prepare(image)
-        outputs = self._pyramid_outputs(batch)
-        towers = outputs.regression_towers
-        if self._previous_towers is None or self._previous_towers[0].shape != towers[0].shape:
-            self._previous_towers = towers  # first frame: no movement information, the head sees a still scene
-            elapsed = 0.0
-        config = self.model_config
-        detections = select_detections(outputs, outputs.pyramid(), 0, valid_size, config.score_threshold,
-                                       config.nms_threshold, config.detections_per_frame,
-                                       config.candidates_per_level)
-        masks = paste_masks(self.model, outputs, detections, scale, (height, width))
-        strides = (8 * 2 ** detections.locations.level).to(detections.boxes.dtype)
-        elapsed_s = torch.full((1,), elapsed, device=self.device)
-        motion = self.model.motion(towers, self._previous_towers, detections.locations, elapsed_s)
-        motion = motion * strides[:, None] / scale
-        # a graph replay overwrites its outputs in place: keep a copy of this frame's towers for the next one
-        self._previous_towers = [t.clone() for t in towers] if self._graphs else towers
-        # one transfer for the small per-instance numbers, one for the masks
-        packed = torch.cat((detections.boxes / scale, detections.scores[:, None], detections.labels[:, None],
-                            motion), dim=1).float().cpu().numpy()  # (N, 8)
-        boxes, scores, labels, motion_np = packed[:, :4], packed[:, 4], packed[:, 5].astype(np.int64), packed[:, 6:]
-        masks_np = self._to_host(masks)
+        frame = self._frame_tensors(batch, scale, valid_size, (height, width), elapsed)
+        numbers, masks_np = self._to_host(frame)
+        boxes, motion_np, scores = numbers[:, :4], numbers[:, 4:6], numbers[:, 6]
+        labels = numbers[:, 7].astype(np.int64)
         track_ids = self.tracker.update(boxes, scores, labels, motion_np, timestamp)
         instances = [
             TrackedInstance(track_id=int(track_ids[i]), class_id=int(labels[i]),
@@ -155,24 +142,61 @@ class StreamingPredictor:
                            inference_ms=(time.perf_counter() - started) * 1000.0, tracks_reset=reset)
 
     @staticmethod
-    def _to_host(masks: torch.Tensor) -> np.ndarray:
-        """(N, H, W) bool masks as a numpy array. From a GPU through page-locked memory (torch's caching host
-        allocator reuses the block once the array is gone): a copy into pageable memory runs at a fraction
-        of the bus speed, and masks are the biggest output by far."""
-        if masks.device.type != "cuda":
-            return masks.numpy()
-        host = torch.empty(masks.shape, dtype=torch.bool, pin_memory=True)
-        host.copy_(masks, non_blocking=True)
-        torch.cuda.current_stream(masks.device).synchronize()
-        return host.numpy()
+    def _to_host(frame: FrameTensors) -> tuple[np.ndarray, np.ndarray]:
+        """The valid instances' numbers (N, 9) and masks (N, H, W) as numpy arrays.
 
-    def _pyramid_outputs(self, batch: torch.Tensor) -> PyramidOutputs:
-        if self.device.type != "cuda" or not self.predictor_config.cuda_graphs:
-            return self.model.pyramid_outputs(batch)
-        shape = tuple(batch.shape)
-        if shape not in self._graphs:
-            self._graphs[shape] = GraphedPyramid(self.model, batch)
-        return self._graphs[shape](batch)
+        From a GPU: the numbers first (a few hundred bytes), then the masks of the valid slots only (the
+        fixed-shape path pads to detections_per_frame, and masks are the biggest output by far), each through
+        page-locked memory (torch's caching host allocator reuses the blocks once the arrays are gone): a copy
+        into pageable memory runs at a fraction of the bus speed."""
+        if frame.masks.device.type != "cuda":
+            numbers = frame.numbers.numpy()
+            count = int(numbers[:, 8].sum())  # the valid slots come first
+            return numbers[:count], frame.masks[:count].numpy()
+
+        def fetch(tensor: torch.Tensor) -> np.ndarray:
+            host = torch.empty(tensor.shape, dtype=tensor.dtype, pin_memory=True)
+            host.copy_(tensor, non_blocking=True)
+            torch.cuda.current_stream(tensor.device).synchronize()
+            return host.numpy()
+
+        numbers = fetch(frame.numbers)
+        count = int(numbers[:, 8].sum())
+        return numbers[:count], fetch(frame.masks[:count])
+
+    def _frame_tensors(self, batch: torch.Tensor, scale: float, valid_size: tuple[int, int],
+                       output_size: tuple[int, int], elapsed: float) -> FrameTensors:
+        """Network and post-processing on the device: replayed from a CUDA graph on CUDA (fixed shapes, one graph
+        per frame shape and thresholds), else eagerly with data-dependent shapes (less work on a CPU). ``elapsed``:
+        seconds since the previous processed frame, whose towers are cached."""
+        config = self.model_config
+        if self.device.type == "cuda" and self.predictor_config.cuda_graphs:
+            key = (tuple(batch.shape), scale, valid_size, output_size, config.score_threshold, config.nms_threshold,
+                   config.detections_per_frame, config.candidates_per_level)
+            if key not in self._graphs:
+                self._graphs[key] = GraphedFrame(self.model, config, batch, scale, valid_size, output_size)
+            graph = self._graphs[key]
+            # the first frame, after a reset or a change of shape: no movement information, a still scene
+            still = self._previous_graph is not graph
+            frame = graph(batch, still=still, elapsed=0.0 if still else elapsed)
+            self._previous_graph = graph
+            return frame
+        outputs = self.model.pyramid_outputs(batch)
+        towers = outputs.regression_towers
+        if self._previous_towers is None or self._previous_towers[0].shape != towers[0].shape:
+            self._previous_towers = towers  # first frame: no movement information, the head sees a still scene
+            elapsed = 0.0
+        elapsed_s = torch.full((1,), elapsed, device=self.device)
+        frame = frame_tensors(self.model, config, outputs, self._pyramid(outputs), self._previous_towers, elapsed_s,
+                              scale, valid_size, output_size, fixed=False)
+        self._previous_towers = towers
+        return frame
+
+    def _pyramid(self, outputs: PyramidOutputs) -> Pyramid:
+        """The pyramid's locations for this input shape (built once per shape)."""
+        if outputs.image_size not in self._pyramids:
+            self._pyramids[outputs.image_size] = outputs.pyramid()
+        return self._pyramids[outputs.image_size]
 
     def _prepare(self, image: np.ndarray) -> tuple[torch.Tensor, float, tuple[int, int]]:
         """Resize to fit the input size keeping the aspect, pad to a multiple of 32: (1, 3, H, W), the scale
@@ -210,27 +234,65 @@ def resolve_device(name: str) -> torch.device:
     return device
 
 
-class GraphedPyramid:
-    """``SGNet.pyramid_outputs`` for one input shape, captured once in a CUDA graph and replayed per frame.
+class FixedFrame:
+    """The network and the fixed-shape post-processing (postprocess.frame_tensors) for one input shape, frame
+    size and set of thresholds, with the previous frame's regression towers kept in its own buffers for the
+    movement head; ``still`` makes the head see this frame twice instead (first frame, reset, new shape).
+    Runs eagerly on any device; GraphedFrame replays it from a CUDA graph."""
 
-    A ResNet-FPN forward launches hundreds of small kernels; on a fast GPU launching them costs more than
-    running them. The replay writes into the same output tensors each time.
+    def __init__(self, model: SGNet, config: ModelConfig, example: torch.Tensor, scale: float,
+                 valid_size: tuple[int, int], output_size: tuple[int, int]) -> None:
+        self.model, self.config = model, config
+        self.scale, self.valid_size, self.output_size = scale, valid_size, output_size
+        self.input = example.clone()
+        self.still = torch.ones((), dtype=torch.bool, device=example.device)
+        self.elapsed_s = torch.zeros(1, device=example.device)  # seconds since the previous frame
+        eager = model.pyramid_outputs(self.input)
+        self.pyramid = eager.pyramid()  # built here, outside any capture (it copies constants from the host)
+        self.previous = [torch.zeros_like(t) for t in eager.regression_towers]
+
+    def run(self) -> FrameTensors:
+        outputs = self.model.pyramid_outputs(self.input)
+        towers = outputs.regression_towers
+        previous = [torch.where(self.still, now, before) for now, before in zip(towers, self.previous)]
+        frame = frame_tensors(self.model, self.config, outputs, self.pyramid, previous, self.elapsed_s, self.scale,
+                              self.valid_size, self.output_size, fixed=True)
+        for before, now in zip(self.previous, towers):
+            before.copy_(now)
+        return frame
+
+    def __call__(self, images: torch.Tensor, still: bool, elapsed: float = 0.0) -> FrameTensors:
+        self.input.copy_(images)
+        self.still.fill_(still)
+        self.elapsed_s.fill_(elapsed)
+        return self.run()
+
+
+class GraphedFrame(FixedFrame):
+    """FixedFrame captured once in a CUDA graph and replayed per frame.
+
+    A ResNet-FPN forward launches hundreds of small kernels, and post-processing as many again; on a fast GPU
+    launching them costs more than running them, and a post-processing whose shapes depend on the data makes
+    the host wait for the device several times a frame. The replay runs all of it without the host and writes
+    into the same output tensors each time.
     """
 
-    def __init__(self, model: SGNet, example: torch.Tensor) -> None:
-        self.model = model
-        self.input = example.clone()
+    def __init__(self, model: SGNet, config: ModelConfig, example: torch.Tensor, scale: float,
+                 valid_size: tuple[int, int], output_size: tuple[int, int]) -> None:
+        super().__init__(model, config, example, scale, valid_size, output_size)
         side = torch.cuda.Stream()
         side.wait_stream(torch.cuda.current_stream())
         with torch.cuda.stream(side):  # warm-up outside the graph (cuDNN picks its algorithms here)
             for _ in range(2):
-                model.pyramid_outputs(self.input)
+                self.run()
         torch.cuda.current_stream().wait_stream(side)
         self.graph = torch.cuda.CUDAGraph()
         with torch.cuda.graph(self.graph):
-            self.output = model.pyramid_outputs(self.input)
+            self.output = self.run()
 
-    def __call__(self, images: torch.Tensor) -> PyramidOutputs:
+    def __call__(self, images: torch.Tensor, still: bool, elapsed: float = 0.0) -> FrameTensors:
         self.input.copy_(images)
+        self.still.fill_(still)
+        self.elapsed_s.fill_(elapsed)
         self.graph.replay()
         return self.output

@@ -43,7 +43,9 @@ class Pyramid:
             parts["level"].append(torch.full((count,), level, device=device, dtype=torch.long))
             parts["y"].append(cells // width)
             parts["x"].append(cells % width)
-            parts["ranges"].append(torch.tensor(LEVEL_RANGES[level], device=device).expand(count, 2))
+            low, high = LEVEL_RANGES[level]
+            parts["ranges"].append(torch.stack((torch.full((count,), low, device=device),
+                                                torch.full((count,), high, device=device)), dim=1))
         return Pyramid(**{k: torch.cat(v) for k, v in parts.items()}, sizes=list(sizes))
 
 

@@ -7,7 +7,8 @@ Two measurements, each against a node started in its own process (as in a robot)
    the node: image transport both ways, conversion, message building, mask encoding. Median reported.
 2. Stream: frames published at a camera rate (30 Hz) to a node whose model is slower than the frame period. The
    node must serve the newest frame and drop the rest: latency stays within about two model times and the node's
-   memory (RSS) stays flat. Latency percentiles over the median model time, drops, and RSS growth reported.
+   memory (RSS, and on CUDA the GPU memory the node's process holds, read from nvidia-smi) stays flat.
+   Latency percentiles over the median model time, drops, and memory growth reported.
 
 With ``--depth`` (instances in 3D, docs/depth.md), two more figures: the overhead measurement again with depth
 on (an aligned 16UC1 depth image and camera_info published with every frame, and acknowledged by the node before the
@@ -36,7 +37,10 @@ from pathlib import Path
 from typing import Any, Callable
 
 import numpy as np
+import torch
 from tqdm import tqdm
+
+from sgnet_model.runinfo import runtime_info, write_json
 
 STARTUP_TIMEOUT_S = 120.0
 
@@ -55,6 +59,8 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--stream-model-config", default="resnet50",
                         help="random-weight model of the stream measurement; it should be slower than the frame period")
     parser.add_argument("--device", default="cpu", help="predictor.device of the nodes")
+    parser.add_argument("--fp16", action="store_true", help="predictor.fp16 of the nodes (CUDA only)")
+    parser.add_argument("--no-cuda-graphs", action="store_true", help="predictor.cuda_graphs false on the nodes")
     parser.add_argument("--width", type=int, default=640)
     parser.add_argument("--height", type=int, default=360)
     parser.add_argument("--frames", type=int, default=30, help="frames of the overhead measurement")
@@ -64,7 +70,9 @@ def build_parser() -> argparse.ArgumentParser:
                         help="also measure the node with depth on (overhead over DDS, and the depth path in-process)")
     parser.add_argument("--depth-instances", type=int, default=10,
                         help="instances per frame of the in-process depth timing (discs a fifth of the height across)")
-    parser.add_argument("--json", action="store_true", help="print one JSON object instead of the table")
+    parser.add_argument("--json", nargs="?", const="-", metavar="PATH",
+                        help="write the figures as JSON to PATH (and print the table), or alone: print one JSON "
+                             "object instead of the table")
     return parser
 
 
@@ -107,6 +115,19 @@ class BenchNode:
             if line.startswith("VmRSS:"):
                 return int(line.split()[1]) / 1024
         raise BenchError("cannot read the node's memory use from /proc")
+
+    def gpu_mb(self) -> float | None:
+        """GPU memory held by the node's process (nvidia-smi), or None where there is no NVIDIA GPU."""
+        try:
+            listing = subprocess.run(["nvidia-smi", "--query-compute-apps=pid,used_memory",
+                                      "--format=csv,noheader,nounits"], capture_output=True, text=True, timeout=10)
+        except (OSError, subprocess.TimeoutExpired):
+            return None
+        if listing.returncode != 0:
+            return None
+        used = [float(fields[1]) for fields in (line.split(",") for line in listing.stdout.splitlines())
+                if len(fields) == 2 and fields[0].strip() == str(self.process.pid)]
+        return sum(used) if used else 0.0
 
     def check_alive(self) -> None:
         if self.process.poll() is not None:
@@ -185,32 +206,55 @@ def measure_stream(executor: Any, node: BenchNode, images: list[np.ndarray], rat
     period = 1.0 / rate
     count = int(round(rate * seconds))
     sent: dict[int, float] = {}
-    rss = [node.rss_mb()]
+    gpu = node.gpu_mb() is not None
+    rss, gpu_mb = [node.rss_mb()], []
+    stop_sampling = threading.Event()
+
+    def sample_gpu() -> None:  # nvidia-smi takes tens of ms: not in the publishing loop
+        while True:
+            gpu_mb.append(node.gpu_mb() or 0.0)
+            if stop_sampling.wait(1.0):
+                return
+
+    sampler = threading.Thread(target=sample_gpu, daemon=True)
+    if gpu:
+        sampler.start()
     start = time.perf_counter()
-    next_rss = start + 1.0
+    next_sample = start + 1.0
     for index in tqdm(range(1, count + 1), desc="stream", disable=not progress):
         while (now := time.perf_counter()) < start + (index - 1) * period:
             executor.spin_once(timeout_sec=max(0.0, min(0.002, start + (index - 1) * period - now)))
         sent[index] = time.perf_counter()
         node.publisher.publish(image_message(images[index % len(images)], index, period))
-        if time.perf_counter() >= next_rss:
+        if time.perf_counter() >= next_sample:  # RSS once a second
             rss.append(node.rss_mb())
-            next_rss += 1.0
+            next_sample += 1.0
     spin_until(executor, lambda: False, 3.0)  # the last frames' answers
     rss.append(node.rss_mb())
+    stop_sampling.set()
+    if gpu:
+        sampler.join()
     answered = {i: node.arrival(i) for i in sent if node.arrival(i) is not None}
     if not answered:
         raise BenchError("the node answered none of the stream's frames")
     latencies = sorted((arrival - sent[i]) * 1000 for i, (arrival, _) in answered.items())
     model_ms = statistics.median(inference for _, inference in answered.values())
-    quarter = max(1, len(rss) // 4)
-    return {"frames_sent": count, "frames_answered": len(answered), "frames_dropped": count - len(answered),
-            "model_ms_median": model_ms, "latency_ms_median": statistics.median(latencies),
-            "latency_ms_p95": latencies[min(len(latencies) - 1, int(0.95 * len(latencies)))],
-            "latency_ms_max": latencies[-1], "latency_max_over_model": latencies[-1] / model_ms,
-            "rss_mb_first_quarter": statistics.median(rss[:quarter]),
-            "rss_mb_last_quarter": statistics.median(rss[-quarter:]),
-            "rss_mb_growth": statistics.median(rss[-quarter:]) - statistics.median(rss[:quarter])}
+    result = {"frames_sent": count, "frames_answered": len(answered), "frames_dropped": count - len(answered),
+              "model_ms_median": model_ms, "latency_ms_median": statistics.median(latencies),
+              "latency_ms_p95": latencies[min(len(latencies) - 1, int(0.95 * len(latencies)))],
+              "latency_ms_max": latencies[-1], "latency_max_over_model": latencies[-1] / model_ms,
+              **memory_figures("rss_mb", rss)}
+    if gpu:
+        result.update(memory_figures("gpu_mb", gpu_mb), gpu_mb_per_second=gpu_mb)
+    return result
+
+
+def memory_figures(name: str, samples: list[float]) -> dict[str, float]:
+    """Medians of the first and the last quarter of once-a-second samples, and the growth between them."""
+    quarter = max(1, len(samples) // 4)
+    first, last = statistics.median(samples[:quarter]), statistics.median(samples[-quarter:])
+    return {f"{name}_first_quarter": first, f"{name}_last_quarter": last, f"{name}_growth": last - first,
+            f"{name}_max": max(samples)}
 
 
 # ------------------------------------------------------------------------------------------------------- depth
@@ -327,7 +371,8 @@ def measure_depth_path(client_node: Any, width: int, height: int, instances: int
 
 
 def node_parameters(args: argparse.Namespace, model_config: str) -> dict[str, Any]:
-    parameters: dict[str, Any] = {"predictor.device": args.device}
+    parameters: dict[str, Any] = {"predictor.device": args.device, "predictor.fp16": args.fp16,
+                                  "predictor.cuda_graphs": not args.no_cuda_graphs}
     if args.checkpoint:
         parameters["checkpoint"] = str(Path(args.checkpoint).resolve())
     else:
@@ -340,14 +385,15 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
     import rclpy
     from rclpy.executors import SingleThreadedExecutor
 
-    progress = not args.json and sys.stderr.isatty()
+    progress = args.json != "-" and sys.stderr.isatty()
     images = frames(8, args.height, args.width)
     rclpy.init()
     client = rclpy.create_node("sgnet_node_bench")
     executor = SingleThreadedExecutor()
     executor.add_node(client)
-    results: dict[str, Any] = {"width": args.width, "height": args.height, "device": args.device,
-                               "checkpoint": args.checkpoint or None}
+    results: dict[str, Any] = {"width": args.width, "height": args.height, "checkpoint": args.checkpoint or None,
+                               **runtime_info(args.device, torch.float16 if args.fp16 else torch.float32,
+                                              not args.no_cuda_graphs)}
     try:
         parts = [("overhead", args.model_config), ("stream", args.stream_model_config)]
         if args.depth:
@@ -392,7 +438,9 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
 def table(results: dict[str, Any]) -> str:
     overhead, stream = results["overhead"], results["stream"]
     rows = [
-        ("image", f"{results['width']}x{results['height']} rgb8, device {results['device']}"),
+        ("image", f"{results['width']}x{results['height']} rgb8"),
+        ("device", f"{results['device']} ({results['device_name']}), {results['dtype']}"
+                   f"{', CUDA graph' if results['cuda_graphs'] else ''}, torch {results['torch']}"),
         ("overhead: model", overhead["model"]),
         ("overhead: frames", str(overhead["frames"])),
         ("latency, median", f"{overhead['latency_ms_median']:.1f} ms"),
@@ -410,6 +458,10 @@ def table(results: dict[str, Any]) -> str:
                                           f"{stream['rss_mb_last_quarter']:.0f} MB "
                                           f"({stream['rss_mb_growth']:+.1f} MB)"),
     ]
+    if "gpu_mb_growth" in stream:
+        rows.append(("node GPU memory first / last quarter", f"{stream['gpu_mb_first_quarter']:.0f} / "
+                                                              f"{stream['gpu_mb_last_quarter']:.0f} MB "
+                                                              f"({stream['gpu_mb_growth']:+.1f} MB)"))
     if "depth_path" in results:
         path, depth = results["depth_path"], results["overhead_depth"]
         rows += [
@@ -434,6 +486,9 @@ def main(argv: list[str] | None = None) -> int:
     if args.rate <= 0 or args.stream_seconds <= 0:
         print("sgnet-node-bench: error: --rate and --stream-seconds must be positive", file=sys.stderr)
         return 2
+    if args.fp16 and not args.device.startswith("cuda"):
+        print("sgnet-node-bench: error: --fp16 runs on CUDA only; add --device cuda", file=sys.stderr)
+        return 2
     if args.checkpoint and not Path(args.checkpoint).is_file():
         print(f"sgnet-node-bench: error: checkpoint {args.checkpoint} does not exist", file=sys.stderr)
         return 2
@@ -442,7 +497,12 @@ def main(argv: list[str] | None = None) -> int:
     except BenchError as error:
         print(f"sgnet-node-bench: error: {error}", file=sys.stderr)
         return 2
-    print(json.dumps(results) if args.json else table(results))
+    if args.json == "-":
+        print(json.dumps(results))
+        return 0
+    if args.json:
+        write_json(args.json, results)
+    print(table(results))
     return 0
 
 

@@ -9,6 +9,11 @@ resolution, movement and tracking; torchvision's is its model call, which also r
 would make SG-Net's mask work vanish; its box-regression bias is set so that forced boxes are 4 strides wide
 (32 px on P3 up to 512 px on P7), the mask cost of real-sized instances. Methods run round-robin in each
 repetition, so a slow spell of this shared machine hits them alike; medians are reported.
+
+Two clocks: wall-clock (what a user waits) and the process's CPU time (the work done). On a machine shared with
+other jobs the wall clock of a multi-threaded run also counts the waits for a descheduled worker thread at every
+parallel region, which penalises many small operations over few big ones; with ``--threads 1`` the CPU time is
+close to the time on an idle machine and the ratios are stable from run to run.
 """
 from __future__ import annotations
 
@@ -27,16 +32,19 @@ from tqdm import tqdm
 
 from sgnet_model.config import BACKBONES, ConfigError, PredictorConfig, SGNetConfig, TrackerConfig, named_config
 from sgnet_model.predictor import PredictorError, StreamingPredictor
+from sgnet_model.runinfo import runtime_info, write_json
 
 COUNTS = (1, 10, 50, 100)
 FORCED_BOX_STRIDES = 2.0  # box-regression bias: l = t = r = b = 2 strides
 
 
-def build_sgnet(backbone: str, size: tuple[int, int], device: str, fp16: bool) -> StreamingPredictor:
+def build_sgnet(backbone: str, size: tuple[int, int], device: str, fp16: bool, cuda_graphs: bool = True
+                ) -> StreamingPredictor:
     base = named_config(backbone if backbone != "resnet18" else "resnet18_small")
     model = dataclasses.replace(base.model, backbone=backbone, input_width=size[0], input_height=size[1])
     tracker = TrackerConfig(new_track_score=0.0, continue_score=0.0)  # every forced detection is tracked
-    predictor = StreamingPredictor.from_config(SGNetConfig(model, tracker), PredictorConfig(device, fp16))
+    predictor = StreamingPredictor.from_config(SGNetConfig(model, tracker),
+                                               PredictorConfig(device, fp16, cuda_graphs=cuda_graphs))
     with torch.no_grad():
         predictor.model.head.regression_head.bbox_reg.bias.fill_(FORCED_BOX_STRIDES)
     return predictor
@@ -57,21 +65,22 @@ def force_detections(predictor: StreamingPredictor, fcos: torch.nn.Module, maskr
     maskrcnn.roi_heads.detections_per_img = count
 
 
-def timed(run: Callable[[], int], device: str) -> tuple[float, int]:
-    """Milliseconds of one call (synchronised on CUDA) and the number of detections it produced."""
+def timed(run: Callable[[], int], device: str) -> tuple[float, float, int]:
+    """Wall-clock and process CPU milliseconds of one call (synchronised on CUDA), and the number of detections
+    it produced."""
     if device.startswith("cuda"):
         torch.cuda.synchronize()
-    started = time.perf_counter()
+    started, cpu_started = time.perf_counter(), time.process_time()
     produced = run()
     if device.startswith("cuda"):
         torch.cuda.synchronize()
-    return (time.perf_counter() - started) * 1000.0, produced
+    return (time.perf_counter() - started) * 1000.0, (time.process_time() - cpu_started) * 1000.0, produced
 
 
 def measure(args: argparse.Namespace) -> dict:
     size = (args.width, args.height)
     torch.manual_seed(0)
-    predictor = build_sgnet(args.backbone, size, args.device, args.fp16)
+    predictor = build_sgnet(args.backbone, size, args.device, args.fp16, not args.no_cuda_graphs)
     num_classes = len(predictor.class_names)
     fcos = build_torchvision("fcos_resnet50_fpn", num_classes, size, args.device)
     maskrcnn = build_torchvision("maskrcnn_resnet50_fpn", num_classes + 1, size, args.device)  # + background
@@ -92,21 +101,25 @@ def measure(args: argparse.Namespace) -> dict:
 
     methods = {"sgnet": sgnet, "fcos": torchvision_model(fcos), "maskrcnn": torchvision_model(maskrcnn)}
     scaling: dict[str, dict[int, float]] = {name: {} for name in methods}
+    cpu_scaling: dict[str, dict[int, float]] = {name: {} for name in methods}
     produced: dict[str, dict[int, int]] = {name: {} for name in methods}
     progress = tqdm(total=len(args.counts) * (args.warmup + args.runs), desc="sgnet-bench", unit="round",
                     file=sys.stderr, disable=args.quiet)
     for count in args.counts:
         force_detections(predictor, fcos, maskrcnn, count)
         samples: dict[str, list[float]] = {name: [] for name in methods}
+        cpu_samples: dict[str, list[float]] = {name: [] for name in methods}
         for repetition in range(args.warmup + args.runs):
             for name, run in methods.items():
-                ms, found = timed(run, args.device)
+                ms, cpu_ms, found = timed(run, args.device)
                 if repetition >= args.warmup:
                     samples[name].append(ms)
+                    cpu_samples[name].append(cpu_ms)
                 produced[name][count] = found
             progress.update()
         for name in methods:
             scaling[name][count] = statistics.median(samples[name])
+            cpu_scaling[name][count] = statistics.median(cpu_samples[name])
     progress.close()
     reference = 50 if 50 in args.counts else args.counts[-1]
     return {
@@ -116,29 +129,33 @@ def measure(args: argparse.Namespace) -> dict:
         "ratio_vs_fcos": scaling["sgnet"][reference] / scaling["fcos"][reference],
         "ratio_vs_maskrcnn": scaling["sgnet"][reference] / scaling["maskrcnn"][reference],
         "sgnet_ratio_vs_own_1": scaling["sgnet"][reference] / scaling["sgnet"][min(args.counts)],
+        "cpu_ratio_vs_fcos": cpu_scaling["sgnet"][reference] / cpu_scaling["fcos"][reference],
+        "cpu_ratio_vs_maskrcnn": cpu_scaling["sgnet"][reference] / cpu_scaling["maskrcnn"][reference],
+        "cpu_sgnet_ratio_vs_own_1": cpu_scaling["sgnet"][reference] / cpu_scaling["sgnet"][min(args.counts)],
         "detections": reference,
         "scaling": scaling,
+        "cpu_scaling": cpu_scaling,
         "detections_produced": produced,
-        "device": args.device if not args.device.startswith("cuda") else torch.cuda.get_device_name(args.device),
         "fp16": args.fp16,
         "backbone": args.backbone,
         "size": f"{args.width}x{args.height}",
         "runs": args.runs,
-        "threads": torch.get_num_threads(),
-        "torch": torch.__version__,
+        **runtime_info(args.device, predictor.dtype, not args.no_cuda_graphs),
     }
 
 
 def print_table(result: dict) -> None:
     counts = sorted(result["scaling"]["sgnet"])
-    print(f"sgnet-bench  {result['backbone']}  {result['size']}  {result['device']}"
-          f"{'  fp16' if result['fp16'] else ''}  median of {result['runs']} runs, ms per frame")
-    print(f"{'detections':>12}" + "".join(f"{c:>10}" for c in counts))
-    for name, label in (("sgnet", "SG-Net"), ("fcos", "FCOS"), ("maskrcnn", "Mask R-CNN")):
-        print(f"{label:>12}" + "".join(f"{result['scaling'][name][c]:>10.1f}" for c in counts))
-    print(f"at {result['detections']} detections: SG-Net / FCOS = {result['ratio_vs_fcos']:.2f}, "
-          f"SG-Net / Mask R-CNN = {result['ratio_vs_maskrcnn']:.2f}, "
-          f"SG-Net / its own time at {counts[0]} = {result['sgnet_ratio_vs_own_1']:.2f}")
+    print(f"sgnet-bench  {result['backbone']}  {result['size']}  {result['device']} ({result['device_name']})  "
+          f"{result['dtype']}{'  CUDA graph' if result['cuda_graphs'] else ''}  torch {result['torch']}  "
+          f"{result['threads']} threads  median of {result['runs']} runs, ms per frame")
+    for clock, prefix in (("wall-clock", ""), ("process CPU", "cpu_")):
+        print(f"{clock + ' ms':>16}" + "".join(f"{c:>10}" for c in counts))
+        for name, label in (("sgnet", "SG-Net"), ("fcos", "FCOS"), ("maskrcnn", "Mask R-CNN")):
+            print(f"{label:>16}" + "".join(f"{result[prefix + 'scaling'][name][c]:>10.1f}" for c in counts))
+        print(f"at {result['detections']} detections: SG-Net / FCOS = {result[prefix + 'ratio_vs_fcos']:.2f}, "
+              f"SG-Net / Mask R-CNN = {result[prefix + 'ratio_vs_maskrcnn']:.2f}, "
+              f"SG-Net / its own time at {counts[0]} = {result[prefix + 'sgnet_ratio_vs_own_1']:.2f}")
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -152,20 +169,31 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--counts", type=int, nargs="+", default=list(COUNTS), help="detections to force")
     parser.add_argument("--runs", type=int, default=7, help="timed repetitions per count (median reported)")
     parser.add_argument("--warmup", type=int, default=2, help="untimed repetitions per count")
-    parser.add_argument("--json", action="store_true", help="print one JSON object instead of the table")
+    parser.add_argument("--threads", type=int, help="torch's CPU threads (default: torch's choice, one per core)")
+    parser.add_argument("--no-cuda-graphs", action="store_true",
+                        help="on CUDA, run SG-Net eagerly instead of replaying it from a CUDA graph")
+    parser.add_argument("--json", nargs="?", const="-", metavar="PATH",
+                        help="write the figures as JSON to PATH (and print the table), or alone: print one JSON "
+                             "object instead of the table")
     parser.add_argument("--quiet", action="store_true", help="no progress bar")
     args = parser.parse_args(argv)
     if args.width < 32 or args.height < 32 or args.runs < 1 or args.warmup < 0 or min(args.counts) < 1:
         parser.error("width and height must be at least 32, runs and counts at least 1, warmup at least 0")
+    if args.threads is not None:
+        if args.threads < 1:
+            parser.error("--threads must be at least 1")
+        torch.set_num_threads(args.threads)
     try:
         result = measure(args)
     except (ConfigError, PredictorError) as error:
         print(f"sgnet-bench: {error}", file=sys.stderr)
         return 2
-    if args.json:
+    if args.json == "-":
         print(json.dumps(result))
-    else:
-        print_table(result)
+        return 0
+    if args.json:
+        write_json(args.json, result)
+    print_table(result)
     return 0
 
 

@@ -24,6 +24,7 @@ from torchvision.models.detection.fcos import FCOSHead
 from sgnet_model.backbone import build_backbone
 from sgnet_model.config import BACKBONES, ModelConfig
 from sgnet_model.model import SGNet
+from sgnet_model.runinfo import runtime_info, write_json
 from sgnet_model.structures import ClipBatch, FrameTargets
 
 OBJECTS_PER_IMAGE = 4
@@ -97,9 +98,9 @@ def measure(args: argparse.Namespace) -> dict:
     count = len(images)
     result = {name: count / statistics.median(values) for name, values in samples.items()}
     return {"sgnet_images_per_s": result["sgnet"], "fcos_images_per_s": result["fcos"],
-            "ratio": result["sgnet"] / result["fcos"], "device": str(device), "backbone": args.backbone,
+            "ratio": result["sgnet"] / result["fcos"], "backbone": args.backbone,
             "size": f"{args.width}x{args.height}", "batch": args.batch, "batch_images": count, "amp": amp,
-            "steps": args.steps, "threads": torch.get_num_threads()}
+            "steps": args.steps, **runtime_info(device, torch.float16 if amp else torch.float32, False)}
 
 
 def _at_least(minimum: int) -> Callable[[str], int]:
@@ -123,7 +124,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--warmup", type=_at_least(0), default=2, help="untimed steps per network first")
     parser.add_argument("--amp", action="store_true", help="fp16 autocast and a gradient scaler, as sgnet-train "
                                                            "on CUDA (ignored on the CPU)")
-    parser.add_argument("--json", action="store_true", help="print one JSON object instead of the table")
+    parser.add_argument("--json", nargs="?", const="-", metavar="PATH",
+                        help="write the figures as JSON to PATH (and print the table), or alone: print one JSON "
+                             "object instead of the table")
     args = parser.parse_args(argv)
     try:
         device = torch.device(args.device)
@@ -134,13 +137,15 @@ def main(argv: list[str] | None = None) -> int:
         print("sgnet-train-bench: CUDA is not available here; use --device cpu", file=sys.stderr)
         return 2
     result = measure(args)
-    if args.json:
+    if args.json == "-":
         print(json.dumps(result))
         return 0
+    if args.json:
+        write_json(args.json, result)
     seconds = {name: result["batch_images"] / result[f"{name}_images_per_s"] for name in ("sgnet", "fcos")}
-    print(f"sgnet-train-bench: {result['backbone']}, {result['size']}, {result['device']}"
-          f"{', fp16' if result['amp'] else ''}, {result['batch']} clips x 2 frames = {result['batch_images']} "
-          f"images per step, median of {result['steps']} steps")
+    print(f"sgnet-train-bench: {result['backbone']}, {result['size']}, {result['device']} ({result['device_name']}), "
+          f"{result['dtype']}, torch {result['torch']}, {result['threads']} threads, {result['batch']} clips x 2 frames "
+          f"= {result['batch_images']} images per step, median of {result['steps']} steps")
     print(f"{'network':<10}{'images/s':>10}{'ms/step':>10}")
     for name, label in (("sgnet", "SG-Net"), ("fcos", "FCOS")):
         print(f"{label:<10}{result[f'{name}_images_per_s']:>10.2f}{seconds[name] * 1000:>10.0f}")

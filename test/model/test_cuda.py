@@ -1,11 +1,13 @@
 """The predictor on CUDA, fp32 and fp16, against the CPU. Skipped where there is no GPU."""
+import dataclasses
+
 import numpy as np
 import pytest
 import torch
 
 from sgnet_model.config import PredictorConfig, TrackerConfig, named_config
 from sgnet_model.model import SGNet
-from sgnet_model.predictor import StreamingPredictor
+from sgnet_model.predictor import FixedFrame, StreamingPredictor
 
 pytestmark = pytest.mark.skipif(not torch.cuda.is_available(), reason="no CUDA device on this machine")
 
@@ -56,3 +58,41 @@ def test_cuda_graph_replay_equals_eager_over_a_stream():
             assert np.allclose(a.box, b.box, atol=1e-3)
             assert np.allclose(a.motion, b.motion, atol=1e-3)  # the previous frame's towers were kept intact
             assert a.track_id == b.track_id
+
+
+def test_fixed_shape_frame_runs_on_cuda_without_a_host_sync():
+    """Everything GraphedFrame captures, run eagerly with torch's sync debugging set to error: any operation that
+    makes the host wait for the GPU (a data-dependent shape, .item(), a copy to the host) would raise."""
+    torch.manual_seed(2)
+    model = SGNet(SMALL.model)
+    with torch.no_grad():
+        model.head.regression_head.bbox_reg.bias.fill_(3.0)
+    predictor = StreamingPredictor(model, EVERYTHING, PredictorConfig(device="cuda"))
+    config = dataclasses.replace(predictor.model_config, score_threshold=0.0, detections_per_frame=8)
+    frame = np.random.default_rng(0).integers(0, 256, (240, 400, 3), dtype=np.uint8)
+    with torch.inference_mode():
+        batch, scale, valid_size = predictor._prepare(frame)
+        fixed = FixedFrame(predictor.model, config, batch, scale, valid_size, (240, 400))
+        torch.cuda.synchronize()
+        torch.cuda.set_sync_debug_mode("error")
+        try:
+            result = fixed(batch, still=True)
+        finally:
+            torch.cuda.set_sync_debug_mode("default")
+    assert result.numbers.shape == (8, 9) and result.masks.shape == (8, 240, 400)
+    assert bool(result.numbers[:, 8].all()) and bool(result.masks.any())
+
+
+def test_cuda_graph_masks_equal_the_eager_ones():
+    torch.manual_seed(3)
+    state = SGNet(SMALL.model).state_dict()
+    frame = np.random.default_rng(4).integers(0, 256, (240, 400, 3), dtype=np.uint8)
+    results = []
+    for graphs in (False, True):
+        predictor = predictor_on("cuda", False, state)
+        predictor.predictor_config = PredictorConfig(device="cuda", cuda_graphs=graphs)
+        results.append(predictor.step(frame, 0.0))
+    eager, replayed = results
+    assert len(eager.instances) == len(replayed.instances) == 8
+    for a, b in zip(eager.instances, replayed.instances):
+        assert a.mask.any() and (a.mask == b.mask).mean() > 0.9999

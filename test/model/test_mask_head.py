@@ -7,7 +7,7 @@ from torch import nn
 from sgnet_model.config import ModelConfig
 from sgnet_model.locations import Locations, conv3x3_at
 from sgnet_model.mask_head import GranularityBlender, grid_sizes, sample_base_features
-from sgnet_model.postprocess import box_pixels
+from sgnet_model.postprocess import enumerate_counts, pixel_spans
 
 
 @pytest.mark.parametrize("width, height, expected", [
@@ -66,18 +66,20 @@ def test_base_features_are_sampled_at_pixel_centres():
     assert sampled[2].tolist() == pytest.approx(((base[0, :, 0, 0] + base[0, :, 0, 1]) / 2).tolist())
 
 
-def test_box_pixels_are_those_whose_centres_lie_inside_the_box():
+def test_pixel_spans_hold_the_pixels_whose_centres_lie_inside_the_box():
     boxes = torch.tensor([[1.2, 0.4, 3.6, 2.5], [-3.0, 2.0, 2.0, 9.0], [4.0, 1.0, 4.2, 1.4]])
-    blocks = box_pixels(boxes, height=4, width=5)
-    found = set(zip(blocks.instance.tolist(), blocks.u.tolist(), blocks.v.tolist()))
-    expected = {(n, x, y) for n, (x1, y1, x2, y2) in enumerate(boxes.tolist())
-                for y in range(4) for x in range(5) if x1 <= x + 0.5 < x2 and y1 <= y + 0.5 < y2}
-    assert found == expected and len(found) == len(blocks.instance)
-    # blocks are row-major from their first pixel: pixel (u, v) of box n sits at first + row * columns + column
-    flat = blocks.first[blocks.instance] + (blocks.v - blocks.low[blocks.instance, 1]) * blocks.extent[
-        blocks.instance, 0] + (blocks.u - blocks.low[blocks.instance, 0])
-    assert flat.tolist() == list(range(len(blocks.instance)))
-    assert {(x, y) for n, x, y in found if n == 0} == {(1, 0), (2, 0), (3, 0), (1, 1), (2, 1), (3, 1)}
+    low, high = pixel_spans(boxes, height=4, width=5)
+    # every pixel of every span, row-major per box, enumerated as paste_masks does: rows, then their pixels
+    row_box, row = enumerate_counts(high[:, 1] - low[:, 1])
+    pixel_row, column = enumerate_counts((high - low)[row_box, 0])
+    instance = row_box[pixel_row]
+    found = list(zip(instance.tolist(), (low[instance, 0] + column).tolist(),
+                     (low[instance, 1] + row[pixel_row]).tolist()))
+    expected = [(n, x, y) for n, (x1, y1, x2, y2) in enumerate(boxes.tolist())
+                for y in range(4) for x in range(5) if x1 <= x + 0.5 < x2 and y1 <= y + 0.5 < y2]
+    assert found == expected  # the same pixels, in the same order (box by box, row-major)
+    assert [(x, y) for n, x, y in found if n == 0] == [(1, 0), (2, 0), (3, 0), (1, 1), (2, 1), (3, 1)]
+    assert (high >= low).all() and (high[2] == low[2]).any()  # the third box holds no pixel centre
 
 
 def test_conv3x3_at_equals_the_dense_convolution_at_those_locations():
