@@ -68,7 +68,8 @@ def clips(count: int) -> ClipBatch:
                 masks[i, y1:y2, x1:x2] = 1
             clip.append(FrameTargets(boxes, torch.tensor([0, 1]), masks, torch.tensor([1, 2])))
         targets.append(clip)
-    return ClipBatch(torch.randint(0, 256, (count, 2, 3, 192, 320), dtype=torch.uint8, generator=generator), targets)
+    return ClipBatch(torch.randint(0, 256, (count, 2, 3, 192, 320), dtype=torch.uint8, generator=generator), targets,
+                     torch.tensor([[0.0, 1 / 6]]).repeat(count, 1))  # frames 1/6 s apart, as YouTube-VIS
 
 
 def test_the_training_losses_wait_for_the_device_a_fixed_number_of_times_whatever_the_batch():
