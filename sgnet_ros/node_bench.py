@@ -324,7 +324,7 @@ def measure_depth_path(client_node: Any, width: int, height: int, instances: int
     from sgnet_ros.params import parameter_defaults, settings_from
 
     values = {**parameter_defaults(), "depth_image_topic": "bench_depth/image_raw", "smoke_test": True}
-    depth_input = DepthInput.create(client_node, settings_from(values.__getitem__))
+    depth_input = DepthInput.create(client_node, settings_from(values.get))
     rng = np.random.default_rng(0)
     radius = height / 10
     rows, columns = np.mgrid[0:height, 0:width]

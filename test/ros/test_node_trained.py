@@ -42,7 +42,8 @@ def run(ros, node_factory, trained):
     client = ros.client
     client.subscribe(f"{NAMESPACE}/instances", InstanceArray)
     publisher = client.publisher(f"{NAMESPACE}/image", Image, reliable=True)
-    received = lambda stamp: [m for m in client.received(f"{NAMESPACE}/instances") if stamp_of(m) == stamp]
+    # stamps travel in whole nanoseconds: 100 + 1/6 s comes back as 100.166666666
+    received = lambda stamp: [m for m in client.received(f"{NAMESPACE}/instances") if abs(stamp_of(m) - stamp) < 1e-6]
     warm_up = image_message(video.frames[0], 1.0)
     for _ in range(60):  # until discovery is complete on both sides and the model has run once
         publisher.publish(warm_up)
