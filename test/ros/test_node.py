@@ -162,6 +162,10 @@ def test_zero_stamps_pass_through_with_one_warning(stream):
         stream.image.publish(image_message(picture(3), 0.0, frame_id="zero"))
         assert wait_until(lambda: any(m.header.frame_id == "zero" and stamp_of(m) == 0.0
                                       for m in stream.client.received(topic)), 30)
+    # the node's log lines reach /rosout in order, but on their own time: a jump ahead makes the node log a track
+    # reset after whatever the zero stamps made it log, so once that line is here the warnings are too
+    stream.send(image_message(picture(3), 3500.0))
+    assert wait_until(lambda: any("a gap of 3500.000 s" in log.msg for log in stream.client.logs(stream.node)), 30)
     warnings = [log.msg for log in stream.client.logs(stream.node) if "zero header stamp" in log.msg]
     assert len(warnings) == 1
 
@@ -174,6 +178,8 @@ def test_tracks_reset_when_stamps_go_back_or_jump(stream):
     assert all(i.track_id > before_reset for i in outputs[2].instances)  # ids are never reused
     same = {i.track_id for i in outputs[2].instances} & {i.track_id for i in outputs[3].instances}
     assert same  # the same picture again: tracks continue
+    gap_logged = lambda: any("a gap of 4.900 s in the stream" in log.msg for log in stream.client.logs(stream.node))
+    assert wait_until(gap_logged, 30)  # the last reset's line; /rosout keeps the node's lines in order
     logs = [log.msg for log in stream.client.logs(stream.node) if log.msg.startswith("tracks reset")]
     assert any("the stamp went back" in msg for msg in logs)
     assert any("a gap of 4.900 s in the stream > predictor.max_gap_s" in msg for msg in logs)

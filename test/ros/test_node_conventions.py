@@ -105,7 +105,7 @@ def test_the_subscription_follows_the_publishers_reliability(ros, node):
     client.node.destroy_publisher(best_effort)
     assert wait_until(lambda: node_subscription_reliability(client, node) == ReliabilityPolicy.RELIABLE, 30)
     answer, = send_until_answered(client, reliable, image_message(picture(22), 300.0), ["instances"])
-    assert any("is now reliable" in log.msg for log in client.logs(node))
+    assert wait_until(lambda: any("is now reliable" in log.msg for log in client.logs(node)), 10)  # /rosout's own time
     client.node.destroy_publisher(reliable)
 
 

@@ -272,16 +272,18 @@ def test_trained_model_on_held_out_synthetic_videos(trained_checkpoint, tmp_path
     evaluation tracker profile (sgnet-eval's default).
 
     The training is deterministic (one thread, deterministic algorithms, seed 0): on the 2-core x86-64 machine
-    this was written on it gave AP 0.563, AP50 0.916, AR100 0.587, IDF1 0.588 every time. The bars leave 0.11
-    (AP) and 0.14 (IDF1) for another processor's rounding (other SIMD kernels); an earlier, nondeterministic
-    recipe was seen at AP 0.484 and above 0.5 on different machines, a spread of a few hundredths."""
+    this was written on it gives AP 0.494, AP50 0.866, AP75 0.514, AR100 0.529, IDF1 0.578 every time (before the
+    mask-loss and loss-sync changes of the same round the same recipe gave AP 0.563 and IDF1 0.588). The bars
+    leave about 0.1 for another processor's rounding (other SIMD kernels); an earlier, nondeterministic recipe
+    was seen between AP 0.484 and above 0.5 on different machines, a spread of a few hundredths. AP averages
+    IoU thresholds 0.50 to 0.95 and may lie below AP75; AP50 bounds both."""
     output = tmp_path / "eval"
     report = run_json(capsys, ["--checkpoint", str(trained_checkpoint.checkpoint),
                                "--annotations", str(trained_checkpoint.annotations),
                                "--frames", str(trained_checkpoint.frames), "--output", str(output),
                                "--no-progress"])
-    assert report["AP"] >= 0.45, report
-    assert report["AP50"] >= report["AP"] >= report["AP75"]
+    assert report["AP"] >= 0.4, report
+    assert report["AP50"] >= max(report["AP"], report["AP75"])
     assert report["idf1"] >= 0.45, report
     assert report["tracker_profile"] == "evaluation"
     assert (output / "results.zip").is_file()
