@@ -119,21 +119,43 @@ EVALUATION_TRACKER = TrackerConfig(new_track_score=0.1, continue_score=0.05)
 TRACKER_PROFILES = ("robot", "evaluation")
 
 
+BACKENDS = ("torch", "onnxruntime", "openvino", "tensorrt")
+PRECISIONS = ("fp32", "fp16", "bf16")
+ONNX_PROVIDERS = ("tensorrt", "cuda", "cpu")
+
+
 @dataclasses.dataclass(frozen=True)
 class PredictorConfig:
-    """How the streaming predictor runs."""
+    """How the streaming predictor runs (docs/export.md for the backends and precisions)."""
 
-    device: str = "cpu"  # "cpu", "cuda" or "cuda:N"
-    fp16: bool = False  # half precision, CUDA only
+    device: str = "cpu"  # "cpu", "cuda", "cuda:N" or "auto" (CUDA where there is a GPU, else the CPU)
+    fp16: bool = False  # half precision, CUDA only: the same as precision fp16 (kept for older parameter files)
     cuda_graphs: bool = True  # on CUDA, replay the network from a CUDA graph per frame size (no launch overhead)
     # tracks reset when a frame's stamp is more than this after the stamp of the frame the source delivered
     # before it (processed or not), or when the stamps go back
     max_gap_s: float = 2.0
+    backend: str = "torch"  # torch, onnxruntime, openvino or tensorrt: what runs a frame's network and masks
+    precision: str = "fp32"  # fp32; fp16 (CUDA); bf16 (CPUs with AVX-512 BF16 or AMX)
+    onnx_providers: str = "tensorrt,cuda,cpu"  # onnxruntime's execution providers in order of preference
+    openvino_device: str = "CPU"  # OpenVINO's device name (CPU, GPU, NPU, ...), passed through
 
     def __post_init__(self) -> None:
-        _check(self.device == "cpu" or self.device == "cuda" or self.device.startswith("cuda:"), "device",
-               f"must be 'cpu', 'cuda' or 'cuda:N', got {self.device!r}")
+        _check(self.device in ("cpu", "cuda", "auto") or self.device.startswith("cuda:"), "device",
+               f"must be 'cpu', 'cuda', 'cuda:N' or 'auto', got {self.device!r}")
         _check(self.max_gap_s > 0, "max_gap_s", "must be positive")
+        _check(self.backend in BACKENDS, "backend", f"must be one of {BACKENDS}, got {self.backend!r}")
+        _check(self.precision in PRECISIONS, "precision", f"must be one of {PRECISIONS}, got {self.precision!r}")
+        _check(not self.fp16 or self.precision in ("fp32", "fp16"), "fp16",
+               f"is true but precision is {self.precision!r}; set only precision")
+        providers = self.onnx_providers.split(",")
+        _check(bool(providers) and all(p in ONNX_PROVIDERS for p in providers), "onnx_providers",
+               f"must be a comma-separated list of {ONNX_PROVIDERS}, got {self.onnx_providers!r}")
+        _check(bool(self.openvino_device), "openvino_device", "must name an OpenVINO device, e.g. CPU")
+
+    @property
+    def run_precision(self) -> str:
+        """The precision that runs: ``precision``, or fp16 where the older ``fp16`` flag asks for it."""
+        return "fp16" if self.fp16 else self.precision
 
 
 @dataclasses.dataclass(frozen=True)

@@ -19,18 +19,18 @@ from pathlib import Path
 
 import numpy as np
 import torch
-import torch.nn.functional as F
 
 from .backbone import fold_batch_norms
-from .checkpoint import load_checkpoint, load_model_state
+from .backends import BackendError, FrameRunner, TensorRtFrame, check_precision, graph_precision, open_runner
+from .checkpoint import CheckpointError, load_checkpoint, load_model_state
 from .config import TRACKER_PROFILES, ModelConfig, PredictorConfig, SGNetConfig, TrackerConfig
+from .export import ExportError, GraphInfo, cached_frame_graph, check_stream, file_sha256, read_graph_info
+from .frame import FixedFrame, GraphedFrame, prepare_frame
 from .instances import FrameResult, TrackedInstance
 from .model import PyramidOutputs, SGNet
 from .postprocess import FrameTensors, frame_tensors
 from .targets import Pyramid
 from .tracker import CenterTracker
-
-SIZE_DIVISOR = 32  # P7 has stride 128, but torchvision's FCOS pads to 32 as well; extra rows just stay empty
 
 
 class PredictorError(RuntimeError):
@@ -38,46 +38,81 @@ class PredictorError(RuntimeError):
 
 
 class StreamingPredictor:
-    def __init__(self, model: SGNet, tracker_config: TrackerConfig = TrackerConfig(),
+    def __init__(self, model: SGNet | None, tracker_config: TrackerConfig = TrackerConfig(),
                  predictor_config: PredictorConfig = PredictorConfig(),
-                 tracker_profiles: dict[str, TrackerConfig] | None = None, tracker_profile: str = "custom") -> None:
+                 tracker_profiles: dict[str, TrackerConfig] | None = None, tracker_profile: str = "custom",
+                 graph: tuple[Path, GraphInfo] | None = None, checkpoint_sha256: str = "") -> None:
         """``tracker_config`` is what the tracker runs; ``tracker_profiles`` ("robot", "evaluation") the profiles
-        the model came with and ``tracker_profile`` which of them ``tracker_config`` is ("custom": neither)."""
+        the model came with and ``tracker_profile`` which of them ``tracker_config`` is ("custom": neither).
+        ``model`` None: a frame graph written by sgnet-export (``graph``: its path and metadata) runs alone.
+
+        A backend other than torch runs a frame graph: the one given, or the model's, exported now for frames of
+        the model's input size (or found in the cache, see export.cached_frame_graph); other frame sizes and
+        thresholds get theirs when they first come."""
         self.device = resolve_device(predictor_config.device)
-        if predictor_config.fp16 and self.device.type != "cuda":
-            raise PredictorError("fp16 runs on CUDA only; set fp16 to false on the CPU")
-        self.dtype = torch.float16 if predictor_config.fp16 else torch.float32
-        # The predictor owns the model from here: BatchNorms folded into the convolutions, channels-last
-        # memory (oneDNN and cuDNN run NHWC convolutions faster), inference mode.
-        model = model.eval()
-        fold_batch_norms(model.backbone)
-        self.model = model.to(self.device, self.dtype, memory_format=torch.channels_last)
-        self.model_config: ModelConfig = model.config
+        backend = predictor_config.backend
+        if model is None and backend == "torch":
+            backend = "onnxruntime"  # a .onnx checkpoint asks for no backend: the one that runs it everywhere
+            predictor_config = dataclasses.replace(predictor_config, backend=backend)
+        self.precision = predictor_config.run_precision
+        try:
+            check_precision(backend, self.precision, self.device, predictor_config.openvino_device)
+        except BackendError as error:
+            raise PredictorError(str(error)) from None
+        self.dtype = torch.float16 if backend == "torch" and self.precision == "fp16" else torch.float32
         self.predictor_config = predictor_config
+        self.model_config: ModelConfig = model.config if model is not None else graph[1].model_config
         self.tracker = CenterTracker(tracker_config)
         self.tracker_profiles = dict(tracker_profiles or {})
         self.tracker_profile = tracker_profile
+        self._graph = graph
+        self._checkpoint_sha256 = checkpoint_sha256
+        self.model = model
+        if model is not None:
+            # The predictor owns the model from here: BatchNorms folded into the convolutions, channels-last
+            # memory (oneDNN and cuDNN run NHWC convolutions faster), inference mode. A backend that exports keeps
+            # it on the CPU in float32, where it is traced.
+            model = model.eval()
+            fold_batch_norms(model.backbone)
+            exports = backend != "torch"
+            self.model = model.to(torch.device("cpu") if exports else self.device,
+                                  torch.float32 if exports else self.dtype, memory_format=torch.channels_last)
+        self.backend_description = f"torch {self.device} {self.precision}"
         self._previous_towers: list[torch.Tensor] | None = None
-        self._graphs: dict[tuple, GraphedFrame] = {}
-        self._previous_graph: GraphedFrame | None = None
+        self._runners: dict[tuple, FixedFrame | FrameRunner | TensorRtFrame] = {}
+        self._previous_runner: FixedFrame | FrameRunner | TensorRtFrame | None = None
         self._pyramids: dict[tuple[int, int], Pyramid] = {}
         self._previous_timestamp: float | None = None
+        if backend != "torch":  # built now (at configure), not on the first frame
+            height, width = graph[1].frame_size if graph else (self.model_config.input_height,
+                                                               self.model_config.input_width)
+            self._runner(*self._prepare(np.zeros((height, width, 3), np.uint8)), (height, width))
 
     @classmethod
     def from_checkpoint(cls, path: str | Path, predictor_config: PredictorConfig = PredictorConfig(),
                         tracker_config: TrackerConfig | None = None, profile: str = "robot") -> "StreamingPredictor":
-        """A trained model from a checkpoint file (errors name the file and what is wrong with it). The tracker
-        runs the checkpoint's ``profile`` ("robot": few, confident tracks; "evaluation": low scores, as video AP
-        rewards), or ``tracker_config`` when given (profile "custom")."""
+        """A trained model from a checkpoint file (errors name the file and what is wrong with it), or a frame
+        graph written by sgnet-export (a ``.onnx`` file: backend onnxruntime unless another is asked for). The
+        tracker runs the checkpoint's ``profile`` ("robot": few, confident tracks; "evaluation": low scores, as
+        video AP rewards), or ``tracker_config`` when given (profile "custom")."""
         if profile not in TRACKER_PROFILES:
             raise PredictorError(f"tracker profile {profile!r} is not one of {list(TRACKER_PROFILES)}")
-        checkpoint = load_checkpoint(path)
-        model = SGNet(dataclasses.replace(checkpoint.model_config, pretrained="none"))
-        load_model_state(model, checkpoint, path)
-        profiles = checkpoint.tracker_profiles
+        path = Path(path)
+        if path.suffix == ".onnx":
+            try:
+                info = read_graph_info(path)
+            except ExportError as error:
+                raise CheckpointError(str(error)) from None
+            model, graph, profiles, digest = None, (path, info), info.tracker_profiles, info.checkpoint_sha256
+        else:
+            checkpoint = load_checkpoint(path)
+            model = SGNet(dataclasses.replace(checkpoint.model_config, pretrained="none"))
+            load_model_state(model, checkpoint, path)
+            graph, profiles = None, checkpoint.tracker_profiles
+            digest = file_sha256(path) if predictor_config.backend != "torch" else ""
         if tracker_config is None:
-            return cls(model, profiles[profile], predictor_config, profiles, profile)
-        return cls(model, tracker_config, predictor_config, profiles, "custom")
+            return cls(model, profiles[profile], predictor_config, profiles, profile, graph, digest)
+        return cls(model, tracker_config, predictor_config, profiles, "custom", graph, digest)
 
     @classmethod
     def from_config(cls, config: SGNetConfig, predictor_config: PredictorConfig = PredictorConfig(),
@@ -103,7 +138,7 @@ class StreamingPredictor:
         """Forget tracks and the cached previous frame (a new video, a restarted bag)."""
         self.tracker.reset()
         self._previous_towers = None
-        self._previous_graph = None
+        self._previous_runner = None
         self._previous_timestamp = None
 
     @torch.inference_mode()
@@ -166,31 +201,71 @@ class StreamingPredictor:
 
     def _frame_tensors(self, batch: torch.Tensor, scale: float, valid_size: tuple[int, int],
                        output_size: tuple[int, int], elapsed: float) -> FrameTensors:
-        """Network and post-processing on the device: replayed from a CUDA graph on CUDA (fixed shapes, one graph
-        per frame shape and thresholds), else eagerly with data-dependent shapes (less work on a CPU). ``elapsed``:
-        seconds since the previous processed frame, whose towers are cached."""
-        config = self.model_config
-        if self.device.type == "cuda" and self.predictor_config.cuda_graphs:
-            key = (tuple(batch.shape), scale, valid_size, output_size, config.score_threshold, config.nms_threshold,
-                   config.detections_per_frame, config.candidates_per_level)
-            if key not in self._graphs:
-                self._graphs[key] = GraphedFrame(self.model, config, batch, scale, valid_size, output_size)
-            graph = self._graphs[key]
+        """Network and post-processing: with fixed shapes from a runner (another backend's frame graph, or a
+        CUDA graph replay on CUDA; one per frame shape and thresholds), else eagerly in torch with data-dependent
+        shapes (less work on a CPU). ``elapsed``: seconds since the previous processed frame, whose towers are
+        cached."""
+        if self.predictor_config.backend != "torch" or (self.device.type == "cuda"
+                                                         and self.predictor_config.cuda_graphs):
+            runner = self._runner(batch, scale, valid_size, output_size)
             # the first frame, after a reset or a change of shape: no movement information, a still scene
-            still = self._previous_graph is not graph
-            frame = graph(batch, still=still, elapsed=0.0 if still else elapsed)
-            self._previous_graph = graph
+            still = self._previous_runner is not runner
+            frame = runner(batch, still=still, elapsed=0.0 if still else elapsed)
+            self._previous_runner = runner
             return frame
-        outputs = self.model.pyramid_outputs(batch)
+        with torch.autocast("cpu", torch.bfloat16, enabled=self.precision == "bf16"):
+            outputs = self.model.pyramid_outputs(batch)
+        if self.precision == "bf16":  # the network in bf16; boxes, masks and movement from float32 outputs
+            outputs = dataclasses.replace(outputs, **{
+                field.name: [t.float() for t in value] if isinstance(value, list) else value.float()
+                for field in dataclasses.fields(outputs) if isinstance(value := getattr(outputs, field.name),
+                                                                        (list, torch.Tensor))})
         towers = outputs.regression_towers
         if self._previous_towers is None or self._previous_towers[0].shape != towers[0].shape:
             self._previous_towers = towers  # first frame: no movement information, the head sees a still scene
             elapsed = 0.0
         elapsed_s = torch.full((1,), elapsed, device=self.device)
-        frame = frame_tensors(self.model, config, outputs, self._pyramid(outputs), self._previous_towers, elapsed_s,
-                              scale, valid_size, output_size, fixed=False)
+        frame = frame_tensors(self.model, self.model_config, outputs, self._pyramid(outputs), self._previous_towers,
+                              elapsed_s, scale, valid_size, output_size, fixed=False)
         self._previous_towers = towers
         return frame
+
+    def _runner(self, batch: torch.Tensor, scale: float, valid_size: tuple[int, int], output_size: tuple[int, int]
+                ) -> FixedFrame | FrameRunner | TensorRtFrame:
+        """The fixed-shape runner for this frame shape and these thresholds, built on first use: a CUDA graph
+        (backend torch), or the backend's runtime on a frame graph (the one given, or exported now)."""
+        config = self.model_config
+        key = (tuple(batch.shape), scale, valid_size, output_size, config.score_threshold, config.nms_threshold,
+               config.detections_per_frame, config.candidates_per_level)
+        if key in self._runners:
+            return self._runners[key]
+        if self.predictor_config.backend == "torch":
+            runner = GraphedFrame(self.model, config, batch, scale, valid_size, output_size)
+        else:
+            try:
+                path, info = self._frame_graph(output_size)
+                runner = open_runner(path, info, self.predictor_config, self.device)
+            except (ExportError, BackendError) as error:
+                raise PredictorError(str(error)) from None
+            self.backend_description = runner.description
+        self._runners[key] = runner
+        return runner
+
+    def _frame_graph(self, frame_size: tuple[int, int]) -> tuple[Path, GraphInfo]:
+        """The frame graph for frames of ``frame_size`` (H, W) at the current thresholds: the one given (when it
+        fits), or the model's from the export cache."""
+        if self.model is None:
+            path, info = self._graph
+            mismatch = info.mismatch(self.model_config, frame_size)
+            if mismatch:
+                raise ExportError(f"{path} cannot serve {mismatch}: its frame size and thresholds are fixed at export; "
+                                  f"export the checkpoint again with sgnet-export --width {frame_size[1]} --height "
+                                  f"{frame_size[0]} (thresholds from the checkpoint's config or --set)")
+            return path, info
+        fp16 = graph_precision(self.predictor_config.backend, self.precision) == "fp16"
+        path, _ = cached_frame_graph(self.model, self.model_config, self.tracker_profiles, frame_size, fp16,
+                                     check_stream(*frame_size), self._checkpoint_sha256)
+        return path, read_graph_info(path)
 
     def _pyramid(self, outputs: PyramidOutputs) -> Pyramid:
         """The pyramid's locations for this input shape (built once per shape)."""
@@ -199,18 +274,7 @@ class StreamingPredictor:
         return self._pyramids[outputs.image_size]
 
     def _prepare(self, image: np.ndarray) -> tuple[torch.Tensor, float, tuple[int, int]]:
-        """Resize to fit the input size keeping the aspect, pad to a multiple of 32: (1, 3, H, W), the scale
-        from frame to network pixels, and the valid (unpadded) size."""
-        height, width = image.shape[:2]
-        scale = min(self.model_config.input_width / width, self.model_config.input_height / height)
-        resized = (max(1, round(height * scale)), max(1, round(width * scale)))
-        frame = torch.from_numpy(np.ascontiguousarray(image)).to(self.device).permute(2, 0, 1)[None]
-        frame = frame.to(self.dtype)
-        if resized != (height, width):
-            frame = F.interpolate(frame, size=resized, mode="bilinear", align_corners=False)
-        padded = [math.ceil(side / SIZE_DIVISOR) * SIZE_DIVISOR for side in resized]
-        frame = F.pad(frame, (0, padded[1] - resized[1], 0, padded[0] - resized[0]))
-        return frame.contiguous(memory_format=torch.channels_last), scale, resized
+        return prepare_frame(image, self.model_config, self.device, self.dtype)
 
 
 def check_frame(image: np.ndarray) -> None:
@@ -222,7 +286,10 @@ def check_frame(image: np.ndarray) -> None:
 
 
 def resolve_device(name: str) -> torch.device:
-    """torch.device for 'cpu', 'cuda' or 'cuda:N', with a clear error when that GPU is not there."""
+    """torch.device for 'cpu', 'cuda', 'cuda:N' or 'auto' (CUDA where torch sees a GPU, else the CPU), with a clear
+    error when that GPU is not there."""
+    if name == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
     device = torch.device(name)
     if device.type == "cuda":
         if not torch.cuda.is_available():
@@ -232,67 +299,3 @@ def resolve_device(name: str) -> torch.device:
             raise PredictorError(f"device {name!r} asked for, but this machine has "
                                  f"{torch.cuda.device_count()} CUDA device(s)")
     return device
-
-
-class FixedFrame:
-    """The network and the fixed-shape post-processing (postprocess.frame_tensors) for one input shape, frame
-    size and set of thresholds, with the previous frame's regression towers kept in its own buffers for the
-    movement head; ``still`` makes the head see this frame twice instead (first frame, reset, new shape).
-    Runs eagerly on any device; GraphedFrame replays it from a CUDA graph."""
-
-    def __init__(self, model: SGNet, config: ModelConfig, example: torch.Tensor, scale: float,
-                 valid_size: tuple[int, int], output_size: tuple[int, int]) -> None:
-        self.model, self.config = model, config
-        self.scale, self.valid_size, self.output_size = scale, valid_size, output_size
-        self.input = example.clone()
-        self.still = torch.ones((), dtype=torch.bool, device=example.device)
-        self.elapsed_s = torch.zeros(1, device=example.device)  # seconds since the previous frame
-        eager = model.pyramid_outputs(self.input)
-        self.pyramid = eager.pyramid()  # built here, outside any capture (it copies constants from the host)
-        self.previous = [torch.zeros_like(t) for t in eager.regression_towers]
-
-    def run(self) -> FrameTensors:
-        outputs = self.model.pyramid_outputs(self.input)
-        towers = outputs.regression_towers
-        previous = [torch.where(self.still, now, before) for now, before in zip(towers, self.previous)]
-        frame = frame_tensors(self.model, self.config, outputs, self.pyramid, previous, self.elapsed_s, self.scale,
-                              self.valid_size, self.output_size, fixed=True)
-        for before, now in zip(self.previous, towers):
-            before.copy_(now)
-        return frame
-
-    def __call__(self, images: torch.Tensor, still: bool, elapsed: float = 0.0) -> FrameTensors:
-        self.input.copy_(images)
-        self.still.fill_(still)
-        self.elapsed_s.fill_(elapsed)
-        return self.run()
-
-
-class GraphedFrame(FixedFrame):
-    """FixedFrame captured once in a CUDA graph and replayed per frame.
-
-    A ResNet-FPN forward launches hundreds of small kernels, and post-processing as many again; on a fast GPU
-    launching them costs more than running them, and a post-processing whose shapes depend on the data makes
-    the host wait for the device several times a frame. The replay runs all of it without the host and writes
-    into the same output tensors each time.
-    """
-
-    def __init__(self, model: SGNet, config: ModelConfig, example: torch.Tensor, scale: float,
-                 valid_size: tuple[int, int], output_size: tuple[int, int]) -> None:
-        super().__init__(model, config, example, scale, valid_size, output_size)
-        side = torch.cuda.Stream()
-        side.wait_stream(torch.cuda.current_stream())
-        with torch.cuda.stream(side):  # warm-up outside the graph (cuDNN picks its algorithms here)
-            for _ in range(2):
-                self.run()
-        torch.cuda.current_stream().wait_stream(side)
-        self.graph = torch.cuda.CUDAGraph()
-        with torch.cuda.graph(self.graph):
-            self.output = self.run()
-
-    def __call__(self, images: torch.Tensor, still: bool, elapsed: float = 0.0) -> FrameTensors:
-        self.input.copy_(images)
-        self.still.fill_(still)
-        self.elapsed_s.fill_(elapsed)
-        self.graph.replay()
-        return self.output

@@ -36,7 +36,7 @@ from torch.utils.data import Dataset
 from torchvision.ops import masks_to_boxes
 
 from sgnet_model.config import ModelConfig
-from sgnet_model.predictor import SIZE_DIVISOR
+from sgnet_model.frame import SIZE_DIVISOR
 from sgnet_model.structures import ClipBatch, FrameTargets
 from sgnet_model.ytvis import Video, YTVISData, load_annotations
 

@@ -1,0 +1,221 @@
+"""The predictor's other runtimes: ONNX Runtime, OpenVINO and TensorRT run a frame's fixed-shape work from the
+frame graph that export.py writes, in place of torch (predictor.FixedFrame); preparing the frame, the tracker and
+the outputs stay the predictor's. Each runner is called as FixedFrame is: ``runner(images, still, elapsed)`` ->
+FrameTensors, and keeps the previous frame's towers itself.
+
+Precisions: fp32 everywhere; fp16 on CUDA (an fp16 graph for ONNX Runtime, TensorRT's fp16 kernels from the fp32
+graph; an fp16 inference hint for OpenVINO's GPU devices); bf16 on CPUs with AVX-512 BF16 or AMX (torch's autocast,
+OpenVINO's bf16 inference hint) and in TensorRT. ONNX Runtime has no bf16 CPU kernels to speak of: asking for it is
+an error that names the backends that do it.
+"""
+from __future__ import annotations
+
+import functools
+import logging
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from .config import PredictorConfig
+from .export import INPUTS, OUTPUTS, GraphInfo, engine_cache_dir, file_sha256, require
+from .postprocess import FrameTensors
+
+LOG = logging.getLogger(__name__)
+ONNX_PROVIDER_NAMES = {"cpu": "CPUExecutionProvider", "cuda": "CUDAExecutionProvider",
+                       "tensorrt": "TensorrtExecutionProvider"}
+OPENVINO_PRECISIONS = {"fp32": "f32", "bf16": "bf16", "fp16": "f16"}
+
+
+class BackendError(RuntimeError):
+    """A backend cannot run as asked (a precision this hardware lacks, a runtime not installed)."""
+
+
+@functools.cache
+def cpu_supports_bf16() -> bool:
+    """Whether this CPU computes in bf16 natively: AVX-512 BF16 or AMX (Linux's /proc/cpuinfo flags), else what
+    torch's CPU capability says."""
+    try:
+        flags = {flag for line in Path("/proc/cpuinfo").read_text().splitlines() if line.startswith("flags")
+                 for flag in line.split(":", 1)[1].split()}
+        return bool(flags & {"avx512_bf16", "amx_bf16"})
+    except OSError:
+        return torch.backends.cpu.get_cpu_capability() in ("AVX512_BF16", "AMX")
+
+
+def check_precision(backend: str, precision: str, device: torch.device, openvino_device: str = "CPU") -> None:
+    """A BackendError when ``backend`` cannot run ``precision`` on ``device`` here, naming what would."""
+    if precision == "bf16":
+        if backend == "onnxruntime":
+            raise BackendError("precision bf16: ONNX Runtime has no bf16 CPU kernels; use backend openvino or torch "
+                               "for bf16, or precision fp32")
+        if backend != "tensorrt" and device.type == "cuda":
+            raise BackendError("precision bf16 is for CPUs; on CUDA use precision fp16")
+        cpu_device = backend == "torch" or openvino_device.upper().startswith("CPU")
+        if cpu_device and backend != "tensorrt" and not cpu_supports_bf16():
+            raise BackendError("precision bf16 needs a CPU with AVX-512 BF16 or AMX (the avx512_bf16 or amx_bf16 "
+                               "flag in /proc/cpuinfo), which this one lacks: it would run slower than fp32; use "
+                               "precision fp32")
+    if precision == "fp16":
+        if backend == "openvino":
+            if openvino_device.upper().startswith("CPU"):
+                raise BackendError("precision fp16 on OpenVINO's CPU device: use bf16 on the CPU, or fp16 with a "
+                                   "GPU device (openvino_device GPU)")
+        elif device.type != "cuda":
+            raise BackendError(f"precision fp16 runs on CUDA only (backend {backend}); use fp32, or bf16 on a CPU "
+                               f"with AVX-512 BF16 or AMX")
+    if backend == "tensorrt" and device.type != "cuda":
+        raise BackendError("backend tensorrt runs on CUDA only; set device cuda (or auto on a machine with a GPU), "
+                           "or use backend onnxruntime or openvino on the CPU")
+
+
+def graph_precision(backend: str, precision: str) -> str:
+    """The precision of the graph a backend runs at ``precision``: fp16 only for ONNX Runtime's fp16 (TensorRT
+    builds its fp16 and bf16 kernels from the fp32 graph, OpenVINO lowers precision itself)."""
+    return "fp16" if backend == "onnxruntime" and precision == "fp16" else "fp32"
+
+
+def open_runner(path: Path, info: GraphInfo, config: PredictorConfig, device: torch.device) -> "FrameRunner":
+    if config.backend == "onnxruntime":
+        return OnnxRuntimeFrame(path, info, config.onnx_providers.split(","), device, config.run_precision)
+    if config.backend == "openvino":
+        return OpenVinoFrame(path, info, config.openvino_device, config.run_precision)
+    if config.backend == "tensorrt":
+        return TensorRtFrame(path, info, device, config.run_precision)
+    raise BackendError(f"backend {config.backend!r} runs no frame graph")  # pragma: no cover - a programming error
+
+
+class FrameRunner:
+    """A frame graph in some runtime, on host arrays: feeds the previous frame's towers back itself."""
+
+    description = ""  # what runs, for logs and diagnostics (e.g. "onnxruntime CPUExecutionProvider fp32")
+
+    def __init__(self, info: GraphInfo, dtype: type) -> None:
+        self.dtype = dtype
+        self.previous: list[np.ndarray] | None = None
+        self.info = info
+
+    def __call__(self, images: torch.Tensor, still: bool, elapsed: float) -> FrameTensors:
+        image = images.cpu().numpy().astype(self.dtype, copy=False)
+        if self.previous is None:
+            still = True  # the first call: the towers fed are ignored, any of the right shape will do
+        feeds = (np.ascontiguousarray(image), np.array(still), np.array([elapsed], self.dtype))
+        numbers, masks, *towers = self.run(feeds, self.previous)
+        self.previous = towers
+        return FrameTensors(torch.from_numpy(np.asarray(numbers, np.float32)), torch.from_numpy(masks))
+
+    def run(self, feeds: tuple[np.ndarray, ...], previous: list[np.ndarray] | None) -> list[np.ndarray]:
+        raise NotImplementedError
+
+    def _zero_towers(self, shapes: list[list[int]]) -> list[np.ndarray]:
+        return [np.zeros(shape, self.dtype) for shape in shapes]
+
+
+class OnnxRuntimeFrame(FrameRunner):
+    def __init__(self, path: Path, info: GraphInfo, providers: list[str], device: torch.device,
+                 precision: str) -> None:
+        onnxruntime = require("onnxruntime", "onnxruntime", "backend onnxruntime")
+        super().__init__(info, np.float16 if info.precision == "fp16" else np.float32)
+        available = onnxruntime.get_available_providers()
+        wanted = ["cpu"] if device.type == "cpu" else [p for p in providers if p != "cpu"]
+        chosen = [ONNX_PROVIDER_NAMES[p] for p in wanted if ONNX_PROVIDER_NAMES[p] in available]
+        if not chosen:
+            raise BackendError(f"onnxruntime here offers {available}, none of {[ONNX_PROVIDER_NAMES[p] for p in wanted]}"
+                               f" for device {device}; install onnxruntime-gpu for CUDA and TensorRT")
+        options = {"CUDAExecutionProvider": {"device_id": device.index or 0},
+                   "TensorrtExecutionProvider": {"device_id": device.index or 0, "trt_engine_cache_enable": True,
+                                                 "trt_engine_cache_path": str(engine_cache_dir()),
+                                                 "trt_fp16_enable": precision == "fp16"}}
+        session_options = onnxruntime.SessionOptions()
+        session_options.intra_op_num_threads = torch.get_num_threads()  # as many as torch is given (--threads)
+        session_options.log_severity_level = 3  # errors only: its constant-folding notes are noise
+        self.session = onnxruntime.InferenceSession(str(path), session_options, providers=[
+            (name, options.get(name, {})) for name in chosen])
+        self.description = f"onnxruntime {self.session.get_providers()[0]} {precision}"
+        self.shapes = [i.shape for i in self.session.get_inputs()[3:]]
+
+    def run(self, feeds: tuple[np.ndarray, ...], previous: list[np.ndarray] | None) -> list[np.ndarray]:
+        towers = previous if previous is not None else self._zero_towers(self.shapes)
+        return self.session.run(list(OUTPUTS), dict(zip(INPUTS, (*feeds, *towers))))
+
+
+class OpenVinoFrame(FrameRunner):
+    def __init__(self, path: Path, info: GraphInfo, device: str, precision: str) -> None:
+        openvino = require("openvino", "openvino", "backend openvino")
+        super().__init__(info, np.float32)
+        core = openvino.Core()
+        if device.split(".")[0].split(":")[0].upper() not in {d.split(".")[0] for d in core.available_devices}:
+            raise BackendError(f"OpenVINO device {device!r} is not available here (OpenVINO sees "
+                               f"{core.available_devices}); set openvino_device to one of them")
+        # an explicit precision: on CPUs with bf16, OpenVINO would otherwise compute in bf16 by itself
+        properties = {"INFERENCE_PRECISION_HINT": OPENVINO_PRECISIONS[precision], "PERFORMANCE_HINT": "LATENCY"}
+        if device.upper().startswith("CPU"):
+            properties["INFERENCE_NUM_THREADS"] = torch.get_num_threads()
+        self.compiled = core.compile_model(str(path), device, properties)
+        self.request = self.compiled.create_infer_request()
+        self.shapes = [list(i.get_shape()) for i in self.compiled.inputs[3:]]
+        self.description = f"openvino {device} {precision}"
+
+    def run(self, feeds: tuple[np.ndarray, ...], previous: list[np.ndarray] | None) -> list[np.ndarray]:
+        towers = previous if previous is not None else self._zero_towers(self.shapes)
+        results = self.request.infer(dict(zip(INPUTS, (*feeds, *towers))), share_inputs=True, share_outputs=False)
+        return [results[output] for output in self.compiled.outputs]
+
+
+class TensorRtFrame:
+    """The frame graph as a TensorRT engine (built from the ONNX file once, cached beside the exports under a name
+    keyed by the graph's bytes and the precision), run on torch's CUDA tensors with no host copy but the result's."""
+
+    def __init__(self, path: Path, info: GraphInfo, device: torch.device, precision: str) -> None:
+        tensorrt = require("tensorrt", "tensorrt", "backend tensorrt")
+        self.info, self.device = info, device
+        logger = tensorrt.Logger(tensorrt.Logger.WARNING)
+        engine_path = engine_cache_dir() / f"{path.stem}-{file_sha256(path)[:12]}-{precision}.engine"
+        if not engine_path.is_file():
+            engine_path.parent.mkdir(parents=True, exist_ok=True)
+            engine_path.write_bytes(self._build(tensorrt, logger, path, precision))
+        runtime = tensorrt.Runtime(logger)
+        self.engine = runtime.deserialize_cuda_engine(engine_path.read_bytes())
+        if self.engine is None:
+            raise BackendError(f"TensorRT cannot load the cached engine {engine_path} (another TensorRT version "
+                               f"built it?); delete it and it is built again")
+        self.context = self.engine.create_execution_context()
+        self.buffers: dict[str, torch.Tensor] = {}
+        for index in range(self.engine.num_io_tensors):
+            name = self.engine.get_tensor_name(index)
+            dtype = {tensorrt.float32: torch.float32, tensorrt.float16: torch.float16, tensorrt.bool: torch.bool,
+                     tensorrt.int32: torch.int32, tensorrt.int64: torch.int64}[self.engine.get_tensor_dtype(name)]
+            shape = tuple(self.engine.get_tensor_shape(name))
+            self.buffers[name] = torch.zeros(shape, dtype=dtype, device=device)
+            self.context.set_tensor_address(name, self.buffers[name].data_ptr())
+        self.description = f"tensorrt {tensorrt.__version__} {precision}"
+
+    @staticmethod
+    def _build(tensorrt: object, logger: object, path: Path, precision: str) -> bytes:
+        builder = tensorrt.Builder(logger)
+        network = builder.create_network(0)
+        parser = tensorrt.OnnxParser(network, logger)
+        if not parser.parse(path.read_bytes()):
+            errors = "; ".join(str(parser.get_error(i)) for i in range(parser.num_errors))
+            raise BackendError(f"TensorRT cannot parse {path}: {errors}")
+        config = builder.create_builder_config()
+        if precision == "fp16":
+            config.set_flag(tensorrt.BuilderFlag.FP16)
+        elif precision == "bf16":
+            config.set_flag(tensorrt.BuilderFlag.BF16)
+        serialized = builder.build_serialized_network(network, config)
+        if serialized is None:
+            raise BackendError(f"TensorRT could not build an engine from {path} at {precision} (see its log above)")
+        return bytes(serialized)
+
+    def __call__(self, images: torch.Tensor, still: bool, elapsed: float) -> FrameTensors:
+        buffers = self.buffers
+        buffers["image"].copy_(images)
+        buffers["still"].fill_(still)
+        buffers["elapsed_s"].fill_(elapsed)
+        stream = torch.cuda.current_stream(self.device)
+        if not self.context.execute_async_v3(stream.cuda_stream):
+            raise BackendError("TensorRT failed to run the frame graph")
+        for level in range(len(OUTPUTS) - 2):
+            buffers[f"previous_tower_{level}"].copy_(buffers[f"tower_{level}"])
+        return FrameTensors(buffers["numbers"].float(), buffers["masks"])
