@@ -31,6 +31,7 @@ setup(
             "sgnet-train-bench = training.train_bench:main",
             "sgnet-train = training.train:main",
             "sgnet-eval = training.evaluate:main",
+            "sgnet-export = training.export:main",
             "sgnet-synth = training.synthetic:main",
             "sgnet-split = training.split:main",
             "sgnet-weights = training.weights:main",
