@@ -26,6 +26,7 @@ import io
 import json
 import os
 import secrets
+import warnings
 from pathlib import Path
 from types import ModuleType
 from typing import Iterable, Iterator
@@ -160,7 +161,10 @@ def export_frame_graph(model: nn.Module, config: ModelConfig, tracker_profiles: 
         graph = FrameGraph(traced, config, fixed.pyramid, scale, valid_size, frame_size)
         arguments = (example, torch.ones((), dtype=torch.bool), torch.zeros(1, dtype=dtype), *fixed.previous)
         buffer = io.BytesIO()
-        with _onnx_gaps_filled():
+        with _onnx_gaps_filled(), warnings.catch_warnings():
+            # the tracer warns where sizes become constants: by design, every shape here is fixed per graph
+            warnings.simplefilter("ignore", torch.jit.TracerWarning)
+            warnings.simplefilter("ignore", DeprecationWarning)  # dynamo=False: the exporter that handles this graph
             torch.onnx.export(graph, arguments, buffer, opset_version=OPSET, dynamo=False, input_names=list(INPUTS),
                               output_names=list(OUTPUTS))
     proto = onnx.load_from_string(buffer.getvalue())

@@ -83,10 +83,18 @@ class StreamingPredictor:
         self._previous_runner: FixedFrame | FrameRunner | TensorRtFrame | None = None
         self._pyramids: dict[tuple[int, int], Pyramid] = {}
         self._previous_timestamp: float | None = None
-        if backend != "torch":  # built now (at configure), not on the first frame
-            height, width = graph[1].frame_size if graph else (self.model_config.input_height,
-                                                               self.model_config.input_width)
-            self._runner(*self._prepare(np.zeros((height, width, 3), np.uint8)), (height, width))
+        self.prepare()
+
+    def prepare(self) -> None:
+        """Build now (at configure, not on the first frame) what a backend other than torch runs for frames of the
+        expected size (a given graph's, else the model's input size) at the current thresholds: an export or the
+        cache's, and the runtime's session. A given graph that cannot serve the current thresholds is a
+        PredictorError saying so."""
+        if self.predictor_config.backend == "torch":
+            return
+        height, width = self._graph[1].frame_size if self._graph else (self.model_config.input_height,
+                                                                       self.model_config.input_width)
+        self._runner(*self._prepare(np.zeros((height, width, 3), np.uint8)), (height, width))
 
     @classmethod
     def from_checkpoint(cls, path: str | Path, predictor_config: PredictorConfig = PredictorConfig(),

@@ -208,6 +208,10 @@ class SGNetNode(LifecycleNode):
         except Exception as error:  # rclpy would turn it into an ERROR transition without a word
             return self._configure_failed(f"{type(error).__name__}: {error}")
         predictor.update_thresholds(**thresholds)
+        try:
+            predictor.prepare()  # a backend other than torch: its runtime for these thresholds, exported or cached
+        except PredictorError as error:
+            return self._configure_failed(str(error))
         predictor.tracker.config = tracker
         if settings.tracker:
             predictor.tracker_profile = "custom"
@@ -218,7 +222,8 @@ class SGNetNode(LifecycleNode):
         self._statistics.reset()
         self._zero_stamp_warned, self._previous_stamp = False, None
         source = "random weights (smoke test)" if settings.node.smoke_test else settings.node.checkpoint
-        self.get_logger().info(f"configured: {predictor.model_config.backbone} from {source} on {self._device}, "
+        self.get_logger().info(f"configured: {predictor.model_config.backbone} from {source} on {self._device} "
+                               f"({predictor.backend_description}), "
                                f"{len(predictor.class_names)} classes, tracker profile {predictor.tracker_profile}")
         return super().on_configure(state)
 
@@ -288,7 +293,8 @@ class SGNetNode(LifecycleNode):
                     f"(torch {torch.__version__}); set predictor.device to cpu, or allow_cpu_fallback to true")
             self.get_logger().warning(f"CUDA is not available: running on the CPU instead of "
                                       f"{predictor_config.device} (allow_cpu_fallback is true)")
-            predictor_config = dataclasses.replace(predictor_config, device="cpu", fp16=False)
+            predictor_config = dataclasses.replace(predictor_config, device="cpu", fp16=False, precision="fp32"
+                                                   if predictor_config.precision == "fp16" else predictor_config.precision)
         if predictor_config.fp16 and not predictor_config.device.startswith("cuda"):
             raise ParameterError("parameter predictor.fp16: half precision runs on CUDA only; set it to false "
                                  "for predictor.device cpu")

@@ -104,7 +104,8 @@ CHECKPOINT_GROUPS = (  # parameters whose defaults are the checkpoint's
 )
 
 DESCRIPTIONS = {
-    "checkpoint": "checkpoint file written by sgnet-train (required unless smoke_test)",
+    "checkpoint": "checkpoint file written by sgnet-train, or a .onnx written by sgnet-export (required unless "
+                  "smoke_test)",
     "smoke_test": "run a randomly initialised network: plumbing tests only, the output means nothing",
     "model_config": "smoke test only: config/model name (resnet50, resnet101, resnet18_small) or YAML path",
     "allow_cpu_fallback": "when predictor.device is cuda and there is no GPU, run on the CPU instead of failing",
@@ -132,8 +133,15 @@ DESCRIPTIONS = {
     "depth_pairing_wait_s": "seconds a frame's 3D waits for a depth image not arrived yet (none newer arrived)",
     "depth_mask_erosion_px": "pixels eroded off each mask's edge before reading its depth (edges see background)",
     "depth_min_valid_pixels": "an instance needs this many valid depths under its mask for a 3D position",
-    "predictor.device": "cpu, cuda or cuda:N",
-    "predictor.fp16": "half precision (CUDA only)",
+    "predictor.device": "cpu, cuda, cuda:N or auto (CUDA where there is a GPU, else the CPU)",
+    "predictor.fp16": "half precision (CUDA only); the same as predictor.precision fp16",
+    "predictor.backend": "what runs the network and masks: torch, onnxruntime, openvino or tensorrt (exports the "
+                         "checkpoint at configure, cached; a .onnx checkpoint runs on onnxruntime unless another is "
+                         "named)",
+    "predictor.precision": "fp32, fp16 (CUDA) or bf16 (CPUs with AVX-512 BF16 or AMX)",
+    "predictor.onnx_providers": "onnxruntime's execution providers in order of preference: tensorrt, cuda, cpu "
+                                "(comma-separated; the CPU runs cpu only)",
+    "predictor.openvino_device": "OpenVINO's device: CPU, GPU, NPU, ... (passed through)",
     "predictor.cuda_graphs": "on CUDA, replay the network from a CUDA graph per frame size (less launch overhead)",
     "predictor.max_gap_s": "tracks reset when consecutive stamps are further apart than this (or go back)",
     "model.score_threshold": "minimum detection score (default: the checkpoint's)",

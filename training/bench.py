@@ -14,6 +14,10 @@ Two clocks: wall-clock (what a user waits) and the process's CPU time (the work 
 other jobs the wall clock of a multi-threaded run also counts the waits for a descheduled worker thread at every
 parallel region, which penalises many small operations over few big ones; with ``--threads 1`` the CPU time is
 close to the time on an idle machine and the ratios are stable from run to run.
+
+``--backends torch onnxruntime openvino --precisions fp32 bf16`` compares SG-Net's backends instead (every backend
+at every precision, side by side, same weights, same frame; each pair's setup includes exporting the frame graph or
+finding it in the cache); a pair that cannot run here is listed with the reason.
 """
 from __future__ import annotations
 
@@ -30,7 +34,9 @@ import torch
 import torchvision
 from tqdm import tqdm
 
-from sgnet_model.config import BACKBONES, ConfigError, PredictorConfig, SGNetConfig, TrackerConfig, named_config
+from sgnet_model.config import (BACKBONES, BACKENDS, PRECISIONS, ConfigError, PredictorConfig, SGNetConfig, TrackerConfig,
+                                named_config)
+from sgnet_model.model import SGNet
 from sgnet_model.predictor import PredictorError, StreamingPredictor
 from sgnet_model.runinfo import runtime_info, write_json
 
@@ -38,16 +44,22 @@ COUNTS = (1, 10, 50, 100)
 FORCED_BOX_STRIDES = 2.0  # box-regression bias: l = t = r = b = 2 strides
 
 
-def build_sgnet(backbone: str, size: tuple[int, int], device: str, fp16: bool, cuda_graphs: bool = True
-                ) -> StreamingPredictor:
+def build_sgnet(backbone: str, size: tuple[int, int], device: str, fp16: bool, cuda_graphs: bool = True,
+                backend: str = "torch", precision: str = "fp32", detections: int | None = None) -> StreamingPredictor:
+    """SG-Net with random weights whose forced boxes are real-sized; ``detections``: start forced to that many
+    (a backend that exports then exports for those thresholds first)."""
     base = named_config(backbone if backbone != "resnet18" else "resnet18_small")
     model = dataclasses.replace(base.model, backbone=backbone, input_width=size[0], input_height=size[1])
+    if detections is not None:
+        model = dataclasses.replace(model, score_threshold=0.0, nms_threshold=1.0, detections_per_frame=detections)
     tracker = TrackerConfig(new_track_score=0.0, continue_score=0.0)  # every forced detection is tracked
-    predictor = StreamingPredictor.from_config(SGNetConfig(model, tracker),
-                                               PredictorConfig(device, fp16, cuda_graphs=cuda_graphs))
+    network = SGNet(model)
     with torch.no_grad():
-        predictor.model.head.regression_head.bbox_reg.bias.fill_(FORCED_BOX_STRIDES)
-    return predictor
+        network.head.regression_head.bbox_reg.bias.fill_(FORCED_BOX_STRIDES)
+    profiles = SGNetConfig(model, tracker).tracker_profiles()
+    return StreamingPredictor(network, tracker, PredictorConfig(device, fp16, cuda_graphs=cuda_graphs,
+                                                                backend=backend, precision=precision),
+                              profiles, "robot")
 
 
 def build_torchvision(name: str, num_classes: int, size: tuple[int, int], device: str) -> torch.nn.Module:
@@ -144,6 +156,90 @@ def measure(args: argparse.Namespace) -> dict:
     }
 
 
+def measure_backends(args: argparse.Namespace) -> dict:
+    """SG-Net's whole predictor step for every backend and precision asked for, round-robin on the same frame;
+    a pair that cannot run here is reported with the reason."""
+    size = (args.width, args.height)
+    frame = np.random.default_rng(0).integers(0, 256, (args.height, args.width, 3), dtype=np.uint8)
+    predictors: dict[str, StreamingPredictor] = {}
+    unavailable: dict[str, str] = {}
+    setup_s: dict[str, float] = {}
+    for backend in args.backends:
+        for precision in args.precisions:
+            name = f"{backend} {precision}"
+            torch.manual_seed(0)  # the same weights for every pair (and one export shared by those that export)
+            started = time.perf_counter()
+            try:
+                predictors[name] = build_sgnet(args.backbone, size, args.device, False, not args.no_cuda_graphs,
+                                               backend, precision, args.counts[0])
+            except PredictorError as error:
+                unavailable[name] = str(error)
+                continue
+            setup_s[name] = time.perf_counter() - started
+    if not predictors:
+        raise PredictorError("no backend and precision asked for can run here: "
+                             + "; ".join(f"{name}: {reason}" for name, reason in unavailable.items()))
+    clock = [0.0]
+    scaling: dict[str, dict[int, float]] = {name: {} for name in predictors}
+    cpu_scaling: dict[str, dict[int, float]] = {name: {} for name in predictors}
+    produced: dict[str, dict[int, int]] = {name: {} for name in predictors}
+    progress = tqdm(total=len(args.counts) * (args.warmup + args.runs), desc="sgnet-bench", unit="round",
+                    file=sys.stderr, disable=args.quiet)
+    for count in args.counts:
+        samples: dict[str, list[tuple[float, float]]] = {name: [] for name in predictors}
+        for predictor in predictors.values():
+            predictor.update_thresholds(score_threshold=0.0, nms_threshold=1.0, detections_per_frame=count)
+        for repetition in range(args.warmup + args.runs):  # the first warm-up of a count exports where needed
+            clock[0] += 1.0 / 30
+            for name, predictor in predictors.items():
+                ms, cpu_ms, found = timed(lambda p=predictor: len(p.step(frame, clock[0]).instances), args.device)
+                if repetition >= args.warmup:
+                    samples[name].append((ms, cpu_ms))
+                produced[name][count] = found
+            progress.update()
+        for name in predictors:
+            scaling[name][count] = statistics.median(ms for ms, _ in samples[name])
+            cpu_scaling[name][count] = statistics.median(cpu for _, cpu in samples[name])
+    progress.close()
+    reference = 50 if 50 in args.counts else args.counts[-1]
+    baseline = "torch fp32" if "torch fp32" in predictors else next(iter(predictors), None)
+    return {
+        "mode": "backends",
+        "backbone": args.backbone,
+        "size": f"{args.width}x{args.height}",
+        "runs": args.runs,
+        "detections": reference,
+        "baseline": baseline,
+        "runtimes": {name: p.backend_description for name, p in predictors.items()},
+        "scaling": scaling,
+        "cpu_scaling": cpu_scaling,
+        "ratio_vs_baseline": {name: scaling[name][reference] / scaling[baseline][reference] for name in predictors},
+        "cpu_ratio_vs_baseline": {name: cpu_scaling[name][reference] / cpu_scaling[baseline][reference]
+                                  for name in predictors},
+        "setup_s": setup_s,
+        "detections_produced": produced,
+        "unavailable": unavailable,
+        **runtime_info(args.device, torch.float32, not args.no_cuda_graphs),
+    }
+
+
+def print_backend_table(result: dict) -> None:
+    counts = sorted(next(iter(result["scaling"].values()), {}))
+    print(f"sgnet-bench backends  {result['backbone']}  {result['size']}  {result['device']} ({result['device_name']})"
+          f"  torch {result['torch']}  {result['threads']} threads  median of {result['runs']} runs, whole predictor "
+          f"step, ms per frame")
+    for clock, prefix in (("wall-clock", ""), ("process CPU", "cpu_")):
+        print(f"{clock + ' ms':>22}" + "".join(f"{c:>10}" for c in counts)
+              + f"{'x ' + result['baseline'] + ' at ' + str(result['detections']):>26}")
+        for name, row in result[prefix + "scaling"].items():
+            print(f"{name:>22}" + "".join(f"{row[c]:>10.1f}" for c in counts)
+                  + f"{result[prefix + 'ratio_vs_baseline'][name]:>26.2f}")
+    for name, runtime in result["runtimes"].items():
+        print(f"{name:>22}: {runtime}, set up (export or cache) in {result['setup_s'][name]:.1f} s")
+    for name, reason in result["unavailable"].items():
+        print(f"{name:>22}: not run here: {reason}")
+
+
 def print_table(result: dict) -> None:
     counts = sorted(result["scaling"]["sgnet"])
     print(f"sgnet-bench  {result['backbone']}  {result['size']}  {result['device']} ({result['device_name']})  "
@@ -176,6 +272,11 @@ def main(argv: list[str] | None = None) -> int:
                         help="write the figures as JSON to PATH (and print the table), or alone: print one JSON "
                              "object instead of the table")
     parser.add_argument("--quiet", action="store_true", help="no progress bar")
+    parser.add_argument("--backends", nargs="+", choices=BACKENDS,
+                        help="compare SG-Net's backends instead of SG-Net with torchvision's models: every backend "
+                             "with every --precisions, side by side (docs/export.md)")
+    parser.add_argument("--precisions", nargs="+", choices=PRECISIONS, default=["fp32"],
+                        help="with --backends: the precisions to run each backend at (default fp32)")
     args = parser.parse_args(argv)
     if args.width < 32 or args.height < 32 or args.runs < 1 or args.warmup < 0 or min(args.counts) < 1:
         parser.error("width and height must be at least 32, runs and counts at least 1, warmup at least 0")
@@ -184,7 +285,7 @@ def main(argv: list[str] | None = None) -> int:
             parser.error("--threads must be at least 1")
         torch.set_num_threads(args.threads)
     try:
-        result = measure(args)
+        result = measure_backends(args) if args.backends else measure(args)
     except (ConfigError, PredictorError) as error:
         print(f"sgnet-bench: {error}", file=sys.stderr)
         return 2
@@ -193,7 +294,7 @@ def main(argv: list[str] | None = None) -> int:
         return 0
     if args.json:
         write_json(args.json, result)
-    print_table(result)
+    (print_backend_table if args.backends else print_table)(result)
     return 0
 
 

@@ -30,7 +30,8 @@ from typing import Any, Sequence
 import numpy as np
 from tqdm import tqdm
 
-from sgnet_model.config import TRACKER_PROFILES, ConfigError, PredictorConfig, TrackerConfig, named_config, to_dict
+from sgnet_model.config import (BACKENDS, PRECISIONS, TRACKER_PROFILES, ConfigError, PredictorConfig, TrackerConfig,
+                                named_config, to_dict)
 from sgnet_model.ytvis import (VideoResult, YTVISData, YTVISError, build_video_results, load_annotations,
                                load_results, save_results)
 from sgnet_model.ytvis_metric import METRIC_NAMES, evaluate_vis, tracking_figures
@@ -121,12 +122,13 @@ def score(annotations: YTVISData, results: Sequence[VideoResult], video_ids: Seq
     return report
 
 
-def _load_predictor(checkpoint: Path, device: str, tracker_config: TrackerConfig | None, profile: str) -> Any:
+def _load_predictor(checkpoint: Path, predictor_config: PredictorConfig, tracker_config: TrackerConfig | None,
+                    profile: str) -> Any:
     # Imported here so that the metric-only mode does not load torch.
     from sgnet_model.checkpoint import CheckpointError
     from sgnet_model.predictor import PredictorError, StreamingPredictor
     try:
-        return StreamingPredictor.from_checkpoint(checkpoint, PredictorConfig(device=device), tracker_config, profile)
+        return StreamingPredictor.from_checkpoint(checkpoint, predictor_config, tracker_config, profile)
     except (CheckpointError, PredictorError) as error:
         raise EvaluationError(str(error)) from None
 
@@ -184,13 +186,20 @@ def build_parser() -> argparse.ArgumentParser:
                         help="model config name (e.g. resnet18_small) or YAML whose tracker settings replace the "
                              "checkpoint's: its section of --tracker-profile (tracker for robot, evaluation_tracker "
                              "for evaluation); the network itself comes from the checkpoint")
-    parser.add_argument("--device", default=PredictorConfig().device, help="cpu, cuda or cuda:N (default %(default)s)")
+    parser.add_argument("--device", default=PredictorConfig().device,
+                        help="cpu, cuda, cuda:N or auto (default %(default)s)")
+    parser.add_argument("--backend", default=PredictorConfig().backend, choices=BACKENDS,
+                        help="what runs the network and masks (default %(default)s; docs/export.md); a .onnx "
+                             "--checkpoint runs on onnxruntime unless another is named")
+    parser.add_argument("--precision", default=PredictorConfig().precision, choices=PRECISIONS,
+                        help="fp32, fp16 (CUDA) or bf16 (CPUs with AVX-512 BF16 or AMX) (default %(default)s)")
     parser.add_argument("--output", type=Path, default=Path("sgnet_eval"),
                         help="folder for results.json and results.zip (default %(default)s)")
     parser.add_argument("--json", action="store_true",
                         help="print one JSON object with AP, AP50, AP75, APs, APm, APl, AR1, AR10, AR100, idf1, "
                              "id_switches, mota, videos, frames; with --checkpoint also ms_median, ms_p90, "
-                             "tracker_profile, tracker_source and tracker (the tracker's values)")
+                             "tracker_profile, tracker_source, tracker (the tracker's values) and runtime (the "
+                             "backend and precision that ran)")
     parser.add_argument("--no-progress", action="store_true", help="no progress bar on stderr")
     return parser
 
@@ -213,13 +222,16 @@ def main(argv: Sequence[str] | None = None) -> int:
             if args.config:
                 tracker_config = named_config(args.config).tracker_profiles()[args.tracker_profile]
                 source = f"config {args.config}, {args.tracker_profile} profile"
-            predictor = _load_predictor(args.checkpoint, args.device, tracker_config, args.tracker_profile)
+            predictor = _load_predictor(args.checkpoint, PredictorConfig(device=args.device, backend=args.backend,
+                                                                         precision=args.precision),
+                                        tracker_config, args.tracker_profile)
             _check_classes(predictor.class_names, annotations, args.checkpoint)
             results, inference_ms = predict_videos(predictor, annotations, video_ids, args.frames, args.fps,
                                                    progress=not args.no_progress)
             json_path, zip_path = save_results(results, args.output)
             report = score(annotations, results, video_ids)
             report.update(tracker_report(predictor, source))
+            report["runtime"] = predictor.backend_description  # e.g. "openvino CPU bf16"
             # The run's first frame pays one-time start-up costs (allocator, thread pools, CUDA kernels).
             timed = inference_ms[1:] or inference_ms
             report["ms_median"] = float(np.median(timed))
@@ -246,7 +258,7 @@ def _print_report(report: dict[str, Any]) -> None:
         mota = "n/a" if report["mota"] is None else f"{report['mota']:.3f}"
         print(f"IDF1 {report['idf1']:.3f}  ID switches {report['id_switches']}  MOTA {mota}")
     if "ms_median" in report:
-        print(f"ms per frame: median {report['ms_median']:.1f}, p90 {report['ms_p90']:.1f}")
+        print(f"ms per frame: median {report['ms_median']:.1f}, p90 {report['ms_p90']:.1f} ({report['runtime']})")
     if "tracker" in report:
         values = ", ".join(f"{name} {value:g}" for name, value in report["tracker"].items())
         print(f"tracker: {report['tracker_profile']} profile ({report['tracker_source']}): {values}")

@@ -1,0 +1,247 @@
+"""The exported frame graph and the predictor's other backends against torch: the same instances and track IDs on
+real footage, sgnet-export's file and metadata, clear errors for files that cannot serve, and the precisions."""
+import dataclasses
+import hashlib
+import json
+
+import cv2
+import numpy as np
+import onnx
+import pytest
+import torch
+
+from ros.footage import bikes_video
+from sgnet_model.backends import cpu_supports_bf16
+from sgnet_model.checkpoint import CheckpointError, save_checkpoint
+from sgnet_model.config import ConfigError, PredictorConfig, TrackerConfig, named_config
+from sgnet_model.export import read_graph_info
+from sgnet_model.model import SGNet
+from sgnet_model.predictor import PredictorError, StreamingPredictor
+from training.export import main as sgnet_export
+
+SMALL = named_config("resnet18_small")
+CONFIG = dataclasses.replace(SMALL.model, score_threshold=0.2, detections_per_frame=10)
+EVERYTHING = TrackerConfig(new_track_score=0.0, continue_score=0.0)  # random weights: track every detection
+FRAMES = 6
+
+
+def distinct_model() -> SGNet:
+    """Seeded random weights whose detections are real-sized boxes with well-spread scores: the box-regression
+    bias makes boxes 4 strides wide, and scaled classification weights spread the class scores (the initial ones
+    are all near 0.07, where a rounding difference would reorder them)."""
+    torch.manual_seed(0)
+    model = SGNet(CONFIG)
+    with torch.no_grad():
+        model.head.regression_head.bbox_reg.bias.fill_(2.0)
+        model.head.classification_head.cls_logits.weight.mul_(10.0)
+    return model
+
+
+@pytest.fixture(scope="module")
+def engine_cache(tmp_path_factory):
+    """One export cache for the module: each backend finds the graph the first one exported."""
+    with pytest.MonkeyPatch.context() as patch:
+        path = tmp_path_factory.mktemp("cache")
+        patch.setenv("XDG_CACHE_HOME", str(path))
+        yield path / "sgnet_ros" / "engines"
+
+
+@pytest.fixture(scope="module")
+def footage() -> list[np.ndarray]:
+    """The first frames of bikes.mp4 (real footage), at the model's input size, RGB."""
+    capture = cv2.VideoCapture(str(bikes_video()))
+    frames = []
+    for _ in range(FRAMES):
+        ok, frame = capture.read()
+        assert ok
+        frames.append(cv2.cvtColor(cv2.resize(frame, (CONFIG.input_width, CONFIG.input_height)), cv2.COLOR_BGR2RGB))
+    capture.release()
+    return frames
+
+
+def run(predictor: StreamingPredictor, frames: list[np.ndarray]) -> list:
+    return [predictor.step(frame, index / 25.0).instances for index, frame in enumerate(frames)]
+
+
+def mask_iou(a: np.ndarray, b: np.ndarray) -> float:
+    union = np.logical_or(a, b).sum()
+    return float(np.logical_and(a, b).sum() / union) if union else 1.0
+
+
+def assert_same_instances(expected: list, got: list) -> None:
+    """Frame by frame: the same track IDs, and under each the same class, the box within 0.5 px, the score within
+    1e-3 and the mask at IoU 0.99 or more."""
+    for frame, (mine, theirs) in enumerate(zip(expected, got)):
+        by_id = {instance.track_id: instance for instance in theirs}
+        assert sorted(by_id) == sorted(i.track_id for i in mine), f"frame {frame}: other track IDs"
+        for instance in mine:
+            other = by_id[instance.track_id]
+            assert other.class_id == instance.class_id, f"frame {frame}, track {instance.track_id}"
+            assert np.abs(other.box - instance.box).max() <= 0.5, f"frame {frame}, track {instance.track_id}"
+            assert abs(other.score - instance.score) <= 1e-3, f"frame {frame}, track {instance.track_id}"
+            assert mask_iou(other.mask, instance.mask) >= 0.99, f"frame {frame}, track {instance.track_id}"
+
+
+@pytest.fixture(scope="module")
+def torch_instances(footage) -> list:
+    """torch on the CPU: the eager path with data-dependent shapes, a second method to the graph's fixed shapes."""
+    predictor = StreamingPredictor(distinct_model(), EVERYTHING, PredictorConfig())
+    instances = run(predictor, footage)
+    assert all(len(frame) == CONFIG.detections_per_frame for frame in instances)
+    assert sum(int(i.mask.sum()) for i in instances[0]) > 1000  # the masks are not empty
+    moving = [i for frame in instances[1:] for i in frame]
+    assert max(np.abs(i.motion).max() for i in moving) > 0  # the movement head saw two frames
+    return instances
+
+
+@pytest.mark.parametrize("backend", ["onnxruntime", "openvino"])
+def test_a_backend_gives_torchs_instances_and_track_ids_on_real_footage(backend, engine_cache, footage,
+                                                                          torch_instances):
+    predictor = StreamingPredictor(distinct_model(), EVERYTHING, PredictorConfig(backend=backend))
+    assert predictor.backend_description.startswith(backend) and predictor.backend_description.endswith("fp32")
+    assert_same_instances(torch_instances, run(predictor, footage))
+    # one export for the model's frame size, shared by both backends through the cache
+    assert len(list(engine_cache.glob("*.onnx"))) == 1
+
+
+@pytest.fixture(scope="module")
+def exported(tmp_path_factory):
+    """A checkpoint of the distinct model, and its export by sgnet-export at a frame size of its own."""
+    folder = tmp_path_factory.mktemp("export")
+    checkpoint = folder / "model.pt"
+    save_checkpoint(checkpoint, CONFIG, distinct_model().state_dict(), tracker_profiles=SMALL.tracker_profiles())
+    output = folder / "model.onnx"
+    assert sgnet_export([str(checkpoint), "-o", str(output), "--width", "400", "--height", "240",
+                         "--check-video", str(bikes_video())]) == 0
+    return checkpoint, output
+
+
+def test_sgnet_export_writes_a_checked_graph_that_carries_the_checkpoint(exported, capsys):
+    checkpoint, output = exported
+    proto = onnx.load(str(output))
+    onnx.checker.check_model(proto)
+    metadata = {entry.key: entry.value for entry in proto.metadata_props}
+    assert json.loads(metadata["class_names"]) == list(SMALL.model.class_names)
+    assert metadata["checkpoint_sha256"] == hashlib.sha256(checkpoint.read_bytes()).hexdigest()
+    assert json.loads(metadata["frame_size"]) == [240, 400]
+    assert json.loads(metadata["tracker_profiles"])["robot"] == dataclasses.asdict(SMALL.tracker)
+    # 400x240 frames fit 320x192 at scale 0.8 exactly: the network's input is 320x192
+    assert [d.dim_value for d in proto.graph.input[0].type.tensor_type.shape.dim] == [1, 3, 192, 320]
+    assert [d.dim_value for d in proto.graph.output[1].type.tensor_type.shape.dim] == [10, 240, 400]
+    info = read_graph_info(output)
+    assert info.model_config == CONFIG and info.tracker_profiles == SMALL.tracker_profiles()
+
+
+def test_a_onnx_checkpoint_serves_like_its_pt(exported, footage):
+    checkpoint, output = exported
+    frames = [cv2.resize(frame, (400, 240)) for frame in footage[:3]]
+    expected = run(StreamingPredictor.from_checkpoint(checkpoint, tracker_config=EVERYTHING), frames)
+    served = StreamingPredictor.from_checkpoint(output, tracker_config=EVERYTHING)
+    assert served.model is None and served.backend_description.startswith("onnxruntime")
+    assert served.class_names == SMALL.model.class_names
+    assert_same_instances(expected, run(served, frames))
+
+
+def test_a_onnx_checkpoint_refuses_what_it_was_not_exported_for(exported):
+    _, output = exported
+    predictor = StreamingPredictor.from_checkpoint(output, PredictorConfig(backend="openvino"))
+    with pytest.raises(PredictorError, match=r"frames of 640x480 \(it takes 400x240\).*sgnet-export --width 640"):
+        predictor.step(np.zeros((480, 640, 3), np.uint8), 0.0)
+    predictor.update_thresholds(score_threshold=0.5)
+    with pytest.raises(PredictorError, match=r"score_threshold 0.5 \(it has 0.2\)"):
+        predictor.step(np.zeros((240, 400, 3), np.uint8), 0.0)
+
+
+def test_corrupt_and_foreign_onnx_files_are_clear_errors(exported, tmp_path):
+    _, output = exported
+    truncated = tmp_path / "truncated.onnx"
+    truncated.write_bytes(output.read_bytes()[:5000])
+    with pytest.raises(CheckpointError, match="not a readable ONNX file"):
+        StreamingPredictor.from_checkpoint(truncated)
+    foreign = tmp_path / "foreign.onnx"
+    x, y = (onnx.helper.make_tensor_value_info(name, onnx.TensorProto.FLOAT, [1]) for name in "xy")
+    identity = onnx.helper.make_graph([onnx.helper.make_node("Identity", ["x"], ["y"])], "identity", [x], [y])
+    onnx.save(onnx.helper.make_model(identity), str(foreign))
+    with pytest.raises(CheckpointError, match="not an sgnet_ros frame graph"):
+        StreamingPredictor.from_checkpoint(foreign)
+    with pytest.raises(CheckpointError, match="does not exist"):
+        StreamingPredictor.from_checkpoint(tmp_path / "missing.onnx")
+    # metadata that does not fit the graph: another model's numbers pasted in
+    proto = onnx.load(str(output))
+    for entry in proto.metadata_props:
+        if entry.key == "frame_size":
+            entry.value = "[480, 640]"
+    edited = tmp_path / "edited.onnx"
+    onnx.save(proto, str(edited))
+    with pytest.raises(CheckpointError, match="does not match its own metadata"):
+        StreamingPredictor.from_checkpoint(edited)
+
+
+def test_sgnet_export_bad_input_exits_2_with_one_line(exported, tmp_path, capsys):
+    checkpoint, _ = exported
+    assert sgnet_export([str(tmp_path / "none.pt"), "-o", str(tmp_path / "x.onnx")]) == 2
+    assert "does not exist" in capsys.readouterr().err
+    assert sgnet_export([str(checkpoint), "-o", str(tmp_path / "x.onnx"), "--check-video",
+                         str(tmp_path / "none.mp4")]) == 2
+    assert "no frame could be read" in capsys.readouterr().err
+    assert sgnet_export([str(checkpoint), "-o", str(tmp_path / "x.onnx"), "--score-threshold", "2"]) == 2
+    assert "score_threshold" in capsys.readouterr().err
+    assert not (tmp_path / "x.onnx").exists()
+
+
+def test_precisions_each_backend_cannot_run_are_refused_clearly():
+    model = distinct_model()
+    with pytest.raises(PredictorError, match="ONNX Runtime has no bf16 CPU kernels; use backend openvino or torch"):
+        StreamingPredictor(model, EVERYTHING, PredictorConfig(backend="onnxruntime", precision="bf16"))
+    with pytest.raises(PredictorError, match="fp16 runs on CUDA only"):
+        StreamingPredictor(model, EVERYTHING, PredictorConfig(backend="onnxruntime", precision="fp16"))
+    with pytest.raises(PredictorError, match="fp16 on OpenVINO's CPU device"):
+        StreamingPredictor(model, EVERYTHING, PredictorConfig(backend="openvino", precision="fp16"))
+    with pytest.raises(ConfigError, match="fp16: is true but precision is 'bf16'"):
+        PredictorConfig(fp16=True, precision="bf16")
+    with pytest.raises(ConfigError, match="onnx_providers"):
+        PredictorConfig(onnx_providers="cpu,rocm")
+
+
+@pytest.mark.skipif(torch.cuda.is_available(), reason="checks the CPU choice of device auto where there is no GPU")
+def test_device_auto_runs_on_the_cpu_without_a_gpu_and_tensorrt_needs_one():
+    model = distinct_model()
+    assert StreamingPredictor(model, EVERYTHING, PredictorConfig(device="auto")).device == torch.device("cpu")
+    with pytest.raises(PredictorError, match="backend tensorrt runs on CUDA only"):
+        StreamingPredictor(model, EVERYTHING, PredictorConfig(device="auto", backend="tensorrt"))
+
+
+def cpuinfo_says_bf16() -> bool:
+    with open("/proc/cpuinfo") as file:
+        return any(flag in line.split() for line in file if line.startswith("flags")
+                   for flag in ("avx512_bf16", "amx_bf16"))
+
+
+def test_bf16_is_offered_exactly_where_the_cpu_has_it(footage):
+    assert cpu_supports_bf16() == cpuinfo_says_bf16()
+    config = PredictorConfig(backend="torch", precision="bf16")
+    if not cpuinfo_says_bf16():
+        with pytest.raises(PredictorError, match="needs a CPU with AVX-512 BF16 or AMX"):
+            StreamingPredictor(distinct_model(), EVERYTHING, config)
+        return
+    predictor = StreamingPredictor(distinct_model(), EVERYTHING, config)
+    instances = run(predictor, footage[:2])
+    assert predictor.backend_description == "torch cpu bf16"
+    assert len(instances[0]) == CONFIG.detections_per_frame
+
+
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="the fp16 ONNX Runtime and TensorRT backends need a CUDA GPU")
+@pytest.mark.parametrize("backend, precision", [("onnxruntime", "fp32"), ("tensorrt", "fp32"), ("tensorrt", "fp16")])
+def test_cuda_backends_give_torchs_instances(backend, precision, engine_cache, footage, torch_instances):
+    if backend == "tensorrt":
+        pytest.importorskip("tensorrt", reason="TensorRT's Python package is not installed")
+    elif "CUDAExecutionProvider" not in pytest.importorskip("onnxruntime").get_available_providers():
+        pytest.skip("this onnxruntime has no CUDA provider (pip install onnxruntime-gpu)")
+    predictor = StreamingPredictor(distinct_model(), EVERYTHING, PredictorConfig(device="cuda", backend=backend,
+                                                                                 precision=precision))
+    got = run(predictor, footage)
+    if precision == "fp32":
+        assert_same_instances(torch_instances, got)
+    else:  # half precision: the same objects, a little less exactly
+        for mine, theirs in zip(torch_instances, got):
+            assert abs(len(mine) - len(theirs)) <= 1
