@@ -186,9 +186,9 @@ def export_frame_graph(model: nn.Module, config: ModelConfig, tracker_profiles: 
 
 def cached_frame_graph(model: nn.Module, config: ModelConfig, tracker_profiles: dict[str, TrackerConfig],
                        frame_size: tuple[int, int], fp16: bool, check_frames: Iterable[np.ndarray],
-                       checkpoint_sha256: str = "") -> tuple[Path, bool]:
+                       checkpoint_sha256: str = "") -> tuple[Path, GraphInfo]:
     """The frame graph for this model, frame size, thresholds and precision from the cache, exported first when
-    it is not there: its path, and whether it was exported now."""
+    it is not there: its path and metadata."""
     weights = weights_sha256(model)
     key = json.dumps([FORMAT, VERSION, weights, list(frame_size), fp16, code_sha256(),
                       [getattr(config, name) for name in ("score_threshold", "nms_threshold", "detections_per_frame",
@@ -200,11 +200,11 @@ def cached_frame_graph(model: nn.Module, config: ModelConfig, tracker_profiles: 
         try:
             info = read_graph_info(path)
             if info.weights_sha256 == weights and not info.mismatch(config, frame_size):
-                return path, False
+                return path, info
         except ExportError:
             pass  # a damaged cache entry is exported again
-    export_frame_graph(model, config, tracker_profiles, frame_size, path, check_frames, fp16, checkpoint_sha256)
-    return path, True
+    return path, export_frame_graph(model, config, tracker_profiles, frame_size, path, check_frames, fp16,
+                                    checkpoint_sha256)
 
 
 def engine_cache_dir() -> Path:

@@ -271,9 +271,8 @@ class StreamingPredictor:
                                   f"{frame_size[0]} (thresholds from the checkpoint's config or --set)")
             return path, info
         fp16 = graph_precision(self.predictor_config.backend, self.precision) == "fp16"
-        path, _ = cached_frame_graph(self.model, self.model_config, self.tracker_profiles, frame_size, fp16,
-                                     check_stream(*frame_size), self._checkpoint_sha256)
-        return path, read_graph_info(path)
+        return cached_frame_graph(self.model, self.model_config, self.tracker_profiles, frame_size, fp16,
+                                  check_stream(*frame_size), self._checkpoint_sha256)
 
     def _pyramid(self, outputs: PyramidOutputs) -> Pyramid:
         """The pyramid's locations for this input shape (built once per shape)."""

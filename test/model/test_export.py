@@ -245,3 +245,31 @@ def test_cuda_backends_give_torchs_instances(backend, precision, engine_cache, f
     else:  # half precision: the same objects, a little less exactly
         for mine, theirs in zip(torch_instances, got):
             assert abs(len(mine) - len(theirs)) <= 1
+
+
+@pytest.mark.slow
+@pytest.mark.skipif(not cpu_supports_bf16(), reason="bf16 needs a CPU with AVX-512 BF16 or AMX")
+def test_bf16_and_exported_graphs_keep_the_trained_models_held_out_ap(trained_checkpoint, tmp_path, engine_cache,
+                                                                      capsys):
+    """The session's trained small model (test/conftest.py) on its held-out videos through sgnet-eval: ONNX Runtime
+    and OpenVINO in fp32 score what torch scores (the same instances), bf16 (torch's autocast, OpenVINO's bf16)
+    within 0.01 AP of it."""
+    from training.evaluate import main as sgnet_eval
+
+    def ap(backend: str, precision: str) -> dict:
+        assert sgnet_eval(["--checkpoint", str(trained_checkpoint.checkpoint), "--annotations",
+                           str(trained_checkpoint.annotations), "--frames", str(trained_checkpoint.frames),
+                           "--output", str(tmp_path / f"{backend}_{precision}"), "--no-progress", "--json",
+                           "--backend", backend, "--precision", precision]) == 0
+        report = json.loads(capsys.readouterr().out)
+        assert report["runtime"].startswith(backend) and report["runtime"].endswith(precision)
+        return report
+
+    reference = ap("torch", "fp32")
+    assert reference["AP"] >= 0.4  # the trained model, not a broken run
+    for backend in ("onnxruntime", "openvino"):
+        report = ap(backend, "fp32")
+        assert abs(report["AP"] - reference["AP"]) <= 0.002 and report["idf1"] == pytest.approx(reference["idf1"],
+                                                                                                abs=0.01)
+    for backend in ("torch", "openvino"):
+        assert abs(ap(backend, "bf16")["AP"] - reference["AP"]) <= 0.01
