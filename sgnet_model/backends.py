@@ -18,7 +18,7 @@ import numpy as np
 import torch
 
 from .config import PredictorConfig
-from .export import INPUTS, OUTPUTS, GraphInfo, engine_cache_dir, file_sha256, require
+from .export import INPUTS, LEVELS, GraphInfo, engine_cache_dir, file_sha256, frame_tensors_from, require
 from .postprocess import FrameTensors
 
 LOG = logging.getLogger(__name__)
@@ -69,6 +69,13 @@ def check_precision(backend: str, precision: str, device: torch.device, openvino
                            "or use backend onnxruntime or openvino on the CPU")
 
 
+def host_masks(backend: str, device: torch.device) -> bool:
+    """Whether a backend runs the frame graph that leaves the masks to the host (frame.paste_host_masks): on a CPU,
+    pasting every slot over the whole frame costs more than the network; a GPU absorbs it (TensorRT, ONNX Runtime
+    on CUDA)."""
+    return backend == "openvino" or (backend == "onnxruntime" and device.type == "cpu")
+
+
 def graph_precision(backend: str, precision: str) -> str:
     """The precision of the graph a backend runs at ``precision``: fp16 only for ONNX Runtime's fp16 (TensorRT
     builds its fp16 and bf16 kernels from the fp32 graph, OpenVINO lowers precision itself)."""
@@ -100,9 +107,9 @@ class FrameRunner:
         if self.previous is None:
             still = True  # the first call: the towers fed are ignored, any of the right shape will do
         feeds = (np.ascontiguousarray(image), np.array(still), np.array([elapsed], self.dtype))
-        numbers, masks, *towers = self.run(feeds, self.previous)
-        self.previous = towers
-        return FrameTensors(torch.from_numpy(np.asarray(numbers, np.float32)), torch.from_numpy(masks))
+        outputs = self.run(feeds, self.previous)
+        self.previous = outputs[-LEVELS:]
+        return frame_tensors_from(self.info, outputs[:-LEVELS])
 
     def run(self, feeds: tuple[np.ndarray, ...], previous: list[np.ndarray] | None) -> list[np.ndarray]:
         raise NotImplementedError
@@ -136,7 +143,7 @@ class OnnxRuntimeFrame(FrameRunner):
 
     def run(self, feeds: tuple[np.ndarray, ...], previous: list[np.ndarray] | None) -> list[np.ndarray]:
         towers = previous if previous is not None else self._zero_towers(self.shapes)
-        return self.session.run(list(OUTPUTS), dict(zip(INPUTS, (*feeds, *towers))))
+        return self.session.run(list(self.info.outputs), dict(zip(INPUTS, (*feeds, *towers))))
 
 
 class OpenVinoFrame(FrameRunner):
@@ -168,6 +175,9 @@ class TensorRtFrame:
 
     def __init__(self, path: Path, info: GraphInfo, device: torch.device, precision: str) -> None:
         tensorrt = require("tensorrt", "tensorrt", "backend tensorrt")
+        if info.masks != "graph":
+            raise BackendError(f"{path} leaves its masks to the host (sgnet-export --masks host); TensorRT runs "
+                               f"graphs with the masks inside: export with --masks graph")
         self.info, self.device = info, device
         logger = tensorrt.Logger(tensorrt.Logger.WARNING)
         engine_path = engine_cache_dir() / f"{path.stem}-{file_sha256(path)[:12]}-{precision}.engine"
@@ -216,6 +226,6 @@ class TensorRtFrame:
         stream = torch.cuda.current_stream(self.device)
         if not self.context.execute_async_v3(stream.cuda_stream):
             raise BackendError("TensorRT failed to run the frame graph")
-        for level in range(len(OUTPUTS) - 2):
+        for level in range(LEVELS):
             buffers[f"previous_tower_{level}"].copy_(buffers[f"tower_{level}"])
         return FrameTensors(buffers["numbers"].float(), buffers["masks"])

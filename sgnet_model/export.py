@@ -6,7 +6,10 @@ movement head. Inputs: ``image`` (1, 3, H, W) float in 0..255, resized and padde
 ``still`` (bool: the movement head sees this frame twice, the first frame of a stream); ``elapsed_s`` (1,) seconds
 since the previous frame; ``previous_tower_0..4``, that frame's regression towers. Outputs: ``numbers``
 (slots, 9): x1 y1 x2 y2, movement dx dy in frame pixels, score, label, valid; ``masks`` (slots, frame H, W) bool;
-``tower_0..4``, this frame's towers for the next call. The frame size, the thresholds and the number of slots are
+``tower_0..4``, this frame's towers for the next call. A graph with masks "host" stops before the masks and
+outputs ``attention`` (slots, G*G, K) and ``base`` (1, K, h, w) instead, from which the runner pastes the valid
+slots' masks on the host (frame.py: a CPU pastes every slot over the whole frame slower than it runs the network;
+sgnet-export --masks host). The frame size, the thresholds and the number of slots are
 fixed in the graph; the model's config, class names, tracker profiles and where the weights came from are in its
 metadata (``metadata_props``), so that a ``.onnx`` file serves as a checkpoint.
 
@@ -37,7 +40,8 @@ from torch import Tensor, nn
 
 from .config import ConfigError, ModelConfig, TrackerConfig, from_dict, to_dict
 from .postprocess import FrameTensors
-from .frame import FixedFrame, fixed_frame, frame_geometry, prepare_frame
+from .frame import (FixedFrame, fixed_frame, fixed_frame_for_host_masks, frame_geometry, paste_host_masks,
+                    prepare_frame)
 from .targets import Pyramid
 
 FORMAT = "sgnet_ros.frame_graph"
@@ -45,7 +49,10 @@ VERSION = 1
 OPSET = 17
 LEVELS = 5  # P3..P7: one regression tower each
 INPUTS = ("image", "still", "elapsed_s", *(f"previous_tower_{level}" for level in range(LEVELS)))
-OUTPUTS = ("numbers", "masks", *(f"tower_{level}" for level in range(LEVELS)))
+TOWERS = tuple(f"tower_{level}" for level in range(LEVELS))
+OUTPUTS = ("numbers", "masks", *TOWERS)
+HOST_MASK_OUTPUTS = ("numbers", "attention", "base", *TOWERS)  # masks "host": pasted by the runner (frame.py)
+MASKS = ("graph", "host")
 GRAPH_PRECISIONS = ("fp32", "fp16")
 # How close an exported graph's instances must be to torch's (sgnet-export checks these before writing).
 BOX_TOLERANCE_PX = 0.5
@@ -75,6 +82,7 @@ class GraphInfo:
     frame_size: tuple[int, int]  # (H, W) of the frames it takes
     input_size: tuple[int, int]  # (H, W) of its padded image input
     precision: str  # fp32 or fp16: the graph's own arithmetic
+    masks: str  # "graph": masks are an output; "host": the runner pastes them from attention and base
     weights_sha256: str  # of the network's weights (state dict)
     checkpoint_sha256: str  # of the checkpoint file it was exported from; "" when none
     code_sha256: str  # of the sgnet_model sources that traced it
@@ -85,8 +93,12 @@ class GraphInfo:
                 "class_names": json.dumps(list(config.class_names)),
                 "tracker_profiles": json.dumps({name: to_dict(p) for name, p in self.tracker_profiles.items()}),
                 "frame_size": json.dumps(list(self.frame_size)), "input_size": json.dumps(list(self.input_size)),
-                "precision": self.precision, "weights_sha256": self.weights_sha256,
+                "precision": self.precision, "masks": self.masks, "weights_sha256": self.weights_sha256,
                 "checkpoint_sha256": self.checkpoint_sha256, "code_sha256": self.code_sha256}
+
+    @property
+    def outputs(self) -> tuple[str, ...]:
+        return OUTPUTS if self.masks == "graph" else HOST_MASK_OUTPUTS
 
     def mismatch(self, config: ModelConfig, frame_size: tuple[int, int]) -> str:
         """Why this graph cannot serve frames of ``frame_size`` with ``config``'s thresholds ("" when it can)."""
@@ -99,15 +111,20 @@ class GraphInfo:
 
 
 class FrameGraph(nn.Module):
-    """``fixed_frame`` as a module of tensors only, for tracing."""
+    """``fixed_frame`` (or ``fixed_frame_for_host_masks``) as a module of tensors only, for tracing."""
 
     def __init__(self, model: nn.Module, config: ModelConfig, pyramid: Pyramid, scale: float,
-                 valid_size: tuple[int, int], output_size: tuple[int, int]) -> None:
+                 valid_size: tuple[int, int], output_size: tuple[int, int], host_masks: bool) -> None:
         super().__init__()
         self.model, self.config, self.pyramid = model, config, pyramid
-        self.scale, self.valid_size, self.output_size = scale, valid_size, output_size
+        self.scale, self.valid_size, self.output_size, self.host_masks = scale, valid_size, output_size, host_masks
 
     def forward(self, image: Tensor, still: Tensor, elapsed_s: Tensor, *previous: Tensor) -> tuple[Tensor, ...]:
+        if self.host_masks:
+            numbers, attention, base, towers = fixed_frame_for_host_masks(
+                self.model, self.config, self.pyramid, image, still, elapsed_s, list(previous), self.scale,
+                self.valid_size)
+            return (numbers, attention, base, *towers)
         frame, towers = fixed_frame(self.model, self.config, self.pyramid, image, still, elapsed_s, list(previous),
                                     self.scale, self.valid_size, self.output_size)
         return (frame.numbers, frame.masks, *towers)
@@ -142,23 +159,24 @@ def code_sha256() -> str:
 
 def export_frame_graph(model: nn.Module, config: ModelConfig, tracker_profiles: dict[str, TrackerConfig],
                        frame_size: tuple[int, int], path: str | Path, check_frames: Iterable[np.ndarray],
-                       fp16: bool = False, checkpoint_sha256: str = "") -> GraphInfo:
+                       fp16: bool = False, checkpoint_sha256: str = "", host_masks: bool = False) -> GraphInfo:
     """Trace ``model`` (SGNet in eval mode, float32, on the CPU) with ``config``'s thresholds for frames of
     ``frame_size`` (H, W), check it, run it against torch on ``check_frames`` ((H, W, 3) uint8 RGB, in stream
     order, 30 Hz), and write it to ``path`` atomically. ``fp16``: the graph computes in half precision (for CUDA
-    and TensorRT; its check against torch then needs ONNX Runtime's CUDA provider and is skipped without one)."""
+    and TensorRT; its check against torch then needs ONNX Runtime's CUDA provider and is skipped without one).
+    ``host_masks``: the graph stops before the masks, which the runner pastes (masks "host", for CPUs)."""
     onnx = require("onnx", "onnx", "exporting to ONNX")
     path = Path(path)
     height, width = frame_size
     scale, valid_size, padded = frame_geometry(config, height, width)
     info = GraphInfo(config, dict(tracker_profiles), (height, width), padded, "fp16" if fp16 else "fp32",
-                     weights_sha256(model), checkpoint_sha256, code_sha256())
+                     "host" if host_masks else "graph", weights_sha256(model), checkpoint_sha256, code_sha256())
     dtype = torch.float16 if fp16 else torch.float32
     traced = copy.deepcopy(model).to(dtype) if fp16 else model
     with torch.inference_mode(False), torch.no_grad():
         example = torch.zeros((1, 3, *padded), dtype=dtype)
         fixed = FixedFrame(traced, config, example, scale, valid_size, frame_size)
-        graph = FrameGraph(traced, config, fixed.pyramid, scale, valid_size, frame_size)
+        graph = FrameGraph(traced, config, fixed.pyramid, scale, valid_size, frame_size, host_masks)
         arguments = (example, torch.ones((), dtype=torch.bool), torch.zeros(1, dtype=dtype), *fixed.previous)
         buffer = io.BytesIO()
         with _onnx_gaps_filled(), warnings.catch_warnings():
@@ -166,7 +184,7 @@ def export_frame_graph(model: nn.Module, config: ModelConfig, tracker_profiles: 
             warnings.simplefilter("ignore", torch.jit.TracerWarning)
             warnings.simplefilter("ignore", DeprecationWarning)  # dynamo=False: the exporter that handles this graph
             torch.onnx.export(graph, arguments, buffer, opset_version=OPSET, dynamo=False, input_names=list(INPUTS),
-                              output_names=list(OUTPUTS))
+                              output_names=list(info.outputs))
     proto = onnx.load_from_string(buffer.getvalue())
     _bool_eye_through_float(proto)
     for key, value in info.metadata().items():
@@ -185,26 +203,28 @@ def export_frame_graph(model: nn.Module, config: ModelConfig, tracker_profiles: 
 
 
 def cached_frame_graph(model: nn.Module, config: ModelConfig, tracker_profiles: dict[str, TrackerConfig],
-                       frame_size: tuple[int, int], fp16: bool, check_frames: Iterable[np.ndarray],
+                       frame_size: tuple[int, int], fp16: bool, host_masks: bool, check_frames: Iterable[np.ndarray],
                        checkpoint_sha256: str = "") -> tuple[Path, GraphInfo]:
     """The frame graph for this model, frame size, thresholds and precision from the cache, exported first when
     it is not there: its path and metadata."""
     weights = weights_sha256(model)
-    key = json.dumps([FORMAT, VERSION, weights, list(frame_size), fp16, code_sha256(),
+    key = json.dumps([FORMAT, VERSION, weights, list(frame_size), fp16, host_masks, code_sha256(),
                       [getattr(config, name) for name in ("score_threshold", "nms_threshold", "detections_per_frame",
                                                           "candidates_per_level")]])
     name = (f"sgnet-{weights[:12]}-{frame_size[1]}x{frame_size[0]}-{'fp16' if fp16 else 'fp32'}-"
+            f"{'host' if host_masks else 'graph'}-"
             f"{hashlib.sha256(key.encode()).hexdigest()[:12]}.onnx")
     path = engine_cache_dir() / name
     if path.is_file():
         try:
             info = read_graph_info(path)
-            if info.weights_sha256 == weights and not info.mismatch(config, frame_size):
+            if info.weights_sha256 == weights and info.masks == ("host" if host_masks else "graph") and not \
+                    info.mismatch(config, frame_size):
                 return path, info
         except ExportError:
             pass  # a damaged cache entry is exported again
     return path, export_frame_graph(model, config, tracker_profiles, frame_size, path, check_frames, fp16,
-                                    checkpoint_sha256)
+                                    checkpoint_sha256, host_masks)
 
 
 def engine_cache_dir() -> Path:
@@ -239,18 +259,22 @@ def read_graph_info(path: str | Path) -> GraphInfo:
                     for name, value in json.loads(metadata["tracker_profiles"]).items()}
         frame_size, input_size = (tuple(int(v) for v in json.loads(metadata[key])) for key in ("frame_size",
                                                                                               "input_size"))
-        info = GraphInfo(config, profiles, frame_size, input_size, metadata["precision"], metadata["weights_sha256"],
-                         metadata["checkpoint_sha256"], metadata["code_sha256"])
+        info = GraphInfo(config, profiles, frame_size, input_size, metadata["precision"], metadata["masks"],
+                         metadata["weights_sha256"], metadata["checkpoint_sha256"], metadata["code_sha256"])
     except (KeyError, ValueError, TypeError, ConfigError) as error:
         raise ExportError(f"{path}: the frame graph's metadata is damaged ({error}); export it again") from None
     inputs = {value.name: _shape(value) for value in proto.graph.input}
     outputs = {value.name: _shape(value) for value in proto.graph.output}
     slots = config.detections_per_frame
-    expected = {"image": [1, 3, *info.input_size], "numbers": [slots, 9], "masks": [slots, *info.frame_size]}
+    if info.masks not in MASKS:
+        raise ExportError(f"{path}: the frame graph's metadata is damaged (masks {info.masks!r}); export it again")
+    expected = {"image": [1, 3, *info.input_size], "numbers": [slots, 9]}
+    if info.masks == "graph":
+        expected["masks"] = [slots, *info.frame_size]
     found = {**inputs, **outputs}
     wrong = [f"{name} {found.get(name)} (expected {shape})" for name, shape in expected.items()
              if found.get(name) != shape]
-    missing = sorted(set(INPUTS) - set(inputs)) + sorted(set(OUTPUTS) - set(outputs))
+    missing = sorted(set(INPUTS) - set(inputs)) + sorted(set(info.outputs) - set(outputs))
     if wrong or missing or info.precision not in GRAPH_PRECISIONS:
         raise ExportError(f"{path}: the graph does not match its own metadata ("
                           + "; ".join(wrong + [f"missing {name}" for name in missing]
@@ -310,18 +334,34 @@ def check_stream(height: int, width: int, count: int = 3) -> list[np.ndarray]:
 class _OnnxRuntimeCheck:
     """The graph in ONNX Runtime, fed as the predictor's backends feed it."""
 
-    def __init__(self, data: bytes, fp16: bool) -> None:
+    def __init__(self, data: bytes, info: GraphInfo) -> None:
         onnxruntime = require("onnxruntime", "onnxruntime", "checking an export")
-        providers = ["CUDAExecutionProvider"] if fp16 else ["CPUExecutionProvider"]
+        providers = ["CUDAExecutionProvider"] if info.precision == "fp16" else ["CPUExecutionProvider"]
         self.session = onnxruntime.InferenceSession(data, providers=providers)
-        self.dtype = np.float16 if fp16 else np.float32
+        self.info = info
+        self.dtype = np.float16 if info.precision == "fp16" else np.float32
         self.previous = [np.zeros(i.shape, self.dtype) for i in self.session.get_inputs()[3:]]
 
     def __call__(self, image: Tensor, still: bool, elapsed: float) -> FrameTensors:
         feeds = dict(zip(INPUTS, (image.cpu().numpy().astype(self.dtype), np.array(still),
                                   np.array([elapsed], self.dtype), *self.previous)))
-        numbers, masks, *self.previous = self.session.run(list(OUTPUTS), feeds)
-        return FrameTensors(torch.from_numpy(numbers), torch.from_numpy(masks))
+        outputs = self.session.run(list(self.info.outputs), feeds)
+        self.previous = outputs[-LEVELS:]
+        return frame_tensors_from(self.info, outputs[:-LEVELS])
+
+
+def frame_tensors_from(info: GraphInfo, outputs: list[np.ndarray]) -> FrameTensors:
+    """A frame graph's outputs (but the towers) as FrameTensors: with masks "host", the valid slots' masks pasted
+    here (frame.paste_host_masks)."""
+    numbers = torch.from_numpy(np.asarray(outputs[0], np.float32))
+    if info.masks == "graph":
+        return FrameTensors(numbers, torch.from_numpy(outputs[1]))
+    count = int(numbers[:, 8].sum())  # the valid slots come first
+    attention, base = (torch.from_numpy(np.asarray(array, np.float32)) for array in outputs[1:3])
+    scale, _, _ = frame_geometry(info.model_config, *info.frame_size)
+    masks = paste_host_masks(info.model_config, numbers[:count], attention[:count], base, info.input_size, scale,
+                             info.frame_size)
+    return FrameTensors(numbers, masks)
 
 
 def _check_against_torch(model: nn.Module, config: ModelConfig, data: bytes, info: GraphInfo,
@@ -330,7 +370,7 @@ def _check_against_torch(model: nn.Module, config: ModelConfig, data: bytes, inf
     against torch in fp16 on CUDA."""
     if not frames:
         raise ExportError("an export is checked against torch on frames before it is written; none were given")
-    runtime = _OnnxRuntimeCheck(data, info.precision == "fp16")
+    runtime = _OnnxRuntimeCheck(data, info)
     device, dtype = (torch.device("cuda"), torch.float16) if info.precision == "fp16" else (torch.device("cpu"),
                                                                                           torch.float32)
     model = model.to(device, dtype)  # a no-op for fp32 (the CPU); fp16 checks a copy

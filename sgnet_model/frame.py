@@ -10,8 +10,10 @@ import torch
 import torch.nn.functional as F
 
 from .config import ModelConfig
-from .model import SGNet
-from .postprocess import FrameTensors, frame_tensors
+from .locations import Locations
+from .mask_head import GranularityBlender
+from .model import PyramidOutputs, SGNet
+from .postprocess import Detections, FrameTensors, frame_tensors, paste_masks, select_detections_fixed
 from .targets import Pyramid
 
 SIZE_DIVISOR = 32  # P7 has stride 128, but torchvision's FCOS pads to 32 as well; extra rows just stay empty
@@ -52,6 +54,52 @@ def fixed_frame(model: SGNet, config: ModelConfig, pyramid: Pyramid, images: tor
     frame = frame_tensors(model, config, outputs, pyramid, previous, elapsed_s, scale, valid_size, output_size,
                           fixed=True)
     return frame, towers
+
+
+def fixed_frame_for_host_masks(model: SGNet, config: ModelConfig, pyramid: Pyramid, images: torch.Tensor,
+                               still: torch.Tensor, elapsed_s: torch.Tensor, previous_towers: list[torch.Tensor],
+                               scale: float, valid_size: tuple[int, int]
+                               ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, list[torch.Tensor]]:
+    """``fixed_frame`` up to the masks, for runtimes on a CPU: pasting every slot over the whole frame (what a GPU
+    absorbs) costs a CPU more than the network, so the masks of the valid slots are pasted on the host instead
+    (``paste_host_masks``, the data-dependent path torch runs on the CPU). Returns the frame's numbers (slots, 9)
+    as frame_tensors makes them, each slot's attention scores (slots, G*G, K), the base features F (1, K, h, w) and
+    the frame's towers."""
+    outputs = model.pyramid_outputs(images)
+    towers = outputs.regression_towers
+    previous = [torch.where(still, now, before) for now, before in zip(towers, previous_towers)]
+    detections = select_detections_fixed(outputs, pyramid, 0, valid_size, config.score_threshold,
+                                         config.nms_threshold, config.detections_per_frame, config.candidates_per_level)
+    # the rest of frame_tensors(fixed=True) but the masks: movement in frame pixels, the numbers laid out alike
+    strides = (8 * 2 ** detections.locations.level).to(detections.boxes.dtype)
+    motion = model.motion(towers, previous, detections.locations, elapsed_s) * strides[:, None]
+    numbers = torch.cat((detections.boxes / scale, motion / scale, detections.scores[:, None],
+                         detections.labels[:, None], detections.valid[:, None]), dim=1).float()
+    attention = model.attention.scores_at(outputs.attention_towers, detections.locations)
+    return numbers, attention, outputs.base, towers
+
+
+class _SlotAttention:
+    """What postprocess.paste_masks reads of the model when a frame graph has computed the slots' attention
+    scores: the config, the blender (it has no weights) and ``scores_at``, answered with the graph's scores."""
+
+    def __init__(self, config: ModelConfig, scores: torch.Tensor) -> None:
+        self.config, self.blender, self.attention, self.scores = config, GranularityBlender(config), self, scores
+
+    def scores_at(self, towers: list[torch.Tensor], locations: Locations) -> torch.Tensor:
+        return self.scores
+
+
+def paste_host_masks(config: ModelConfig, numbers: torch.Tensor, attention: torch.Tensor, base: torch.Tensor,
+                     input_size: tuple[int, int], scale: float, output_size: tuple[int, int]) -> torch.Tensor:
+    """The masks (N, H, W) of the first N slots of ``fixed_frame_for_host_masks``'s outputs (numbers (N, 9),
+    attention (N, G*G, K)), pasted by postprocess.paste_masks at the frame's resolution."""
+    count = numbers.shape[0]
+    zeros = torch.zeros(count, dtype=torch.long)
+    detections = Detections(numbers[:, :4] * scale, numbers[:, 6], numbers[:, 7].long(),
+                            Locations(zeros, zeros, zeros, zeros))
+    outputs = PyramidOutputs([], [], [], [], [], base, input_size)
+    return paste_masks(_SlotAttention(config, attention), outputs, detections, scale, output_size)
 
 
 class FixedFrame:

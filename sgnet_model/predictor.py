@@ -21,7 +21,8 @@ import numpy as np
 import torch
 
 from .backbone import fold_batch_norms
-from .backends import BackendError, FrameRunner, TensorRtFrame, check_precision, graph_precision, open_runner
+from .backends import (BackendError, FrameRunner, TensorRtFrame, check_precision, graph_precision, host_masks,
+                       open_runner)
 from .checkpoint import CheckpointError, load_checkpoint, load_model_state
 from .config import TRACKER_PROFILES, ModelConfig, PredictorConfig, SGNetConfig, TrackerConfig
 from .export import ExportError, GraphInfo, cached_frame_graph, check_stream, file_sha256, read_graph_info
@@ -270,9 +271,10 @@ class StreamingPredictor:
                                   f"export the checkpoint again with sgnet-export --width {frame_size[1]} --height "
                                   f"{frame_size[0]} (thresholds from the checkpoint's config or --set)")
             return path, info
-        fp16 = graph_precision(self.predictor_config.backend, self.precision) == "fp16"
+        backend = self.predictor_config.backend
+        fp16 = graph_precision(backend, self.precision) == "fp16"
         return cached_frame_graph(self.model, self.model_config, self.tracker_profiles, frame_size, fp16,
-                                  check_stream(*frame_size), self._checkpoint_sha256)
+                                  host_masks(backend, self.device), check_stream(*frame_size), self._checkpoint_sha256)
 
     def _pyramid(self, outputs: PyramidOutputs) -> Pyramid:
         """The pyramid's locations for this input shape (built once per shape)."""

@@ -63,6 +63,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--fp16", action="store_true",
                         help="a half-precision graph (ONNX Runtime on CUDA); checked against torch only where "
                              "CUDA and onnxruntime's CUDA provider are present")
+    parser.add_argument("--masks", choices=("graph", "host"), default="graph",
+                        help="graph (default): the masks are an output, for any runtime (TensorRT, GPUs); host: the "
+                             "graph stops before the masks and sgnet_ros pastes the valid slots' (faster on a CPU)")
     parser.add_argument("--score-threshold", type=float, help="default: the checkpoint's")
     parser.add_argument("--nms-threshold", type=float, help="default: the checkpoint's")
     parser.add_argument("--detections-per-frame", type=int, help="slots per frame (default: the checkpoint's)")
@@ -88,13 +91,14 @@ def main(argv: Sequence[str] | None = None) -> int:
         frames = check_frames(args.check_video, width, height)
         with torch.no_grad():
             info = export_frame_graph(model, config, checkpoint.tracker_profiles, (height, width), args.output,
-                                      frames, fp16=args.fp16, checkpoint_sha256=file_sha256(args.checkpoint))
+                                      frames, fp16=args.fp16, checkpoint_sha256=file_sha256(args.checkpoint),
+                                      host_masks=args.masks == "host")
     except (CheckpointError, ConfigError, ExportError) as error:
         print(f"sgnet-export: error: {error}", file=sys.stderr)
         return 2
     print(f"wrote {args.output}: {config.backbone}, frames {width}x{height} (network input {info.input_size[1]}x"
           f"{info.input_size[0]}), {info.precision}, {config.detections_per_frame} slots, score threshold "
-          f"{config.score_threshold:g}, NMS {config.nms_threshold:g}; checked against torch on {len(frames)} frames; "
+          f"{config.score_threshold:g}, NMS {config.nms_threshold:g}, masks {info.masks}; checked against torch on {len(frames)} frames; "
           f"{time.perf_counter() - started:.1f} s")
     return 0
 
