@@ -94,6 +94,7 @@ def torch_instances(footage) -> list:
     return instances
 
 
+@pytest.mark.slow  # exports a graph: tens of seconds of CPU
 @pytest.mark.parametrize("backend", ["onnxruntime", "openvino"])
 def test_a_backend_gives_torchs_instances_and_track_ids_on_real_footage(backend, engine_cache, footage,
                                                                           torch_instances):
@@ -116,6 +117,7 @@ def exported(tmp_path_factory):
     return checkpoint, output
 
 
+@pytest.mark.slow  # exports a graph: tens of seconds of CPU
 def test_sgnet_export_writes_a_checked_graph_that_carries_the_checkpoint(exported, capsys):
     checkpoint, output = exported
     proto = onnx.load(str(output))
@@ -132,6 +134,7 @@ def test_sgnet_export_writes_a_checked_graph_that_carries_the_checkpoint(exporte
     assert info.model_config == CONFIG and info.tracker_profiles == SMALL.tracker_profiles()
 
 
+@pytest.mark.slow  # exports a graph: tens of seconds of CPU
 def test_a_onnx_checkpoint_serves_like_its_pt(exported, footage):
     checkpoint, output = exported
     frames = [cv2.resize(frame, (400, 240)) for frame in footage[:3]]
@@ -142,6 +145,7 @@ def test_a_onnx_checkpoint_serves_like_its_pt(exported, footage):
     assert_same_instances(expected, run(served, frames))
 
 
+@pytest.mark.slow  # exports a graph: tens of seconds of CPU
 def test_a_onnx_checkpoint_refuses_what_it_was_not_exported_for(exported):
     _, output = exported
     predictor = StreamingPredictor.from_checkpoint(output, PredictorConfig(backend="openvino"))
@@ -152,12 +156,7 @@ def test_a_onnx_checkpoint_refuses_what_it_was_not_exported_for(exported):
         predictor.step(np.zeros((240, 400, 3), np.uint8), 0.0)
 
 
-def test_corrupt_and_foreign_onnx_files_are_clear_errors(exported, tmp_path):
-    _, output = exported
-    truncated = tmp_path / "truncated.onnx"
-    truncated.write_bytes(output.read_bytes()[:5000])
-    with pytest.raises(CheckpointError, match="not a readable ONNX file"):
-        StreamingPredictor.from_checkpoint(truncated)
+def test_foreign_and_missing_onnx_files_are_clear_errors(tmp_path):
     foreign = tmp_path / "foreign.onnx"
     x, y = (onnx.helper.make_tensor_value_info(name, onnx.TensorProto.FLOAT, [1]) for name in "xy")
     identity = onnx.helper.make_graph([onnx.helper.make_node("Identity", ["x"], ["y"])], "identity", [x], [y])
@@ -166,6 +165,18 @@ def test_corrupt_and_foreign_onnx_files_are_clear_errors(exported, tmp_path):
         StreamingPredictor.from_checkpoint(foreign)
     with pytest.raises(CheckpointError, match="does not exist"):
         StreamingPredictor.from_checkpoint(tmp_path / "missing.onnx")
+    (tmp_path / "text.onnx").write_text("not a model")
+    with pytest.raises(CheckpointError, match="not a readable ONNX file"):
+        StreamingPredictor.from_checkpoint(tmp_path / "text.onnx")
+
+
+@pytest.mark.slow  # exports a graph: tens of seconds of CPU
+def test_corrupt_onnx_files_are_clear_errors(exported, tmp_path):
+    _, output = exported
+    truncated = tmp_path / "truncated.onnx"
+    truncated.write_bytes(output.read_bytes()[:5000])
+    with pytest.raises(CheckpointError, match="not a readable ONNX file"):
+        StreamingPredictor.from_checkpoint(truncated)
     # metadata that does not fit the graph: another model's numbers pasted in
     proto = onnx.load(str(output))
     for entry in proto.metadata_props:
@@ -177,6 +188,7 @@ def test_corrupt_and_foreign_onnx_files_are_clear_errors(exported, tmp_path):
         StreamingPredictor.from_checkpoint(edited)
 
 
+@pytest.mark.slow  # exports a graph: tens of seconds of CPU
 def test_sgnet_export_bad_input_exits_2_with_one_line(exported, tmp_path, capsys):
     checkpoint, _ = exported
     assert sgnet_export([str(tmp_path / "none.pt"), "-o", str(tmp_path / "x.onnx")]) == 2
@@ -217,6 +229,7 @@ def cpuinfo_says_bf16() -> bool:
                    for flag in ("avx512_bf16", "amx_bf16"))
 
 
+@pytest.mark.slow  # exports a graph: tens of seconds of CPU
 def test_bf16_is_offered_exactly_where_the_cpu_has_it(footage):
     assert cpu_supports_bf16() == cpuinfo_says_bf16()
     config = PredictorConfig(backend="torch", precision="bf16")
