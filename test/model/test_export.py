@@ -229,7 +229,7 @@ def cpuinfo_says_bf16() -> bool:
                    for flag in ("avx512_bf16", "amx_bf16"))
 
 
-@pytest.mark.slow  # exports a graph: tens of seconds of CPU
+@pytest.mark.slow  # the first bf16 runs take tens of seconds here
 def test_bf16_is_offered_exactly_where_the_cpu_has_it(footage):
     assert cpu_supports_bf16() == cpuinfo_says_bf16()
     config = PredictorConfig(backend="torch", precision="bf16")
