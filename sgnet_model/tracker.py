@@ -100,7 +100,9 @@ class CenterTracker:
         radii = config.radius_scale * sizes.mean(axis=1)  # (T,) r = mean(w, h) of each track's box
         # (N, T): distance from o_t - D_t to where each track is expected at the previous update.
         distances = np.linalg.norm((centres - motions)[:, None, :] - self._positions[None, :, :], axis=2)
-        within = (distances <= radii[None, :]) & (class_ids[:, None] == self._class_ids[None, :])
+        within = distances <= radii[None, :]
+        if not config.match_across_classes:
+            within &= class_ids[:, None] == self._class_ids[None, :]
 
         track_ids = np.zeros(len(scores), np.int64)  # (N,)
         free = np.ones(len(self._ids), bool)  # (T,)

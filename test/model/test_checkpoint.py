@@ -300,6 +300,7 @@ def test_a_version_2_checkpoint_loads_as_the_network_it_was(tmp_path):
                 "model": state, "training": None}, path)
     checkpoint = load_checkpoint(path)
     assert checkpoint.model_config == version_2
+    assert not any(profile.match_across_classes for profile in checkpoint.tracker_profiles.values())
     network = SGNet(checkpoint.model_config)
     load_model_state(network, checkpoint, path)
     assert all(torch.equal(network.state_dict()[key], value) for key, value in original.items())
