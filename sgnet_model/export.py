@@ -54,6 +54,9 @@ OUTPUTS = ("numbers", "masks", *TOWERS)
 HOST_MASK_OUTPUTS = ("numbers", "attention", "base", *TOWERS)  # masks "host": pasted by the runner (frame.py)
 MASKS = ("graph", "host")
 GRAPH_PRECISIONS = ("fp32", "fp16")
+# the settings of ModelConfig a graph fixes besides its weights (the predictor can change them at run time)
+THRESHOLDS = ("score_threshold", "nms_threshold", "detections_per_frame", "candidates_per_level", "class_agnostic_nms",
+              "mask_margin")
 # How close an exported graph's instances must be to torch's (sgnet-export checks these before writing).
 BOX_TOLERANCE_PX = 0.5
 SCORE_TOLERANCE = 1e-3
@@ -104,7 +107,7 @@ class GraphInfo:
         """Why this graph cannot serve frames of ``frame_size`` with ``config``'s thresholds ("" when it can)."""
         problems = [f"frames of {frame_size[1]}x{frame_size[0]} (it takes {self.frame_size[1]}x{self.frame_size[0]})"
                     ] if tuple(frame_size) != self.frame_size else []
-        for name in ("score_threshold", "nms_threshold", "detections_per_frame", "candidates_per_level"):
+        for name in THRESHOLDS:
             if getattr(config, name) != getattr(self.model_config, name):
                 problems.append(f"{name} {getattr(config, name)} (it has {getattr(self.model_config, name)})")
         return "; ".join(problems)
@@ -209,8 +212,7 @@ def cached_frame_graph(model: nn.Module, config: ModelConfig, tracker_profiles: 
     it is not there: its path and metadata."""
     weights = weights_sha256(model)
     key = json.dumps([FORMAT, VERSION, weights, list(frame_size), fp16, host_masks, code_sha256(),
-                      [getattr(config, name) for name in ("score_threshold", "nms_threshold", "detections_per_frame",
-                                                          "candidates_per_level")]])
+                      [getattr(config, name) for name in THRESHOLDS]])
     name = (f"sgnet-{weights[:12]}-{frame_size[1]}x{frame_size[0]}-{'fp16' if fp16 else 'fp32'}-"
             f"{'host' if host_masks else 'graph'}-"
             f"{hashlib.sha256(key.encode()).hexdigest()[:12]}.onnx")

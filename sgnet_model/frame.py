@@ -69,7 +69,8 @@ def fixed_frame_for_host_masks(model: SGNet, config: ModelConfig, pyramid: Pyram
     towers = outputs.regression_towers
     previous = [torch.where(still, now, before) for now, before in zip(towers, previous_towers)]
     detections = select_detections_fixed(outputs, pyramid, 0, valid_size, config.score_threshold,
-                                         config.nms_threshold, config.detections_per_frame, config.candidates_per_level)
+                                         config.nms_threshold, config.detections_per_frame, config.candidates_per_level,
+                                         class_agnostic=config.class_agnostic_nms)
     # the rest of frame_tensors(fixed=True) but the masks: movement in frame pixels, the numbers laid out alike
     strides = (8 * 2 ** detections.locations.level).to(detections.boxes.dtype)
     motion = model.motion(towers, previous, detections.locations, elapsed_s) * strides[:, None]

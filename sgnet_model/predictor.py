@@ -25,7 +25,8 @@ from .backends import (BackendError, FrameRunner, TensorRtFrame, check_precision
                        open_runner)
 from .checkpoint import CheckpointError, load_checkpoint, load_model_state
 from .config import TRACKER_PROFILES, ModelConfig, PredictorConfig, SGNetConfig, TrackerConfig
-from .export import ExportError, GraphInfo, cached_frame_graph, check_stream, file_sha256, read_graph_info
+from .export import (THRESHOLDS, ExportError, GraphInfo, cached_frame_graph, check_stream, file_sha256,
+                     read_graph_info)
 from .frame import FixedFrame, GraphedFrame, prepare_frame
 from .instances import FrameResult, TrackedInstance
 from .model import PyramidOutputs, SGNet
@@ -244,8 +245,7 @@ class StreamingPredictor:
         """The fixed-shape runner for this frame shape and these thresholds, built on first use: a CUDA graph
         (backend torch), or the backend's runtime on a frame graph (the one given, or exported now)."""
         config = self.model_config
-        key = (tuple(batch.shape), scale, valid_size, output_size, config.score_threshold, config.nms_threshold,
-               config.detections_per_frame, config.candidates_per_level)
+        key = (tuple(batch.shape), scale, valid_size, output_size, *(getattr(config, name) for name in THRESHOLDS))
         if key in self._runners:
             return self._runners[key]
         if self.predictor_config.backend == "torch":
