@@ -72,7 +72,7 @@ def validated(values: dict, model: ModelConfig = ModelConfig(), profile: Tracker
     ({"tracker__max_lost_s": -1.0}, "parameter tracker.max_lost_s: must be 0 or more"),
     ({"model__score_threshold": -0.1}, "parameter model.score_threshold: must lie in [0, 1]"),
     ({"model__detections_per_frame": 0}, "parameter model.detections_per_frame: must be at least 1"),
-    ({"predictor__device": "gpu"}, "parameter predictor.device: must be 'cpu', 'cuda' or 'cuda:N'"),
+    ({"predictor__device": "gpu"}, "parameter predictor.device: must be 'cpu', 'cuda', 'cuda:N' or 'auto'"),
     ({"predictor__max_gap_s": 0.0}, "parameter predictor.max_gap_s: must be positive"),
     ({"qos_reliability": "sometimes"}, "parameter qos_reliability: must be one of"),
     ({"qos_depth": 0}, "parameter qos_depth: must be at least 1"),
