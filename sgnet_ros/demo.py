@@ -12,7 +12,7 @@
 6. writes an overlay video from the node's debug images and report.json, and prints the report.
 
 Steps 1 and 2 are cached (by default under ~/.cache/sgnet_ros/demo, keyed by the training config), so a second
-run takes well under a minute. Each step runs the same command a user would, in a subprocess, so this module
+run does steps 3 to 6 only. Each step runs the same command a user would, in a subprocess, so this module
 imports neither the training package nor anything the node does not.
 """
 from __future__ import annotations
@@ -42,6 +42,7 @@ from sgnet_model.ytvis_metric import per_class_line, tracking_lines
 
 HELD_OUT_VIDEOS = 8
 NAMESPACE = "/sgnet_demo"
+NODE_START_S = 120  # the replay waits this long for the node to start (58 s seen on 2 cores at load average 11)
 
 
 class DemoError(RuntimeError):
@@ -163,8 +164,8 @@ def main(argv: list[str] | None = None) -> int:
         try:
             report = json.loads(run_step("replay the bag through the node", [
                 "sgnet_ros.replay", "--bag", str(bag), "--node-namespace", NAMESPACE, "--as-fast-as-node", "--clock",
-                "--ground-truth", str(output / "held_out.ground_truth.json"), "--debug-image",
-                "--output", str(output / "replay"), "--json", "--no-progress"], output / "logs", env))
+                "--wait", str(NODE_START_S), "--ground-truth", str(output / "held_out.ground_truth.json"),
+                "--debug-image", "--output", str(output / "replay"), "--json", "--no-progress"], output / "logs", env))
         finally:
             stop_node(node)
         robot = json.loads(run_step("score the robot tracker profile", [
