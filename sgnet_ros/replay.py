@@ -66,11 +66,11 @@ from rclpy.parameter import parameter_value_to_python
 from rclpy.qos import DurabilityPolicy, HistoryPolicy, QoSProfile, ReliabilityPolicy
 from rclpy.serialization import deserialize_message
 from rclpy.signals import SignalHandlerOptions
-from rosgraph_msgs.msg import Clock
 from rosbags.interfaces import Connection
 from rosbags.rosbag2 import Reader, Writer
 from rosbags.serde import SerdeError
 from rosbags.typesys.store import Typestore
+from rosgraph_msgs.msg import Clock
 from sensor_msgs.msg import CameraInfo, CompressedImage, Image
 from tqdm import tqdm
 
@@ -522,6 +522,19 @@ def record_only(session: Session, topic: str, pacing: Pacing) -> None:
     session.book.wait(session.per_frame_outputs_done, DRAIN_S)
 
 
+def clock_publisher(session: Session) -> Callable[[int], None]:
+    """A function that publishes /clock at a frame's stamp (ns), for a node on simulated time."""
+    publisher = session.node.create_publisher(Clock, CLOCK_TOPIC, QoSProfile(
+        history=HistoryPolicy.KEEP_LAST, depth=1, reliability=ReliabilityPolicy.RELIABLE,
+        durability=DurabilityPolicy.VOLATILE))
+
+    def publish(stamp: int) -> None:
+        message = Clock()
+        message.clock.sec, message.clock.nanosec = divmod(stamp, 1_000_000_000)
+        publisher.publish(message)
+    return publish
+
+
 # ------------------------------------------------------------------------------------------------- evaluation
 
 
@@ -680,19 +693,6 @@ class DepthFeed:
             return
         self.camera_info.publish(info)
         self.image.publish(image)
-
-
-def clock_publisher(session: Session) -> Callable[[int], None]:
-    """A function that publishes /clock at a frame's stamp (ns), for a node on simulated time."""
-    publisher = session.node.create_publisher(Clock, CLOCK_TOPIC, QoSProfile(
-        history=HistoryPolicy.KEEP_LAST, depth=1, reliability=ReliabilityPolicy.RELIABLE,
-        durability=DurabilityPolicy.VOLATILE))
-
-    def publish(stamp: int) -> None:
-        message = Clock()
-        message.clock.sec, message.clock.nanosec = divmod(stamp, 1_000_000_000)
-        publisher.publish(message)
-    return publish
 
 
 def load_depth_truth(path: Path) -> dict[int, dict[str, Any]] | None:
