@@ -39,8 +39,8 @@ from training.synthetic import SHAPES, generate_synthetic_set
 NAMESPACE = "/replay"
 DETECTIONS = 4
 CLASSES = 4
-REPORT_METRICS = ("AP", "AP50", "AP75", "APs", "APm", "APl", "AR1", "AR10", "AR100", "idf1", "id_switches", "mota",
-                  "videos", "frames")
+REPORT_METRICS = ("AP", "AP50", "AP75", "APs", "APm", "APl", "AR1", "AR10", "AR100", "AP_per_class", "idf1",
+                  "id_switches", "mota", "mask_iou_mean", "mask_iou_p10", "mask_iou_frames", "videos", "frames")
 
 
 def command(module: str, *arguments: str) -> list[str]:
