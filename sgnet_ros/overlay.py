@@ -41,8 +41,9 @@ class Rect(NamedTuple):
 
 class TextStyle(NamedTuple):
     scale: float  # cv2 font scale
-    thickness: int  # of text strokes, boxes and mask edges, px
+    thickness: int  # of text strokes, px
     padding: int  # between the text and its chip's edge, px
+    line: int  # thickness of boxes and mask edges, px
 
 
 def track_colour(track_id: int) -> tuple[int, int, int]:
@@ -60,7 +61,7 @@ def text_style(height: int) -> TextStyle:
     """Text, strokes and padding for an image of ``height`` rows: 9 px digits at 192 rows, 20 px at 720."""
     text_px = max(MIN_TEXT_PX, round(height * TEXT_PX_PER_IMAGE_ROW))
     return TextStyle(scale=text_px / FONT_CAP_PX, thickness=max(1, round(text_px / 14)),
-                     padding=max(2, round(text_px / 5)))
+                     padding=max(2, round(text_px / 5)), line=max(1, round(text_px / 10)))
 
 
 def label_size(text: str, style: TextStyle) -> tuple[int, int]:
@@ -77,20 +78,23 @@ def _candidates(box: Rect, width: int, height: int) -> list[tuple[int, int]]:
 
 
 def _nearest_free(preferred: Rect, placed: list[Rect], image_height: int, image_width: int) -> Rect:
-    """The free spot (on a grid of half a label's height) nearest ``preferred``; ``preferred`` when none is free."""
+    """The free spot in the image nearest ``preferred`` (``preferred`` itself when the image has none). The nearest
+    free spot is the preferred one moved, on each axis, to its own coordinate, flush against a placed label's edge
+    or against the image's border: only those combinations are tried."""
     width, height = preferred.right - preferred.left, preferred.bottom - preferred.top
-    step = max(1, height // 2)
-    lefts = np.unique(np.r_[np.arange(0, max(1, image_width - width + 1), step), max(0, image_width - width)])
-    tops = np.unique(np.r_[np.arange(0, max(1, image_height - height + 1), step), max(0, image_height - height)])
-    left, top = (grid.ravel() for grid in np.meshgrid(lefts, tops))  # (P,) each
     others = np.array(placed).reshape(-1, 4)  # (M, 4): left, top, right, bottom
+    lefts = np.unique(np.clip(np.r_[preferred.left, 0, image_width - width, others[:, 2], others[:, 0] - width],
+                              0, max(0, image_width - width)))
+    tops = np.unique(np.clip(np.r_[preferred.top, 0, image_height - height, others[:, 3], others[:, 1] - height],
+                             0, max(0, image_height - height)))
+    left, top = (grid.ravel() for grid in np.meshgrid(lefts, tops))  # (P,) each
     overlapping = ((left[:, None] < others[:, 2]) & (others[:, 0] < left[:, None] + width)
                    & (top[:, None] < others[:, 3]) & (others[:, 1] < top[:, None] + height))  # (P, M)
     free = ~overlapping.any(axis=1)
     if not free.any():
         return preferred
-    distance = (left - preferred.left) ** 2 + (top - preferred.top) ** 2
-    best = int(np.argmin(np.where(free, distance, np.iinfo(distance.dtype).max)))
+    distance = np.where(free, (left - preferred.left) ** 2 + (top - preferred.top) ** 2, np.iinfo(np.int64).max)
+    best = int(np.argmin(distance))
     return Rect(int(left[best]), int(top[best]), int(left[best]) + width, int(top[best]) + height)
 
 
@@ -148,10 +152,10 @@ def render_overlay(rgb: np.ndarray, instances: Sequence[TrackedInstance]) -> np.
     ordered = sorted(instances, key=lambda instance: instance.score)  # lowest first: drawn first, underneath
     colours = [track_colour(instance.track_id) for instance in ordered]
     if ordered:
-        _fill_masks(canvas, ordered, colours, style.thickness)
+        _fill_masks(canvas, ordered, colours, style.line)
     boxes = [pixel_box(instance.box) for instance in ordered]
     for box, colour in zip(boxes, colours):
-        cv2.rectangle(canvas, (box.left, box.top), (box.right, box.bottom), colour, style.thickness)
+        cv2.rectangle(canvas, (box.left, box.top), (box.right, box.bottom), colour, style.line)
     texts = [label_text(instance.track_id, instance.class_name, instance.score) for instance in ordered]
     first = list(range(len(ordered)))[::-1]  # placement order: highest score first
     rects = place_labels([boxes[i] for i in first], [label_size(texts[i], style) for i in first], height, width)
@@ -166,7 +170,7 @@ def _draw_label(canvas: np.ndarray, text: str, rect: Rect, box: Rect, colour: tu
     centre = ((rect.left + rect.right) // 2, (rect.top + rect.bottom) // 2)
     on_box = (min(max(centre[0], box.left), box.right), min(max(centre[1], box.top), box.bottom))
     on_label = (min(max(on_box[0], rect.left), rect.right - 1), min(max(on_box[1], rect.top), rect.bottom - 1))
-    if abs(on_box[0] - on_label[0]) + abs(on_box[1] - on_label[1]) > 2 * style.thickness:
+    if abs(on_box[0] - on_label[0]) + abs(on_box[1] - on_label[1]) > 2 * style.line:
         cv2.line(canvas, on_label, on_box, colour, 1, cv2.LINE_AA)
     cv2.rectangle(canvas, (rect.left, rect.top), (rect.right - 1, rect.bottom - 1), colour, cv2.FILLED)
     luma = 0.299 * colour[0] + 0.587 * colour[1] + 0.114 * colour[2]
