@@ -261,3 +261,6 @@ def test_node_bench_depth_figures_hang_together(ros):
     parts = path["deserialize_ms_median"] + path["process_ms_median"] + path["message_ms_median"]
     assert path["total_ms_median"] > 0 and path["cpu_ms_median"] > 0 and parts > 0
     assert depth["latency_ms_median"] > depth["inference_ms_median"] > 0
+    # three located instances: a box, a centroid and a label each; the same three tracks every frame, nothing deleted
+    assert path["markers_per_frame"] == 9 and path["markers_ms_median"] > 0 and path["overlay_ms_median"] > 0
+    assert 0 < path["markers_unsubscribed_ms_median"] < path["markers_ms_median"]
