@@ -159,7 +159,8 @@ def send(publishers, rgb: np.ndarray, depth: np.ndarray, k: list[float], stamp: 
     info = CameraInfo(width=width, height=height, k=k, distortion_model="plumb_bob", d=[0.0] * 5)
     depth_message = Image(width=width, height=height, encoding="32FC1", step=width * 4,
                           data=np.ascontiguousarray(depth, "<f4").tobytes())
-    colour = Image(width=width, height=height, encoding="rgb8", step=width * 3, data=np.ascontiguousarray(rgb).tobytes())
+    colour = Image(width=width, height=height, encoding="rgb8", step=width * 3,
+                   data=np.ascontiguousarray(rgb).tobytes())
     for message, name in ((info, "depth/camera_info"), (depth_message, "depth/image_raw"), (colour, "image")):
         message.header.frame_id = FRAME_ID
         message.header.stamp.sec = stamp

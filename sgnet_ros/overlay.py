@@ -36,7 +36,8 @@ class Rect(NamedTuple):
     bottom: int
 
     def overlaps(self, other: "Rect") -> bool:
-        return self.left < other.right and other.left < self.right and self.top < other.bottom and other.top < self.bottom
+        return (self.left < other.right and other.left < self.right
+                and self.top < other.bottom and other.top < self.bottom)
 
 
 class TextStyle(NamedTuple):

@@ -196,7 +196,8 @@ def test_markers_show_every_located_instance_and_tracks_that_end_leave_none_behi
     client, node = stream.client, stream.node
     topic = f"{NAMESPACE}/markers"
     client.subscribe(topic, MarkerArray)
-    markers_of = lambda stamp: [a for a in client.received(topic) if a.markers and abs(stamp_of(a.markers[0]) - stamp) < 1e-6]
+    markers_of = lambda stamp: [array for array in client.received(topic)
+                                if array.markers and abs(stamp_of(array.markers[0]) - stamp) < 1e-6]
     stamp, sent = 100.5, []
     for _ in range(30):  # until the node has matched the subscription (it builds markers only while subscribed)
         stamp += 1.0
