@@ -19,8 +19,8 @@ from sgnet_model.ytvis import encode_mask, load_annotations, load_results
 from training.evaluate import main
 
 H, W = 48, 64
-REPORT_KEYS = {"AP", "AP50", "AP75", "APs", "APm", "APl", "AR1", "AR10", "AR100", "idf1", "id_switches", "mota",
-               "videos", "frames"}
+REPORT_KEYS = {"AP", "AP50", "AP75", "APs", "APm", "APl", "AR1", "AR10", "AR100", "AP_per_class", "idf1",
+               "id_switches", "mota", "mask_iou_mean", "mask_iou_p10", "mask_iou_frames", "videos", "frames"}
 
 
 def box(y0: int, x0: int, height: int, width: int) -> np.ndarray:
@@ -75,6 +75,7 @@ def test_metric_only_mode(tmp_path, capsys):
     report = run_json(capsys, ["--results", str(results), "--annotations", str(annotations)])
     assert set(report) == REPORT_KEYS  # no speed figures without a model run
     assert report["AP"] == pytest.approx((1.0 + 0.5) / 2)
+    assert report["AP_per_class"] == {"square": pytest.approx(1.0), "disc": pytest.approx(0.5)}
     # One prediction per video and category: category 1 finds both objects, category 2 only sees its false
     # positive: recall (1 + 0) / 2.
     assert report["AR1"] == pytest.approx(0.5)
@@ -85,10 +86,17 @@ def test_metric_only_mode(tmp_path, capsys):
     assert report["id_switches"] == 0
     assert report["idf1"] == pytest.approx(2 * 7 / (7 + 10))
     assert report["mota"] == pytest.approx(1 - 3 / 7)
+    # Each object's own track is exact wherever both have a mask: 7 object-frames of IoU 1.
+    assert (report["mask_iou_mean"], report["mask_iou_p10"], report["mask_iou_frames"]) == (1.0, 1.0, 7)
 
     # Only video 2: category 1 perfect, category 2 has no ground truth there (undefined, left out).
     report = run_json(capsys, ["--results", str(results), "--annotations", str(annotations), "--videos", "2"])
     assert report["AP"] == pytest.approx(1.0) and report["videos"] == 1 and report["frames"] == 3
+    assert report["AP_per_class"] == {"square": pytest.approx(1.0), "disc": None}
+    assert main(["--results", str(results), "--annotations", str(annotations), "--videos", "2"]) == 0
+    printed = capsys.readouterr().out
+    assert "AP per class: square 1.000, disc absent" in printed
+    assert "mask IoU of matched instances: mean 1.000, 10th percentile 1.000 over 2 object-frames" in printed
     for name, text in (("split.txt", "2\n"), ("split.json", "[2]")):
         split = tmp_path / name
         split.write_text(text)
