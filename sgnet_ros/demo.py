@@ -152,10 +152,6 @@ def main(argv: list[str] | None = None) -> int:
             shutil.rmtree(args.cache, ignore_errors=True)
         checkpoint, val, frames, cached = trained_model(args.cache.resolve(), env)
         trained, planned = trained_iterations(checkpoint)
-        if trained < planned:
-            print(f"[sgnet-demo] warning: the 10-minute training budget ran out at iteration {trained} of {planned}: "
-                  f"this machine is slower or busier than the 2 idle cores the demo is sized for, so the model is "
-                  f"weaker (sgnet-demo --retrain on an idle machine trains it fully)", file=sys.stderr, flush=True)
         bag = output / "held_out"  # sgnet-bag writes the bag folder and held_out.ground_truth.json beside it
         run_step("make a bag of the held-out videos", [
             "sgnet_ros.bag", "ytvis", "--annotations", str(val), "--frames", str(frames), "-o", str(bag)],
@@ -184,6 +180,9 @@ def main(argv: list[str] | None = None) -> int:
     (output / "report.json").write_text(json.dumps(summary, indent=2))
     print(f"sgnet-demo: done in {summary['minutes']} min (model {'from cache' if cached else 'trained now'})")
     print("\n".join(report_lines(summary)))
+    warning = weaker_than_sized(summary)
+    if warning:
+        print(f"[sgnet-demo] warning: {warning}", file=sys.stderr, flush=True)
     print(f"  overlay video: {video}\n  report:        {output / 'report.json'}\n  checkpoint:    {checkpoint}")
     return 0
 
@@ -205,9 +204,25 @@ def report_lines(summary: dict[str, Any]) -> list[str]:
         age = f"{float(age):.1f} ms"  # otherwise the node's words (no stamps, or stamps on another clock)
     lines.append(f"latency median {latency['median']:.1f} ms, p90 {latency['p90']:.1f} ms over "
                  f"{replay.get('frames_out')} frames; node's input age (median, its last diagnostics) {age}")
-    lines.append(f"model trained {summary['training_iterations']} of {summary['training_iterations_planned']} "
-                 f"iterations")
+    lines.append(f"model trained {summary['training_iterations']} iterations (at most "
+                 f"{summary['training_iterations_planned']}; the schedule runs over the 10-minute budget)")
     return lines
+
+
+# The held-out AP the demo's model reaches on 2 idle cores within its budget (README, "Status"): the schedule runs
+# over the wall-clock budget (sgnet-train), so a slower machine completes a shorter one; the demo warns only when
+# that leaves the model measurably weaker than this.
+SIZED_FOR_AP = 0.80
+
+
+def weaker_than_sized(summary: dict[str, Any]) -> str | None:
+    """A warning when the held-out AP (evaluation profile) lies below SIZED_FOR_AP, else None."""
+    ap = summary["evaluation_profile"].get("AP")
+    if ap is None or ap >= SIZED_FOR_AP:
+        return None
+    return (f"the held-out AP {ap:.3f} is below the {SIZED_FOR_AP:.2f} the demo reaches on 2 idle cores; the model "
+            f"trained {summary['training_iterations']} iterations in its 10-minute schedule, so this machine is "
+            f"slower or was busier (sgnet-demo --retrain on an idle machine trains it again)")
 
 
 if __name__ == "__main__":

@@ -3,7 +3,7 @@ classes named), the mask IoU of matched instances, and the node's input age in i
 from __future__ import annotations
 
 from sgnet_ros.diagnostics import OFF_CLOCK
-from sgnet_ros.demo import report_lines
+from sgnet_ros.demo import SIZED_FOR_AP, report_lines, weaker_than_sized
 
 EVALUATION = {"AP": 0.6961, "AP50": 1.0, "AP75": 0.81, "AR100": 0.702, "idf1": 0.482, "id_switches": 7, "mota": -1.1,
               "mask_iou_mean": 0.8612, "mask_iou_p10": 0.7421, "mask_iou_frames": 410, "videos": 8, "frames": 288,
@@ -38,3 +38,14 @@ def test_the_report_shows_both_profiles_per_class_ap_and_mask_iou():
 
 def test_an_input_age_off_the_clock_is_printed_in_the_node_s_words():
     assert any(line.endswith(f"its last diagnostics) {OFF_CLOCK}") for line in report_lines(summary(OFF_CLOCK)))
+
+
+def test_the_demo_warns_only_when_the_model_is_weaker_than_the_demo_is_sized_for():
+    """The schedule runs over the 10-minute budget, so fewer iterations on a slow machine are no warning by
+    themselves; a held-out AP below the sized-for figure is."""
+    weak = {**summary("0.0"), "evaluation_profile": {**EVALUATION, "AP": SIZED_FOR_AP - 0.05},
+            "training_iterations": 212}
+    assert "AP 0.750 is below the 0.80" in weaker_than_sized(weak) and "212 iterations" in weaker_than_sized(weak)
+    strong = {**summary("0.0"), "evaluation_profile": {**EVALUATION, "AP": SIZED_FOR_AP},
+              "training_iterations": 212}
+    assert weaker_than_sized(strong) is None
