@@ -20,8 +20,9 @@ MATCH_IOU = 0.5
 
 def mask_iou(first: np.ndarray, second: np.ndarray) -> np.ndarray:
     """(N, M) IoU of the masks (N, H, W) and (M, H, W); 0 where both are empty."""
-    a = first.reshape(len(first), -1).astype(np.float32)  # (N, HW)
-    b = second.reshape(len(second), -1).astype(np.float32)  # (M, HW)
+    pixels = int(np.prod(first.shape[1:]))
+    a = first.reshape(len(first), pixels).astype(np.float32)  # (N, HW)
+    b = second.reshape(len(second), pixels).astype(np.float32)  # (M, HW)
     intersection = a @ b.T  # (N, M)
     union = a.sum(axis=1)[:, None] + b.sum(axis=1)[None, :] - intersection
     return np.divide(intersection, union, out=np.zeros_like(intersection), where=union > 0)
