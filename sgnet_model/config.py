@@ -49,8 +49,19 @@ class ModelConfig:
     grid_cell_pixels: float = 50.0  # Eq. 1: one sub-region per 50 input pixels of box side
     base_channels: int = 36  # channels of the base features F
     base_hidden_channels: int = 128
-    base_upsample: int = 4  # F is P3 upsampled x4: masks at H/2 x W/2
+    base_upsample: int = 4  # F is at the stride of P3 divided by this: x4, masks at H/2 x W/2
     base_levels: int = 3  # P3..P(2+base_levels) feed the base mask module
+    # The finest input of the base mask module (docs/model.md, "Mask detail"): 4 adds ResNet's stride-4 layer1
+    # through a lateral connection and a non-linear 3x3 stage after upsampling; 8 is the paper's P3-only branch
+    # (checkpoints of format version 2 were trained with it and load as 8).
+    base_detail_stride: int = 4
+    # Masks are pasted (and the mask loss sampled) over the box grown by this fraction of its width and height
+    # on each side, so a box a little too tight does not cut the mask; 0 cuts at the box (version 2).
+    mask_margin: float = 0.1
+    # Mask loss (Section 3.4 uses Mask R-CNN's per-pixel BCE): a Dice term of this weight is added, and this
+    # fraction of the sampled points is drawn from the ground truth's boundary band.
+    mask_dice_weight: float = 1.0
+    mask_boundary_fraction: float = 0.5
     # Tracking head (Section 3.3).
     motion_hidden_channels: int = 128
     # Detection (FCOS).
@@ -59,6 +70,9 @@ class ModelConfig:
     focal_gamma: float = 2.0
     score_threshold: float = 0.05
     nms_threshold: float = 0.5
+    # NMS across classes: one object, one detection, whatever classes compete at its location (a second,
+    # wrong-class box on the same object would start a duplicate track). False: class-wise (version 2).
+    class_agnostic_nms: bool = True
     detections_per_frame: int = 50
     candidates_per_level: int = 1000
     # Initialisation: "none" (random), "imagenet" (torchvision ResNet) or "coco_fcos" (torchvision FCOS R50).
@@ -79,6 +93,13 @@ class ModelConfig:
             _check(getattr(self, name) >= 1, name, f"must be at least 1, got {getattr(self, name)}")
         _check(1 <= self.base_levels <= 3, "base_levels", f"must be 1, 2 or 3 (P3..P5), got {self.base_levels}")
         _check(self.base_upsample in (1, 2, 4), "base_upsample", f"must be 1, 2 or 4, got {self.base_upsample}")
+        _check(self.base_detail_stride in (4, 8), "base_detail_stride",
+               f"must be 4 (ResNet layer1 feeds the masks) or 8 (P3 only), got {self.base_detail_stride}")
+        _check(self.base_detail_stride == 8 or self.base_upsample >= 2, "base_upsample",
+               "must be 2 or 4 when base_detail_stride is 4 (the base features are at stride 4 or finer)")
+        _check(0.0 <= self.mask_margin <= 1.0, "mask_margin", f"must lie in [0, 1], got {self.mask_margin}")
+        _check(self.mask_dice_weight >= 0.0, "mask_dice_weight", "must be 0 or more")
+        _check(0.0 <= self.mask_boundary_fraction <= 1.0, "mask_boundary_fraction", "must lie in [0, 1]")
         for name in ("fpn_channels", "base_hidden_channels"):
             _check(getattr(self, name) % 32 == 0, name, f"must be a multiple of 32 (GroupNorm of 32 groups), "
                                                         f"got {getattr(self, name)}")
