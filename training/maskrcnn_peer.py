@@ -13,10 +13,11 @@ themselves): the frames come from :class:`training.datasets.YTVISClipDataset` (o
 config's scale and flip augmentation, exactly as SG-Net's clips do. Detection thresholds follow the model
 config: ``score_threshold``, ``nms_threshold``, ``detections_per_frame``.
 
-Training: SGD with the training config's momentum, weight decay, gradient clipping, warm-up and exponential
-decay, run over the wall-clock budget: lr = base_lr * warm-up(iteration) * final_lr_fraction ** (elapsed /
-budget), so the schedule completes whatever the machine's speed. A step takes as many frames as a SG-Net step
-(``batch_size`` clips x ``clip_length`` frames).
+Training: SGD with the training config's momentum, weight decay and gradient clipping, and sgnet-train's own
+schedule (``training.train.schedule_progress`` and ``learning_rate_factor``: warm-up, then exponential decay over
+the larger of the iteration share of ``max_iters`` and the time share of ``max_minutes``), so the peer's schedule
+completes within the same budget as SG-Net's. A step takes as many frames as a SG-Net step (``batch_size`` clips
+x ``clip_length`` frames).
 """
 from __future__ import annotations
 
@@ -37,10 +38,10 @@ from sgnet_model.backbone import fold_batch_norms
 from sgnet_model.config import ModelConfig
 from sgnet_model.instances import FrameResult, TrackedInstance
 from sgnet_model.ytvis import YTVISData
-from training.config import OptimConfig, TrainConfig
+from training.config import TrainConfig
 from training.datasets import Clip, ClipAugmentation, YTVISClipDataset
 from training.iou_tracker import MaskIoUTracker
-from training.train import SeededClips
+from training.train import SeededClips, learning_rate_factor, schedule_progress
 
 MASK_THRESHOLD = 0.5  # Mask R-CNN's mask probabilities -> binary masks
 
@@ -69,15 +70,6 @@ def build_maskrcnn(model_config: ModelConfig, num_classes: int) -> MaskRCNN:
                     box_detections_per_img=model_config.detections_per_frame, _skip_resize=True)
 
 
-def learning_rate_factor(iteration: int, progress: float, optim: OptimConfig) -> float:
-    """Linear warm-up over ``warmup_iters`` from ``warmup_start_fraction``, times the exponential decay
-    ``final_lr_fraction ** progress``, ``progress`` being the share of the budget spent (0..1)."""
-    decay = optim.final_lr_fraction ** min(max(progress, 0.0), 1.0)
-    if iteration < optim.warmup_iters:
-        return decay * (optim.warmup_start_fraction + (1 - optim.warmup_start_fraction) * iteration / optim.warmup_iters)
-    return decay
-
-
 def _inputs(clips: list[Clip]) -> tuple[list[torch.Tensor], list[dict[str, torch.Tensor]]]:
     """One-frame clips -> Mask R-CNN's images (3, h, w) float in [0, 1] and targets (labels 1-based)."""
     images = [clip.images[0].float() / 255 for clip in clips]
@@ -87,11 +79,10 @@ def _inputs(clips: list[Clip]) -> tuple[list[torch.Tensor], list[dict[str, torch
 
 
 def train_maskrcnn(model: MaskRCNN, config: TrainConfig, annotations: YTVISData, frames: Path, base_lr: float,
-                   minutes: float, max_iters: int | None = None, progress: bool = True) -> PeerTraining:
-    """Train ``model`` in place on ``annotations``' frames for ``minutes`` of wall clock (and at most
-    ``max_iters`` steps), with ``config``'s data and optimiser recipe at learning rate ``base_lr``."""
-    if minutes <= 0:
-        raise PeerError(f"the peer's training budget must be positive, got {minutes} minutes")
+                   progress: bool = True) -> PeerTraining:
+    """Train ``model`` in place on ``annotations``' frames with ``config``'s data and optimiser recipe and its
+    schedule (sgnet-train's: over ``max_minutes`` of wall clock and at most ``max_iters`` steps), at learning
+    rate ``base_lr``."""
     torch.manual_seed(config.seed)
     model_config = dataclasses.replace(config.model, class_names=annotations.class_names)
     frames_per_step = config.batch_size * config.data.clip_length
@@ -103,10 +94,9 @@ def train_maskrcnn(model: MaskRCNN, config: TrainConfig, annotations: YTVISData,
     parameters = [p for p in model.parameters() if p.requires_grad]
     optim = config.optim
     optimizer = torch.optim.SGD(parameters, lr=base_lr, momentum=optim.momentum, weight_decay=optim.weight_decay)
-    budget = minutes * 60
     iteration, images, total = 0, 0, float("nan")
     model.train()
-    bar = tqdm(total=max_iters, desc="maskrcnn-train", unit="it", file=sys.stderr, disable=not progress,
+    bar = tqdm(total=config.max_iters, desc="maskrcnn-train", unit="it", file=sys.stderr, disable=not progress,
                dynamic_ncols=True)
     started = time.monotonic()
     epoch = 0
@@ -116,11 +106,12 @@ def train_maskrcnn(model: MaskRCNN, config: TrainConfig, annotations: YTVISData,
                             num_workers=config.data.workers, generator=torch.Generator().manual_seed(epoch))
         for batch in loader:
             elapsed = time.monotonic() - started
-            if elapsed > budget or (max_iters is not None and iteration >= max_iters):
+            done = schedule_progress(iteration, elapsed, config)
+            if done >= 1.0:
                 bar.close()
                 return PeerTraining(iteration, images, elapsed, total)
             for group in optimizer.param_groups:
-                group["lr"] = base_lr * learning_rate_factor(iteration, elapsed / budget, optim)
+                group["lr"] = base_lr * learning_rate_factor(iteration, done, config)
             inputs, targets = _inputs(batch)
             losses = model(inputs, targets)
             loss = sum(losses.values())

@@ -97,14 +97,13 @@ def run_sgnet(config: TrainConfig, output: Path, val: YTVISData, frames: Path, p
 
 
 def run_maskrcnn(config: TrainConfig, train_set: YTVISData, val: YTVISData, frames: Path,
-                 profiles: dict[str, TrackerConfig], lr: float, max_iters: int | None, progress: bool
-                 ) -> dict[str, Any]:
+                 profiles: dict[str, TrackerConfig], lr: float, progress: bool) -> dict[str, Any]:
     """Train the peer for the same budget and evaluate it, its masks linked by the mask-IoU tracker gated by
     SG-Net's ``profiles``."""
     started = time.monotonic()
     torch.manual_seed(config.seed)
     model = build_maskrcnn(config.model, len(train_set.class_names))
-    trained = train_maskrcnn(model, config, train_set, frames, lr, config.max_minutes, max_iters, progress)
+    trained = train_maskrcnn(model, config, train_set, frames, lr, progress)
     seconds = time.monotonic() - started
     predictors = {name: MaskRCNNPredictor(model, train_set.class_names,
                                           MaskIoUTracker(profile.new_track_score, profile.continue_score))
@@ -156,8 +155,8 @@ def build_parser() -> argparse.ArgumentParser:
                         help="override a field of the recipe, for both methods (repeatable)")
     parser.add_argument("--minutes", type=float, help="wall-clock training budget of each method (default: the "
                                                       "recipe's max_minutes, 10 for the demo's)")
-    parser.add_argument("--max-iters", type=int, help="also stop each training after this many iterations (SG-Net "
-                                                      "stops at its recipe's max_iters in any case)")
+    parser.add_argument("--max-iters", type=int, help="the recipe's max_iters for both: each schedule ends at this "
+                                                      "many iterations or at the budget, whichever comes first")
     parser.add_argument("--peer-lr", type=float, default=DEFAULT_PEER_LR,
                         help="Mask R-CNN's base learning rate (default %(default)s)")
     parser.add_argument("--threads", type=int, default=torch.get_num_threads(),
@@ -196,7 +195,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             raise EvaluationError(f"{args.val} must hold ground truth for the categories of {args.annotations} "
                                   f"({list(train_set.class_names)}), in the same order of ids")
         sgnet, profiles = run_sgnet(config, args.output / "sgnet", val, args.frames, progress)
-        maskrcnn = run_maskrcnn(config, train_set, val, args.frames, profiles, args.peer_lr, args.max_iters, progress)
+        maskrcnn = run_maskrcnn(config, train_set, val, args.frames, profiles, args.peer_lr, progress)
     except KeyboardInterrupt:
         print("sgnet-peer-bench: interrupted; no figures written", file=sys.stderr)
         return 130
