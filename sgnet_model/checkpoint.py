@@ -48,6 +48,7 @@ VERSION = 3
 # and the BCE-only mask loss. Loaded with these, a version 2 checkpoint gives exactly the masks it gave before.
 VERSION_2_MODEL = {"base_detail_stride": 8, "mask_margin": 0.0, "class_agnostic_nms": False,
                    "mask_dice_weight": 0.0, "mask_boundary_fraction": 0.0}
+VERSION_2_TRACKER = {"match_across_classes": False}  # version 2 trackers matched within a class
 HOW_TO_GET_ONE = "train one with `sgnet-train`, or run `sgnet-demo`, which trains and caches a small model"
 
 # What torch.load(weights_only=True) rebuilds without extra allow-listing, by exact type (subclasses such as
@@ -158,7 +159,9 @@ def load_checkpoint(path: str | Path, map_location: str | torch.device = "cpu") 
         if not isinstance(stored, dict) or set(stored) != set(TRACKER_PROFILES):
             raise ConfigError(f"checkpoint {path}: tracker_profiles must name exactly {list(TRACKER_PROFILES)}, "
                               f"got {sorted(stored) if isinstance(stored, dict) else type(stored).__name__}")
-        tracker_profiles = {name: from_dict(TrackerConfig, stored[name], f"checkpoint {path}: tracker_profiles.{name}")
+        migrated = VERSION_2_TRACKER if version == 2 else {}
+        tracker_profiles = {name: from_dict(TrackerConfig, {**migrated, **stored[name]} if isinstance(
+            stored[name], dict) else stored[name], f"checkpoint {path}: tracker_profiles.{name}")
                             for name in TRACKER_PROFILES}
     except ConfigError as error:
         raise CheckpointError(str(error)) from None

@@ -55,9 +55,10 @@ class ModelConfig:
     # through a lateral connection and a non-linear 3x3 stage after upsampling; 8 is the paper's P3-only branch
     # (checkpoints of format version 2 were trained with it and load as 8).
     base_detail_stride: int = 4
-    # Masks are pasted (and the mask loss sampled) over the box grown by this fraction of its width and height
-    # on each side, so a box a little too tight does not cut the mask; 0 cuts at the box (version 2).
-    mask_margin: float = 0.1
+    # Masks are pasted over the box grown by this fraction of its width and height on each side, so that a box a
+    # little too tight does not cut the mask. 0 cuts at the box: measured best for the small model on held-out
+    # synthetic videos (docs/model.md, "Masks a robot can trust"); a model with looser boxes may want some.
+    mask_margin: float = 0.0
     # Mask loss (Section 3.4 uses Mask R-CNN's per-pixel BCE): a Dice term of this weight is added, and this
     # fraction of the sampled points is drawn from the ground truth's boundary band.
     mask_dice_weight: float = 1.0
@@ -123,6 +124,10 @@ class TrackerConfig:
     continue_score: float = 0.3  # a detection continues a track at this score or above
     max_lost_s: float = 2.5  # an unmatched track is kept this many seconds, moving at its last velocity
     radius_scale: float = 1.0  # matching radius r = radius_scale * mean(w, h) of the track's box
+    # a detection may continue a track of another class (the track's class is then a score-weighted vote over
+    # its detections): one object, one track, when its class flickers. False: class-wise matching (version 2;
+    # the evaluation profile, where video AP rewards a second hypothesis of another class).
+    match_across_classes: bool = True
 
     def __post_init__(self) -> None:
         _check(0.0 <= self.continue_score <= 1.0, "continue_score", "must lie in [0, 1]")
@@ -136,7 +141,7 @@ class TrackerConfig:
 # continue tracks too (the official SG-Net code keeps detections down to score 0.03). These defaults (for the
 # YouTube-VIS configs) could not be measured here; config/model/resnet18_small.yaml sets values measured on the
 # synthetic set (docs/tracking.md).
-EVALUATION_TRACKER = TrackerConfig(new_track_score=0.1, continue_score=0.05)
+EVALUATION_TRACKER = TrackerConfig(new_track_score=0.1, continue_score=0.05, match_across_classes=False)
 TRACKER_PROFILES = ("robot", "evaluation")
 
 

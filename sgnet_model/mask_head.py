@@ -3,7 +3,8 @@
 Reading of Eq. 2 (DESIGN.md): an instance's box is split into r1 x r2 sub-regions (Eq. 1). Every pixel p inside
 the box lies in exactly one sub-region j, and its mask value is sigmoid(a_j . F(p)): the base features F at p
 combined by a 1x1 dynamic convolution whose weights a_j are the attention scores of sub-region j. Outside the
-box the mask is zero. The attention head predicts scores for a fixed max_grid x max_grid layout of
+mask region (the box grown by ``mask_margin``, ``mask_regions``) the mask is zero; a pixel of the margin takes
+the cell of the box nearest to it. The attention head predicts scores for a fixed max_grid x max_grid layout of
 sub-regions; an instance with a coarser r1 x r2 grid uses, for its sub-region (row, col), the layout cell at
 the same relative position (the cell containing the sub-region's centre), so that a slot always means the
 same part of an object whatever its size.

@@ -27,6 +27,9 @@ IMAGE_STD = (0.229, 0.224, 0.225)
 MASK_LOSS_POINTS = 256  # random points per instance box for the mask loss
 MASK_LOSS_MAX_INSTANCES = 64  # positives per image that the mask loss looks at
 MASK_BOX_JITTER = 0.1  # fraction of the box size by which each side may move in the mask loss
+# the mask loss's points are drawn in the jittered box grown by this fraction of its size on each side, so the
+# masks are learned around the box too and may be pasted with a margin (ModelConfig.mask_margin)
+MASK_LOSS_MARGIN = 0.1
 
 
 @dataclasses.dataclass
@@ -152,8 +155,8 @@ class SGNet(nn.Module):
         The box that places the sub-regions (and decides the grid of Eq. 1) is the ground-truth box with each
         side moved at random by up to MASK_BOX_JITTER of the box's size: at inference the predicted box does
         that job, and a box a few pixels off must not land on sub-region layouts the head never learned. Points
-        are drawn in that box grown by ``mask_margin`` (``postprocess.mask_regions``), the region in which
-        inference pastes the mask. Boxes and regions stay inside their own frame, not the padded batch: the
+        are drawn in that box grown by MASK_LOSS_MARGIN (``mask_regions``), so that inference may paste masks
+        with a margin (``mask_margin``). Boxes and regions stay inside their own frame, not the padded batch: the
         padding has no ground truth.
         """
         config = self.config
@@ -161,7 +164,7 @@ class SGNet(nn.Module):
         locations = Locations(*(getattr(locations, f.name)[keep] for f in dataclasses.fields(Locations)))
         frame_sizes = torch.tensor([frame.masks.shape[-2:] for frame in targets], device=gt_boxes.device)
         boxes = _jitter_boxes(gt_boxes[keep], MASK_BOX_JITTER, frame_sizes[locations.batch])
-        regions = _clip_to_frames(mask_regions(boxes, config.mask_margin), frame_sizes[locations.batch])
+        regions = _clip_to_frames(mask_regions(boxes, MASK_LOSS_MARGIN), frame_sizes[locations.batch])
         truth = _MaskTable(targets, box_index[keep])
         count = boxes.shape[0]
         boundary = round(MASK_LOSS_POINTS * config.mask_boundary_fraction)

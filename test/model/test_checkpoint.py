@@ -294,12 +294,14 @@ def test_a_version_2_checkpoint_loads_as_the_network_it_was(tmp_path):
     assert "base_masks.convs.6.weight" in state and "base_masks.convs.0.weight" in state
     stored_config = {k: v for k, v in to_dict(SMALL).items() if k not in (
         "base_detail_stride", "mask_margin", "class_agnostic_nms", "mask_dice_weight", "mask_boundary_fraction")}
+    stored_tracker = {k: v for k, v in to_dict(TrackerConfig()).items() if k != "match_across_classes"}
     path = tmp_path / "version2.pt"
     torch.save({"format": "sgnet_ros.checkpoint", "version": 2, "model_config": stored_config,
-                "tracker_profiles": {name: to_dict(TrackerConfig()) for name in ("robot", "evaluation")},
+                "tracker_profiles": {name: stored_tracker for name in ("robot", "evaluation")},
                 "model": state, "training": None}, path)
     checkpoint = load_checkpoint(path)
     assert checkpoint.model_config == version_2
+    assert not any(profile.match_across_classes for profile in checkpoint.tracker_profiles.values())
     network = SGNet(checkpoint.model_config)
     load_model_state(network, checkpoint, path)
     assert all(torch.equal(network.state_dict()[key], value) for key, value in original.items())

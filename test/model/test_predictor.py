@@ -146,7 +146,7 @@ def test_pasted_masks_equal_dense_blending_then_bilinear_upsampling():
     with F.interpolate, keep the box grown by the margin. paste_masks does the same work only inside those
     regions."""
     torch.manual_seed(1)
-    model = SGNet(dataclasses.replace(SMALL.model, input_width=320, input_height=192)).eval()
+    model = SGNet(dataclasses.replace(SMALL.model, input_width=320, input_height=192, mask_margin=0.15)).eval()
     with torch.no_grad():
         model.head.regression_head.bbox_reg.bias.fill_(3.0)  # boxes of 6 strides: 48 px and more
     image = torch.randint(0, 256, (1, 3, 192, 320), dtype=torch.uint8)
