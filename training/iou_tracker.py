@@ -3,7 +3,7 @@ Mask R-CNN's this way).
 
 Per frame, detections best score first each take the free track of the previous frame, of the same class, whose
 mask overlaps theirs most, if that mask IoU is at least ``iou_threshold`` (0.5); a detection that finds none
-starts a new track. Only the previous frame's tracks can be continued: a track not matched in a frame ends
+starts a new track. With ``match_across_classes`` (as SG-Net's robot profile has it) the class is not compared. Only the previous frame's tracks can be continued: a track not matched in a frame ends
 (no motion model, no persistence). Two score gates, as SG-Net's tracker profiles have them: a detection under
 ``continue_score`` is left out, and starting a track needs ``new_track_score``. With both at 0 every detection
 is tracked. IDs start at 1 and are never reused (``reset()`` keeps the counter); 0 means "no track".
@@ -29,16 +29,17 @@ def mask_iou(first: np.ndarray, second: np.ndarray) -> np.ndarray:
 
 
 class MaskIoUTracker:
-    """Greedy, class-wise linking of each frame's masks to the previous frame's tracks by mask IoU."""
+    """Greedy linking of each frame's masks to the previous frame's tracks by mask IoU."""
 
     def __init__(self, new_track_score: float = 0.0, continue_score: float = 0.0,
-                 iou_threshold: float = MATCH_IOU) -> None:
+                 iou_threshold: float = MATCH_IOU, match_across_classes: bool = False) -> None:
         if not 0.0 <= continue_score <= new_track_score <= 1.0:
             raise ValueError(f"MaskIoUTracker: need 0 <= continue_score <= new_track_score <= 1, got "
                              f"{continue_score} and {new_track_score}")
         if not 0.0 < iou_threshold <= 1.0:
             raise ValueError(f"MaskIoUTracker: iou_threshold must lie in (0, 1], got {iou_threshold}")
         self.new_track_score, self.continue_score, self.iou_threshold = new_track_score, continue_score, iou_threshold
+        self.match_across_classes = match_across_classes
         self._next_id = 1
         self.reset()
 
@@ -59,7 +60,8 @@ class MaskIoUTracker:
             raise ValueError(f"MaskIoUTracker.update: masks of {masks.shape[1:]} after {self._masks.shape[1:]}; "
                              f"call reset() for a new video")
         iou = mask_iou(masks, self._masks) if len(self._ids) else np.zeros((len(masks), 0), np.float32)  # (N, T)
-        iou[class_ids[:, None] != self._class_ids[None, :]] = 0.0
+        if not self.match_across_classes:
+            iou[class_ids[:, None] != self._class_ids[None, :]] = 0.0
         track_ids = np.zeros(len(masks), np.int64)
         free = np.ones(len(self._ids), bool)
         for i in np.argsort(-scores, kind="stable"):

@@ -11,7 +11,7 @@ and scored by the same metric on the same held-out videos; one table.
 4. Both run frame by frame over the held-out videos through sgnet-eval's ``predict_videos`` and are scored by its
    ``score`` (the YouTube-VIS metric and the tracking figures). SG-Net tracks with its checkpoint's tracker
    profiles; Mask R-CNN's masks are linked by a plain mask-IoU tracker (training/iou_tracker.py) gated by the
-   same profiles' start and continue scores. AP, AP75 and AR100 come from the evaluation profile, IDF1 from
+   same profiles' start and continue scores, matching across classes where the profile does. AP, AP75 and AR100 come from the evaluation profile, IDF1 from
    both; ms/frame is the median over the evaluation pass's frames (the first left out, as sgnet-eval does),
    same threads, same frames.
 
@@ -106,7 +106,8 @@ def run_maskrcnn(config: TrainConfig, train_set: YTVISData, val: YTVISData, fram
     trained = train_maskrcnn(model, config, train_set, frames, lr, progress)
     seconds = time.monotonic() - started
     predictors = {name: MaskRCNNPredictor(model, train_set.class_names,
-                                          MaskIoUTracker(profile.new_track_score, profile.continue_score))
+                                          MaskIoUTracker(profile.new_track_score, profile.continue_score,
+                                                         match_across_classes=profile.match_across_classes))
                   for name, profile in profiles.items()}
     figures = evaluate(predictors, val, frames, progress)
     figures.update(training_iterations=trained.iterations, training_minutes=seconds / 60, lr=lr,
@@ -208,7 +209,8 @@ def main(argv: Sequence[str] | None = None) -> int:
               "train_videos": len(train_set.videos), "train_frames": sum(v.length for v in train_set.videos.values()),
               "held_out_videos": len(val.videos), "held_out_frames": sum(v.length for v in val.videos.values()),
               "held_out_video_ids": list(val.videos), "recipe": str(args.config),
-              "tracker_profiles": {name: {"new_track_score": p.new_track_score, "continue_score": p.continue_score}
+              "tracker_profiles": {name: {"new_track_score": p.new_track_score, "continue_score": p.continue_score,
+                                          "match_across_classes": p.match_across_classes}
                                    for name, p in profiles.items()},
               **runtime_info("cpu", torch.float32, False)}
     if args.json:

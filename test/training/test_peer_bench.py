@@ -72,6 +72,8 @@ def test_a_class_change_starts_a_new_track():
     assert list(tracker.update(frame(mask), np.array([0.9]), np.array([2]))) == [1]
     assert list(tracker.update(frame(mask), np.array([0.9]), np.array([3]))) == [2]  # same mask, IoU 1
     assert list(tracker.update(frame(mask), np.array([0.9]), np.array([3]))) == [2]
+    across = MaskIoUTracker(match_across_classes=True)  # as the robot profile matches: the class is not compared
+    assert [list(across.update(frame(mask), np.array([0.9]), np.array([c]))) for c in (2, 3, 2)] == [[1]] * 3
 
 
 def test_the_best_scored_detection_takes_the_track_and_only_the_previous_frame_counts():
@@ -172,8 +174,9 @@ def test_the_command_trains_both_scores_both_and_prints_one_table(tiny_set, tmp_
     assert (result["train_videos"], result["train_frames"], result["held_out_videos"], result["held_out_frames"]) \
         == (3, 9, 1, 3)
     assert result["frames_per_step"] == 2 and result["threads"] == 1 and result["budget_minutes"] == 5
-    assert result["tracker_profiles"] == {"robot": {"new_track_score": 0.5, "continue_score": 0.3},
-                                          "evaluation": {"new_track_score": 0.3, "continue_score": 0.1}}
+    assert result["tracker_profiles"] == {
+        "robot": {"new_track_score": 0.5, "continue_score": 0.3, "match_across_classes": True},
+        "evaluation": {"new_track_score": 0.3, "continue_score": 0.1, "match_across_classes": False}}
     for key in ("sgnet", "maskrcnn"):
         figures = result[key]
         assert figures["training_iterations"] == 2 and figures["training_frames"] == 4
