@@ -56,8 +56,6 @@ class PeerTraining:
 
     iterations: int
     images: int
-    seconds: float
-    final_loss: float
 
 
 def build_maskrcnn(model_config: ModelConfig, num_classes: int) -> MaskRCNN:
@@ -94,7 +92,7 @@ def train_maskrcnn(model: MaskRCNN, config: TrainConfig, annotations: YTVISData,
     parameters = [p for p in model.parameters() if p.requires_grad]
     optim = config.optim
     optimizer = torch.optim.SGD(parameters, lr=base_lr, momentum=optim.momentum, weight_decay=optim.weight_decay)
-    iteration, images, total = 0, 0, float("nan")
+    iteration, images = 0, 0
     model.train()
     bar = tqdm(total=config.max_iters, desc="maskrcnn-train", unit="it", file=sys.stderr, disable=not progress,
                dynamic_ncols=True)
@@ -109,7 +107,7 @@ def train_maskrcnn(model: MaskRCNN, config: TrainConfig, annotations: YTVISData,
             done = schedule_progress(iteration, elapsed, config)
             if done >= 1.0:
                 bar.close()
-                return PeerTraining(iteration, images, elapsed, total)
+                return PeerTraining(iteration, images)
             for group in optimizer.param_groups:
                 group["lr"] = base_lr * learning_rate_factor(iteration, done, config)
             inputs, targets = _inputs(batch)
@@ -123,7 +121,7 @@ def train_maskrcnn(model: MaskRCNN, config: TrainConfig, annotations: YTVISData,
             if optim.grad_clip_norm > 0:
                 torch.nn.utils.clip_grad_norm_(parameters, optim.grad_clip_norm)
             optimizer.step()
-            iteration, images, total = iteration + 1, images + len(inputs), float(loss.detach())
+            iteration, images = iteration + 1, images + len(inputs)
             bar.set_postfix({name.removeprefix("loss_"): f"{value.item():.3f}" for name, value in losses.items()},
                             refresh=False)
             bar.update()
