@@ -72,6 +72,8 @@ from sgnet_ros.depth_input import DepthInput
 from sgnet_ros.diagnostics import NodeStatistics, diagnostic_status, unconfigured_status
 from sgnet_ros.images import ImageError, compressed_to_rgb, image_to_rgb, labels_to_image, rgb_to_image
 from sgnet_ros.inputs import CameraSubscription, sibling_camera_info
+from sgnet_ros.markers import TOPIC as MARKERS_TOPIC
+from sgnet_ros.markers import InstanceMarkers, MarkerArray
 from sgnet_ros.masks import class_image, label_image
 from sgnet_ros.msg import InstanceArray
 from sgnet_ros.outputs import (Detection2DArray, LabelInfo, camera_info_msg, detection_array_msg,
@@ -151,6 +153,7 @@ class SGNetNode(LifecycleNode):
         self._slot = LatestFrameSlot()
         self._worker: threading.Thread | None = None
         self._depth: DepthInput | None = None  # the optional depth input (3D), while active
+        self._markers = InstanceMarkers()  # the 3D markers' builder: remembers which tracks to delete
         self._statistics = NodeStatistics()
         self._last_logged: dict[str, float] = {}
         self._zero_stamp_warned = False
@@ -323,6 +326,9 @@ class SGNetNode(LifecycleNode):
         for name in ("label_image", "class_image", "debug_image"):
             if getattr(settings.node, name):
                 self._outputs[name] = self.create_lifecycle_publisher(Image, name, depth)
+        if settings.node.depth_image_topic:  # rviz markers of the instances located in 3D
+            self._outputs[MARKERS_TOPIC] = self.create_lifecycle_publisher(MarkerArray, MARKERS_TOPIC, depth)
+            self._markers = InstanceMarkers()
 
     def _subscribe(self, settings: NodeSettings) -> None:
         node = settings.node
@@ -448,6 +454,8 @@ class SGNetNode(LifecycleNode):
             publishers["class_image"].publish(labels_to_image(classes, header))
         if self._subscribed("debug_image"):
             publishers["debug_image"].publish(rgb_to_image(render_overlay(rgb, result.instances), header))
+        if spatial is not None and self._subscribed(MARKERS_TOPIC):
+            publishers[MARKERS_TOPIC].publish(self._markers.build(result, header, spatial))
 
     def _subscribed(self, name: str) -> bool:
         publisher = self._outputs.get(name)

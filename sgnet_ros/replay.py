@@ -22,6 +22,11 @@ The report names the tracker settings the node ran (``tracker_profile`` and the 
 node's parameters at the end of the replay), since the metrics depend on them: video AP rewards the node's
 evaluation profile (low start/continue scores), a robot runs the robot profile (few, confident tracks).
 
+``--clock`` publishes /clock (rosgraph_msgs/Clock) set to each frame's header stamp just before the frame goes out,
+as ``ros2 bag play --clock`` does with the bag's time: a node started with ``use_sim_time:=true`` then lives in the
+recording's time, so the input age in its diagnostics (its clock minus the image's stamp) is the replay's, not the
+difference between today and the day of the recording.
+
 Outputs are matched to frames by header stamp (the node copies the input header). End-to-end latency is
 from publishing a frame to receiving its ``instances`` here (the middleware's receive time); the node's own time
 is the ``inference_ms`` it publishes with each frame. Written to ``--output``: ``outputs/`` (a bag of the node's
@@ -65,13 +70,14 @@ from rosbags.interfaces import Connection
 from rosbags.rosbag2 import Reader, Writer
 from rosbags.serde import SerdeError
 from rosbags.typesys.store import Typestore
+from rosgraph_msgs.msg import Clock
 from sensor_msgs.msg import CameraInfo, CompressedImage, Image
 from tqdm import tqdm
 
 from sgnet_model.config import TrackerConfig
 from sgnet_model.ytvis import (RLE, TrackObservation, VideoResult, YTVISData, YTVISError, build_video_results,
                                parse_annotations, save_results)
-from sgnet_model.ytvis_metric import METRIC_NAMES, evaluate_vis, tracking_figures
+from sgnet_model.ytvis_metric import evaluate_vis, metric_lines, tracking_figures
 from sgnet_ros.bag import (BAG_KEY, BAG_METADATA_VERSION, CAMERA_INFO_TYPE, COMPRESSED_SUFFIX, COMPRESSED_TYPE,
                            DEPTH_KEY, IMAGE_TYPE, STORAGES, BagError, camera_info_topic, ros_typestore, stamp_ns)
 from sgnet_ros.depth import DEPTH_ENCODINGS
@@ -88,6 +94,7 @@ WARM_UP_PERIOD_S = 1.0  # the warm-up frame is sent again this often until the n
 DRAIN_S = 2.0  # after the last answer, wait this long at most for the per-frame outputs still under way
 PUBLISH_DEPTH = 10
 DEPTH_DISCOVERY_S = 5.0  # at the first frame, wait this long at most for the node's depth subscriptions
+CLOCK_TOPIC = "/clock"
 
 
 class ReplayError(RuntimeError):
@@ -515,6 +522,19 @@ def record_only(session: Session, topic: str, pacing: Pacing) -> None:
     session.book.wait(session.per_frame_outputs_done, DRAIN_S)
 
 
+def clock_publisher(session: Session) -> Callable[[int], None]:
+    """A function that publishes /clock at a frame's stamp (ns), for a node on simulated time."""
+    publisher = session.node.create_publisher(Clock, CLOCK_TOPIC, QoSProfile(
+        history=HistoryPolicy.KEEP_LAST, depth=1, reliability=ReliabilityPolicy.RELIABLE,
+        durability=DurabilityPolicy.VOLATILE))
+
+    def publish(stamp: int) -> None:
+        message = Clock()
+        message.clock.sec, message.clock.nanosec = divmod(stamp, 1_000_000_000)
+        publisher.publish(message)
+    return publish
+
+
 # ------------------------------------------------------------------------------------------------- evaluation
 
 
@@ -794,9 +814,7 @@ def _print_report(report: dict[str, Any], output: Path) -> None:
         print(f"node's tracker: {report.get('tracker_profile') or 'unnamed'} profile: {values}")
     metrics = report.get("metrics")
     if metrics:
-        print("  ".join(f"{name} {metrics[name]:.3f}" for name in METRIC_NAMES))
-        mota = "n/a" if metrics["mota"] is None else f"{metrics['mota']:.3f}"
-        print(f"IDF1 {metrics['idf1']:.3f}  ID switches {metrics['id_switches']}  MOTA {mota}")
+        print("\n".join(metric_lines(metrics)))
     depth = report.get("depth")
     if depth:
         median = "n/a" if depth["relative_error_median"] is None else f"{100 * depth['relative_error_median']:.2f} %"
@@ -843,6 +861,9 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--node-depth-topic",
                         help="where the bag's depth images go when it has them (default: NAMESPACE/depth/image_raw; "
                              "camera_info beside it; the node's depth_image_topic)")
+    parser.add_argument("--clock", action="store_true",
+                        help="publish /clock at each frame's stamp before the frame (as ros2 bag play --clock): run "
+                             "the node with use_sim_time:=true so that its input age is measured on the bag's time")
     parser.add_argument("--ground-truth", type=Path,
                         help="YouTube-VIS JSON for the bag's frames (sgnet-bag writes <bag>.ground_truth.json)")
     parser.add_argument("--output", type=Path, required=True,
@@ -870,6 +891,9 @@ def _pacing(args: argparse.Namespace, parser: argparse.ArgumentParser) -> Pacing
     if args.rate is not None and not args.rate > 0:
         parser.error(f"--rate must be positive, got {args.rate}")
     mode = "record-only" if args.record_only else "lock-step" if args.as_fast_as_node else "timed"
+    if mode == "record-only" and args.clock:
+        parser.error("--clock publishes the replayed frames' time; with --record-only the player publishes /clock "
+                     "(ros2 bag play --clock)")
     if mode != "record-only" and args.bag is None:
         parser.error("--bag is needed (except with --record-only)")
     return Pacing(mode=mode, rate=args.rate or 1.0, timeout_s=args.timeout, wait_s=args.wait, idle_s=args.idle)
@@ -905,8 +929,14 @@ def run(args: argparse.Namespace, pacing: Pacing) -> dict[str, Any]:
         else:
             feed = DepthFeed(session, reader, store, depth, args.node_depth_topic or f"{namespace}/depth/image_raw") \
                 if depth is not None else None
+            hooks = [hook for hook in (clock_publisher(session) if args.clock else None,
+                                       feed.before_frame if feed is not None else None) if hook is not None]
+
+            def before_frame(stamp: int) -> None:  # /clock first: the node's time is the frame's when it arrives
+                for hook in hooks:
+                    hook(stamp)
             replay_bag(session, images, total, IMAGE_TYPES[msgtype], topic, pacing, not args.no_progress,
-                       feed.before_frame if feed is not None else None)
+                       before_frame)
     except KeyboardInterrupt:
         interrupted = pacing.mode != "record-only"
         _log("interrupted: reporting what was replayed so far")
