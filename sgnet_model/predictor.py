@@ -9,12 +9,19 @@ Gaps: the tracks reset when the timestamps go back, or when the stream itself ha
 than ``max_gap_s`` after the frame the source delivered before it (``received_before``; processed or not). A
 model slower than ``max_gap_s`` that processes only some of the frames it receives therefore keeps its tracks;
 the motion head and the tracker are told the real time since the previous processed frame.
+
+Cameras: one predictor serves several streams with one model in memory. Each stream (a camera) has its own
+``StreamState``: tracker, cached previous towers, previous timestamp and gap logic, so a camera's IDs, gaps and
+resets never depend on another camera's frames. ``step_batch`` runs the frames of several cameras that have the
+same size through the network in one batch and post-processes each with its own stream's state; ``step`` is its
+one-frame case.
 """
 from __future__ import annotations
 
 import dataclasses
 import math
 import time
+from collections.abc import Sequence
 from pathlib import Path
 
 import numpy as np
@@ -31,10 +38,56 @@ from .targets import Pyramid
 from .tracker import CenterTracker
 
 SIZE_DIVISOR = 32  # P7 has stride 128, but torchvision's FCOS pads to 32 as well; extra rows just stay empty
+DEFAULT_STREAM = ""  # the stream of step() calls that name no camera
 
 
 class PredictorError(RuntimeError):
     """The predictor cannot run as asked (a device that is not there, a frame it cannot take)."""
+
+
+@dataclasses.dataclass
+class StreamFrame:
+    """One camera's frame for ``step_batch``: image (H, W, 3) uint8 RGB, its stamp in seconds, and the stamp of
+    the newest frame that camera delivered before it, processed or not (None: its previous processed frame's)."""
+
+    camera: str
+    image: np.ndarray
+    timestamp: float
+    received_before: float | None = None
+
+
+class StreamState:
+    """One stream's (one camera's) state: its tracker, the previous processed frame's regression towers (what the
+    motion head compares against) and timestamp, and the gap rule that resets them."""
+
+    def __init__(self, tracker_config: TrackerConfig) -> None:
+        self.tracker = CenterTracker(tracker_config)
+        self.towers: list[torch.Tensor] | None = None  # per level (1, C, h, w)
+        self.timestamp: float | None = None
+
+    def reset(self) -> None:
+        """Forget the tracks and the cached previous frame (the tracker's ID counter goes on)."""
+        self.tracker.reset()
+        self.towers = None
+        self.timestamp = None
+
+    def advance(self, timestamp: float, received_before: float | None, max_gap_s: float) -> tuple[bool, float]:
+        """Take the next frame's stamp: whether the stream reset first (first frame, stamps going back, a gap of
+        more than ``max_gap_s`` after ``received_before``) and the seconds since the previous processed frame."""
+        previous = self.timestamp
+        before = previous if received_before is None else received_before
+        reset = previous is None or timestamp < previous or timestamp < before or timestamp - before > max_gap_s
+        if reset:
+            self.reset()
+        self.timestamp = timestamp
+        return reset, 0.0 if reset else timestamp - previous
+
+    def previous_towers(self, towers: list[torch.Tensor]) -> list[torch.Tensor] | None:
+        """The cached towers when they can be compared with ``towers`` (the same shapes), else None (the head then
+        sees a still scene)."""
+        if self.towers is None or self.towers[0].shape[1:] != towers[0].shape[1:]:
+            return None
+        return self.towers
 
 
 class StreamingPredictor:
@@ -54,14 +107,12 @@ class StreamingPredictor:
         self.model = model.to(self.device, self.dtype, memory_format=torch.channels_last)
         self.model_config: ModelConfig = model.config
         self.predictor_config = predictor_config
-        self.tracker = CenterTracker(tracker_config)
+        self._tracker_config = tracker_config
         self.tracker_profiles = dict(tracker_profiles or {})
         self.tracker_profile = tracker_profile
-        self._previous_towers: list[torch.Tensor] | None = None
+        self.streams: dict[str, StreamState] = {}
         self._graphs: dict[tuple, GraphedFrame] = {}
-        self._previous_graph: GraphedFrame | None = None
         self._pyramids: dict[tuple[int, int], Pyramid] = {}
-        self._previous_timestamp: float | None = None
 
     @classmethod
     def from_checkpoint(cls, path: str | Path, predictor_config: PredictorConfig = PredictorConfig(),
@@ -99,47 +150,94 @@ class StreamingPredictor:
                                      ("detections_per_frame", detections_per_frame)) if v is not None}
         self.model_config = dataclasses.replace(self.model_config, **changes)
 
-    def reset(self) -> None:
-        """Forget tracks and the cached previous frame (a new video, a restarted bag)."""
-        self.tracker.reset()
-        self._previous_towers = None
-        self._previous_graph = None
-        self._previous_timestamp = None
+    @property
+    def tracker_config(self) -> TrackerConfig:
+        """What every stream's tracker runs; setting it changes all of them."""
+        return self._tracker_config
 
-    @torch.inference_mode()
-    def step(self, image: np.ndarray, timestamp: float, received_before: float | None = None) -> FrameResult:
+    @tracker_config.setter
+    def tracker_config(self, config: TrackerConfig) -> None:
+        self._tracker_config = config
+        for stream in self.streams.values():
+            stream.tracker.config = config
+
+    @property
+    def tracker(self) -> CenterTracker:
+        """The tracker of the default stream (``step`` without a camera)."""
+        return self.stream(DEFAULT_STREAM).tracker
+
+    def stream(self, camera: str) -> StreamState:
+        """The state of ``camera``'s stream, created empty on its first frame."""
+        if camera not in self.streams:
+            self.streams[camera] = StreamState(self._tracker_config)
+        return self.streams[camera]
+
+    def reset(self, camera: str | None = None) -> None:
+        """Forget tracks and the cached previous frame (a new video, a restarted bag) of one camera's stream, or of
+        every stream when ``camera`` is None."""
+        for name, stream in self.streams.items():
+            if camera is None or name == camera:
+                stream.reset()
+
+    def step(self, image: np.ndarray, timestamp: float, received_before: float | None = None,
+             camera: str = DEFAULT_STREAM) -> FrameResult:
         """image: (H, W, 3) uint8 RGB; timestamp in seconds; received_before: the stamp of the newest frame the
         source delivered before this one, processed or not (None: the previous processed frame's).
 
         Tracks reset first when the timestamp goes back (before the previous processed frame's, or before
-        ``received_before``) or lies more than ``max_gap_s`` after ``received_before``."""
-        check_frame(image)
-        if not math.isfinite(timestamp) or (received_before is not None and not math.isfinite(received_before)):
-            raise PredictorError(f"timestamps must be finite, got {timestamp} (received_before {received_before})")
+        ``received_before``) or lies more than ``max_gap_s`` after ``received_before``. ``camera`` names the
+        stream whose tracks and previous frame this frame continues."""
+        return self.step_batch([StreamFrame(camera, image, timestamp, received_before)])[0]
+
+    @torch.inference_mode()
+    def step_batch(self, frames: Sequence[StreamFrame]) -> list[FrameResult]:
+        """One frame from each of several cameras (at most one per camera), in order of the results. Frames of the
+        same size go through the network in one batch; each is then post-processed and tracked with its own
+        camera's stream state, as ``step`` would. A result's ``inference_ms`` is the time from the call until its
+        batch was done (what the frame waited)."""
+        cameras = [frame.camera for frame in frames]
+        if len(set(cameras)) != len(cameras):
+            raise PredictorError(f"step_batch takes at most one frame per camera, got cameras {cameras}")
+        for frame in frames:
+            check_frame(frame.image)
+            if not math.isfinite(frame.timestamp) or (
+                    frame.received_before is not None and not math.isfinite(frame.received_before)):
+                raise PredictorError(f"timestamps must be finite, got {frame.timestamp} (received_before "
+                                     f"{frame.received_before}) for camera {frame.camera!r}")
         started = time.perf_counter()
-        previous = self._previous_timestamp
-        before = previous if received_before is None else received_before
-        reset = previous is None or timestamp < previous or timestamp < before or (
-            timestamp - before > self.predictor_config.max_gap_s)
-        if reset:
-            self.reset()
-        elapsed = 0.0 if reset else timestamp - previous  # since the frame whose towers are cached
-        self._previous_timestamp = timestamp
-        height, width = image.shape[:2]
-        batch, scale, valid_size = self._prepare(image)
-        frame = self._frame_tensors(batch, scale, valid_size, (height, width), elapsed)
+        steps = [(frame, *self.stream(frame.camera).advance(frame.timestamp, frame.received_before,
+                                                              self.predictor_config.max_gap_s))
+                 for frame in frames]
+        by_size: dict[tuple[int, int], list[int]] = {}
+        for index, frame in enumerate(frames):
+            by_size.setdefault(frame.image.shape[:2], []).append(index)
+        results: list[FrameResult | None] = [None] * len(frames)
+        for indices in by_size.values():  # one network pass per frame size
+            group = [steps[i] for i in indices]
+            prepared = [self._prepare(frame.image) for frame, _, _ in group]
+            batch = torch.cat([images for images, _, _ in prepared])  # (B, 3, H, W)
+            _, scale, valid_size = prepared[0]
+            streams = [self.stream(frame.camera) for frame, _, _ in group]
+            tensors = self._frame_tensors(batch, scale, valid_size, group[0][0].image.shape[:2], streams,
+                                          [elapsed for _, _, elapsed in group])
+            for i, (frame, reset, _), stream, frame_tensors_ in zip(indices, group, streams, tensors):
+                instances = self._track(stream, frame_tensors_, frame.timestamp)
+                results[i] = FrameResult(timestamp=frame.timestamp, instances=instances,
+                                         inference_ms=(time.perf_counter() - started) * 1000.0, tracks_reset=reset)
+        return results
+
+    def _track(self, stream: StreamState, frame: FrameTensors, timestamp: float) -> list[TrackedInstance]:
+        """One frame's instances from the device, tracked by its stream's tracker."""
         numbers, masks_np = self._to_host(frame)
         boxes, motion_np, scores = numbers[:, :4], numbers[:, 4:6], numbers[:, 6]
         labels = numbers[:, 7].astype(np.int64)
-        track_ids = self.tracker.update(boxes, scores, labels, motion_np, timestamp)
-        instances = [
+        track_ids = stream.tracker.update(boxes, scores, labels, motion_np, timestamp)
+        return [
             TrackedInstance(track_id=int(track_ids[i]), class_id=int(labels[i]),
                             class_name=self.class_names[int(labels[i])], score=float(scores[i]), box=boxes[i],
                             mask=masks_np[i], centre=(boxes[i, :2] + boxes[i, 2:]) / 2, motion=motion_np[i])
             for i in np.flatnonzero(track_ids > 0)
         ]
-        return FrameResult(timestamp=timestamp, instances=instances,
-                           inference_ms=(time.perf_counter() - started) * 1000.0, tracks_reset=reset)
 
     @staticmethod
     def _to_host(frame: FrameTensors) -> tuple[np.ndarray, np.ndarray]:
@@ -165,10 +263,12 @@ class StreamingPredictor:
         return numbers[:count], fetch(frame.masks[:count])
 
     def _frame_tensors(self, batch: torch.Tensor, scale: float, valid_size: tuple[int, int],
-                       output_size: tuple[int, int], elapsed: float) -> FrameTensors:
-        """Network and post-processing on the device: replayed from a CUDA graph on CUDA (fixed shapes, one graph
-        per frame shape and thresholds), else eagerly with data-dependent shapes (less work on a CPU). ``elapsed``:
-        seconds since the previous processed frame, whose towers are cached."""
+                       output_size: tuple[int, int], streams: list[StreamState], elapsed: list[float]
+                       ) -> list[FrameTensors]:
+        """Network and post-processing on the device for a batch (B, 3, H, W) of frames of one size, image i of
+        ``streams[i]``, ``elapsed[i]`` seconds after that stream's previous processed frame (whose towers it has
+        cached). Replayed from a CUDA graph on CUDA (fixed shapes, one graph per batch size, frame shape and
+        thresholds), else eagerly with data-dependent shapes (less work on a CPU)."""
         config = self.model_config
         if self.device.type == "cuda" and self.predictor_config.cuda_graphs:
             key = (tuple(batch.shape), scale, valid_size, output_size, config.score_threshold, config.nms_threshold,
@@ -176,21 +276,30 @@ class StreamingPredictor:
             if key not in self._graphs:
                 self._graphs[key] = GraphedFrame(self.model, config, batch, scale, valid_size, output_size)
             graph = self._graphs[key]
-            # the first frame, after a reset or a change of shape: no movement information, a still scene
-            still = self._previous_graph is not graph
-            frame = graph(batch, still=still, elapsed=0.0 if still else elapsed)
-            self._previous_graph = graph
-            return frame
+            # each stream's cached towers into its slot; a stream with none (first frame, reset, new shape) makes
+            # the head see a still scene
+            still = []
+            for slot, stream in enumerate(streams):
+                previous = stream.previous_towers(graph.previous)
+                still.append(previous is None)
+                for buffer, tower in zip(graph.previous, previous or ()):
+                    buffer[slot:slot + 1].copy_(tower)
+            frames = graph(batch, still=still, elapsed=[0.0 if s else e for s, e in zip(still, elapsed)])
+            for slot, stream in enumerate(streams):  # the run left this batch's towers in graph.previous
+                stream.towers = [buffer[slot:slot + 1].clone() for buffer in graph.previous]
+            return frames
         outputs = self.model.pyramid_outputs(batch)
-        towers = outputs.regression_towers
-        if self._previous_towers is None or self._previous_towers[0].shape != towers[0].shape:
-            self._previous_towers = towers  # first frame: no movement information, the head sees a still scene
-            elapsed = 0.0
-        elapsed_s = torch.full((1,), elapsed, device=self.device)
-        frame = frame_tensors(self.model, config, outputs, self._pyramid(outputs), self._previous_towers, elapsed_s,
-                              scale, valid_size, output_size, fixed=False)
-        self._previous_towers = towers
-        return frame
+        pyramid = self._pyramid(outputs)
+        frames = []
+        for image, (stream, seconds) in enumerate(zip(streams, elapsed)):
+            one = image_outputs(outputs, image)
+            towers = one.regression_towers
+            previous = stream.previous_towers(towers)
+            elapsed_s = torch.full((1,), 0.0 if previous is None else seconds, device=self.device)
+            frames.append(frame_tensors(self.model, config, one, pyramid, previous or towers, elapsed_s, scale,
+                                        valid_size, output_size, fixed=False))
+            stream.towers = towers
+        return frames
 
     def _pyramid(self, outputs: PyramidOutputs) -> Pyramid:
         """The pyramid's locations for this input shape (built once per shape)."""
@@ -211,6 +320,17 @@ class StreamingPredictor:
         padded = [math.ceil(side / SIZE_DIVISOR) * SIZE_DIVISOR for side in resized]
         frame = F.pad(frame, (0, padded[1] - resized[1], 0, padded[0] - resized[0]))
         return frame.contiguous(memory_format=torch.channels_last), scale, resized
+
+
+def image_outputs(outputs: PyramidOutputs, image: int) -> PyramidOutputs:
+    """The pyramid outputs of one image of a batch, as a batch of one (views, no copies)."""
+    def one(value: object) -> object:
+        if isinstance(value, torch.Tensor):
+            return value[image:image + 1]
+        if isinstance(value, list):
+            return [one(item) for item in value]
+        return value
+    return PyramidOutputs(**{field.name: one(getattr(outputs, field.name)) for field in dataclasses.fields(outputs)})
 
 
 def check_frame(image: np.ndarray) -> None:
@@ -235,41 +355,56 @@ def resolve_device(name: str) -> torch.device:
 
 
 class FixedFrame:
-    """The network and the fixed-shape post-processing (postprocess.frame_tensors) for one input shape, frame
-    size and set of thresholds, with the previous frame's regression towers kept in its own buffers for the
-    movement head; ``still`` makes the head see this frame twice instead (first frame, reset, new shape).
-    Runs eagerly on any device; GraphedFrame replays it from a CUDA graph."""
+    """The network and the fixed-shape post-processing (postprocess.frame_tensors) for a batch of B images of one
+    input shape, frame size and set of thresholds, with each image's previous frame's regression towers in its
+    own slot of the buffers ``previous`` (B, C, h, w) for the movement head; an image marked ``still`` makes the
+    head see that image twice instead (first frame, reset, new shape). A run leaves its own towers in
+    ``previous``: the next run's previous frames when the same streams come back in the same slots. Runs eagerly
+    on any device; GraphedFrame replays it from a CUDA graph."""
 
     def __init__(self, model: SGNet, config: ModelConfig, example: torch.Tensor, scale: float,
                  valid_size: tuple[int, int], output_size: tuple[int, int]) -> None:
         self.model, self.config = model, config
         self.scale, self.valid_size, self.output_size = scale, valid_size, output_size
-        self.input = example.clone()
-        self.still = torch.ones((), dtype=torch.bool, device=example.device)
-        self.elapsed_s = torch.zeros(1, device=example.device)  # seconds since the previous frame
+        self.input = example.clone()  # (B, 3, H, W)
+        self.still = torch.ones(example.shape[0], dtype=torch.bool, device=example.device)  # (B,)
+        self.elapsed_s = torch.zeros(example.shape[0], device=example.device)  # (B,) seconds since the previous
         eager = model.pyramid_outputs(self.input)
         self.pyramid = eager.pyramid()  # built here, outside any capture (it copies constants from the host)
         self.previous = [torch.zeros_like(t) for t in eager.regression_towers]
 
-    def run(self) -> FrameTensors:
+    def run(self) -> list[FrameTensors]:
         outputs = self.model.pyramid_outputs(self.input)
         towers = outputs.regression_towers
-        previous = [torch.where(self.still, now, before) for now, before in zip(towers, self.previous)]
-        frame = frame_tensors(self.model, self.config, outputs, self.pyramid, previous, self.elapsed_s, self.scale,
-                              self.valid_size, self.output_size, fixed=True)
+        still = self.still[:, None, None, None]
+        previous = [torch.where(still, now, before) for now, before in zip(towers, self.previous)]
+        frames = [frame_tensors(self.model, self.config, image_outputs(outputs, image), self.pyramid,
+                                [level[image:image + 1] for level in previous], self.elapsed_s[image:image + 1],
+                                self.scale, self.valid_size, self.output_size, fixed=True)
+                  for image in range(self.input.shape[0])]
         for before, now in zip(self.previous, towers):
             before.copy_(now)
-        return frame
+        return frames
 
-    def __call__(self, images: torch.Tensor, still: bool, elapsed: float = 0.0) -> FrameTensors:
+    def load(self, images: torch.Tensor, still: bool | Sequence[bool], elapsed: float | Sequence[float]) -> None:
+        """The next batch (B, 3, H, W), whether each image is still and its seconds since its previous frame (one
+        value for all, or one per image); written with device-side fills, never a wait for the device."""
+        count = self.input.shape[0]
         self.input.copy_(images)
-        self.still.fill_(still)
-        self.elapsed_s.fill_(elapsed)
+        for image, (is_still, seconds) in enumerate(zip(
+                [still] * count if isinstance(still, bool) else still,
+                [elapsed] * count if isinstance(elapsed, (int, float)) else elapsed)):
+            self.still[image].fill_(bool(is_still))
+            self.elapsed_s[image].fill_(float(seconds))
+
+    def __call__(self, images: torch.Tensor, still: bool | Sequence[bool], elapsed: float | Sequence[float] = 0.0
+                 ) -> list[FrameTensors]:
+        self.load(images, still, elapsed)
         return self.run()
 
 
 class GraphedFrame(FixedFrame):
-    """FixedFrame captured once in a CUDA graph and replayed per frame.
+    """FixedFrame captured once in a CUDA graph and replayed per batch.
 
     A ResNet-FPN forward launches hundreds of small kernels, and post-processing as many again; on a fast GPU
     launching them costs more than running them, and a post-processing whose shapes depend on the data makes
@@ -290,9 +425,8 @@ class GraphedFrame(FixedFrame):
         with torch.cuda.graph(self.graph):
             self.output = self.run()
 
-    def __call__(self, images: torch.Tensor, still: bool, elapsed: float = 0.0) -> FrameTensors:
-        self.input.copy_(images)
-        self.still.fill_(still)
-        self.elapsed_s.fill_(elapsed)
+    def __call__(self, images: torch.Tensor, still: bool | Sequence[bool], elapsed: float | Sequence[float] = 0.0
+                 ) -> list[FrameTensors]:
+        self.load(images, still, elapsed)
         self.graph.replay()
         return self.output

@@ -76,7 +76,7 @@ def test_fixed_shape_frame_runs_on_cuda_without_a_host_sync():
         torch.cuda.synchronize()
         torch.cuda.set_sync_debug_mode("error")
         try:
-            result = fixed(batch, still=True)
+            result = fixed(batch, still=True)[0]
         finally:
             torch.cuda.set_sync_debug_mode("default")
     assert result.numbers.shape == (8, 9) and result.masks.shape == (8, 240, 400)

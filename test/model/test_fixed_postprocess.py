@@ -95,7 +95,7 @@ def test_a_fixed_frame_stream_equals_the_data_dependent_path_with_movement():
             elapsed = 0.0 if index == 0 else 0.2 * index  # seconds since the frame before
             expected = frame_tensors(model, config, outputs, outputs.pyramid(), previous or towers,
                                      torch.full((1,), elapsed), 0.5, (180, 320), (360, 640), fixed=False)
-            got = fixed(batch, still=index == 0, elapsed=elapsed)
+            got = fixed(batch, still=index == 0, elapsed=elapsed)[0]
             assert torch.equal(got.numbers, expected.numbers)  # boxes, movement, scores, labels, all valid
             assert torch.equal(got.masks, expected.masks)
             if index > 0:

@@ -46,7 +46,7 @@ def test_the_fixed_frame_never_reads_device_data_on_the_host():
     with torch.inference_mode():
         fixed = FixedFrame(model, config, batch, 0.5, (180, 320), (360, 640))
         with HostReads() as watched:
-            result = fixed(batch, still=True)
+            result = fixed(batch, still=True)[0]
         assert watched.found == [] and bool(result.numbers[:, 8].all())
         outputs = model.pyramid_outputs(batch)
         with HostReads() as control:
