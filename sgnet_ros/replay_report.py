@@ -1,0 +1,90 @@
+"""sgnet-replay: the report (report.json, frames.csv and the printed summary)."""
+from __future__ import annotations
+
+import csv
+import math
+from pathlib import Path
+from typing import Any, Sequence
+
+import numpy as np
+
+from sgnet_model.ytvis_metric import METRIC_NAMES
+from sgnet_ros.replay_bag import BagStatistics
+from sgnet_ros.replay_pacing import Pacing
+from sgnet_ros.replay_session import FrameRecord, Session
+
+
+def percentiles(values: Sequence[float], name: str) -> dict[str, float | None]:
+    """``name_median``, ``name_p90``, ``name_p99``, ``name_max`` (None without values)."""
+    figures = {"median": 50, "p90": 90, "p99": 99, "max": 100}
+    if not values:
+        return {f"{name}_{key}": None for key in figures}
+    return {f"{name}_{key}": float(np.percentile(values, q)) for key, q in figures.items()}
+
+
+def build_report(session: Session, pacing: Pacing, bag_statistics: BagStatistics, duration_s: float,
+                 interrupted: bool) -> dict[str, Any]:
+    frames = session.book.frames
+    answered = [r for r in frames if r.answered_ns is not None]
+    latencies = [r.latency_ms for r in answered]
+    inference = [float(r.output.inference_ms) for r in answered]
+    report: dict[str, Any] = {
+        "mode": pacing.mode, "rate": pacing.rate if pacing.mode == "timed" else None,
+        "frames_in": len(frames), "frames_out": len(answered), "frames_dropped": len(frames) - len(answered),
+        "frames_skipped_corrupt": bag_statistics.skipped_corrupt,
+        "stamps_out_of_order": bag_statistics.stamps_out_of_order,
+        "stamps_repeated": bag_statistics.stamps_repeated,
+        "unmatched_outputs": session.book.unmatched_outputs,
+        **percentiles(latencies, "latency_ms"),
+        **percentiles(inference, "inference_ms"),
+        "overhead_ms_median": float(np.median(np.subtract(latencies, inference))) if answered else None,
+        "duration_s": duration_s,
+        "output_rate_hz": len(answered) / duration_s if duration_s > 0 else None,
+        "recorded": dict(session.recorded),
+        "node_diagnostics": session.last_diagnostics,
+        "output_bag": str(session.output_bag),
+        "interrupted": interrupted,
+    }
+    return report
+
+
+def write_frames_csv(path: Path, frames: Sequence[FrameRecord]) -> None:
+    with open(path, "w", newline="", encoding="utf-8") as file:
+        writer = csv.writer(file)
+        writer.writerow(["stamp_ns", "sent_ns", "answered_ns", "latency_ms", "inference_ms", "instances"])
+        for r in frames:
+            writer.writerow([r.stamp_ns, r.sent_ns, r.answered_ns if r.answered_ns is not None else "",
+                             f"{r.latency_ms:.3f}" if r.answered_ns is not None else "",
+                             f"{r.output.inference_ms:.3f}" if r.output is not None else "",
+                             len(r.output.instances) if r.output is not None else ""])
+
+
+def json_ready(value: Any) -> Any:
+    if isinstance(value, dict):
+        return {k: json_ready(v) for k, v in value.items()}
+    if isinstance(value, float) and math.isnan(value):
+        return None
+    return value
+
+
+def print_report(report: dict[str, Any], output: Path) -> None:
+    def ms(key: str) -> str:
+        values = [report[f"{key}_{p}"] for p in ("median", "p90", "p99")]
+        return "n/a" if values[0] is None else " / ".join(f"{v:.1f}" for v in values)
+    print(f"frames in {report['frames_in']}, out {report['frames_out']}, dropped {report['frames_dropped']}, "
+          f"skipped (corrupt) {report['frames_skipped_corrupt']}, stamps out of order {report['stamps_out_of_order']}")
+    print(f"latency ms (median / p90 / p99): {ms('latency_ms')}; node's own time: {ms('inference_ms')}")
+    if report.get("tracker") is not None:
+        values = ", ".join(f"{name} {value:g}" for name, value in report["tracker"].items())
+        print(f"node's tracker: {report.get('tracker_profile') or 'unnamed'} profile: {values}")
+    metrics = report.get("metrics")
+    if metrics:
+        print("  ".join(f"{name} {metrics[name]:.3f}" for name in METRIC_NAMES))
+        mota = "n/a" if metrics["mota"] is None else f"{metrics['mota']:.3f}"
+        print(f"IDF1 {metrics['idf1']:.3f}  ID switches {metrics['id_switches']}  MOTA {mota}")
+    depth = report.get("depth")
+    if depth:
+        median = "n/a" if depth["relative_error_median"] is None else f"{100 * depth['relative_error_median']:.2f} %"
+        print(f"3D: {depth['located']} of {depth['shapes']} visible shapes located; median centroid error {median} of "
+              f"the distance")
+    print(f"outputs: {report['output_bag']}  report: {output / 'report.json'}")
