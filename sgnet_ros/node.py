@@ -112,10 +112,11 @@ class SGNetNode(LifecycleNode):
         is declared without them, so that configure refuses it with the parameter's name (instead of the node
         dying at start with rclpy's exception)."""
         for name, default in parameter_defaults().items():
-            if default == []:  # an empty list would be taken for a byte array; [] in a params file is "not set"
-                default = rclpy.Parameter.Type.STRING_ARRAY
+            # an empty list would be taken for a byte array: a string array without a value ([] in a params file
+            # is "not set" too); _given() reads it as its default
+            typed_default = rclpy.Parameter.Type.STRING_ARRAY if default == [] else default
             try:
-                self.declare_parameter(name, default, parameter_descriptor(name))
+                self.declare_parameter(name, typed_default, parameter_descriptor(name))
             except (InvalidParameterTypeException, InvalidParameterValueException):
                 self.declare_parameter(name, default, parameter_descriptor(name, typed=False))
         # no default: unless given, configure sets them to the checkpoint's values (sgnet_ros/params.py)

@@ -35,6 +35,9 @@ its camera_info, each colour frame's depth image and camera_info with the same s
 ground truth that has 3D (``sgnet_depth``), the report gives the 3D centroid error of the node's instances, each
 matched to the shape whose mask it overlaps most (IoU >= 0.5), relative to the shape's distance.
 
+Several cameras (``--cameras``): the bag's camera topics go out on their own names to a node serving them all
+(``image_topics``); each camera's outputs are read from ``NAMESPACE/<camera>/`` and reported on their own.
+
 The parts: replay_bag.py (reading the bag), replay_session.py (the ROS session and the frames' answers),
 replay_pacing.py (publishing and pacing), replay_scoring.py (ground truth and metrics), replay_depth.py (depth),
 replay_report.py (the report); this module is the command line.
@@ -49,11 +52,17 @@ import time
 from pathlib import Path
 from typing import Any, Sequence
 
+from rosbags.interfaces import Connection
+from rosbags.rosbag2 import Reader
+
 from sgnet_model.ytvis import YTVISError, save_results
 from sgnet_ros.bag import COMPRESSED_SUFFIX, COMPRESSED_TYPE, STORAGES, BagError, ros_typestore
-from sgnet_ros.replay_bag import IMAGE_TYPES, BagStatistics, ReplayError, bag_images, image_connections, log, open_bag
-from sgnet_ros.replay_depth import DepthFeed, colour_topic, find_depth_topics, load_depth_truth, score_depth
-from sgnet_ros.replay_pacing import Pacing, record_only, replay_bag
+from sgnet_ros.params import CAMERA_NAME, default_camera_name
+from sgnet_ros.replay_bag import (IMAGE_TYPES, BagStatistics, ReplayError, bag_images, image_connections,
+                                  image_topics, log, open_bag)
+from sgnet_ros.replay_depth import (DepthFeed, DepthTopics, colour_topic, find_depth_topics, load_depth_truth,
+                                    score_depth)
+from sgnet_ros.replay_pacing import CameraInput, Pacing, record_only, replay_bag
 from sgnet_ros.replay_report import build_report, json_ready, print_report, write_frames_csv
 from sgnet_ros.replay_scoring import load_ground_truth, score_outputs
 from sgnet_ros.replay_session import Session, node_namespace, node_tracker_settings
@@ -73,13 +82,22 @@ def build_parser() -> argparse.ArgumentParser:
                "  sgnet-replay --bag bags/drive --rate 0.5 --output replay_drive --json\n"
                "  sgnet-replay --record-only --output replay_live   # while: ros2 bag play BAG --remap "
                "/camera/image_raw:=/image\n"
+               "  sgnet-replay --bag bags/robot --cameras --output replay_robot   # a node with image_topics := the "
+               "bag's camera topics\n"
                "Lock-step replays drop nothing and equal sgnet-eval on the same frames when the node runs the "
                "checkpoint's thresholds (model.*) and sgnet-eval's tracker settings (tracker.*: by default the "
                "checkpoint's evaluation profile); the report names the node's tracker profile and values.",
         formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--bag", type=Path, help="the bag to replay (a bag folder, or a .mcap/.db3 file)")
-    parser.add_argument("--topic", help="the bag's image topic (default: its only sensor_msgs/Image or "
-                                        "CompressedImage topic)")
+    parser.add_argument("--topic", action="append",
+                        help="the bag's image topic (default: its only sensor_msgs/Image or CompressedImage topic); "
+                             "with --cameras, give it once per camera (default: every image topic)")
+    parser.add_argument("--cameras", action="store_true",
+                        help="replay several camera topics of the bag to a node serving them all (image_topics = the "
+                             "bag's topics, each published on its own name); the report gives each camera's figures")
+    parser.add_argument("--camera-names",
+                        help="with --cameras: the node's camera names, comma-separated, one per topic (default: each "
+                             "topic's first namespace, as the node names them)")
     parser.add_argument("--node-namespace", default="/", help="the node's namespace (default %(default)s)")
     parser.add_argument("--node-topic",
                         help="the node's input topic (default: NAMESPACE/image, or NAMESPACE/image/compressed for "
@@ -123,7 +141,35 @@ def _pacing(args: argparse.Namespace, parser: argparse.ArgumentParser) -> Pacing
     mode = "record-only" if args.record_only else "lock-step" if args.as_fast_as_node else "timed"
     if mode != "record-only" and args.bag is None:
         parser.error("--bag is needed (except with --record-only)")
+    if args.cameras and (mode == "record-only" or args.node_topic):
+        parser.error("--cameras publishes each camera on its bag topic: not with --record-only or --node-topic")
+    if not args.cameras and (args.camera_names or len(args.topic or []) > 1):
+        parser.error("several --topic, or --camera-names, need --cameras")
     return Pacing(mode=mode, rate=args.rate or 1.0, timeout_s=args.timeout, wait_s=args.wait, idle_s=args.idle)
+
+
+def camera_inputs(args: argparse.Namespace, reader: Reader, depth: DepthTopics | None, namespace: str
+                  ) -> tuple[dict[str, CameraInput], list[Connection]]:
+    """Where each replayed bag topic goes (bag topic -> the node's camera and input topic), and its connections."""
+    if not args.cameras:
+        connections = image_connections(reader, args.topic[0] if args.topic else colour_topic(reader, depth),
+                                        args.bag)
+        msgtype = connections[0].msgtype
+        topic = args.node_topic or f"{namespace}/image" + (COMPRESSED_SUFFIX if msgtype == COMPRESSED_TYPE else "")
+        return {connections[0].topic: CameraInput("", topic, IMAGE_TYPES[msgtype])}, connections
+    topics = args.topic or image_topics(reader, [depth.image] if depth is not None else [])
+    names = args.camera_names.split(",") if args.camera_names else [default_camera_name(t) for t in topics]
+    if len(names) != len(topics) or not all(CAMERA_NAME.fullmatch(name) for name in names):
+        raise ReplayError(f"camera names {names} for topics {topics}: give one name per topic with --camera-names "
+                          f"(a letter, then letters, digits or _)")
+    if len(set(names)) != len(names):
+        raise ReplayError(f"camera names {names} repeat: give --camera-names, as the node's camera_names")
+    inputs, connections = {}, []
+    for topic, name in zip(topics, names):
+        found = image_connections(reader, topic, args.bag)
+        connections += found
+        inputs[topic] = CameraInput(name, topic, IMAGE_TYPES[found[0].msgtype])
+    return inputs, connections
 
 
 def run(args: argparse.Namespace, pacing: Pacing) -> dict[str, Any]:
@@ -135,19 +181,23 @@ def run(args: argparse.Namespace, pacing: Pacing) -> dict[str, Any]:
     namespace = node_namespace(args.node_namespace)
     reader = None
     bag_statistics = BagStatistics()
+    cameras: tuple[str, ...] = ("",)
     if pacing.mode != "record-only":
         reader = open_bag(args.bag)
         depth = find_depth_topics(reader, store)
-        connections = image_connections(reader, args.topic or colour_topic(reader, depth), args.bag)
-        msgtype = connections[0].msgtype
-        topic = args.node_topic or f"{namespace}/image" + (COMPRESSED_SUFFIX if msgtype == COMPRESSED_TYPE else "")
+        inputs, connections = camera_inputs(args, reader, depth, namespace)
+        cameras = tuple(camera_input.camera for camera_input in inputs.values())
+        topic = ", ".join(camera_input.topic for camera_input in inputs.values())
         images = bag_images(reader, connections, store, bag_statistics)
         total = sum(c.msgcount for c in connections)
+        if depth is not None and args.cameras:
+            log(f"warning: the bag's depth ({depth.image}) is replayed for a single-camera node only; colour only")
+            depth = None
     else:
         topic = args.node_topic or f"{namespace}/image"
     created_output = not args.output.exists()
     args.output.mkdir(parents=True, exist_ok=True)
-    session = Session(namespace, output_bag, args.storage, args.debug_image, store)
+    session = Session(namespace, output_bag, args.storage, args.debug_image, store, cameras)
     interrupted = False
     started = time.monotonic()
     try:
@@ -156,7 +206,7 @@ def run(args: argparse.Namespace, pacing: Pacing) -> dict[str, Any]:
         else:
             feed = DepthFeed(session, reader, store, depth, args.node_depth_topic or f"{namespace}/depth/image_raw") \
                 if depth is not None else None
-            replay_bag(session, images, total, IMAGE_TYPES[msgtype], topic, pacing, not args.no_progress,
+            replay_bag(session, images, total, inputs, pacing, not args.no_progress,
                        feed.before_frame if feed is not None else None)
     except KeyboardInterrupt:
         interrupted = pacing.mode != "record-only"
@@ -178,15 +228,18 @@ def run(args: argparse.Namespace, pacing: Pacing) -> dict[str, Any]:
     report["bag"] = str(args.bag) if args.bag else None
     report["node_topic"] = topic
     if truth is not None:
-        metrics, results = score_outputs(truth, session.book.frames)
-        report["metrics"] = metrics
+        for name, camera in session.cameras.items():  # results.json per camera: in a folder of its name
+            metrics, results = score_outputs(truth, camera.book.frames)
+            (report["cameras"][name] if args.cameras else report)["metrics"] = metrics
+            save_results(results, args.output / name)
         depth_truth = load_depth_truth(args.ground_truth)
-        if depth_truth is not None:
+        if depth_truth is not None and not args.cameras:
             report["depth"] = score_depth(truth, depth_truth, session.book.frames)
-        save_results(results, args.output)
     report = json_ready(report)
     (args.output / "report.json").write_text(json.dumps(report, indent=2), encoding="utf-8")
-    write_frames_csv(args.output / "frames.csv", session.book.frames)
+    frames = [(name, record) for name, camera in session.cameras.items() for record in camera.book.frames]
+    write_frames_csv(args.output / "frames.csv", [record for _, record in frames],
+                     [name for name, _ in frames] if args.cameras else None)
     return report
 
 

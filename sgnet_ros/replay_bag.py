@@ -6,7 +6,7 @@ from __future__ import annotations
 import dataclasses
 import sys
 from pathlib import Path
-from typing import Iterator
+from typing import Iterator, Sequence
 
 from rosbags.interfaces import Connection
 from rosbags.rosbag2 import Reader
@@ -30,7 +30,8 @@ def log(text: str) -> None:
 
 @dataclasses.dataclass(frozen=True)
 class BagImage:
-    index: int  # position among the topic's messages
+    topic: str  # the bag topic (the camera) it came from
+    index: int  # position among the replayed topics' messages
     log_ns: int  # the bag's log time
     stamp_ns: int  # the header stamp
     raw: bytes  # CDR bytes as stored
@@ -54,15 +55,21 @@ def open_bag(path: Path) -> Reader:
     return reader
 
 
+def image_topics(reader: Reader, exclude: Sequence[str] = ()) -> list[str]:
+    """The bag's sensor_msgs/Image and CompressedImage topics, sorted, but for ``exclude`` (a depth topic)."""
+    return sorted({c.topic for c in reader.connections if c.msgtype in IMAGE_TYPES} - set(exclude))
+
+
 def image_connections(reader: Reader, topic: str | None, path: Path) -> list[Connection]:
     """The connections of the image topic to replay: ``topic``, or the bag's only image topic."""
-    image_topics = sorted({c.topic for c in reader.connections if c.msgtype in IMAGE_TYPES})
+    topics = image_topics(reader)
     listing = ", ".join(f"{t} ({c.msgtype}, {c.msgcount} messages)"
-                        for t in image_topics for c in reader.connections if c.topic == t) or "none"
+                        for t in topics for c in reader.connections if c.topic == t) or "none"
     if topic is None:
-        if len(image_topics) != 1:
-            raise ReplayError(f"bag {path} has {len(image_topics)} image topics ({listing}): choose one with --topic")
-        topic = image_topics[0]
+        if len(topics) != 1:
+            raise ReplayError(f"bag {path} has {len(topics)} image topics ({listing}): choose one with --topic, or "
+                              f"replay them all to a node serving them with --cameras")
+        topic = topics[0]
     connections = [c for c in reader.connections if c.topic == topic]
     if not connections:
         raise ReplayError(f"topic {topic} is not in bag {path}; its image topics: {listing}")
@@ -77,9 +84,10 @@ def image_connections(reader: Reader, topic: str | None, path: Path) -> list[Con
 
 def bag_images(reader: Reader, connections: list[Connection], store: Typestore,
                statistics: BagStatistics) -> Iterator[BagImage]:
-    """The topic's messages in log-time order. A message that does not deserialize is reported and skipped;
-    a header stamp before the previous one is reported (the node resets its tracks there)."""
-    previous: int | None = None
+    """The messages of the connections' topics in log-time order. A message that does not deserialize is reported
+    and skipped; a header stamp before the previous one of its topic is reported (the node resets that camera's
+    tracks there)."""
+    previous_of: dict[str, int] = {}
     for index, (connection, log_ns, raw) in enumerate(reader.messages(connections=connections)):
         try:
             message = store.deserialize_cdr(raw, connection.msgtype)
@@ -89,6 +97,7 @@ def bag_images(reader: Reader, connections: list[Connection], store: Typestore,
                  f"deserialize as {connection.msgtype} and is skipped: {error}")
             continue
         stamp = stamp_ns(message.header)
+        previous = previous_of.get(connection.topic)
         if previous is not None and stamp < previous:
             statistics.stamps_out_of_order += 1
             log(f"warning: message {index} on {connection.topic}: header stamp {stamp / 1e9:.6f} s is before the "
@@ -97,5 +106,5 @@ def bag_images(reader: Reader, connections: list[Connection], store: Typestore,
             statistics.stamps_repeated += 1
             log(f"warning: message {index} on {connection.topic}: header stamp {stamp / 1e9:.6f} s repeats the "
                  f"previous frame's; outputs are matched to such frames in order")
-        previous = stamp
-        yield BagImage(index, log_ns, stamp, bytes(raw))
+        previous_of[connection.topic] = stamp
+        yield BagImage(connection.topic, index, log_ns, stamp, bytes(raw))

@@ -4,6 +4,7 @@ the first one."""
 from __future__ import annotations
 
 import dataclasses
+import itertools
 import sys
 import time
 from typing import Any, Callable, Iterator
@@ -56,80 +57,114 @@ def _publisher(session: Session, topic: str, message_type: type, pacing: Pacing)
     return publisher
 
 
+@dataclasses.dataclass(frozen=True)
+class CameraInput:
+    """Where one bag topic's images go: the node's camera (its name, "" for a single-camera node), the node's input
+    topic and the message type."""
+
+    camera: str
+    topic: str
+    message_type: type
+
+
 def _await_outputs(session: Session, pacing: Pacing) -> None:
-    """Wait for the node's instances publisher; record only the other per-frame topics it publishes (the node
-    can turn label_image and debug_image off)."""
+    """Wait for the node's instances publishers (one per camera); record only the other per-frame topics it
+    publishes (the node can turn label_image and debug_image off)."""
     node = session.node
     deadline = time.monotonic() + pacing.wait_s
-    while node.count_publishers(session.instances_topic) == 0:
-        if time.monotonic() > deadline:
-            raise ReplayError(f"no node publishes {session.instances_topic} after {pacing.wait_s:g} s: start the node "
-                              f"in namespace '{session.namespace or '/'}' or give it with --node-namespace; it must be "
-                              f"active and on the same ROS_DOMAIN_ID")
-        time.sleep(0.05)
-    for topic in session.per_frame_topics[1:]:
-        if node.count_publishers(topic) == 0:
-            log(f"warning: nothing publishes {topic} (the node's parameter for it is off?): not recorded")
-    session.per_frame_topics = [session.instances_topic] + [
-        topic for topic in session.per_frame_topics[1:] if node.count_publishers(topic) > 0]
+    for camera in session.cameras.values():
+        while node.count_publishers(camera.instances_topic) == 0:
+            if time.monotonic() > deadline:
+                raise ReplayError(f"no node publishes {camera.instances_topic} after {pacing.wait_s:g} s: start the "
+                                  f"node in namespace '{session.namespace or '/'}' or give it with --node-namespace"
+                                  f"{' (and its cameras: image_topics, camera_names)' if camera.name else ''}; it must "
+                                  f"be active and on the same ROS_DOMAIN_ID")
+            time.sleep(0.05)
+        for topic in camera.per_frame_topics[1:]:
+            if node.count_publishers(topic) == 0:
+                log(f"warning: nothing publishes {topic} (the node's parameter for it is off?): not recorded")
+        camera.per_frame_topics = [camera.instances_topic] + [
+            topic for topic in camera.per_frame_topics[1:] if node.count_publishers(topic) > 0]
 
 
-def _warm_up(session: Session, publisher: Any, first: BagImage, message_type: type, topic: str,
-             pacing: Pacing) -> None:
-    """Send the first image stamped a day later until the node answers on every recorded per-frame topic."""
-    message = deserialize_message(first.raw, message_type)
-    stamp = first.stamp_ns + WARM_UP_AHEAD_NS
-    message.header.stamp.sec, message.header.stamp.nanosec = divmod(stamp, 1_000_000_000)
-    session.ignored_stamp = stamp
+def _warm_up(session: Session, publishers: dict[str, Any], firsts: dict[str, BagImage],
+             inputs: dict[str, CameraInput], pacing: Pacing) -> None:
+    """Send each camera's first image stamped a day later until the node answers on every recorded per-frame
+    topic of every camera."""
+    messages = {}
+    for topic, first in firsts.items():
+        message = deserialize_message(first.raw, inputs[topic].message_type)
+        stamp = first.stamp_ns + WARM_UP_AHEAD_NS
+        message.header.stamp.sec, message.header.stamp.nanosec = divmod(stamp, 1_000_000_000)
+        session.ignored_stamps.add(stamp)
+        messages[topic] = message
+    cameras = [session.cameras[inputs[topic].camera] for topic in firsts]
+    answered = lambda: all(set(camera.per_frame_topics) <= camera.warm_up_seen for camera in cameras)
     deadline = time.monotonic() + pacing.wait_s
     while time.monotonic() < deadline:
-        publisher.publish(message)
-        if session.book.wait(lambda: set(session.per_frame_topics) <= session.warm_up_seen, WARM_UP_PERIOD_S):
+        for topic, message in messages.items():
+            publishers[topic].publish(message)
+        if cameras[0].book.wait(answered, WARM_UP_PERIOD_S):
             return
-    missing = sorted(set(session.per_frame_topics) - session.warm_up_seen)
-    raise ReplayError(f"the node takes images on {topic} but published nothing on {', '.join(missing)} within "
+    missing = sorted(topic for camera in cameras for topic in set(camera.per_frame_topics) - camera.warm_up_seen)
+    topics = ", ".join(inputs[topic].topic for topic in firsts)
+    raise ReplayError(f"the node takes images on {topics} but published nothing on {', '.join(missing)} within "
                       f"{pacing.wait_s:g} s: check its log (is it active? was the image rejected?)"
-                      f"{_subscription_hint(session, topic)}")
+                      f"{''.join(_subscription_hint(session, inputs[topic].topic) for topic in firsts)}")
 
 
-def replay_bag(session: Session, images: Iterator[BagImage], total: int, message_type: type, topic: str,
+def _first_of_each(images: Iterator[BagImage], topics: list[str]) -> tuple[dict[str, BagImage], list[BagImage]]:
+    """The first image of each bag topic, and the images read to find them (in order)."""
+    firsts: dict[str, BagImage] = {}
+    read: list[BagImage] = []
+    for image in images:
+        read.append(image)
+        firsts.setdefault(image.topic, image)
+        if len(firsts) == len(topics):
+            break
+    return firsts, read
+
+
+def replay_bag(session: Session, images: Iterator[BagImage], total: int, inputs: dict[str, CameraInput],
                pacing: Pacing, progress: bool, before_frame: Callable[[int], None] | None = None) -> None:
-    """Publish the bag's images to the node, paced as asked, and wait for the answers."""
-    publisher = _publisher(session, topic, message_type, pacing)
+    """Publish the bag's images (of the topics of ``inputs``, merged in log-time order) to the node's cameras,
+    paced as asked, and wait for the answers."""
+    publishers = {topic: _publisher(session, camera_input.topic, camera_input.message_type, pacing)
+                  for topic, camera_input in inputs.items()}
     _await_outputs(session, pacing)
-    first = next(images, None)
-    if first is None:
+    firsts, read = _first_of_each(images, list(inputs))
+    if not firsts:
         raise ReplayError("no message of the bag's image topic deserializes: nothing to replay")
-    _warm_up(session, publisher, first, message_type, topic, pacing)
-    if pacing.mode == "lock-step" and _subscription_hint(session, topic):
+    _warm_up(session, publishers, firsts, inputs, pacing)
+    if pacing.mode == "lock-step" and any(_subscription_hint(session, i.topic) for i in inputs.values()):
         log("warning: the node's image subscription is best-effort: a frame lost in transport is not answered "
-             "and counts as dropped (lossless: start the node with -p qos_reliability:=reliable)")
-    book = session.book
+            "and counts as dropped (lossless: start the node with -p qos_reliability:=reliable)")
+    start_ns = read[0].log_ns
     with tqdm(total=total, unit="frame", desc="sgnet-replay", disable=not progress, file=sys.stderr) as bar:
         started = time.monotonic()
-        for image in _chain(first, images):
+        for image in itertools.chain(read, images):
             if pacing.mode == "timed":  # frame i at its log time after the first frame's, divided by the rate
-                delay = started + (image.log_ns - first.log_ns) / 1e9 / pacing.rate - time.monotonic()
+                delay = started + (image.log_ns - start_ns) / 1e9 / pacing.rate - time.monotonic()
                 if delay > 0:
                     time.sleep(delay)
             if before_frame is not None:
                 before_frame(image.stamp_ns)
+            camera_input = inputs[image.topic]
+            book = session.cameras[camera_input.camera].book
             record = book.sent(image.stamp_ns, time.time_ns())
-            publisher.publish(image.raw)
+            publishers[image.topic].publish(image.raw)
             if pacing.mode == "lock-step" and not book.wait(lambda: record.answered_ns is not None, pacing.timeout_s):
-                log(f"warning: no answer to message {image.index} (stamp {image.stamp_ns / 1e9:.6f} s) within "
-                     f"{pacing.timeout_s:g} s; going on (counted as dropped){_subscription_hint(session, topic)}")
+                log(f"warning: no answer to message {image.index} of {image.topic} (stamp "
+                    f"{image.stamp_ns / 1e9:.6f} s) within {pacing.timeout_s:g} s; going on (counted as dropped)"
+                    f"{_subscription_hint(session, camera_input.topic)}")
             bar.update(1)
-    # The node answers frames in order and always takes the newest: once the last frame is answered, no other
-    # answer is coming (the frames still unanswered were dropped).
-    last = book.frames[-1]
-    book.wait(lambda: last.answered_ns is not None, pacing.timeout_s)
-    book.wait(session.per_frame_outputs_done, DRAIN_S)
-
-
-def _chain(first: BagImage, rest: Iterator[BagImage]) -> Iterator[BagImage]:
-    yield first
-    yield from rest
+    # The node answers each camera's frames in order and always takes the newest: once a camera's last frame is
+    # answered, no other answer is coming for it (the frames still unanswered were dropped).
+    for camera in session.cameras.values():
+        if camera.book.frames:
+            last = camera.book.frames[-1]
+            camera.book.wait(lambda: last.answered_ns is not None, pacing.timeout_s)
+    session.book.wait(session.per_frame_outputs_done, DRAIN_S)
 
 
 def record_only(session: Session, topic: str, pacing: Pacing) -> None:

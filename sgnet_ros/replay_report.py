@@ -22,38 +22,56 @@ def percentiles(values: Sequence[float], name: str) -> dict[str, float | None]:
     return {f"{name}_{key}": float(np.percentile(values, q)) for key, q in figures.items()}
 
 
-def build_report(session: Session, pacing: Pacing, bag_statistics: BagStatistics, duration_s: float,
-                 interrupted: bool) -> dict[str, Any]:
-    frames = session.book.frames
+def frame_figures(frames: Sequence[FrameRecord], unmatched_outputs: int, duration_s: float) -> dict[str, Any]:
+    """Frames in, out and dropped, latency, the node's own time and the output rate of one camera's frames."""
     answered = [r for r in frames if r.answered_ns is not None]
     latencies = [r.latency_ms for r in answered]
     inference = [float(r.output.inference_ms) for r in answered]
-    report: dict[str, Any] = {
-        "mode": pacing.mode, "rate": pacing.rate if pacing.mode == "timed" else None,
+    return {
         "frames_in": len(frames), "frames_out": len(answered), "frames_dropped": len(frames) - len(answered),
-        "frames_skipped_corrupt": bag_statistics.skipped_corrupt,
-        "stamps_out_of_order": bag_statistics.stamps_out_of_order,
-        "stamps_repeated": bag_statistics.stamps_repeated,
-        "unmatched_outputs": session.book.unmatched_outputs,
+        "unmatched_outputs": unmatched_outputs,
         **percentiles(latencies, "latency_ms"),
         **percentiles(inference, "inference_ms"),
         "overhead_ms_median": float(np.median(np.subtract(latencies, inference))) if answered else None,
-        "duration_s": duration_s,
         "output_rate_hz": len(answered) / duration_s if duration_s > 0 else None,
+    }
+
+
+def build_report(session: Session, pacing: Pacing, bag_statistics: BagStatistics, duration_s: float,
+                 interrupted: bool) -> dict[str, Any]:
+    """The replay's figures; a node with several cameras: the totals, and each camera's under ``cameras``."""
+    cameras = list(session.cameras.values())
+    frames = [record for camera in cameras for record in camera.book.frames]
+    report: dict[str, Any] = {
+        "mode": pacing.mode, "rate": pacing.rate if pacing.mode == "timed" else None,
+        **frame_figures(frames, sum(camera.book.unmatched_outputs for camera in cameras), duration_s),
+        "frames_skipped_corrupt": bag_statistics.skipped_corrupt,
+        "stamps_out_of_order": bag_statistics.stamps_out_of_order,
+        "stamps_repeated": bag_statistics.stamps_repeated,
+        "duration_s": duration_s,
         "recorded": dict(session.recorded),
-        "node_diagnostics": session.last_diagnostics,
+        "node_diagnostics": cameras[0].last_diagnostics,
         "output_bag": str(session.output_bag),
         "interrupted": interrupted,
     }
+    if len(cameras) > 1 or cameras[0].name:
+        report["node_diagnostics"] = None
+        report["cameras"] = {camera.name: {**frame_figures(camera.book.frames, camera.book.unmatched_outputs,
+                                                           duration_s),
+                                           "node_diagnostics": camera.last_diagnostics}
+                             for camera in cameras}
     return report
 
 
-def write_frames_csv(path: Path, frames: Sequence[FrameRecord]) -> None:
+def write_frames_csv(path: Path, frames: Sequence[FrameRecord], camera_of: Sequence[str] | None = None) -> None:
+    """One row per frame; with ``camera_of`` (one camera name per frame) a first column ``camera``."""
     with open(path, "w", newline="", encoding="utf-8") as file:
         writer = csv.writer(file)
-        writer.writerow(["stamp_ns", "sent_ns", "answered_ns", "latency_ms", "inference_ms", "instances"])
-        for r in frames:
-            writer.writerow([r.stamp_ns, r.sent_ns, r.answered_ns if r.answered_ns is not None else "",
+        writer.writerow([*(["camera"] if camera_of else []), "stamp_ns", "sent_ns", "answered_ns", "latency_ms",
+                         "inference_ms", "instances"])
+        for index, r in enumerate(frames):
+            writer.writerow([*([camera_of[index]] if camera_of else []), r.stamp_ns, r.sent_ns,
+                             r.answered_ns if r.answered_ns is not None else "",
                              f"{r.latency_ms:.3f}" if r.answered_ns is not None else "",
                              f"{r.output.inference_ms:.3f}" if r.output is not None else "",
                              len(r.output.instances) if r.output is not None else ""])
@@ -68,23 +86,31 @@ def json_ready(value: Any) -> Any:
 
 
 def print_report(report: dict[str, Any], output: Path) -> None:
-    def ms(key: str) -> str:
-        values = [report[f"{key}_{p}"] for p in ("median", "p90", "p99")]
+    def ms(figures: dict[str, Any], key: str) -> str:
+        values = [figures[f"{key}_{p}"] for p in ("median", "p90", "p99")]
         return "n/a" if values[0] is None else " / ".join(f"{v:.1f}" for v in values)
     print(f"frames in {report['frames_in']}, out {report['frames_out']}, dropped {report['frames_dropped']}, "
           f"skipped (corrupt) {report['frames_skipped_corrupt']}, stamps out of order {report['stamps_out_of_order']}")
-    print(f"latency ms (median / p90 / p99): {ms('latency_ms')}; node's own time: {ms('inference_ms')}")
+    print(f"latency ms (median / p90 / p99): {ms(report, 'latency_ms')}; node's own time: "
+          f"{ms(report, 'inference_ms')}")
     if report.get("tracker") is not None:
         values = ", ".join(f"{name} {value:g}" for name, value in report["tracker"].items())
         print(f"node's tracker: {report.get('tracker_profile') or 'unnamed'} profile: {values}")
-    metrics = report.get("metrics")
-    if metrics:
-        print("  ".join(f"{name} {metrics[name]:.3f}" for name in METRIC_NAMES))
-        mota = "n/a" if metrics["mota"] is None else f"{metrics['mota']:.3f}"
-        print(f"IDF1 {metrics['idf1']:.3f}  ID switches {metrics['id_switches']}  MOTA {mota}")
+    _print_metrics(report.get("metrics"))
+    for name, camera in (report.get("cameras") or {}).items():
+        print(f"camera {name}: frames in {camera['frames_in']}, out {camera['frames_out']}, dropped "
+              f"{camera['frames_dropped']}; latency ms (median / p90 / p99): {ms(camera, 'latency_ms')}")
+        _print_metrics(camera.get("metrics"), "  ")
     depth = report.get("depth")
     if depth:
         median = "n/a" if depth["relative_error_median"] is None else f"{100 * depth['relative_error_median']:.2f} %"
         print(f"3D: {depth['located']} of {depth['shapes']} visible shapes located; median centroid error {median} of "
               f"the distance")
     print(f"outputs: {report['output_bag']}  report: {output / 'report.json'}")
+
+
+def _print_metrics(metrics: dict[str, Any] | None, indent: str = "") -> None:
+    if metrics:
+        print(indent + "  ".join(f"{name} {metrics[name]:.3f}" for name in METRIC_NAMES))
+        mota = "n/a" if metrics["mota"] is None else f"{metrics['mota']:.3f}"
+        print(f"{indent}IDF1 {metrics['idf1']:.3f}  ID switches {metrics['id_switches']}  MOTA {mota}")

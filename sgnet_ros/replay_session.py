@@ -96,12 +96,33 @@ def node_namespace(namespace: str) -> str:
     return f"/{inner}" if inner else ""
 
 
+class CameraOutputs:
+    """What the replay follows of one camera of the node: its per-frame output topics (instances first), the
+    frames sent to it and their answers, which outputs answered the warm-up frame, and its last diagnostics."""
+
+    def __init__(self, name: str, namespace: str, debug_image: bool) -> None:
+        self.name = name  # "" for a single-camera node, whose outputs are the node's own topics
+        prefix = f"{namespace}/{name}" if name else namespace
+        self.instances_topic = f"{prefix}/instances"
+        self.per_frame_topics = [self.instances_topic, f"{prefix}/label_image",
+                                 *([f"{prefix}/debug_image"] if debug_image else [])]
+        self.book = FrameBook()
+        self.warm_up_seen: set[str] = set()
+        self.last_diagnostics: dict[str, str] | None = None
+
+    def owns_status(self, status_name: str, namespace: str) -> bool:
+        """Whether a /diagnostics status is this camera's (the status that counts its frames)."""
+        if self.name:
+            return status_name.startswith(f"{namespace}/") and status_name.endswith(f": camera {self.name}")
+        return status_name.startswith(f"{namespace}/")
+
+
 class Session:
-    """The replay's rclpy node (its own context, spinning in a thread), the node's output subscriptions and the
-    output bag they are recorded into."""
+    """The replay's rclpy node (its own context, spinning in a thread), the node's output subscriptions (per camera
+    of the node: ``cameras``, [""] for a single-camera node) and the output bag they are recorded into."""
 
     def __init__(self, namespace: str, output_bag: Path, storage: str, debug_image: bool,
-                 store: Typestore) -> None:
+                 store: Typestore, cameras: tuple[str, ...] = ("",)) -> None:
         self.namespace = node_namespace(namespace)
         self.context = rclpy.Context()
         # Ctrl-C stays a KeyboardInterrupt in the main thread, which ends the replay in order.
@@ -109,31 +130,26 @@ class Session:
         self.node = rclpy.create_node("sgnet_replay", context=self.context)
         self.executor = SingleThreadedExecutor(context=self.context)
         self.executor.add_node(self.node)
-        self.book = FrameBook()
-        self.ignored_stamp: int | None = None  # the warm-up frame's, never recorded
-        self.warm_up_seen: set[str] = set()
+        self.cameras = {name: CameraOutputs(name, self.namespace, debug_image) for name in cameras}
+        self.ignored_stamps: set[int] = set()  # the warm-up frames', never recorded
         self.recorded: dict[str, int] = {}
-        self.last_diagnostics: dict[str, str] | None = None
         self._lock = threading.Lock()
         self.writer = Writer(output_bag, version=BAG_METADATA_VERSION, storage_plugin=STORAGES[storage])
         self.writer.open()
         self.output_bag = output_bag
-        self.instances_topic = f"{self.namespace}/instances"
-        outputs = [(self.instances_topic, InstanceArray, INSTANCES_TYPE),
-                   (f"{self.namespace}/label_image", Image, IMAGE_TYPE)]
-        if debug_image:
-            outputs.append((f"{self.namespace}/debug_image", Image, IMAGE_TYPE))
-        self.per_frame_topics = [topic for topic, _, _ in outputs]
-        outputs.append((DIAGNOSTICS_TOPIC, DiagnosticArray, DIAGNOSTICS_TYPE))
+        outputs = [(topic, camera, InstanceArray if topic == camera.instances_topic else Image,
+                    INSTANCES_TYPE if topic == camera.instances_topic else IMAGE_TYPE)
+                   for camera in self.cameras.values() for topic in camera.per_frame_topics]
+        outputs.append((DIAGNOSTICS_TOPIC, None, DiagnosticArray, DIAGNOSTICS_TYPE))
         reliable = QoSProfile(history=HistoryPolicy.KEEP_LAST, depth=100, reliability=ReliabilityPolicy.RELIABLE,
                               durability=DurabilityPolicy.VOLATILE)
-        for topic, message_type, type_name in outputs:
+        for topic, camera, message_type, type_name in outputs:
             connection = self.writer.add_connection(topic, type_name, typestore=store)
             self.recorded[topic] = 0
             self.node.create_subscription(
                 message_type, topic,
-                lambda raw, info, topic=topic, message_type=message_type, connection=connection:
-                    self._on_output(topic, message_type, connection, raw, info),
+                lambda raw, info, topic=topic, camera=camera, message_type=message_type, connection=connection:
+                    self._on_output(topic, camera, message_type, connection, raw, info),
                 reliable, raw=True)
         self._running = True
         self._thread = threading.Thread(target=self._spin, name="sgnet-replay-executor", daemon=True)
@@ -146,36 +162,51 @@ class Session:
         except ExternalShutdownException:
             pass
 
-    def _on_output(self, topic: str, message_type: type, connection: Connection, raw: bytes, info: Any) -> None:
+    @property
+    def book(self) -> FrameBook:
+        """The frames of the first (for a single-camera node, the only) camera."""
+        return next(iter(self.cameras.values())).book
+
+    @property
+    def instances_topic(self) -> str:
+        return next(iter(self.cameras.values())).instances_topic
+
+    def _on_output(self, topic: str, camera: CameraOutputs | None, message_type: type, connection: Connection,
+                   raw: bytes, info: Any) -> None:
         received_ns = info["received_timestamp"] or time.time_ns()
         message = deserialize_message(raw, message_type)
-        if message_type is DiagnosticArray:
+        if camera is None:
             self._note_diagnostics(message)
         else:
             stamp = stamp_ns(message.header)
-            if stamp == self.ignored_stamp:
-                self.warm_up_seen.add(topic)
-                self.book.notify()
+            if stamp in self.ignored_stamps:
+                camera.warm_up_seen.add(topic)
+                camera.book.notify()
                 return
             if message_type is InstanceArray:
-                self.book.answer(stamp, received_ns, message)
+                camera.book.answer(stamp, received_ns, message)
         with self._lock:
             self.writer.write(connection, received_ns, raw)
             self.recorded[topic] += 1
-        self.book.notify()
+        for each in self.cameras.values():
+            each.book.notify()
 
     def _note_diagnostics(self, message: DiagnosticArray) -> None:
-        """Keep the last status of the node under our namespace (the one that counts frames)."""
+        """Keep each camera's last status from the node under our namespace (the one that counts frames)."""
         for status in message.status:
             values = {item.key: item.value for item in status.values}
-            if status.name.startswith(f"{self.namespace}/") and "frames_received" in values:
-                self.last_diagnostics = values
+            if "frames_received" not in values:
+                continue
+            for camera in self.cameras.values():
+                if camera.owns_status(status.name, self.namespace):
+                    camera.last_diagnostics = values
 
     def per_frame_outputs_done(self) -> bool:
-        """Every answered frame's per-frame outputs (instances, label_image, ...) were recorded."""
-        answered = len(self.book.answered())
+        """Every answered frame's per-frame outputs (instances, label_image, ...) were recorded, on every camera."""
+        answered = {name: len(camera.book.answered()) for name, camera in self.cameras.items()}
         with self._lock:
-            return all(self.recorded[topic] >= answered for topic in self.per_frame_topics)
+            return all(self.recorded[topic] >= answered[name] for name, camera in self.cameras.items()
+                       for topic in camera.per_frame_topics)
 
     def close(self) -> None:
         self._running = False

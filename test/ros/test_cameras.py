@@ -66,6 +66,13 @@ def test_cameras_take_turns_when_a_batch_cannot_hold_them_all():
     assert slots.put(PendingFrame(0, None, None, 0.0, None)) is True  # camera 0's frame was still waiting: a drop
 
 
+def test_a_camera_list_of_the_wrong_type_fails_configure_naming_the_parameter(ros, node_factory):
+    node = node_factory("sgnet", "/wrong_list", smoke_test=True, image_topics=5)
+    assert wait_until(lambda: any("configure failed" in log.msg for log in ros.client.logs(node)), 120), node.output()
+    failed = next(log.msg for log in ros.client.logs(node) if "configure failed" in log.msg)
+    assert "parameter image_topics: expected a list" in failed
+
+
 def picture(seed: int) -> np.ndarray:
     """Blocks of colour with a bright disc that moves with the seed."""
     rng = np.random.default_rng(0)
