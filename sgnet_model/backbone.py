@@ -16,7 +16,7 @@ from pathlib import Path
 
 import torch
 import torchvision
-from torch import nn
+from torch import Tensor, nn
 from torchvision.models.detection.backbone_utils import BackboneWithFPN
 from torch.nn.utils.fusion import fuse_conv_bn_weights
 from torchvision.ops import FrozenBatchNorm2d
@@ -70,8 +70,23 @@ def pretrained_file(config: ModelConfig) -> PretrainedFile | None:
     return PretrainedFile(description, weights.url, path)
 
 
-def build_backbone(config: ModelConfig) -> BackboneWithFPN:
-    """ResNet C3..C5 -> FPN P3..P5, plus P6 and P7 by stride-2 convs on P5 (as torchvision's FCOS)."""
+class ResNetFPN(BackboneWithFPN):
+    """torchvision's ResNet + FPN whose body also hands out C2, ResNet's layer1 (stride 4), for the base mask
+    module. ``forward`` gives P3..P7 alone, as torchvision's FCOS expects of a backbone."""
+
+    def forward(self, x: Tensor) -> dict[str, Tensor]:
+        return self.pyramid_and_detail(x)[0]
+
+    def pyramid_and_detail(self, x: Tensor) -> tuple[dict[str, Tensor], Tensor]:
+        """x (B, 3, H, W) normalised -> (P3..P7 of (B, fpn_channels, H / s, W / s), C2 (B, c, H / 4, W / 4))."""
+        features = self.body(x)  # C2..C5
+        detail = features.pop("detail")
+        return self.fpn(features), detail
+
+
+def build_backbone(config: ModelConfig) -> ResNetFPN:
+    """ResNet C3..C5 -> FPN P3..P5, plus P6 and P7 by stride-2 convs on P5 (as torchvision's FCOS); C2 passes
+    through untouched for the base mask module."""
     pretrained = config.pretrained != "none"
     # Pretrained ResNets keep their BatchNorm statistics frozen (tiny video batches would ruin them);
     # from scratch the BatchNorm layers must learn.
@@ -80,10 +95,10 @@ def build_backbone(config: ModelConfig) -> BackboneWithFPN:
     if config.pretrained == "imagenet":
         file = pretrained_file(config)
         copy_weights(resnet, read_weights_file(file), file)  # its fc layer too, dropped with the classifier below
-    channels = resnet.inplanes // 4  # C3 channels: 128 for ResNet-18/34, 512 for ResNet-50/101
-    backbone = BackboneWithFPN(
+    channels = detail_channels(config) * 2  # C3 channels: 128 for ResNet-18/34, 512 for ResNet-50/101
+    backbone = ResNetFPN(
         resnet,
-        return_layers={"layer2": "0", "layer3": "1", "layer4": "2"},
+        return_layers={"layer1": "detail", "layer2": "0", "layer3": "1", "layer4": "2"},
         in_channels_list=[channels, channels * 2, channels * 4],
         out_channels=config.fpn_channels,
         extra_blocks=LastLevelP6P7(config.fpn_channels, config.fpn_channels),
@@ -91,6 +106,11 @@ def build_backbone(config: ModelConfig) -> BackboneWithFPN:
     if pretrained:
         _freeze_early_layers(resnet, config.trainable_backbone_layers)
     return backbone
+
+
+def detail_channels(config: ModelConfig) -> int:
+    """Channels of C2 (ResNet's layer1): 64 for ResNet-18/34, 256 for ResNet-50/101."""
+    return 64 if config.backbone in ("resnet18", "resnet34") else 256
 
 
 def _freeze_early_layers(resnet: nn.Module, trainable_layers: int) -> None:

@@ -2,13 +2,16 @@
 
 A checkpoint is a torch zip file holding one dict::
 
-    {"format": "sgnet_ros.checkpoint", "version": 2, "model_config": {...},
+    {"format": "sgnet_ros.checkpoint", "version": 3, "model_config": {...},
      "tracker_profiles": {"robot": {...}, "evaluation": {...}}, "model": state_dict, "training": dict or None}
 
 The tracker profiles (sgnet_model.config.SGNetConfig: ``tracker`` is "robot", ``evaluation_tracker`` is
 "evaluation") travel with the weights, so the node, sgnet-eval and sgnet-replay default to the values the model
 was trained with. Version 1 files (before the profiles and the time-aware motion head, whose weights they lack)
-are refused with a message saying to retrain; no released weights were ever written in version 1.
+are refused with a message saying to retrain; no released weights were ever written in version 1. Version 2
+files (before the stride-4 mask detail, the pasting margin and class-agnostic NMS) load as what they are: their
+config gains the fields with the values that reproduce version 2's behaviour (``VERSION_2_MODEL``), and the base
+mask module's weights move to the names it has now (``_version_2_state``).
 
 Safety: files are read with ``torch.load(weights_only=True)`` only, and a file that is not a torch zip archive
 (e.g. a raw pickle) is refused before anything unpickles it: nothing in a checkpoint can execute code.
@@ -40,7 +43,12 @@ import torch
 from .config import TRACKER_PROFILES, ConfigError, ModelConfig, SGNetConfig, TrackerConfig, from_dict, to_dict
 
 FORMAT = "sgnet_ros.checkpoint"
-VERSION = 2
+VERSION = 3
+# What a version 2 file's network was: the paper's stride-8 base mask module, masks cut at the box, class-wise NMS
+# and the BCE-only mask loss. Loaded with these, a version 2 checkpoint gives exactly the masks it gave before.
+VERSION_2_MODEL = {"base_detail_stride": 8, "mask_margin": 0.0, "class_agnostic_nms": False,
+                   "mask_dice_weight": 0.0, "mask_boundary_fraction": 0.0}
+VERSION_2_TRACKER = {"match_across_classes": False}  # version 2 trackers matched within a class
 HOW_TO_GET_ONE = "train one with `sgnet-train`, or run `sgnet-demo`, which trains and caches a small model"
 
 # What torch.load(weights_only=True) rebuilds without extra allow-listing, by exact type (subclasses such as
@@ -139,21 +147,28 @@ def load_checkpoint(path: str | Path, map_location: str | torch.device = "cpu") 
         raise CheckpointError(f"checkpoint {path} has format version 1, written before the time-aware motion head "
                               f"and the tracker profiles; this sgnet_ros reads version {VERSION}: retrain it "
                               f"(sgnet-train, or sgnet-demo --retrain)")
-    if type(version) is not int or version != VERSION:
+    if type(version) is not int or version not in (2, VERSION):
         raise CheckpointError(f"checkpoint {path} has format version {version!r}; this sgnet_ros reads version "
                               f"{VERSION} (a newer release may have written it)")
+    stored_config = payload.get("model_config")
+    if version == 2 and isinstance(stored_config, dict):
+        stored_config = {**VERSION_2_MODEL, **stored_config}
     try:
-        model_config = from_dict(ModelConfig, payload.get("model_config"), f"checkpoint {path}: model_config")
+        model_config = from_dict(ModelConfig, stored_config, f"checkpoint {path}: model_config")
         stored = payload.get("tracker_profiles")
         if not isinstance(stored, dict) or set(stored) != set(TRACKER_PROFILES):
             raise ConfigError(f"checkpoint {path}: tracker_profiles must name exactly {list(TRACKER_PROFILES)}, "
                               f"got {sorted(stored) if isinstance(stored, dict) else type(stored).__name__}")
-        tracker_profiles = {name: from_dict(TrackerConfig, stored[name], f"checkpoint {path}: tracker_profiles.{name}")
+        migrated = VERSION_2_TRACKER if version == 2 else {}
+        tracker_profiles = {name: from_dict(TrackerConfig, {**migrated, **stored[name]} if isinstance(
+            stored[name], dict) else stored[name], f"checkpoint {path}: tracker_profiles.{name}")
                             for name in TRACKER_PROFILES}
     except ConfigError as error:
         raise CheckpointError(str(error)) from None
     model_state = payload.get("model")
     _check_model_state(model_state, f"checkpoint {path}: model")
+    if version == 2:
+        model_state = _version_2_state(model_state)
     training_state = payload.get("training")
     if training_state is not None and not isinstance(training_state, dict):
         raise CheckpointError(f"checkpoint {path}: training state must be a dict or None, "
@@ -170,6 +185,21 @@ def load_model_state(model: torch.nn.Module, checkpoint: Checkpoint, path: str |
         raise CheckpointError(f"checkpoint {path} does not fit the network built from its config: "
                               + "; ".join(problems))
     model.load_state_dict(checkpoint.model_state, strict=False)  # every key but the counters was checked above
+
+
+def _version_2_state(state: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+    """Version 2's base mask module was one Sequential ``convs`` (3x3, GN, ReLU, 3x3, GN, ReLU, 1x1); now its
+    first six layers are ``fuse`` and the 1x1 projection is ``project``."""
+    renamed = {}
+    for key, value in state.items():
+        match = re.match(r"base_masks\.convs\.(\d+)\.(.*)", key)
+        if match is None:
+            renamed[key] = value
+        elif match.group(1) == "6":
+            renamed[f"base_masks.project.{match.group(2)}"] = value
+        else:
+            renamed[f"base_masks.fuse.{match.group(1)}.{match.group(2)}"] = value
+    return renamed
 
 
 def state_dict_mismatch(expected: dict[str, torch.Tensor], given: dict[str, torch.Tensor]) -> list[str]:

@@ -49,8 +49,20 @@ class ModelConfig:
     grid_cell_pixels: float = 50.0  # Eq. 1: one sub-region per 50 input pixels of box side
     base_channels: int = 36  # channels of the base features F
     base_hidden_channels: int = 128
-    base_upsample: int = 4  # F is P3 upsampled x4: masks at H/2 x W/2
+    base_upsample: int = 4  # F is at the stride of P3 divided by this: x4, masks at H/2 x W/2
     base_levels: int = 3  # P3..P(2+base_levels) feed the base mask module
+    # The finest input of the base mask module (docs/model.md, "Mask detail"): 4 adds ResNet's stride-4 layer1
+    # through a lateral connection and a non-linear 3x3 stage after upsampling; 8 is the paper's P3-only branch
+    # (checkpoints of format version 2 were trained with it and load as 8).
+    base_detail_stride: int = 4
+    # Masks are pasted over the box grown by this fraction of its width and height on each side, so that a box a
+    # little too tight does not cut the mask. 0 cuts at the box: measured best for the small model on held-out
+    # synthetic videos (docs/model.md, "Masks a robot can trust"); a model with looser boxes may want some.
+    mask_margin: float = 0.0
+    # Mask loss (Section 3.4 uses Mask R-CNN's per-pixel BCE): a Dice term of this weight is added, and this
+    # fraction of the sampled points is drawn from the ground truth's boundary band.
+    mask_dice_weight: float = 1.0
+    mask_boundary_fraction: float = 0.5
     # Tracking head (Section 3.3).
     motion_hidden_channels: int = 128
     # Detection (FCOS).
@@ -59,6 +71,9 @@ class ModelConfig:
     focal_gamma: float = 2.0
     score_threshold: float = 0.05
     nms_threshold: float = 0.5
+    # NMS across classes: one object, one detection, whatever classes compete at its location (a second,
+    # wrong-class box on the same object would start a duplicate track). False: class-wise (version 2).
+    class_agnostic_nms: bool = True
     detections_per_frame: int = 50
     candidates_per_level: int = 1000
     # Initialisation: "none" (random), "imagenet" (torchvision ResNet) or "coco_fcos" (torchvision FCOS R50).
@@ -79,6 +94,13 @@ class ModelConfig:
             _check(getattr(self, name) >= 1, name, f"must be at least 1, got {getattr(self, name)}")
         _check(1 <= self.base_levels <= 3, "base_levels", f"must be 1, 2 or 3 (P3..P5), got {self.base_levels}")
         _check(self.base_upsample in (1, 2, 4), "base_upsample", f"must be 1, 2 or 4, got {self.base_upsample}")
+        _check(self.base_detail_stride in (4, 8), "base_detail_stride",
+               f"must be 4 (ResNet layer1 feeds the masks) or 8 (P3 only), got {self.base_detail_stride}")
+        _check(self.base_detail_stride == 8 or self.base_upsample >= 2, "base_upsample",
+               "must be 2 or 4 when base_detail_stride is 4 (the base features are at stride 4 or finer)")
+        _check(0.0 <= self.mask_margin <= 1.0, "mask_margin", f"must lie in [0, 1], got {self.mask_margin}")
+        _check(self.mask_dice_weight >= 0.0, "mask_dice_weight", "must be 0 or more")
+        _check(0.0 <= self.mask_boundary_fraction <= 1.0, "mask_boundary_fraction", "must lie in [0, 1]")
         for name in ("fpn_channels", "base_hidden_channels"):
             _check(getattr(self, name) % 32 == 0, name, f"must be a multiple of 32 (GroupNorm of 32 groups), "
                                                         f"got {getattr(self, name)}")
@@ -102,6 +124,10 @@ class TrackerConfig:
     continue_score: float = 0.3  # a detection continues a track at this score or above
     max_lost_s: float = 2.5  # an unmatched track is kept this many seconds, moving at its last velocity
     radius_scale: float = 1.0  # matching radius r = radius_scale * mean(w, h) of the track's box
+    # a detection may continue a track of another class (the track's class is then a score-weighted vote over
+    # its detections): one object, one track, when its class flickers. False: class-wise matching (version 2;
+    # the evaluation profile, where video AP rewards a second hypothesis of another class).
+    match_across_classes: bool = True
 
     def __post_init__(self) -> None:
         _check(0.0 <= self.continue_score <= 1.0, "continue_score", "must lie in [0, 1]")
@@ -115,7 +141,7 @@ class TrackerConfig:
 # continue tracks too (the official SG-Net code keeps detections down to score 0.03). These defaults (for the
 # YouTube-VIS configs) could not be measured here; config/model/resnet18_small.yaml sets values measured on the
 # synthetic set (docs/tracking.md).
-EVALUATION_TRACKER = TrackerConfig(new_track_score=0.1, continue_score=0.05)
+EVALUATION_TRACKER = TrackerConfig(new_track_score=0.1, continue_score=0.05, match_across_classes=False)
 TRACKER_PROFILES = ("robot", "evaluation")
 
 

@@ -23,15 +23,25 @@ def centerness_loss(logits: Tensor, targets: Tensor) -> Tensor:
     return F.binary_cross_entropy_with_logits(logits, targets, reduction="mean")
 
 
-def mask_loss(logits: Tensor, targets: Tensor, instance_of_point: Tensor, instances: int) -> Tensor:
-    """Per-pixel BCE as in Mask R-CNN, averaged over each instance's points (its box area), then over instances."""
+def mask_loss(logits: Tensor, targets: Tensor, instance_of_point: Tensor, instances: int, dice_weight: float
+              ) -> Tensor:
+    """Per-pixel BCE as in Mask R-CNN, averaged over each instance's points, then over instances; plus
+    ``dice_weight`` times the Dice loss 1 - (2 sum(p t) + 1) / (sum(p) + sum(t) + 1) of each instance's points
+    (p = sigmoid(logit)), averaged over instances. logits, targets, instance_of_point (P,) -> ()."""
     per_point = F.binary_cross_entropy_with_logits(logits, targets, reduction="none")
-    per_instance = torch.zeros(instances, device=logits.device, dtype=per_point.dtype)
-    per_instance.index_add_(0, instance_of_point, per_point)
-    # points per instance, by index_add_ rather than bincount: bincount sizes its output from the largest index,
+    # per-instance sums by index_add_ rather than bincount: bincount sizes its output from the largest index,
     # which on CUDA makes the host wait for the device
-    counts = torch.zeros_like(per_instance).index_add_(0, instance_of_point, torch.ones_like(per_point)).clamp(min=1)
-    return (per_instance / counts).mean()
+    def per_instance(values: Tensor) -> Tensor:
+        return torch.zeros(instances, device=logits.device, dtype=values.dtype).index_add_(0, instance_of_point,
+                                                                                           values)
+    counts = per_instance(torch.ones_like(per_point)).clamp(min=1)
+    bce = (per_instance(per_point) / counts).mean()
+    if dice_weight == 0:
+        return bce
+    probabilities = torch.sigmoid(logits)
+    dice = 1 - (2 * per_instance(probabilities * targets) + 1) / (
+        per_instance(probabilities) + per_instance(targets) + 1)
+    return bce + dice_weight * dice.mean()
 
 
 def motion_loss(predicted: Tensor, target: Tensor) -> Tensor:

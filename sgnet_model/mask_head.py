@@ -3,7 +3,8 @@
 Reading of Eq. 2 (DESIGN.md): an instance's box is split into r1 x r2 sub-regions (Eq. 1). Every pixel p inside
 the box lies in exactly one sub-region j, and its mask value is sigmoid(a_j . F(p)): the base features F at p
 combined by a 1x1 dynamic convolution whose weights a_j are the attention scores of sub-region j. Outside the
-box the mask is zero. The attention head predicts scores for a fixed max_grid x max_grid layout of
+mask region (the box grown by ``mask_margin``, ``mask_regions``) the mask is zero; a pixel of the margin takes
+the cell of the box nearest to it. The attention head predicts scores for a fixed max_grid x max_grid layout of
 sub-regions; an instance with a coarser r1 x r2 grid uses, for its sub-region (row, col), the layout cell at
 the same relative position (the cell containing the sub-region's centre), so that a slot always means the
 same part of an object whatever its size.
@@ -28,6 +29,13 @@ def grid_sizes(boxes: Tensor, cell_pixels: float, max_grid: int) -> Tensor:
     """
     sides = (boxes[:, 2:] - boxes[:, :2]).clamp(min=0)  # (N, 2): w, h
     return torch.ceil(sides / cell_pixels).long().clamp(1, max_grid)
+
+
+def mask_regions(boxes: Tensor, margin: float) -> Tensor:
+    """Where a mask may be non-zero: each (N, 4) box grown by ``margin`` of its width and height on each side
+    (ModelConfig.mask_margin), so that a predicted box a little too tight does not cut its mask."""
+    grow = (boxes[:, 2:] - boxes[:, :2]).clamp(min=0) * margin  # (N, 2)
+    return torch.cat((boxes[:, :2] - grow, boxes[:, 2:] + grow), dim=1)
 
 
 class SpatialAttentionHead(nn.Module):
@@ -59,30 +67,49 @@ class SpatialAttentionHead(nn.Module):
 
 
 class BaseMaskBranch(nn.Module):
-    """The base features F: P3..P5 upsampled to P3, concatenated, two 3x3 convs of 128 channels, a conv down
-    to 36 channels, then bilinear x4: F is at H/2 x W/2 of the (padded) input."""
+    """The base features F (Section 3.2): P3..P5 upsampled to P3, concatenated, two 3x3 convs, then down to K
+    channels and bilinearly upsampled: F is at H/2 x W/2 of the (padded) input with the default x4.
 
-    def __init__(self, config: ModelConfig) -> None:
+    Mask detail (docs/model.md): Eq. 2 is linear in F, and a linear map commutes with bilinear upsampling, so
+    with the paper's branch every mask logit is an interpolation of a stride-8 grid. With base_detail_stride 4
+    the P3-level features are upsampled x2, added to a 1x1 lateral of ResNet's stride-4 C2 and passed through a
+    3x3 conv with GroupNorm and ReLU before the projection to K channels (a bottom module in the manner of
+    BlendMask's and CondInst's mask branches): boundaries are placed at stride 4, not interpolated from stride 8.
+    """
+
+    def __init__(self, config: ModelConfig, detail_channels: int) -> None:
         super().__init__()
         hidden = config.base_hidden_channels
         self.levels = config.base_levels
         self.upsample = config.base_upsample
-        self.convs = nn.Sequential(
+        self.fuse = nn.Sequential(
             nn.Conv2d(config.fpn_channels * config.base_levels, hidden, 3, padding=1), nn.GroupNorm(32, hidden),
             nn.ReLU(),
             nn.Conv2d(hidden, hidden, 3, padding=1), nn.GroupNorm(32, hidden), nn.ReLU(),
-            nn.Conv2d(hidden, config.base_channels, 1),
         )
+        self.detail_lateral: nn.Module | None = None
+        self.refine: nn.Module | None = None
+        if config.base_detail_stride == 4:
+            self.detail_lateral = nn.Conv2d(detail_channels, hidden, 1)
+            self.refine = nn.Sequential(nn.Conv2d(hidden, hidden, 3, padding=1), nn.GroupNorm(32, hidden), nn.ReLU())
+        self.project = nn.Conv2d(hidden, config.base_channels, 1)
 
-    def forward(self, features: list[Tensor]) -> Tensor:
+    def forward(self, features: list[Tensor], detail: Tensor) -> Tensor:
+        """features: P3..P7 (B, c, H / s, W / s); detail: C2 (B, c2, H / 4, W / 4). Returns F (B, K, .)."""
         p3 = features[0]
         size = p3.shape[-2:]
         stacked = [p3] + [F.interpolate(f, size=size, mode="bilinear", align_corners=False)
                           for f in features[1:self.levels]]
-        base = self.convs(torch.cat(stacked, dim=1))  # (B, K, H/8, W/8)
-        if self.upsample == 1:
+        fused = self.fuse(torch.cat(stacked, dim=1))  # (B, hidden, H/8, W/8)
+        upsample = self.upsample
+        if self.refine is not None:
+            fused = F.interpolate(fused, size=detail.shape[-2:], mode="bilinear", align_corners=False)
+            fused = self.refine(fused + self.detail_lateral(detail))  # (B, hidden, H/4, W/4)
+            upsample //= 2
+        base = self.project(fused)
+        if upsample == 1:
             return base
-        return F.interpolate(base, scale_factor=self.upsample, mode="bilinear", align_corners=False)
+        return F.interpolate(base, scale_factor=upsample, mode="bilinear", align_corners=False)
 
 
 def sample_base_features(base: Tensor, image_size: tuple[int, int], batch_of_point: Tensor,

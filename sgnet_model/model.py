@@ -13,10 +13,11 @@ from torch import Tensor, nn
 from torchvision.models.detection.fcos import FCOSHead
 
 from . import losses
-from .backbone import FPN_STRIDES, build_backbone, load_coco_fcos
+from .backbone import FPN_STRIDES, build_backbone, detail_channels, load_coco_fcos
 from .config import ModelConfig
 from .locations import Locations
-from .mask_head import BaseMaskBranch, GranularityBlender, SpatialAttentionHead, grid_sizes, sample_base_features
+from .mask_head import (BaseMaskBranch, GranularityBlender, SpatialAttentionHead, grid_sizes, mask_regions,
+                        sample_base_features)
 from .motion_head import MotionHead
 from .structures import ClipBatch, FrameTargets
 from .targets import Pyramid, assign_locations, centerness_targets, regression_targets
@@ -26,6 +27,9 @@ IMAGE_STD = (0.229, 0.224, 0.225)
 MASK_LOSS_POINTS = 256  # random points per instance box for the mask loss
 MASK_LOSS_MAX_INSTANCES = 64  # positives per image that the mask loss looks at
 MASK_BOX_JITTER = 0.1  # fraction of the box size by which each side may move in the mask loss
+# the mask loss's points are drawn in the jittered box grown by this fraction of its size on each side, so the
+# masks are learned around the box too and may be pasted with a margin (ModelConfig.mask_margin)
+MASK_LOSS_MARGIN = 0.1
 
 
 @dataclasses.dataclass
@@ -65,7 +69,7 @@ class SGNet(nn.Module):
         self.head = FCOSHead(config.fpn_channels, num_anchors=1, num_classes=config.num_classes,
                              num_convs=config.head_convs)
         self.attention = SpatialAttentionHead(config)
-        self.base_masks = BaseMaskBranch(config)
+        self.base_masks = BaseMaskBranch(config, detail_channels(config))
         self.motion = MotionHead(config)
         self.blender = GranularityBlender(config)
         self.register_buffer("image_mean", torch.tensor(IMAGE_MEAN).view(1, 3, 1, 1) * 255, persistent=False)
@@ -81,7 +85,8 @@ class SGNet(nn.Module):
     def pyramid_outputs(self, images: Tensor) -> PyramidOutputs:
         """images (B, 3, H, W) uint8 or float in 0..255, RGB, H and W multiples of 32."""
         x = (images.to(self.image_mean.dtype) - self.image_mean) / self.image_std
-        fpn = list(self.backbone(x).values())  # P3..P7, (B, channels, H / s, W / s)
+        pyramid, detail = self.backbone.pyramid_and_detail(x)
+        fpn = list(pyramid.values())  # P3..P7, (B, channels, H / s, W / s)
         cls_head, reg_head = self.head.classification_head, self.head.regression_head
         regression_towers = [reg_head.conv(f) for f in fpn]
         return PyramidOutputs(
@@ -90,7 +95,7 @@ class SGNet(nn.Module):
             centerness=[reg_head.bbox_ctrness(t) for t in regression_towers],
             regression_towers=regression_towers,
             attention_towers=self.attention(fpn),
-            base=self.base_masks(fpn),
+            base=self.base_masks(fpn, detail),
             image_size=(images.shape[-2], images.shape[-1]),
         )
 
@@ -143,39 +148,33 @@ class SGNet(nn.Module):
 
     def _mask_loss(self, outputs: PyramidOutputs, targets: list[FrameTargets], locations: Locations,
                    box_index: Tensor, gt_boxes: Tensor) -> Tensor:
-        """Per-pixel BCE inside each positive's ground-truth box, estimated at random points of the box.
+        """Per-pixel BCE plus Dice (``losses.mask_loss``) over each positive's mask region, estimated at
+        MASK_LOSS_POINTS points per positive: a ``mask_boundary_fraction`` of them from the ground truth's
+        boundary band (``_boundary_points``), where the IoU at 0.75-0.95 is won or lost, the rest uniform.
 
         The box that places the sub-regions (and decides the grid of Eq. 1) is the ground-truth box with each
         side moved at random by up to MASK_BOX_JITTER of the box's size: at inference the predicted box does
-        that job, and a box a few pixels off must not land on sub-region layouts the head never learned. The
-        jittered box stays inside its own frame, not the padded batch: the padding has no ground truth.
+        that job, and a box a few pixels off must not land on sub-region layouts the head never learned. Points
+        are drawn in that box grown by MASK_LOSS_MARGIN (``mask_regions``), so that inference may paste masks
+        with a margin (``mask_margin``). Boxes and regions stay inside their own frame, not the padded batch: the
+        padding has no ground truth.
         """
+        config = self.config
         keep = _sample_per_image(locations.batch, MASK_LOSS_MAX_INSTANCES)
         locations = Locations(*(getattr(locations, f.name)[keep] for f in dataclasses.fields(Locations)))
         frame_sizes = torch.tensor([frame.masks.shape[-2:] for frame in targets], device=gt_boxes.device)
         boxes = _jitter_boxes(gt_boxes[keep], MASK_BOX_JITTER, frame_sizes[locations.batch])
-        box_index = box_index[keep]
+        regions = _clip_to_frames(mask_regions(boxes, MASK_LOSS_MARGIN), frame_sizes[locations.batch])
+        truth = _MaskTable(targets, box_index[keep])
         count = boxes.shape[0]
+        boundary = round(MASK_LOSS_POINTS * config.mask_boundary_fraction)
+        points = torch.cat((_boundary_points(truth, regions, boundary),
+                            _uniform_points(regions, MASK_LOSS_POINTS - boundary)), dim=1)  # (N, M, 2)
         instance_of_point = torch.arange(count, device=boxes.device).repeat_interleave(MASK_LOSS_POINTS)
-        uniform = torch.rand((count * MASK_LOSS_POINTS, 2), device=boxes.device)
-        box = boxes[instance_of_point]
-        points = box[:, :2] + uniform * (box[:, 2:] - box[:, :2])  # (P, 2) uniform in each box
-        # every frame's masks in one flat table, and where each ground-truth object's mask starts in it
-        table = torch.cat([frame.masks.flatten() for frame in targets])
-        starts, heights, widths, first = [], [], [], 0
-        for frame in targets:  # frames of the batch, not instances
-            count_here, height, width = frame.masks.shape
-            starts.append(first + torch.arange(count_here, device=boxes.device) * (height * width))
-            heights.append(torch.full((count_here,), height, device=boxes.device))
-            widths.append(torch.full((count_here,), width, device=boxes.device))
-            first += frame.masks.numel()
-        obj = box_index[instance_of_point]
-        height, width = torch.cat(heights)[obj], torch.cat(widths)[obj]
-        px = torch.minimum(points[:, 0].long().clamp(min=0), width - 1)
-        py = torch.minimum(points[:, 1].long().clamp(min=0), height - 1)
-        truth = table[torch.cat(starts)[obj] + py * width + px].to(points.dtype)
+        points = points.flatten(0, 1)
         logits = self.mask_logits(outputs, locations, boxes, instance_of_point, points)
-        return losses.mask_loss(logits, truth, instance_of_point, count)
+        return losses.mask_loss(logits, truth.at(points, instance_of_point).to(points.dtype), instance_of_point,
+                                count, config.mask_dice_weight)
 
     def _motion_loss(self, outputs: PyramidOutputs, targets: list[FrameTargets], frame_times: Tensor, frames: int,
                      locations: Locations, box_index: Tensor, gt_boxes: Tensor, strides: Tensor, zero: Tensor
@@ -208,15 +207,74 @@ class SGNet(nn.Module):
         return losses.motion_loss(self.motion(towers, previous, chosen, elapsed), target)
 
 
+class _MaskTable:
+    """The ground-truth masks of a batch's frames in one flat table, looked up at image points."""
+
+    def __init__(self, targets: list[FrameTargets], object_of_instance: Tensor) -> None:
+        """object_of_instance (N,): each instance's object in the batch's concatenated ground truth."""
+        self.table = torch.cat([frame.masks.flatten() for frame in targets])
+        device = object_of_instance.device
+        starts, heights, widths, first = [], [], [], 0
+        for frame in targets:  # frames of the batch, not instances
+            count, height, width = frame.masks.shape
+            starts.append(first + torch.arange(count, device=device) * (height * width))
+            heights.append(torch.full((count,), height, device=device))
+            widths.append(torch.full((count,), width, device=device))
+            first += frame.masks.numel()
+        self.start = torch.cat(starts)[object_of_instance]  # (N,)
+        self.height = torch.cat(heights)[object_of_instance]
+        self.width = torch.cat(widths)[object_of_instance]
+
+    def at(self, points: Tensor, instance: Tensor) -> Tensor:
+        """The mask of ``instance`` (...,) at the pixel holding each point (..., 2), 0 or 1 (uint8); points
+        outside the frame take the nearest pixel's value."""
+        width, height = self.width[instance], self.height[instance]
+        px = torch.minimum(points[..., 0].long().clamp(min=0), width - 1)
+        py = torch.minimum(points[..., 1].long().clamp(min=0), height - 1)
+        return self.table[self.start[instance] + py * width + px]
+
+
+BOUNDARY_CANDIDATES = 8  # uniform candidates drawn per boundary point wanted
+BOUNDARY_BAND = 2.0  # input pixels: a point is in the boundary band when the mask changes within this distance
+
+
+def _uniform_points(regions: Tensor, count: int) -> Tensor:
+    """(N, count, 2) points uniform in each (N, 4) region."""
+    uniform = torch.rand((regions.shape[0], count, 2), device=regions.device)
+    return regions[:, None, :2] + uniform * (regions[:, None, 2:] - regions[:, None, :2])
+
+
+def _boundary_points(truth: _MaskTable, regions: Tensor, count: int) -> Tensor:
+    """(N, count, 2) points of each region, preferring the ground truth's boundary band: of BOUNDARY_CANDIDATES
+    x count uniform candidates, those whose mask value differs from the value BOUNDARY_BAND pixels away in one of
+    the four axis directions come first, in random order, then the others (an object smaller than the band, or
+    a region without boundary, still gets its points)."""
+    candidates = _uniform_points(regions, BOUNDARY_CANDIDATES * count)  # (N, C, 2)
+    instance = torch.arange(regions.shape[0], device=regions.device)[:, None].expand(candidates.shape[:2])
+    here = truth.at(candidates, instance)
+    offsets = torch.tensor([[BOUNDARY_BAND, 0.0], [-BOUNDARY_BAND, 0.0], [0.0, BOUNDARY_BAND], [0.0, -BOUNDARY_BAND]],
+                           device=regions.device)
+    near_edge = torch.zeros_like(here, dtype=torch.bool)
+    for offset in offsets:  # four directions
+        near_edge |= truth.at(candidates + offset, instance) != here
+    priority = near_edge.to(candidates.dtype) + torch.rand(near_edge.shape, device=regions.device)
+    chosen = priority.topk(count, dim=1).indices  # (N, count)
+    return candidates.gather(1, chosen[..., None].expand(-1, -1, 2))
+
+
+def _clip_to_frames(boxes: Tensor, frame_sizes: Tensor) -> Tensor:
+    """(n, 4) boxes clipped to their frames of (n, 2) height, width."""
+    width_height = frame_sizes.flip(1).to(boxes.dtype)
+    return torch.cat((boxes[:, :2].clamp(min=0), torch.minimum(boxes[:, 2:], width_height)), dim=1)
+
+
 def _jitter_boxes(boxes: Tensor, fraction: float, frame_sizes: Tensor) -> Tensor:
     """Each side of each (n, 4) box moved by up to ``fraction`` of the box's width or height, kept inside its
     frame of (n, 2) height, width and at least one pixel wide."""
     size = (boxes[:, 2:] - boxes[:, :2]).repeat(1, 2)
-    moved = boxes + (torch.rand_like(boxes) * 2 - 1) * fraction * size
-    width_height = frame_sizes.flip(1).to(boxes.dtype)  # (n, 2) width, height
-    low = torch.minimum(moved[:, :2].clamp(min=0), width_height - 1)
-    high = torch.minimum(moved[:, 2:], width_height)
-    return torch.cat((low, torch.maximum(high, low + 1)), dim=1)
+    moved = _clip_to_frames(boxes + (torch.rand_like(boxes) * 2 - 1) * fraction * size, frame_sizes)
+    low = torch.minimum(moved[:, :2], frame_sizes.flip(1).to(boxes.dtype) - 1)
+    return torch.cat((low, torch.maximum(moved[:, 2:], low + 1)), dim=1)
 
 
 def _sample_per_image(image_of_item: Tensor, limit: int) -> Tensor:

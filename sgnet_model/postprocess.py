@@ -22,7 +22,7 @@ from torchvision.ops import batched_nms, box_iou, clip_boxes_to_image
 
 from .config import ModelConfig
 from .locations import Locations
-from .mask_head import grid_sizes
+from .mask_head import grid_sizes, mask_regions
 from .model import PyramidOutputs, SGNet, decode_boxes
 from .targets import Pyramid
 
@@ -83,34 +83,43 @@ def _detections(pyramid: Pyramid, image: int, boxes: Tensor, scores: Tensor, lab
         pyramid.x[where[chosen]]))
 
 
+def _nms_groups(labels: Tensor, class_agnostic: bool) -> Tensor:
+    """The groups NMS suppresses within: one for all (class-agnostic: one object, one detection, whatever
+    classes compete for it) or one per class."""
+    return torch.zeros_like(labels) if class_agnostic else labels
+
+
 def select_detections(outputs: PyramidOutputs, pyramid: Pyramid, image: int, valid_size: tuple[int, int],
                       score_threshold: float, nms_threshold: float, max_detections: int,
-                      candidates_per_level: int) -> Detections:
-    """FCOS inference for one image: the candidates (``_candidates``) above the threshold, class-wise NMS, the
-    best ``max_detections``."""
+                      candidates_per_level: int, *, class_agnostic: bool) -> Detections:
+    """FCOS inference for one image: the candidates (``_candidates``) above the threshold, NMS (across classes
+    or class-wise), the best ``max_detections``."""
     boxes, scores, labels, where = _candidates(outputs, pyramid, image, valid_size, candidates_per_level)
     above = torch.nonzero(scores > score_threshold).squeeze(1)
-    keep = above[batched_nms(boxes[above].float(), scores[above].float(), labels[above], nms_threshold)]
+    keep = above[batched_nms(boxes[above].float(), scores[above].float(),
+                             _nms_groups(labels[above], class_agnostic), nms_threshold)]
     return _detections(pyramid, image, boxes, scores, labels, where, keep[:max_detections])
 
 
 def select_detections_fixed(outputs: PyramidOutputs, pyramid: Pyramid, image: int, valid_size: tuple[int, int],
                             score_threshold: float, nms_threshold: float, max_detections: int,
-                            candidates_per_level: int) -> FixedDetections:
+                            candidates_per_level: int, *, class_agnostic: bool) -> FixedDetections:
     """``select_detections`` with fixed shapes: ``max_detections`` slots, the valid ones first."""
     boxes, scores, labels, where = _candidates(outputs, pyramid, image, valid_size, candidates_per_level)
-    slot, valid = greedy_nms_fixed(boxes, scores > score_threshold, labels, nms_threshold, max_detections)
+    slot, valid = greedy_nms_fixed(boxes, scores > score_threshold, _nms_groups(labels, class_agnostic),
+                                   nms_threshold, max_detections)
     detections = _detections(pyramid, image, boxes, scores, labels, where, slot)
     return FixedDetections(detections.boxes, detections.scores, detections.labels, detections.locations, valid)
 
 
 def greedy_nms_fixed(boxes: Tensor, candidate: Tensor, labels: Tensor, threshold: float, count: int
                      ) -> tuple[Tensor, Tensor]:
-    """Class-wise greedy NMS over (K, 4) boxes already in decreasing score order, of which ``candidate`` (K,)
-    may be kept: the first ``count`` kept, as (count,) indices and (count,) validity (False once none is left).
+    """Greedy NMS within groups (``labels``) over (K, 4) boxes already in decreasing score order, of which
+    ``candidate`` (K,) may be kept: the first ``count`` kept, as (count,) indices and (count,) validity (False
+    once none is left).
 
     The same rule as torchvision's ``batched_nms`` (a box is dropped when its IoU with a kept box of the same
-    class is above ``threshold``), taken one kept box at a time, ``count`` steps whatever the data: one
+    group is above ``threshold``), taken one kept box at a time, ``count`` steps whatever the data: one
     (K, K) IoU matrix, then per step the first live box, whose row of the matrix removes its neighbours.
     """
     suppresses = (box_iou(boxes.float(), boxes.float()) > threshold) & (labels[:, None] == labels[None, :])
@@ -212,10 +221,11 @@ def paste_masks(model: SGNet, outputs: PyramidOutputs, detections: Detections, s
     """Masks of the detections at the output resolution: (N, H, W) bool.
 
     ``scale`` maps output pixels to network-input pixels. The blender (Eq. 2) runs at the resolution of the
-    base features F (H/2 x W/2 of the input, Section 3.2), on each box grown by one F pixel into a block of F
-    pixels, so that every output pixel inside the box has its four neighbours there; the logits are then
-    bilinearly upsampled to the output pixels inside the box, and the mask is logit > 0 (probability 0.5). Zero
-    outside the box. The upsampling is separable: along x for every row of the block at the box's output
+    base features F (H/2 x W/2 of the input, Section 3.2), on each mask region (the box grown by the model's
+    ``mask_margin``, ``mask_regions``) grown by one F pixel into a block of F pixels, so that every output pixel
+    inside the region has its four neighbours there; the logits are then bilinearly upsampled to the output
+    pixels inside the region, and the mask is logit > 0 (probability 0.5). Zero outside the region. The
+    sub-regions of Eq. 1-2 follow the box itself: a pixel of the margin takes the box's nearest cell. The upsampling is separable: along x for every row of the block at the box's output
     columns, then along y at the box's output pixels. The work grows with the boxes' area, not with the number
     of instances times the frame.
     """
@@ -226,8 +236,9 @@ def paste_masks(model: SGNet, outputs: PyramidOutputs, detections: Detections, s
         return masks.view(count, height, width)
     base_height, base_width = outputs.base.shape[-2:]
     base_pixel = _base_pixel(outputs)
-    block_low, block_high = pixel_spans(_grown_boxes(detections.boxes, base_pixel), base_height, base_width)
-    out_low, out_high = pixel_spans(detections.boxes / scale, height, width)
+    regions = mask_regions(detections.boxes, model.config.mask_margin)
+    block_low, block_high = pixel_spans(_grown_boxes(regions, base_pixel), base_height, base_width)
+    out_low, out_high = pixel_spans(regions / scale, height, width)
     block, out = block_high - block_low, out_high - out_low  # (N, 2) columns and rows of F block and output box
     attention = model.attention.scores_at(outputs.attention_towers, detections.locations)  # (N, G*G, K)
     grids = grid_sizes(detections.boxes, model.config.grid_cell_pixels, model.config.max_grid)  # (N, 2)
@@ -278,7 +289,7 @@ def paste_masks_fixed(model: SGNet, outputs: PyramidOutputs, detections: FixedDe
     """``paste_masks`` with fixed shapes: (slots, H, W) bool, False in the invalid slots.
 
     The same numbers as paste_masks: the blender's logits at the centres of F pixels, bilinear at the output
-    pixels inside each box from the four neighbours within the grown box's block. Here the logits are taken
+    pixels inside each mask region from the four neighbours within the region's grown block. Here the logits are taken
     at every F pixel for every slot and the interpolation runs over the whole frame (separably: along x for
     every F row, then along y), with each slot's neighbours clamped to its block as paste_masks clamps them.
     Slots are processed in groups of a fixed size so that the temporaries stay near MAX_MASK_POINTS.
@@ -288,9 +299,10 @@ def paste_masks_fixed(model: SGNet, outputs: PyramidOutputs, detections: FixedDe
     device = detections.boxes.device
     base_height, base_width = outputs.base.shape[-2:]
     base_pixel = _base_pixel(outputs)
-    low, high = pixel_spans(_grown_boxes(detections.boxes, base_pixel), base_height, base_width)  # (S, 2) each
+    regions = mask_regions(detections.boxes, model.config.mask_margin)
+    low, high = pixel_spans(_grown_boxes(regions, base_pixel), base_height, base_width)  # (S, 2) each
     last = (high - low - 1).clamp(min=0)  # the block's last column and row, relative to low
-    inside_low, inside_high = pixel_spans(detections.boxes / scale, height, width)
+    inside_low, inside_high = pixel_spans(regions / scale, height, width)
     # every F pixel, row-major, for every slot
     rows, columns = torch.meshgrid(torch.arange(base_height, device=device), torch.arange(base_width, device=device),
                                    indexing="ij")
@@ -346,7 +358,8 @@ def frame_tensors(model: SGNet, config: ModelConfig, outputs: PyramidOutputs, py
     seconds earlier (Section 3.3). ``scale`` maps frame pixels to input pixels."""
     select, paste = (select_detections_fixed, paste_masks_fixed) if fixed else (select_detections, paste_masks)
     detections = select(outputs, pyramid, 0, valid_size, config.score_threshold, config.nms_threshold,
-                        config.detections_per_frame, config.candidates_per_level)
+                        config.detections_per_frame, config.candidates_per_level,
+                        class_agnostic=config.class_agnostic_nms)
     masks = paste(model, outputs, detections, scale, output_size)
     strides = (8 * 2 ** detections.locations.level).to(detections.boxes.dtype)
     motion = model.motion(outputs.regression_towers, previous_towers, detections.locations, elapsed_s)

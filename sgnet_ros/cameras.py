@@ -1,5 +1,5 @@
 """One camera the node serves: its subscriptions, its camera_info, its optional depth input, its output
-publishers, its counters, and the publishing of its frames' results.
+publishers (with depth, also the rviz ``markers``), its counters, and the publishing of its frames' results.
 
 The single ``image_topic`` setup is one camera named "" whose outputs keep the node's own topic names
 (``instances``, ``label_image``, ...); with ``image_topics`` each camera's outputs go under
@@ -22,6 +22,8 @@ from sgnet_ros.depth_input import DepthInput
 from sgnet_ros.diagnostics import NodeStatistics
 from sgnet_ros.images import compressed_to_rgb, image_to_rgb, labels_to_image, rgb_to_image
 from sgnet_ros.inputs import CameraSubscription, sibling_camera_info
+from sgnet_ros.markers import TOPIC as MARKERS_TOPIC
+from sgnet_ros.markers import InstanceMarkers, MarkerArray
 from sgnet_ros.masks import class_image, label_image
 from sgnet_ros.msg import InstanceArray
 from sgnet_ros.outputs import Detection2DArray, camera_info_msg, detection_array_msg, instance_array_msg
@@ -48,6 +50,7 @@ class Camera:
         self._last_received_stamp: float | None = None
         self._previous_stamp: float | None = None
         self._zero_stamp_warned = False
+        self.markers = InstanceMarkers()  # the 3D markers' builder: remembers which tracks to delete
         self.outputs = self._create_publishers()
 
     @property
@@ -69,6 +72,8 @@ class Camera:
         for name in IMAGE_OUTPUTS:
             if getattr(config, name):
                 outputs[name] = node.create_lifecycle_publisher(Image, output(name), depth)
+        if self.spec.depth_image_topic:  # rviz markers of the instances located in 3D
+            outputs[MARKERS_TOPIC] = node.create_lifecycle_publisher(MarkerArray, output(MARKERS_TOPIC), depth)
         return outputs
 
     def destroy_publishers(self) -> None:
@@ -172,6 +177,8 @@ class Camera:
                                                                           class_count), header))
         if self._subscribed("debug_image"):
             publishers["debug_image"].publish(rgb_to_image(render_overlay(rgb, result.instances), header))
+        if spatial is not None and self._subscribed(MARKERS_TOPIC):
+            publishers[MARKERS_TOPIC].publish(self.markers.build(result, header, spatial))
 
     def _subscribed(self, name: str) -> bool:
         publisher = self.outputs.get(name)

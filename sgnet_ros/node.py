@@ -122,8 +122,8 @@ class SGNetNode(LifecycleNode):
         # no default: unless given, configure sets them to the checkpoint's values (sgnet_ros/params.py)
         for name, kind in checkpoint_parameter_types().items():
             try:
-                self.declare_parameter(name, rclpy.Parameter.Type.DOUBLE if kind is float
-                                       else rclpy.Parameter.Type.INTEGER, parameter_descriptor(name))
+                self.declare_parameter(name, {float: rclpy.Parameter.Type.DOUBLE, int: rclpy.Parameter.Type.INTEGER,
+                                              bool: rclpy.Parameter.Type.BOOL}[kind], parameter_descriptor(name))
             except (InvalidParameterTypeException, InvalidParameterValueException):
                 self.declare_parameter(name, None, parameter_descriptor(name, typed=False))
 

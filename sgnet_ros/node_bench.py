@@ -17,7 +17,9 @@ large reliable samples sent back to back over its 512 KB shared-memory segment),
 in-process on frames with ``--depth-instances`` instances of realistic size (random weights give tiny masks): the
 depth message's deserialization plus the node's DepthInput.process (pairing, decoding, locating every instance)
 plus the 3D fields of the InstanceArray, as wall time, and the first two as the thread's CPU time (wall and CPU
-time agree on an idle machine; on a loaded one the CPU time is the cost).
+time agree on an idle machine; on a loaded one the CPU time is the cost). On the same frames: the rviz markers'
+building time (sgnet_ros/markers.py, done only while ``markers`` has subscribers), what the node does for them when
+nobody subscribes (its subscription count check), and the debug overlay's rendering time (sgnet_ros/overlay.py).
 
 With ``--cameras N``, instead: one node serving N cameras against one serving 1 and against N separate nodes
 (memory, total frames per second, each camera's share; sgnet_ros/camera_bench.py), on --model-config.
@@ -29,6 +31,7 @@ than its 512 KB shared-memory segment (640x360 rgb8 is 691 KB).
 from __future__ import annotations
 
 import argparse
+import collections
 import json
 import os
 import statistics
@@ -326,12 +329,19 @@ def measure_depth_path(client_node: Any, width: int, height: int, instances: int
 
     from sgnet_model.instances import FrameResult, TrackedInstance
     from sgnet_ros.depth_input import DepthInput
+    from sgnet_ros.markers import InstanceMarkers, MarkerArray
     from sgnet_ros.outputs import instance_array_msg
+    from sgnet_ros.overlay import render_overlay
     from sgnet_ros.params import camera_specs, parameter_defaults, settings_from
 
     values = {**parameter_defaults(), "depth_image_topic": "bench_depth/image_raw", "smoke_test": True}
     settings = settings_from(values.get)
     depth_input = DepthInput.create(client_node, settings, camera_specs(settings.node)[0])
+    markers = InstanceMarkers()
+    unwatched = client_node.create_publisher(MarkerArray, "bench_markers_nobody_subscribes", 1)
+    visuals: dict[str, list[float]] = collections.defaultdict(list)  # name -> wall seconds, name_cpu -> CPU seconds
+    marker_counts: list[int] = []
+    rgb = np.random.default_rng(1).integers(0, 256, (height, width, 3), dtype=np.uint8)  # (H, W, 3): the overlay's
     rng = np.random.default_rng(0)
     radius = height / 10
     rows, columns = np.mgrid[0:height, 0:width]
@@ -368,13 +378,29 @@ def measure_depth_path(client_node: Any, width: int, height: int, instances: int
             started = time.perf_counter()
             instance_array_msg(result, depth.header)
             timings["message"].append(with_3d - (time.perf_counter() - started))
+            if timed(visuals, "markers_unsubscribed", unwatched.get_subscription_count) > 0:  # the node's check
+                raise BenchError("someone subscribed to the benchmark's own marker topic")
+            marker_counts.append(len(timed(visuals, "markers", markers.build, result, depth.header, spatial).markers))
+            timed(visuals, "overlay", render_overlay, rgb, tracked)
     finally:
         depth_input.destroy()
+        client_node.destroy_publisher(unwatched)
     figures = {f"{name}_ms_median": statistics.median(values) * 1000 for name, values in timings.items()}
     totals = [sum(parts) * 1000 for parts in zip(*timings.values())]
     return {"frames": frames, "instances": instances, "instance_pixels": int(np.pi * radius ** 2), **figures,
             "total_ms_median": statistics.median(totals), "total_ms_max": max(totals),
-            "cpu_ms_median": statistics.median(cpu_ms)}
+            "cpu_ms_median": statistics.median(cpu_ms), "markers_per_frame": statistics.median(marker_counts),
+            **{f"{name}_ms_median": statistics.median(values) * 1000 for name, values in visuals.items()},
+            **{f"{name}_ms_max": max(values) * 1000 for name, values in visuals.items() if not name.endswith("cpu")}}
+
+
+def timed(timings: dict[str, list[float]], name: str, function: Callable[..., Any], *args: Any) -> Any:
+    """function(*args), its wall time appended to timings[name] and its thread's CPU time to timings[name_cpu]."""
+    cpu_started, started = time.thread_time(), time.perf_counter()
+    value = function(*args)
+    timings[name].append(time.perf_counter() - started)
+    timings[f"{name}_cpu"].append(time.thread_time() - cpu_started)
+    return value
 
 
 def node_parameters(args: argparse.Namespace, model_config: str) -> dict[str, Any]:
@@ -405,9 +431,9 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
         if args.cameras:
             from sgnet_ros.camera_bench import measure_cameras
 
-            results["cameras"] = measure_cameras(client, executor, args.cameras, node_parameters(args, args.model_config),
-                                                 images, args.rate, args.stream_seconds,
-                                                 f"/sgnet_node_bench_{os.getpid()}")
+            results["cameras"] = measure_cameras(client, executor, args.cameras,
+                                                 node_parameters(args, args.model_config), images, args.rate,
+                                                 args.stream_seconds, f"/sgnet_node_bench_{os.getpid()}")
             return results
         parts = [("overhead", args.model_config), ("stream", args.stream_model_config)]
         if args.depth:
@@ -489,6 +515,14 @@ def table(results: dict[str, Any]) -> str:
                                        f"instances (deserialize {path['deserialize_ms_median']:.2f}, locate "
                                        f"{path['process_ms_median']:.2f}, message {path['message_ms_median']:.2f})"),
             ("depth path, CPU time", f"{path['cpu_ms_median']:.2f} ms median a frame (deserialize and locate)"),
+            ("rviz markers, building", f"{path['markers_ms_median']:.3f} ms median a frame (CPU "
+                                       f"{path['markers_cpu_ms_median']:.3f}), max {path['markers_ms_max']:.3f}; "
+                                       f"{path['markers_per_frame']:.0f} markers"),
+            ("rviz markers, unsubscribed", f"{path['markers_unsubscribed_ms_median']:.4f} ms median a frame (the "
+                                           f"subscription check only; nothing built)"),
+            ("debug overlay", f"{path['overlay_ms_median']:.2f} ms median a frame (CPU "
+                              f"{path['overlay_cpu_ms_median']:.2f}), max {path['overlay_ms_max']:.2f}; "
+                              f"{path['instances']} instances, {results['width']}x{results['height']}"),
             ("depth transport (acked)", f"{statistics.median(depth['depth_ack_ms']):.1f} ms median"),
         ]
     width = max(len(name) for name, _ in rows)

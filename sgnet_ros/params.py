@@ -141,7 +141,8 @@ def default_camera_name(topic: str) -> str:
 
 def camera_specs(config: NodeConfig) -> tuple[CameraSpec, ...]:
     """The cameras of a node configuration, checked: ConfigError names the parameter that is wrong."""
-    topics = [*((topic, "") for topic in config.image_topics), *(("", topic) for topic in config.compressed_image_topics)]
+    topics = [*((topic, "") for topic in config.image_topics),
+              *(("", topic) for topic in config.compressed_image_topics)]  # (image, compressed) per camera
     if not topics:
         return (CameraSpec("", config.image_topic, config.compressed_image_topic, config.depth_image_topic,
                            config.depth_camera_info_topic),)
@@ -240,6 +241,8 @@ DESCRIPTIONS = {
                           "tracker profile's)",
     "tracker.radius_scale": "matching radius = radius_scale x mean(width, height) of the track's box (default: the "
                             "tracker profile's)",
+    "tracker.match_across_classes": "a detection may continue a track of another class: one object, one track when "
+                                    "its class flickers (default: the tracker profile's)",
 }
 
 
@@ -283,7 +286,7 @@ def parameter_defaults() -> dict[str, Any]:
 
 
 def checkpoint_parameter_types() -> dict[str, type]:
-    """ROS parameter name -> type (float or int), for the parameters whose defaults are the checkpoint's."""
+    """ROS parameter name -> type (float, int or bool), for the parameters whose defaults are the checkpoint's."""
     return {group.prefix + field: typing.get_type_hints(group.config)[field]
             for group in CHECKPOINT_GROUPS for field in group.fields}
 

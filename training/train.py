@@ -4,8 +4,13 @@ Writes into OUTPUT: ``last.pt`` (resume state), ``model.pt`` (final weights), ``
 ``log.jsonl`` (the same scalars, one JSON line per logged iteration). Both checkpoints carry the robot and the
 evaluation tracker profiles of the model config (its ``tracker`` and ``evaluation_tracker`` sections).
 
-Everything needed to continue exactly is in ``OUTPUT/last.pt``: model, optimizer, scheduler, gradient scaler,
-the position in the data order and every RNG state. The data order is a seeded shuffle per epoch and each clip's
+Everything needed to continue exactly is in ``OUTPUT/last.pt``: model, optimizer, gradient scaler, the position in
+the data order, the training time spent so far and every RNG state.
+
+The learning-rate schedule runs over the budget (``learning_rate_factor``): its progress is the larger of the
+iterations done over ``max_iters`` and, with a wall-clock budget (``max_minutes``), the time spent over the budget.
+A run on a slower or busier machine therefore completes a shorter schedule, low-rate phase included, instead of
+being cut mid-way at a high rate. The data order is a seeded shuffle per epoch and each clip's
 augmentation is seeded by (seed, epoch, index), so a resumed run draws the same batches as an uninterrupted one.
 """
 from __future__ import annotations
@@ -15,18 +20,18 @@ import dataclasses
 import hashlib
 import io
 import json
+import math
 import os
 import random
-import re
 import sys
 import time
-import warnings
 from pathlib import Path
 from typing import Any, Iterator
 
 import numpy as np
 import torch
 import torch.distributed as dist
+from torch import Tensor
 from torch.nn.parallel import DistributedDataParallel
 from torch.utils.data import DataLoader, Dataset
 from torch.utils.data.distributed import DistributedSampler
@@ -77,14 +82,23 @@ class SeededClips(Dataset):
             return self.clips[index]
 
 
-def learning_rate_factor(iteration: int, config: TrainConfig) -> float:
-    """Linear warm-up from warmup_start_fraction, then the exponential decay
-    base_lr * final_lr_fraction ** (iteration / max_iters)."""
+def schedule_progress(iteration: int, elapsed_s: float, config: TrainConfig) -> float:
+    """How far the schedule is, from 0 to 1 (done): the larger of iteration / max_iters and, when there is a
+    wall-clock budget, elapsed_s / (max_minutes * 60)."""
+    progress = iteration / config.max_iters
+    if config.max_minutes > 0:
+        progress = max(progress, elapsed_s / (config.max_minutes * 60))
+    return min(progress, 1.0)
+
+
+def learning_rate_factor(iteration: int, progress: float, config: TrainConfig) -> float:
+    """The paper's exponential decay over the schedule's progress, final_lr_fraction ** progress, after a linear
+    warm-up from warmup_start_fraction over the first warmup_iters iterations."""
     optim = config.optim
-    decay = optim.final_lr_fraction ** (iteration / config.max_iters)
+    decay = optim.final_lr_fraction ** progress
     if iteration < optim.warmup_iters:
-        progress = iteration / optim.warmup_iters
-        return decay * (optim.warmup_start_fraction + (1 - optim.warmup_start_fraction) * progress)
+        fraction = iteration / optim.warmup_iters
+        return decay * (optim.warmup_start_fraction + (1 - optim.warmup_start_fraction) * fraction)
     return decay
 
 
@@ -173,10 +187,9 @@ def _train(config: TrainConfig, output_dir: Path, resume: Path | None, progress:
     parameters = [p for p in model.parameters() if p.requires_grad]
     optimizer = torch.optim.SGD(parameters, lr=config.optim.base_lr, momentum=config.optim.momentum,
                                 weight_decay=config.optim.weight_decay)
-    scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, lambda it: learning_rate_factor(it, config))
     amp = config.amp and device.type == "cuda"
     scaler = torch.amp.GradScaler("cuda", enabled=amp)
-    iteration = 0
+    iteration, spent_before = 0, 0.0
     if resume is not None:
         checkpoint = load_checkpoint(resume)
         if checkpoint.training_state is None:
@@ -185,10 +198,10 @@ def _train(config: TrainConfig, output_dir: Path, resume: Path | None, progress:
         load_model_state(model, checkpoint, resume)
         state = checkpoint.training_state
         optimizer.load_state_dict(state["optimizer"])
-        scheduler.load_state_dict(state["scheduler"])
         scaler.load_state_dict(state["scaler"])
         restore_rng_states(state["rng"][process.rank] if process.rank < len(state["rng"]) else state["rng"][0])
         iteration = int(state["iteration"])
+        spent_before = float(state.get("elapsed_s", 0.0))
     network = DistributedDataParallel(model, device_ids=[device.index] if device.type == "cuda" else None,
                                       find_unused_parameters=True) if process.world_size > 1 else model
 
@@ -205,6 +218,10 @@ def _train(config: TrainConfig, output_dir: Path, resume: Path | None, progress:
     started = time.monotonic()
     model.train()
 
+    def elapsed() -> float:
+        """Training time spent, over all the runs that resumed one another."""
+        return spent_before + time.monotonic() - started
+
     def save(path: Path, with_state: bool) -> None:
         state = None
         if with_state:
@@ -215,7 +232,7 @@ def _train(config: TrainConfig, output_dir: Path, resume: Path | None, progress:
                 gathered = [b""] * process.world_size
                 dist.all_gather_object(gathered, buffer.getvalue())
                 everyone = [torch.load(io.BytesIO(b), weights_only=True) for b in gathered]
-            state = {"iteration": iteration, "optimizer": optimizer.state_dict(), "scheduler": scheduler.state_dict(),
+            state = {"iteration": iteration, "elapsed_s": elapsed(), "optimizer": optimizer.state_dict(),
                      "scaler": scaler.state_dict(), "rng": everyone, "train_config_seed": config.seed}
         if process.main:
             save_checkpoint(path, model_config, model.state_dict(), state, tracker_profiles)
@@ -236,11 +253,15 @@ def _train(config: TrainConfig, output_dir: Path, resume: Path | None, progress:
     for _, batch in stream():
         if iteration >= min(config.max_iters, stop_after or config.max_iters):
             break
-        if _out_of_time(config, started, process, device):
+        progress = _shared_progress(iteration, elapsed(), config, process, device)
+        if progress >= 1.0:
             if process.main:
-                print(f"sgnet-train: stopped by the {config.max_minutes:g}-minute budget (max_minutes) at iteration "
-                      f"{iteration} of {config.max_iters}", file=sys.stderr)
+                print(f"sgnet-train: the {config.max_minutes:g}-minute budget (max_minutes) completed the schedule at "
+                      f"iteration {iteration} of {config.max_iters}", file=sys.stderr)
             break
+        learning_rate = config.optim.base_lr * learning_rate_factor(iteration, progress, config)
+        for group in optimizer.param_groups:
+            group["lr"] = learning_rate
         batch = batch.to(device)
         with torch.autocast(device_type=device.type, dtype=torch.float16, enabled=amp):
             losses = network(batch)
@@ -248,29 +269,31 @@ def _train(config: TrainConfig, output_dir: Path, resume: Path | None, progress:
         if not torch.isfinite(total):
             raise TrainingError(f"the loss became {total.item()} at iteration {iteration}; lower optim.base_lr "
                                 f"or raise optim.warmup_iters")
+        logging = process.main and (iteration + 1) % config.log_every == 0
+        term_norms = _term_gradient_norms(losses, model) if logging and process.world_size == 1 else {}
         optimizer.zero_grad(set_to_none=True)
         scaler.scale(total).backward()
-        if config.optim.grad_clip_norm > 0:
-            scaler.unscale_(optimizer)
-            torch.nn.utils.clip_grad_norm_(parameters, config.optim.grad_clip_norm)
+        scaler.unscale_(optimizer)
+        gradient_norm = torch.nn.utils.clip_grad_norm_(
+            parameters, config.optim.grad_clip_norm if config.optim.grad_clip_norm > 0 else math.inf)
         scaler.step(optimizer)
         scaler.update()
-        with warnings.catch_warnings():
-            # the scaler skips the optimizer step when fp16 gradients overflow (the first steps, mostly); the
-            # schedule follows the iteration count all the same
-            warnings.filterwarnings("ignore", re.escape("Detected call of `lr_scheduler.step()` before"))
-            scheduler.step()
         iteration += 1
         if process.main:
             values = {name: float(losses[name].detach()) for name in LOSS_NAMES}
             bar.set_postfix({k: f"{v:.3f}" for k, v in values.items()}, refresh=False)
             bar.update()
-            if iteration % config.log_every == 0:
-                values["total"], values["lr"] = float(total.detach()), scheduler.get_last_lr()[0]
-                for name, value in values.items():
-                    writer.add_scalar(name if name == "lr" else f"loss/{name}", value, iteration)
+            if logging:
+                scalars = {**{f"loss/{k}": v for k, v in values.items()}, "loss/total": float(total.detach()),
+                           "lr": learning_rate, "schedule_progress": progress,
+                           "grad_norm/total": float(gradient_norm),
+                           **{f"grad_norm/{k}": v for k, v in term_norms.items()}}
+                for name, value in scalars.items():
+                    writer.add_scalar(name, value, iteration)
                 with open(output_dir / "log.jsonl", "a") as log:
-                    log.write(json.dumps({"iteration": iteration, **values}) + "\n")
+                    log.write(json.dumps({"iteration": iteration, **values, "total": scalars["loss/total"],
+                                         "lr": learning_rate, "schedule_progress": progress,
+                                         "grad_norm": {"total": scalars["grad_norm/total"], **term_norms}}) + "\n")
         if iteration % config.checkpoint_every == 0:
             save(output_dir / "last.pt", with_state=True)
     bar.close()
@@ -310,14 +333,30 @@ def _drop_log_lines_after(log: Path, iteration: int) -> None:
     log.write_text("".join(kept))
 
 
-def _out_of_time(config: TrainConfig, started: float, process: Process, device: torch.device) -> bool:
-    """Whether the wall-clock budget is spent; every process takes rank 0's answer."""
-    if config.max_minutes <= 0:
-        return False
-    spent = torch.tensor([float(time.monotonic() - started > config.max_minutes * 60)], device=device)
-    if process.world_size > 1:
-        dist.broadcast(spent, src=0)
-    return bool(spent.item())
+def _shared_progress(iteration: int, elapsed_s: float, config: TrainConfig, process: Process,
+                     device: torch.device) -> float:
+    """``schedule_progress`` as rank 0 sees it, for every process (clocks differ between machines)."""
+    progress = schedule_progress(iteration, elapsed_s, config)
+    if process.world_size == 1:
+        return progress
+    shared = torch.tensor([progress], device=device, dtype=torch.float64)
+    dist.broadcast(shared, src=0)
+    return float(shared.item())
+
+
+def _term_gradient_norms(losses: dict[str, Tensor], model: SGNet) -> dict[str, float]:
+    """The gradient norm of each loss term with respect to the FPN's parameters, which every head reads: which
+    term drives the shared features, and which one is drowned (for TensorBoard, on logged iterations; one
+    backward pass per term through its head only). Single-process runs: under DistributedDataParallel an extra
+    backward before the real one would upset its gradient reduction."""
+    shared = [p for p in model.backbone.fpn.parameters() if p.requires_grad]
+    norms = {}
+    for name, term in losses.items():
+        if not term.requires_grad:
+            continue
+        gradients = torch.autograd.grad(term, shared, retain_graph=True, allow_unused=True)
+        norms[name] = math.sqrt(sum(float(g.double().pow(2).sum()) for g in gradients if g is not None))
+    return norms
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -264,15 +264,47 @@ def test_wrong_format_marker_and_version_are_refused(tmp_path, network):
     with pytest.raises(CheckpointError, match=f"{tensor} is not an sgnet_ros checkpoint: it holds a Tensor"):
         load_checkpoint(tensor)
     newer = tmp_path / "newer.pt"
-    torch.save({"format": "sgnet_ros.checkpoint", "version": 3, "model_config": to_dict(SMALL), "model": {},
+    torch.save({"format": "sgnet_ros.checkpoint", "version": 4, "model_config": to_dict(SMALL), "model": {},
                 "training": None}, newer)
-    with pytest.raises(CheckpointError, match=f"checkpoint {newer} has format version 3; .* reads version 2"):
+    with pytest.raises(CheckpointError, match=f"checkpoint {newer} has format version 4; .* reads version 3"):
         load_checkpoint(newer)
     older = tmp_path / "older.pt"
     torch.save({"format": "sgnet_ros.checkpoint", "version": 1, "model_config": to_dict(SMALL), "model": {},
                 "training": None}, older)
     with pytest.raises(CheckpointError, match=f"checkpoint {older} has format version 1, .*: retrain it"):
         load_checkpoint(older)
+
+
+def test_a_version_2_checkpoint_loads_as_the_network_it_was(tmp_path):
+    """Version 2 files predate the stride-4 mask detail, the pasting margin, class-agnostic NMS and the Dice
+    term: their config has none of these fields and their base mask module is one Sequential ``convs``. Such a
+    file, written here by hand in that layout, loads with the version 2 behaviour and every weight in place."""
+    version_2 = dataclasses.replace(SMALL, base_detail_stride=8, mask_margin=0.0, class_agnostic_nms=False,
+                                    mask_dice_weight=0.0, mask_boundary_fraction=0.0)
+    torch.manual_seed(0)
+    original = SGNet(version_2).state_dict()
+    state = {}
+    for key, value in original.items():
+        parts = key.split(".")
+        if parts[0] == "base_masks" and parts[1] == "project":
+            key = ".".join(["base_masks", "convs", "6", *parts[2:]])
+        elif parts[0] == "base_masks":
+            key = ".".join(["base_masks", "convs", *parts[2:]])
+        state[key] = value
+    assert "base_masks.convs.6.weight" in state and "base_masks.convs.0.weight" in state
+    stored_config = {k: v for k, v in to_dict(SMALL).items() if k not in (
+        "base_detail_stride", "mask_margin", "class_agnostic_nms", "mask_dice_weight", "mask_boundary_fraction")}
+    stored_tracker = {k: v for k, v in to_dict(TrackerConfig()).items() if k != "match_across_classes"}
+    path = tmp_path / "version2.pt"
+    torch.save({"format": "sgnet_ros.checkpoint", "version": 2, "model_config": stored_config,
+                "tracker_profiles": {name: stored_tracker for name in ("robot", "evaluation")},
+                "model": state, "training": None}, path)
+    checkpoint = load_checkpoint(path)
+    assert checkpoint.model_config == version_2
+    assert not any(profile.match_across_classes for profile in checkpoint.tracker_profiles.values())
+    network = SGNet(checkpoint.model_config)
+    load_model_state(network, checkpoint, path)
+    assert all(torch.equal(network.state_dict()[key], value) for key, value in original.items())
 
 
 def test_tracker_profiles_round_trip_and_default_to_the_config_defaults(tmp_path):

@@ -18,9 +18,9 @@ from sgnet_model.predictor import FixedFrame
 CONFIG = dataclasses.replace(named_config("resnet18_small").model, input_width=320, input_height=192)
 
 
-def model_with_real_sized_boxes(seed: int) -> SGNet:
+def model_with_real_sized_boxes(seed: int, margin: float = CONFIG.mask_margin) -> SGNet:
     torch.manual_seed(seed)
-    model = SGNet(CONFIG).eval()
+    model = SGNet(dataclasses.replace(CONFIG, mask_margin=margin)).eval()
     with torch.no_grad():
         model.head.regression_head.bbox_reg.bias.fill_(2.0)  # boxes of 4 strides: masks with pixels
     return model
@@ -47,18 +47,22 @@ def test_greedy_nms_in_fixed_steps_keeps_what_batched_nms_keeps():
         assert picks[:len(expected)].tolist() == expected.tolist()
 
 
+@pytest.mark.parametrize("margin, class_agnostic", [(0.0, False), (0.25, True)])
 @pytest.mark.parametrize("score_quantile, nms_threshold, slots", [(None, 0.5, 20), (None, 1.0, 7), (0.5, 0.4, 30),
                                                                    (1.0, 0.5, 10)])
-def test_fixed_shapes_give_the_same_detections_and_masks(score_quantile, nms_threshold, slots):
-    model = model_with_real_sized_boxes(0)
+def test_fixed_shapes_give_the_same_detections_and_masks(score_quantile, nms_threshold, slots, margin, class_agnostic):
+    model = model_with_real_sized_boxes(0, margin)
     with torch.inference_mode():
         outputs = model.pyramid_outputs(image(0))
         pyramid = outputs.pyramid()
-        everything = select_detections(outputs, pyramid, 0, (180, 320), 0.0, nms_threshold, slots, 1000)
+        everything = select_detections(outputs, pyramid, 0, (180, 320), 0.0, nms_threshold, slots, 1000,
+                                       class_agnostic=class_agnostic)
         # a threshold that keeps some slots empty (quantile 0.5), or all (quantile 1.0: above every score)
         threshold = 0.0 if score_quantile is None else float(torch.quantile(everything.scores, score_quantile))
-        dynamic = select_detections(outputs, pyramid, 0, (180, 320), threshold, nms_threshold, slots, 1000)
-        fixed = select_detections_fixed(outputs, pyramid, 0, (180, 320), threshold, nms_threshold, slots, 1000)
+        dynamic = select_detections(outputs, pyramid, 0, (180, 320), threshold, nms_threshold, slots, 1000,
+                                    class_agnostic=class_agnostic)
+        fixed = select_detections_fixed(outputs, pyramid, 0, (180, 320), threshold, nms_threshold, slots, 1000,
+                                        class_agnostic=class_agnostic)
         count = len(dynamic.scores)
         assert fixed.scores.shape == (slots,) and fixed.boxes.shape == (slots, 4)
         assert fixed.valid[:count].all() and not fixed.valid[count:].any()

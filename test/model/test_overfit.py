@@ -63,7 +63,8 @@ def test_overfits_moving_shapes_to_mask_iou_above_0_8(trained):
     image, truth = frames[3]
     with torch.inference_mode():
         outputs = model.pyramid_outputs(image[None])
-        detections = select_detections(outputs, outputs.pyramid(), 0, (HEIGHT, WIDTH), 0.3, 0.5, 10, 1000)
+        detections = select_detections(outputs, outputs.pyramid(), 0, (HEIGHT, WIDTH), 0.3, 0.5, 10, 1000,
+                                       class_agnostic=True)
         masks = paste_masks(model, outputs, detections, 1.0, (HEIGHT, WIDTH))
     assert len(detections.scores) >= 2
     for label, gt in zip(truth.labels.tolist(), truth.masks.bool()):
@@ -79,7 +80,8 @@ def test_motion_head_beats_the_zero_motion_guess(trained):
     with torch.inference_mode():
         before = model.pyramid_outputs(frames[3][0][None])
         now = model.pyramid_outputs(frames[4][0][None])
-        detections = select_detections(now, now.pyramid(), 0, (HEIGHT, WIDTH), 0.3, 0.5, 10, 1000)
+        detections = select_detections(now, now.pyramid(), 0, (HEIGHT, WIDTH), 0.3, 0.5, 10, 1000,
+                                       class_agnostic=True)
         strides = (8 * 2 ** detections.locations.level).float()
         movement = model.motion(now.regression_towers, before.regression_towers, detections.locations,
                                 torch.tensor([FRAME_INTERVAL_S]))

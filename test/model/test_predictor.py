@@ -143,16 +143,18 @@ def test_checkpoint_round_trip_gives_the_same_instances(tmp_path):
 
 def test_pasted_masks_equal_dense_blending_then_bilinear_upsampling():
     """Second method: evaluate Eq. 2 on the whole F grid for each instance, upsample the logits to the frame
-    with F.interpolate, keep the box. paste_masks does the same work only inside the boxes."""
+    with F.interpolate, keep the box grown by the margin. paste_masks does the same work only inside those
+    regions."""
     torch.manual_seed(1)
-    model = SGNet(dataclasses.replace(SMALL.model, input_width=320, input_height=192)).eval()
+    model = SGNet(dataclasses.replace(SMALL.model, input_width=320, input_height=192, mask_margin=0.15)).eval()
     with torch.no_grad():
         model.head.regression_head.bbox_reg.bias.fill_(3.0)  # boxes of 6 strides: 48 px and more
     image = torch.randint(0, 256, (1, 3, 192, 320), dtype=torch.uint8)
     scale = 0.5  # the frame is 640 x 384, the network sees it at 320 x 192
     with torch.inference_mode():
         outputs = model.pyramid_outputs(image)
-        detections = select_detections(outputs, outputs.pyramid(), 0, (192, 320), 0.0, 1.0, 6, 1000)
+        detections = select_detections(outputs, outputs.pyramid(), 0, (192, 320), 0.0, 1.0, 6, 1000,
+                                       class_agnostic=False)
         fast = paste_masks(model, outputs, detections, scale, (384, 640))
         height, width = outputs.base.shape[-2:]
         ys, xs = torch.meshgrid(torch.arange(height), torch.arange(width), indexing="ij")
@@ -164,6 +166,8 @@ def test_pasted_masks_equal_dense_blending_then_bilinear_upsampling():
                               align_corners=False)[0] > 0
         rows, columns = torch.meshgrid(torch.arange(384) + 0.5, torch.arange(640) + 0.5, indexing="ij")
         boxes = detections.boxes / scale
+        margin = model.config.mask_margin * (boxes[:, 2:] - boxes[:, :2])  # the mask region: the box grown
+        boxes = torch.cat((boxes[:, :2] - margin, boxes[:, 2:] + margin), dim=1)
         inside = ((columns >= boxes[:, 0, None, None]) & (columns < boxes[:, 2, None, None])
                   & (rows >= boxes[:, 1, None, None]) & (rows < boxes[:, 3, None, None]))
     expected = dense & inside

@@ -75,7 +75,20 @@ def test_mask_loss_averages_points_per_instance_then_instances():
     instance = torch.tensor([0, 0, 0, 1])
     # BCE(0, y) = ln 2 for any y; BCE(2, 1) = ln(1 + e^-2). Instance 0: ln 2; instance 1: ln(1 + e^-2).
     expected = (math.log(2) + math.log(1 + math.exp(-2))) / 2
-    assert mask_loss(logits, targets, instance, 2).item() == pytest.approx(expected, rel=1e-6)
+    assert mask_loss(logits, targets, instance, 2, dice_weight=0.0).item() == pytest.approx(expected, rel=1e-6)
+
+
+def test_mask_loss_adds_the_dice_term_per_instance():
+    logits = torch.tensor([0.0, 0.0, 0.0, 2.0])
+    targets = torch.tensor([1.0, 0.0, 1.0, 1.0])
+    instance = torch.tensor([0, 0, 0, 1])
+    bce = (math.log(2) + math.log(1 + math.exp(-2))) / 2
+    p = 1 / (1 + math.exp(-2))
+    # instance 0: p = 0.5 at three points, sum(p t) = 1, sum(p) = 1.5, sum(t) = 2 -> 1 - 3 / 4.5
+    # instance 1: sum(p t) = sum(p) = p, sum(t) = 1 -> 1 - (2p + 1) / (p + 2)
+    dice = ((1 - 3 / 4.5) + (1 - (2 * p + 1) / (p + 2))) / 2
+    assert mask_loss(logits, targets, instance, 2, dice_weight=0.5).item() == pytest.approx(bce + 0.5 * dice,
+                                                                                             rel=1e-6)
 
 
 def rectangle_target(box: tuple[int, int, int, int], height: int, width: int) -> FrameTargets:
@@ -106,9 +119,9 @@ def test_mask_loss_points_stay_in_their_own_frame_of_a_padded_batch(monkeypatch)
         seen.update(image=locations.batch[instance_of_point], points=points)
         return real_mask_logits(self, outputs, locations, boxes, instance_of_point, points)
 
-    def spy_mask_loss(logits, truth, instance_of_point, count):
+    def spy_mask_loss(logits, truth, instance_of_point, count, dice_weight):
         seen.update(truth=truth)
-        return real_mask_loss(logits, truth, instance_of_point, count)
+        return real_mask_loss(logits, truth, instance_of_point, count, dice_weight)
 
     monkeypatch.setattr(SGNet, "mask_logits", spy_mask_logits)
     monkeypatch.setattr(losses, "mask_loss", spy_mask_loss)
@@ -120,6 +133,14 @@ def test_mask_loss_points_stay_in_their_own_frame_of_a_padded_batch(monkeypatch)
         assert x.min() >= 0 and y.min() >= 0 and x.max() < width and y.max() < height, f"clip {image}"
         inside = (x >= x1) & (x < x2) & (y >= y1) & (y < y2)
         assert torch.equal(seen["truth"][mine], inside.float()), f"clip {image}"
+        # half the points come from the boundary band: within 2 px (BOUNDARY_BAND) of an edge of the rectangle
+        # that lies inside the frame, a thin strip of the region that uniform points would rarely hit
+        near = torch.zeros_like(inside)
+        for edge, coordinate, low, high, other in ((x1, x, y1, y2, y), (x2, x, y1, y2, y), (y1, y, x1, x2, x),
+                                                   (y2, y, x1, x2, x)):
+            if edge not in (0, width if coordinate is x else height):
+                near |= ((coordinate - edge).abs() <= 2) & (other >= low - 2) & (other <= high + 2)
+        assert near.float().mean() >= 0.45, f"clip {image}"
 
 
 def test_motion_loss_is_the_mean_l1_of_eq4():

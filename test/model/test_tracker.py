@@ -36,8 +36,9 @@ def step(tracker: CenterTracker, *detections: tuple) -> list[int]:
     return step_at(tracker, tracker.frame * DT, *detections)
 
 
-def tracker(max_lost_s: float = 5 * DT, radius_scale: float = 1.0) -> CenterTracker:
+def tracker(max_lost_s: float = 5 * DT, radius_scale: float = 1.0, across_classes: bool = False) -> CenterTracker:
     return CenterTracker(TrackerConfig(new_track_score=0.5, continue_score=0.3, max_lost_s=max_lost_s,
+                                       match_across_classes=across_classes,
                                        radius_scale=radius_scale))
 
 
@@ -249,6 +250,17 @@ def test_a_detection_of_another_class_starts_a_new_track():
     assert step(tracks, (a, 0.9, (0, 0), 3)) == [1]
     assert step(tracks, (a, 0.9, (0, 0), 5)) == [2]  # same place, class 5: not track 1 (class 3), which is lost
     assert sorted((s.track_id, s.class_id) for s in tracks.tracks) == [(1, 3), (2, 5)]
+
+
+def test_across_classes_a_flickering_class_keeps_its_track():
+    # the same object, its class 3, 5, 3: one track, which takes each frame's class; the next, 100 px away
+    # (r = 40), starts track 2 whatever its class
+    tracks = tracker(across_classes=True)
+    a = box(100, 100, 40, 40)
+    assert step(tracks, (a, 0.9, (0, 0), 3)) == [1]
+    assert step(tracks, (a, 0.9, (0, 0), 5)) == [1]
+    assert [(s.track_id, s.class_id) for s in tracks.tracks] == [(1, 5)]
+    assert step(tracks, (a, 0.9, (0, 0), 3), (box(200, 100, 40, 40), 0.8, (0, 0), 3)) == [1, 2]
 
 
 def test_better_scored_detection_chooses_first():

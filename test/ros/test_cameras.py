@@ -94,7 +94,8 @@ def two_cameras(ros, node_factory):
         client.subscribe(f"/multi/{camera}/instances", InstanceArray)
         client.subscribe(f"/multi/{camera}/label_image", Image)
     client.subscribe("/diagnostics", DiagnosticArray)
-    publishers = {camera: client.publisher(f"/{camera}/image_raw", Image, reliable=False) for camera in ("front", "rear")}
+    publishers = {camera: client.publisher(f"/{camera}/image_raw", Image, reliable=False)
+                  for camera in ("front", "rear")}
     ready = lambda: all(p.get_subscription_count() for p in publishers.values()) and all(
         client.node.count_publishers(f"/multi/{camera}/instances") for camera in publishers)
     assert wait_until(ready, 120), f"the node did not come up:\n{node.output()}"

@@ -8,11 +8,12 @@ import numpy as np
 import pytest
 from diagnostic_msgs.msg import DiagnosticArray, DiagnosticStatus
 from sensor_msgs.msg import CameraInfo, Image
+from visualization_msgs.msg import Marker, MarkerArray
 
 from ros_harness import image_message, stamp_of, wait_until
 from sgnet_ros.masks import instance_mask
 from sgnet_ros.msg import InstanceArray
-from test_node import DETECTIONS, HEIGHT, MAX_PIXELS, WIDTH, picture
+from test_node import DETECTIONS, HEIGHT, MAX_PIXELS, WIDTH, picture, set_parameter
 from test_replay import checkpoint  # noqa: F401 (a fixture: random weights saved once, seeded)
 
 NAMESPACE = "/depth_smoke"
@@ -173,6 +174,76 @@ def test_deactivate_drops_the_depth_subscriptions_and_activate_brings_them_back(
     assert stream.depth_status(time.time()).level == DiagnosticStatus.OK
 
 
+def rviz_view(arrays) -> dict:
+    """What rviz shows after the arrays, in order: (namespace, id) -> marker (ADD adds or replaces, DELETE removes,
+    DELETEALL clears), leaving out markers whose lifetime (counted from their stamp) ran out before the last array."""
+    shown = {}
+    for array in arrays:
+        for marker in array.markers:
+            if marker.action == Marker.DELETEALL:
+                shown.clear()
+            elif marker.action == Marker.DELETE:
+                shown.pop((marker.ns, marker.id), None)
+            else:
+                shown[marker.ns, marker.id] = marker
+    now = stamp_of(arrays[-1].markers[0]) if arrays and arrays[-1].markers else 0.0
+    return {key: marker for key, marker in shown.items()
+            if not (marker.lifetime.sec or marker.lifetime.nanosec)
+            or stamp_of(marker) + marker.lifetime.sec + marker.lifetime.nanosec * 1e-9 > now}
+
+
+def test_markers_show_every_located_instance_and_tracks_that_end_leave_none_behind(ros, stream):
+    client, node = stream.client, stream.node
+    topic = f"{NAMESPACE}/markers"
+    client.subscribe(topic, MarkerArray)
+    markers_of = lambda stamp: [array for array in client.received(topic)
+                                if array.markers and abs(stamp_of(array.markers[0]) - stamp) < 1e-6]
+    stamp, sent = 100.5, []
+    for _ in range(30):  # until the node has matched the subscription (it builds markers only while subscribed)
+        stamp += 1.0
+        sent.append((stamp, stream.send(stamp, depth=depth_message(stamp), info=camera_info())))
+        if wait_until(lambda: markers_of(stamp), 2.0):
+            break
+    for _ in range(3):
+        stamp += 1.0
+        sent.append((stamp, stream.send(stamp, depth=depth_message(stamp), info=camera_info())))
+    checked = 0
+    for stamp, output in sent:
+        if not wait_until(lambda: markers_of(stamp), 5.0):
+            continue  # sent before the subscription matched
+        array, = markers_of(stamp)
+        located = {i.track_id: i for i in output.instances if i.position_valid}
+        assert located, "no instance was located in 3D"
+        for marker in array.markers:
+            assert (marker.header.frame_id, marker.header.stamp.sec, marker.header.stamp.nanosec) == \
+                ("camera_optical", int(stamp), 500_000_000)
+        added = {(m.ns, m.id): m for m in array.markers if m.action == Marker.ADD}
+        assert set(added) == {(ns, track) for ns in ("box", "centroid", "label") for track in located}
+        for track, instance in located.items():
+            assert added["label", track].text == f"{track} {instance.class_name} {instance.score:.2f}"
+            centroid, box = added["centroid", track].pose.position, added["box", track].pose.position
+            assert (centroid.x, centroid.y, centroid.z) == (instance.position.x, instance.position.y,
+                                                            instance.position.z)
+            assert (box.x, box.y, box.z) == (instance.box_centre.x, instance.box_centre.y, instance.box_centre.z)
+        checked += 1
+    assert checked >= 3, f"markers arrived for {checked} frames:\n{node.output()[-3000:]}"
+    shown_before = {track for _, track in rviz_view(client.received(topic))}
+    assert shown_before == {i.track_id for i in sent[-1][1].instances if i.position_valid}
+    # every track ends: no detection passes a score threshold of 1
+    assert set_parameter(client, node, "model.score_threshold", 1.0).successful
+    try:
+        stamp += 1.0
+        output = stream.send(stamp, depth=depth_message(stamp), info=camera_info())
+        assert not output.instances
+        assert wait_until(lambda: markers_of(stamp), 5.0), "no markers array after the tracks ended"
+        array, = markers_of(stamp)
+        assert {(m.ns, m.id) for m in array.markers if m.action == Marker.DELETE} == {
+            (ns, track) for ns in ("box", "centroid", "label") for track in shown_before}
+        assert not rviz_view(client.received(topic)), "markers of ended tracks left behind"
+    finally:
+        assert set_parameter(client, node, "model.score_threshold", 0.0).successful
+
+
 @pytest.mark.slow
 def test_node_bench_depth_figures_hang_together(ros):
     import json
@@ -191,3 +262,6 @@ def test_node_bench_depth_figures_hang_together(ros):
     parts = path["deserialize_ms_median"] + path["process_ms_median"] + path["message_ms_median"]
     assert path["total_ms_median"] > 0 and path["cpu_ms_median"] > 0 and parts > 0
     assert depth["latency_ms_median"] > depth["inference_ms_median"] > 0
+    # three located instances: a box, a centroid and a label each; the same three tracks every frame, nothing deleted
+    assert path["markers_per_frame"] == 9 and path["markers_ms_median"] > 0 and path["overlay_ms_median"] > 0
+    assert 0 < path["markers_unsubscribed_ms_median"] < path["markers_ms_median"]

@@ -15,7 +15,8 @@ from ros_harness import diagnostic_values, image_message, stamp_of, wait_until
 from sgnet_model.config import YOUTUBE_VIS_2019_CLASSES
 from sgnet_ros.masks import instance_mask, label_value
 from sgnet_ros.msg import InstanceArray
-from sgnet_ros.overlay import MASK_OPACITY, track_colour
+from sgnet_ros.overlay import (MASK_OPACITY, Rect, label_size, label_text, pixel_box, place_labels, text_style,
+                               track_colour)
 
 NAMESPACE = "/smoke"
 HEIGHT, WIDTH = 192, 320  # 184 KB rgb8: fits Fast DDS's shared-memory segment with best-effort QoS
@@ -117,20 +118,31 @@ def test_outputs_carry_the_input_header_and_masks_that_decode(stream):
     expected = np.where(masks.any(axis=0),
                         np.array([label_value(i.track_id) for i in instances.instances])[winner], 0)
     assert np.array_equal(label_pixels, expected)
-    # debug image: untouched away from masks, boxes and labels; inside masks the blend of the track's colour
+    # debug image: untouched away from masks, their edges, boxes and labels; inside masks the blend of the track's
+    # colour (labels: placed as test_overlay.py checks, here only to leave their area out)
     drawn = np.frombuffer(debug.data, np.uint8).reshape(HEIGHT, WIDTH, 3).astype(np.float64)
+    style = text_style(HEIGHT)
+    boxes = [pixel_box((i.box_x1, i.box_y1, i.box_x2, i.box_y2)) for i in instances.instances]
+    sizes = [label_size(label_text(i.track_id, i.class_name, i.score), style) for i in instances.instances]
     near_box = np.zeros((HEIGHT, WIDTH), bool)
-    for i in instances.instances:
-        x1, y1, x2, y2 = (int(round(v)) for v in (i.box_x1, i.box_y1, i.box_x2, i.box_y2))
-        for x in (x1, x2):
-            near_box[max(0, y1 - 20):y2 + 3, max(0, x - 2):x + 3] = True
-        for y in (y1, y2):
-            near_box[max(0, y - 20):y + 3, max(0, x1 - 2):x2 + 3] = True
-        near_box[max(0, y1 - 20):y1 + 3, max(0, x1 - 2):x2 + 200] = True  # the text
-    background = ~masks.any(axis=0) & ~near_box
+    for box, rect in zip(boxes, place_labels(boxes, sizes, HEIGHT, WIDTH)):
+        band = style.line
+        near_box[max(0, box.top - band):box.bottom + band + 1, max(0, box.left - band):box.right + band + 1] = True
+        near_box[box.top + band + 1:box.bottom - band, box.left + band + 1:box.right - band] = False
+        # the label, and the line joining it to a box it does not touch: within the rectangle around both
+        around = Rect(min(box.left, rect.left), min(box.top, rect.top), max(box.right, rect.right),
+                      max(box.bottom, rect.bottom))
+        touching = rect.overlaps(Rect(box.left - 2 * band, box.top - 2 * band, box.right + 2 * band + 1,
+                                      box.bottom + 2 * band + 1))
+        area = rect if touching else around
+        near_box[max(0, area.top):area.bottom + 1, max(0, area.left):area.right + 1] = True
+    kernel = np.ones((2 * style.line + 1,) * 2, np.uint8)
+    covered = masks.any(axis=0).astype(np.uint8)
+    edges = cv2.dilate(covered, kernel) != cv2.erode(covered, kernel)
+    background = ~masks.any(axis=0) & ~near_box & ~edges
     assert np.array_equal(drawn[background], rgb[background])
     top = instances.instances[0]
-    only_top = masks[0] & (masks.sum(axis=0) == 1) & ~near_box
+    only_top = masks[0] & (masks.sum(axis=0) == 1) & ~near_box & ~edges
     if only_top.any():
         blend = rgb[only_top] * (1 - MASK_OPACITY) + np.array(track_colour(top.track_id)) * MASK_OPACITY
         assert np.abs(drawn[only_top] - blend).max() <= 1.0

@@ -15,8 +15,10 @@ from sgnet_model.model import SGNet
 
 MODEL = dataclasses.replace(named_config("resnet18_small").model, input_width=96, input_height=64,
                             score_threshold=0.25, nms_threshold=0.65, detections_per_frame=7)
-ROBOT = TrackerConfig(new_track_score=0.7, continue_score=0.45, max_lost_s=3.5, radius_scale=1.25)
-EVALUATION = TrackerConfig(new_track_score=0.12, continue_score=0.04, max_lost_s=0.75, radius_scale=1.5)
+ROBOT = TrackerConfig(new_track_score=0.7, continue_score=0.45, max_lost_s=3.5, radius_scale=1.25,
+                      match_across_classes=True)
+EVALUATION = TrackerConfig(new_track_score=0.12, continue_score=0.04, max_lost_s=0.75, radius_scale=1.5,
+                           match_across_classes=False)
 NAMES = [*(f"model.{field}" for field in ("score_threshold", "nms_threshold", "detections_per_frame")),
          *(f"tracker.{f.name}" for f in dataclasses.fields(TrackerConfig)), "tracker_profile"]
 

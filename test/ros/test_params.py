@@ -151,7 +151,7 @@ def test_ranges_agree_with_validation_and_descriptors_carry_them():
     assert parameter_descriptor("autostart").read_only and not parameter_descriptor("checkpoint").read_only
     assert LIVE == {"model.score_threshold", "model.nms_threshold", "model.detections_per_frame",
                     "tracker.new_track_score", "tracker.continue_score", "tracker.max_lost_s",
-                    "tracker.radius_scale"}
+                    "tracker.radius_scale", "tracker.match_across_classes"}
     assert READ_ONLY <= set(parameter_defaults()) and LIVE == CHECKPOINT_PARAMETERS
     assert ParameterType.PARAMETER_NOT_SET == parameter_descriptor("qos_depth").type  # rclpy fills it from the value
 

@@ -144,7 +144,8 @@ def test_lock_step_replay_equals_sgnet_eval(ros, node, bag, synthetic, checkpoin
         {name: direct[name] for name in REPORT_METRICS}
     # Both reports name the tracker values they ran: the node's parameters, sgnet-eval's --config.
     assert report["tracker"] == direct["tracker"] == {"new_track_score": 0.0, "continue_score": 0.0,
-                                                      "max_lost_s": 2.5, "radius_scale": 1.0}
+                                                      "max_lost_s": 2.5, "radius_scale": 1.0,
+                                                      "match_across_classes": True}
     # The same tracks with the same scores and masks, video by video.
     ours, theirs = sorted_results(tmp_path / "replay" / "results.json"), sorted_results(tmp_path / "eval" / "results.json")
     assert len(ours) == len(theirs) > 0
@@ -209,7 +210,8 @@ def test_a_bag_of_two_cameras_replays_through_one_node_and_each_camera_equals_sg
                                                                        for r in theirs]
     recorded = read_bag(tmp_path / "replay" / "outputs")
     for camera in ("front", "rear"):  # each camera's outputs on its own topics, with its own frame_id
-        outputs = [deserialize_message(raw, InstanceArray) for _, raw in recorded[f"/replay_cameras/{camera}/instances"]]
+        outputs = [deserialize_message(raw, InstanceArray)
+                   for _, raw in recorded[f"/replay_cameras/{camera}/instances"]]
         assert len(outputs) == frames and {o.header.frame_id for o in outputs} == {camera}
     rows = (tmp_path / "replay" / "frames.csv").read_text().splitlines()
     assert rows[0].startswith("camera,") and sorted({row.split(",")[0] for row in rows[1:]}) == ["front", "rear"]

@@ -11,13 +11,14 @@ from pathlib import Path
 import pytest
 import torch
 import torchvision
+from torchvision.models.detection.backbone_utils import BackboneWithFPN
 
 from sgnet_model.checkpoint import load_checkpoint
 from sgnet_model.config import ConfigError, ModelConfig
 from training import train_bench
 from training.config import TrainConfig, load_train_config
 from training.synthetic import generate_synthetic_set
-from training.train import learning_rate_factor, main, train
+from training.train import learning_rate_factor, main, schedule_progress, train
 
 ROOT = Path(__file__).resolve().parents[2]
 SMALL_YAML = ROOT / "config" / "train" / "synthetic_small.yaml"
@@ -97,12 +98,27 @@ def test_bad_data_weights_or_resume_exit_2_with_one_line(case, tiny_set, tmp_pat
 def test_learning_rate_schedule_by_hand():
     config = load_train_config(SMALL_YAML, ["max_iters=1000", "optim.warmup_iters=100",
                                             "optim.warmup_start_fraction=0.01", "optim.final_lr_fraction=0.1"])
-    assert learning_rate_factor(0, config) == pytest.approx(0.01)
+    def factor(iteration: int) -> float:
+        return learning_rate_factor(iteration, schedule_progress(iteration, 0.0, config), config)
+    assert factor(0) == pytest.approx(0.01)
     # halfway through warm-up: (0.01 + 0.99 * 0.5) times the decay 0.1 ** (50 / 1000)
-    assert learning_rate_factor(50, config) == pytest.approx(0.505 * 10 ** (-0.05))
-    assert learning_rate_factor(100, config) == pytest.approx(10 ** (-0.1))
-    assert learning_rate_factor(500, config) == pytest.approx(10 ** (-0.5))
-    assert learning_rate_factor(1000, config) == pytest.approx(0.1)
+    assert factor(50) == pytest.approx(0.505 * 10 ** (-0.05))
+    assert factor(100) == pytest.approx(10 ** (-0.1))
+    assert factor(500) == pytest.approx(10 ** (-0.5))
+    assert factor(1000) == pytest.approx(0.1)
+
+
+def test_a_wall_clock_budget_runs_the_schedule_over_the_budget():
+    """With max_minutes, progress is the larger of iterations / max_iters and time / budget: a slow machine
+    reaches the end of the decay (and stops) when the budget is spent, a fast one when the iterations are."""
+    config = load_train_config(SMALL_YAML, ["max_iters=1000", "max_minutes=10", "optim.warmup_iters=100",
+                                            "optim.final_lr_fraction=0.1"])
+    assert schedule_progress(200, 60.0, config) == pytest.approx(0.2)  # iterations ahead of the clock
+    assert schedule_progress(200, 300.0, config) == pytest.approx(0.5)  # half the budget spent at 200 of 1000
+    assert schedule_progress(300, 600.0, config) == 1.0 and schedule_progress(1000, 1.0, config) == 1.0
+    assert learning_rate_factor(300, 0.5, config) == pytest.approx(10 ** (-0.5))
+    no_budget = load_train_config(SMALL_YAML, ["max_iters=1000", "max_minutes=0"])
+    assert schedule_progress(200, 10_000.0, no_budget) == pytest.approx(0.2)
 
 
 def read_losses(folder: Path) -> list[dict]:
@@ -224,7 +240,17 @@ def test_wall_clock_budget_stops_the_run_and_writes_the_final_checkpoint(tiny_se
     assert final == run / "model.pt" and load_checkpoint(final).training_state is None
     iterations = load_checkpoint(run / "last.pt").training_state["iteration"]
     assert iterations < 100_000
-    assert [r["iteration"] for r in read_losses(run)] == list(range(1, iterations + 1))
+    records = read_losses(run)
+    assert [r["iteration"] for r in records] == list(range(1, iterations + 1))
+    # the schedule ran over the budget: its progress is the clock's, far ahead of iterations / max_iters, rising
+    # to the end, and each step's rate is the decay at that progress (warm-up aside)
+    config = tiny_config(tiny_set, max_iters=100_000, max_minutes=0.02)
+    progress = [r["schedule_progress"] for r in records]
+    assert progress == sorted(progress) and progress[-1] > 100 * iterations / 100_000
+    for record in records:
+        expected = config.optim.base_lr * learning_rate_factor(record["iteration"] - 1, record["schedule_progress"],
+                                                               config)
+        assert record["lr"] == pytest.approx(expected)
 
 
 def test_resuming_from_weights_only_is_refused(tiny_set, tmp_path, capsys):
@@ -327,7 +353,10 @@ def test_train_bench_compares_with_torchvision_fcos_r50_and_prints_one_json_obje
     reference = torchvision.models.detection.fcos_resnet50_fpn(weights=None, weights_backbone=None, num_classes=40)
     ours = train_bench.build_fcos(ModelConfig(), 640, 360)
     assert {k: v.shape for k, v in ours.state_dict().items()} == {k: v.shape for k, v in reference.state_dict().items()}
-    assert [type(m) for m in ours.modules()] == [type(m) for m in reference.modules()]
+    # the same modules; our ResNet-FPN is torchvision's BackboneWithFPN that also hands out C2 for the masks
+    def kinds(network: torch.nn.Module) -> list[type]:
+        return [BackboneWithFPN if isinstance(m, BackboneWithFPN) else type(m) for m in network.modules()]
+    assert kinds(ours) == kinds(reference)
 
     assert train_bench.main(["--backbone", "resnet18", "--width", "128", "--height", "96", "--batch", "1",
                              "--steps", "1", "--warmup", "0", "--json"]) == 0
