@@ -19,7 +19,8 @@ unchanged, with videos in the place of images; only its IoU computation is repla
 IoU above (:func:`spatiotemporal_iou`) and the area ranges are set to the protocol's. Rewriting COCO's
 matching and interpolation would add a second copy of well-tested logic; subclassing keeps the protocol's
 numbers COCO's by construction. A value of -1 means "undefined" (no ground truth in that area range), as in
-COCO.
+COCO. AP per class is COCO's AP restricted to one category (its slice of COCOeval's precision array, all areas,
+100 predictions per video); a class with no ground truth in the chosen videos has no AP (None), not 0.
 
 Tracking figures are computed per frame from mask IoU >= 0.5 matches, class-agnostic (they measure identity,
 classification is AP's business), with crowd ground truth left out:
@@ -30,7 +31,11 @@ classification is AP's business), with crowd ground truth left out:
   ``MOTA = 1 - (misses + false positives + ID switches) / ground-truth masks``;
 - IDF1 (Ristani et al., 2016): one global one-to-one assignment of ground-truth tracks to predicted tracks per
   video maximising the frames where the pair matches (IDTP); ``IDF1 = 2 IDTP / (ground-truth masks +
-  predicted masks)``.
+  predicted masks)``;
+- mask IoU of matched instances: the ground-truth tracks and predicted tracks paired by IDF1's assignment (pairs
+  that never match left out), the mask IoU of each pair in every frame where both have a mask; its mean and 10th
+  percentile (linear interpolation, numpy's default) over those object-frames. A predicted track that moves to
+  another object while keeping its pairing lowers it, as it lowers IDF1.
 
 These are written here on ``scipy.optimize.linear_sum_assignment`` instead of taking ``motmetrics``: the
 definitions fit in a few lines, the masks' IoU comes from pycocotools either way, and motmetrics would add
@@ -54,6 +59,7 @@ SMALL_AREA = 128 ** 2
 LARGE_AREA = 256 ** 2
 MATCH_IOU = 0.5  # per-frame mask IoU that makes a tracking match
 METRIC_NAMES = ("AP", "AP50", "AP75", "APs", "APm", "APl", "AR1", "AR10", "AR100")
+TRACKING_NAMES = ("idf1", "id_switches", "mota", "mask_iou_mean", "mask_iou_p10", "mask_iou_frames")
 
 Track = Sequence[RLE | None]  # one compressed RLE or None per frame
 
@@ -117,9 +123,10 @@ class _VideoCOCOeval(COCOeval):
 
 
 def evaluate_vis(annotations: YTVISData, results: Sequence[VideoResult],
-                 video_ids: Sequence[int] | None = None) -> dict[str, float]:
+                 video_ids: Sequence[int] | None = None) -> dict[str, Any]:
     """AP, AP50, AP75, APs, APm, APl, AR1, AR10, AR100 of ``results`` on the videos ``video_ids`` (default:
-    every video of ``annotations``). Results on other videos are left out."""
+    every video of ``annotations``), and ``AP_per_class`` ({class name: AP, or None for a class without ground
+    truth in these videos}). Results on other videos are left out."""
     videos = list(annotations.videos) if video_ids is None else list(video_ids)
     unknown = sorted(set(videos) - set(annotations.videos))
     if unknown:
@@ -140,7 +147,22 @@ def evaluate_vis(annotations: YTVISData, results: Sequence[VideoResult],
         evaluator.accumulate()
         evaluator.summarize()
     # COCOeval.stats: AP, AP50, AP75, APs, APm, APl, AR1, AR10, AR100, ARs, ARm, ARl.
-    return {name: float(value) for name, value in zip(METRIC_NAMES, evaluator.stats)}
+    metrics: dict[str, Any] = {name: float(value) for name, value in zip(METRIC_NAMES, evaluator.stats)}
+    metrics["AP_per_class"] = _per_class_ap(evaluator, {c.id: c.name for c in annotations.categories})
+    return metrics
+
+
+def _per_class_ap(evaluator: COCOeval, names: dict[int, str]) -> dict[str, float | None]:
+    """Each category's AP as COCOeval's summary computes AP, on its own slice of the precision array: the mean
+    over IoU thresholds and recall points, all areas, the most predictions per video. A category without ground
+    truth has -1 throughout its slice (COCOeval skips it): None."""
+    precision = evaluator.eval["precision"]  # (IoU thresholds, recall points, categories, areas, max detections)
+    per_class: dict[str, float | None] = {}
+    for index, category_id in enumerate(evaluator.params.catIds):
+        values = precision[:, :, index, 0, -1]
+        defined = values[values > -1]
+        per_class[names[category_id]] = float(defined.mean()) if defined.size else None
+    return per_class
 
 
 def _coco_entry(entry_id: int, video_id: int, category_id: int, segmentations: Track,
@@ -159,9 +181,12 @@ def _coco(images: list[dict], categories: list[dict], annotations: list[dict]) -
 def tracking_figures(annotations: YTVISData, results: Sequence[VideoResult], video_ids: Sequence[int] | None = None,
                      iou_threshold: float = MATCH_IOU) -> dict[str, float]:
     """IDF1, ID switches and MOTA of predicted tracks (one :class:`VideoResult` per track) against the ground
-    truth, on ``video_ids`` (default: every video of ``annotations``). See the module docstring."""
+    truth, on ``video_ids`` (default: every video of ``annotations``), and the mask IoU of matched instances:
+    ``mask_iou_mean``, ``mask_iou_p10`` (None without matched object-frames) and ``mask_iou_frames`` (how many).
+    See the module docstring."""
     videos = list(annotations.videos) if video_ids is None else list(video_ids)
     id_true_positives = switches = misses = false_positives = truth_masks = predicted_masks = 0
+    matched_ious: list[float] = []
     for video_id in videos:
         truths = [a.segmentations for a in annotations.annotations[video_id] if not a.iscrowd]
         tracks = [r.segmentations for r in results if r.video_id == video_id]
@@ -175,15 +200,20 @@ def tracking_figures(annotations: YTVISData, results: Sequence[VideoResult], vid
         false_positives += video["false_positives"]
         truth_masks += video["truth_masks"]
         predicted_masks += video["predicted_masks"]
+        matched_ious.extend(video["matched_ious"])
     total = truth_masks + predicted_masks
     return {"idf1": 2.0 * id_true_positives / total if total else 1.0,
             "id_switches": switches,
-            "mota": 1.0 - (misses + false_positives + switches) / truth_masks if truth_masks else float("nan")}
+            "mota": 1.0 - (misses + false_positives + switches) / truth_masks if truth_masks else float("nan"),
+            "mask_iou_mean": float(np.mean(matched_ious)) if matched_ious else None,
+            "mask_iou_p10": float(np.percentile(matched_ious, 10)) if matched_ious else None,
+            "mask_iou_frames": len(matched_ious)}
 
 
 def _track_video(truths: Sequence[Track], tracks: Sequence[Track], num_frames: int,
-                 iou_threshold: float) -> dict[str, int]:
+                 iou_threshold: float) -> dict[str, Any]:
     frame_matches = np.zeros((len(truths), len(tracks)), np.int64)  # (G, H) frames where the pair matches
+    frame_ious: list[tuple[np.ndarray, np.ndarray, np.ndarray]] = []  # per frame: G_t indices, H_t indices, IoU
     last_track: dict[int, int] = {}  # ground truth -> track it was last matched to
     previous: dict[int, int] = {}  # ground truth -> track, in the previous frame
     counts = dict(switches=0, misses=0, false_positives=0, truth_masks=0, predicted_masks=0)
@@ -197,6 +227,7 @@ def _track_video(truths: Sequence[Track], tracks: Sequence[Track], num_frames: i
             iou = np.asarray(mask_utils.iou(g_rles, h_rles, [0] * len(h_rles))).reshape(iou.shape)
         matching = iou >= iou_threshold
         frame_matches[np.ix_(g_index, h_index)] += matching
+        frame_ious.append((g_index, h_index, iou))
         # CLEAR MOT: keep last frame's correspondences that still hold, assign the rest optimally.
         g_row = {g: row for row, g in enumerate(g_index.tolist())}
         h_col = {h: col for col, h in enumerate(h_index.tolist())}
@@ -218,4 +249,43 @@ def _track_video(truths: Sequence[Track], tracks: Sequence[Track], num_frames: i
         counts["misses"] += len(g_index) - len(matches)
         counts["false_positives"] += len(h_index) - len(matches)
     rows, cols = linear_sum_assignment(frame_matches, maximize=True)
-    return {"idtp": int(frame_matches[rows, cols].sum()), **counts}
+    return {"idtp": int(frame_matches[rows, cols].sum()), **counts,
+            "matched_ious": _matched_ious(frame_ious, dict(zip(rows.tolist(), cols.tolist())), frame_matches)}
+
+
+def _matched_ious(frame_ious: Sequence[tuple[np.ndarray, np.ndarray, np.ndarray]], assignment: dict[int, int],
+                  frame_matches: np.ndarray) -> list[float]:
+    """The mask IoU of each ground truth and the track IDF1 assigned it (pairs that never match left out), in
+    every frame where both have a mask."""
+    paired = {g: h for g, h in assignment.items() if frame_matches[g, h] > 0}
+    ious: list[float] = []
+    for g_index, h_index, iou in frame_ious:
+        column = {h: col for col, h in enumerate(h_index.tolist())}
+        for row, g in enumerate(g_index.tolist()):
+            if g in paired and paired[g] in column:
+                ious.append(float(iou[row, column[paired[g]]]))
+    return ious
+
+
+
+def tracking_lines(figures: dict[str, Any]) -> list[str]:
+    """The tracking figures and the mask IoU of matched instances as printed lines (None: n/a)."""
+    mota = "n/a" if figures["mota"] is None else f"{figures['mota']:.3f}"
+    lines = [f"IDF1 {figures['idf1']:.3f}  ID switches {figures['id_switches']}  MOTA {mota}"]
+    if figures.get("mask_iou_frames"):
+        lines.append(f"mask IoU of matched instances: mean {figures['mask_iou_mean']:.3f}, "
+                     f"10th percentile {figures['mask_iou_p10']:.3f} over {figures['mask_iou_frames']} object-frames")
+    return lines
+
+
+def per_class_line(per_class: dict[str, float | None]) -> str:
+    """``AP per class: circle 0.912, square absent, ...`` (absent: no ground truth of the class)."""
+    return "AP per class: " + ", ".join(f"{name} {'absent' if ap is None else f'{ap:.3f}'}"
+                                        for name, ap in per_class.items())
+
+
+def metric_lines(metrics: dict[str, Any]) -> list[str]:
+    """What :func:`evaluate_vis` and :func:`tracking_figures` computed, as the lines sgnet-eval and sgnet-replay
+    print."""
+    return ["  ".join(f"{name} {metrics[name]:.3f}" for name in METRIC_NAMES),
+            per_class_line(metrics["AP_per_class"]), *tracking_lines(metrics)]

@@ -3,11 +3,18 @@
 from __future__ import annotations
 
 import dataclasses
+import math
 import statistics
 import threading
 import time
 
 from diagnostic_msgs.msg import DiagnosticStatus, KeyValue
+
+# An input age (the node's clock at inference start minus the image's header stamp) outside this range is no age:
+# the stamps come from another clock, such as a bag's recording time replayed to a node that is not on the
+# replay's /clock (use_sim_time), or a camera whose clock is not synchronised with this machine's.
+INPUT_AGE_RANGE_MS = (-1_000.0, 60_000.0)
+OFF_CLOCK = "stamps not on this node's clock (use_sim_time?)"
 
 
 @dataclasses.dataclass(frozen=True)
@@ -29,6 +36,7 @@ class StatisticsReport:
     inference_ms_median: float  # the predictor's own time per frame, over the window
     input_age_ms_median: float  # ROS time at inference start minus the input's header stamp (NaN: none)
     input_age_ms_max: float
+    window_off_clock: int  # frames whose age lay outside INPUT_AGE_RANGE_MS: left out of the ages above
 
 
 class NodeStatistics:
@@ -49,6 +57,7 @@ class NodeStatistics:
         self._latencies_ms: list[float] = []
         self._inference_ms: list[float] = []
         self._input_ages_ms: list[float] = []
+        self._window_off_clock = 0
 
     def count_received(self, replaced_pending: bool) -> None:
         with self._lock:
@@ -66,13 +75,17 @@ class NodeStatistics:
             self._lost += count
 
     def count_processed(self, latency_ms: float, inference_ms: float, input_age_ms: float) -> None:
-        """input_age_ms: NaN for an image without a stamp (not counted)."""
+        """input_age_ms: NaN for an image without a stamp (not counted); outside INPUT_AGE_RANGE_MS counted as a
+        stamp from another clock."""
         with self._lock:
             self._processed += 1
             self._latencies_ms.append(latency_ms)
             self._inference_ms.append(inference_ms)
-            if input_age_ms == input_age_ms:
+            low, high = INPUT_AGE_RANGE_MS
+            if low <= input_age_ms <= high:
                 self._input_ages_ms.append(input_age_ms)
+            elif input_age_ms == input_age_ms:
+                self._window_off_clock += 1
 
     def report(self) -> StatisticsReport:
         """The figures so far; starts a new window."""
@@ -89,7 +102,8 @@ class NodeStatistics:
                 latency_ms_max=max(self._latencies_ms) if processed else nan,
                 inference_ms_median=statistics.median(self._inference_ms) if processed else nan,
                 input_age_ms_median=statistics.median(self._input_ages_ms) if self._input_ages_ms else nan,
-                input_age_ms_max=max(self._input_ages_ms) if self._input_ages_ms else nan)
+                input_age_ms_max=max(self._input_ages_ms) if self._input_ages_ms else nan,
+                window_off_clock=self._window_off_clock)
             self._start_window()
         return report
 
@@ -156,7 +170,10 @@ def model_status(report: BatchReport, name: str, device: str, active: bool, came
 
 def diagnostic_status(report: StatisticsReport, name: str, device: str, active: bool,
                       inputs: list[str], extra: dict[str, str] | None = None) -> DiagnosticStatus:
-    """OK while frames flow; WARN while active with no frames arriving, or when frames were rejected."""
+    """OK while frames flow; WARN while active with no frames arriving, or when frames were rejected. Input ages
+    read OFF_CLOCK when every stamped frame of the window had a stamp from another clock. ``extra``: more values
+    (the single-camera node's batch figures)."""
+    off_clock = report.window_off_clock > 0 and math.isnan(report.input_age_ms_median)
     if not active:
         level, message = DiagnosticStatus.OK, "configured, not active"
     elif report.window_received == 0:
@@ -165,14 +182,17 @@ def diagnostic_status(report: StatisticsReport, name: str, device: str, active: 
         level, message = DiagnosticStatus.WARN, f"{report.window_rejected} bad input frame(s) skipped"
     else:
         level, message = DiagnosticStatus.OK, f"running at {report.rate_hz:.1f} Hz"
+        if off_clock:
+            message += f"; input {OFF_CLOCK}"
     values = {
         "device": device,
         "rate_hz": f"{report.rate_hz:.3f}",
         "latency_ms_median": f"{report.latency_ms_median:.3f}",
         "latency_ms_max": f"{report.latency_ms_max:.3f}",
         "inference_ms_median": f"{report.inference_ms_median:.3f}",
-        "input_age_ms_median": f"{report.input_age_ms_median:.3f}",
-        "input_age_ms_max": f"{report.input_age_ms_max:.3f}",
+        "input_age_ms_median": OFF_CLOCK if off_clock else f"{report.input_age_ms_median:.3f}",
+        "input_age_ms_max": OFF_CLOCK if off_clock else f"{report.input_age_ms_max:.3f}",
+        "input_stamps_off_clock": str(report.window_off_clock),
         "frames_received": str(report.frames_received),
         "frames_processed": str(report.frames_processed),
         "frames_dropped": str(report.frames_dropped),

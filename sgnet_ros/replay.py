@@ -22,6 +22,11 @@ The report names the tracker settings the node ran (``tracker_profile`` and the 
 node's parameters at the end of the replay), since the metrics depend on them: video AP rewards the node's
 evaluation profile (low start/continue scores), a robot runs the robot profile (few, confident tracks).
 
+``--clock`` publishes /clock (rosgraph_msgs/Clock) set to each frame's header stamp just before the frame goes out,
+as ``ros2 bag play --clock`` does with the bag's time: a node started with ``use_sim_time:=true`` then lives in the
+recording's time, so the input age in its diagnostics (its clock minus the image's stamp) is the replay's, not the
+difference between today and the day of the recording.
+
 Outputs are matched to frames by header stamp (the node copies the input header). End-to-end latency is
 from publishing a frame to receiving its ``instances`` here (the middleware's receive time); the node's own time
 is the ``inference_ms`` it publishes with each frame. Written to ``--output``: ``outputs/`` (a bag of the node's
@@ -62,7 +67,7 @@ from sgnet_ros.replay_bag import (IMAGE_TYPES, BagStatistics, ReplayError, bag_i
                                   image_topics, log, open_bag)
 from sgnet_ros.replay_depth import (DepthFeed, DepthTopics, colour_topic, find_depth_topics, load_depth_truth,
                                     score_depth)
-from sgnet_ros.replay_pacing import CameraInput, Pacing, record_only, replay_bag
+from sgnet_ros.replay_pacing import CameraInput, Pacing, clock_publisher, record_only, replay_bag
 from sgnet_ros.replay_report import build_report, json_ready, print_report, write_frames_csv
 from sgnet_ros.replay_scoring import load_ground_truth, score_outputs
 from sgnet_ros.replay_session import Session, node_namespace, node_tracker_settings
@@ -112,6 +117,9 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--node-depth-topic",
                         help="where the bag's depth images go when it has them (default: NAMESPACE/depth/image_raw; "
                              "camera_info beside it; the node's depth_image_topic)")
+    parser.add_argument("--clock", action="store_true",
+                        help="publish /clock at each frame's stamp before the frame (as ros2 bag play --clock): run "
+                             "the node with use_sim_time:=true so that its input age is measured on the bag's time")
     parser.add_argument("--ground-truth", type=Path,
                         help="YouTube-VIS JSON for the bag's frames (sgnet-bag writes <bag>.ground_truth.json)")
     parser.add_argument("--output", type=Path, required=True,
@@ -139,6 +147,9 @@ def _pacing(args: argparse.Namespace, parser: argparse.ArgumentParser) -> Pacing
     if args.rate is not None and not args.rate > 0:
         parser.error(f"--rate must be positive, got {args.rate}")
     mode = "record-only" if args.record_only else "lock-step" if args.as_fast_as_node else "timed"
+    if mode == "record-only" and args.clock:
+        parser.error("--clock publishes the replayed frames' time; with --record-only the player publishes /clock "
+                     "(ros2 bag play --clock)")
     if mode != "record-only" and args.bag is None:
         parser.error("--bag is needed (except with --record-only)")
     if args.cameras and (mode == "record-only" or args.node_topic):
@@ -206,8 +217,13 @@ def run(args: argparse.Namespace, pacing: Pacing) -> dict[str, Any]:
         else:
             feed = DepthFeed(session, reader, store, depth, args.node_depth_topic or f"{namespace}/depth/image_raw") \
                 if depth is not None else None
-            replay_bag(session, images, total, inputs, pacing, not args.no_progress,
-                       feed.before_frame if feed is not None else None)
+            hooks = [hook for hook in (clock_publisher(session) if args.clock else None,
+                                       feed.before_frame if feed is not None else None) if hook is not None]
+
+            def before_frame(stamp: int) -> None:  # /clock first: the node's time is the frame's when it arrives
+                for hook in hooks:
+                    hook(stamp)
+            replay_bag(session, images, total, inputs, pacing, not args.no_progress, before_frame)
     except KeyboardInterrupt:
         interrupted = pacing.mode != "record-only"
         log("interrupted: reporting what was replayed so far")

@@ -11,6 +11,7 @@ from typing import Any, Callable, Iterator
 
 from rclpy.qos import DurabilityPolicy, HistoryPolicy, QoSProfile, ReliabilityPolicy
 from rclpy.serialization import deserialize_message
+from rosgraph_msgs.msg import Clock
 from tqdm import tqdm
 
 from sgnet_ros.bag import COMPRESSED_TYPE, IMAGE_TYPE, stamp_ns
@@ -21,6 +22,7 @@ WARM_UP_AHEAD_NS = 86_400 * 1_000_000_000  # the warm-up frame's stamp: one day 
 WARM_UP_PERIOD_S = 1.0  # the warm-up frame is sent again this often until the node answers
 DRAIN_S = 2.0  # after the last answer, wait this long at most for the per-frame outputs still under way
 PUBLISH_DEPTH = 10
+CLOCK_TOPIC = "/clock"
 
 
 @dataclasses.dataclass(frozen=True)
@@ -195,3 +197,16 @@ def record_only(session: Session, topic: str, pacing: Pacing) -> None:
     while last_image is None or time.monotonic() - last_image < pacing.idle_s:
         time.sleep(0.05)
     session.book.wait(session.per_frame_outputs_done, DRAIN_S)
+
+
+def clock_publisher(session: Session) -> Callable[[int], None]:
+    """A function that publishes /clock at a frame's stamp (ns), for a node on simulated time."""
+    publisher = session.node.create_publisher(Clock, CLOCK_TOPIC, QoSProfile(
+        history=HistoryPolicy.KEEP_LAST, depth=1, reliability=ReliabilityPolicy.RELIABLE,
+        durability=DurabilityPolicy.VOLATILE))
+
+    def publish(stamp: int) -> None:
+        message = Clock()
+        message.clock.sec, message.clock.nanosec = divmod(stamp, 1_000_000_000)
+        publisher.publish(message)
+    return publish

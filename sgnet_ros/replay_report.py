@@ -8,7 +8,7 @@ from typing import Any, Sequence
 
 import numpy as np
 
-from sgnet_model.ytvis_metric import METRIC_NAMES
+from sgnet_model.ytvis_metric import metric_lines
 from sgnet_ros.replay_bag import BagStatistics
 from sgnet_ros.replay_pacing import Pacing
 from sgnet_ros.replay_session import FrameRecord, Session
@@ -111,6 +111,4 @@ def print_report(report: dict[str, Any], output: Path) -> None:
 
 def _print_metrics(metrics: dict[str, Any] | None, indent: str = "") -> None:
     if metrics:
-        print(indent + "  ".join(f"{name} {metrics[name]:.3f}" for name in METRIC_NAMES))
-        mota = "n/a" if metrics["mota"] is None else f"{metrics['mota']:.3f}"
-        print(f"{indent}IDF1 {metrics['idf1']:.3f}  ID switches {metrics['id_switches']}  MOTA {mota}")
+        print("\n".join(indent + line for line in metric_lines(metrics)))

@@ -6,7 +6,8 @@ Two modes:
   every chosen video (tracks reset per video), its tracks become video-level results (see
   :func:`sgnet_model.ytvis.build_video_results`), ``results.json`` and ``results.zip`` (what the challenge
   server takes) are written to ``--output``, and when the annotation file has annotations the metric
-  (AP, AP50, AP75, APs, APm, APl, AR1, AR10, AR100), the tracking figures (IDF1, ID switches, MOTA) and the
+  (AP, AP50, AP75, APs, APm, APl, AR1, AR10, AR100, and AP per class), the tracking figures (IDF1, ID switches,
+  MOTA, and the mask IoU of matched instances: mean and 10th percentile over object-frames) and the
   model's milliseconds per frame (median, p90; the run's first frame, a warm-up, left out) are reported.
   Frame i of a video is stamped with its real time, read from the file names (frame numbers of 30 fps footage,
   :func:`sgnet_model.ytvis.frame_times`), unless ``--fps`` sets a rate.
@@ -33,7 +34,7 @@ from tqdm import tqdm
 from sgnet_model.config import TRACKER_PROFILES, ConfigError, PredictorConfig, TrackerConfig, named_config, to_dict
 from sgnet_model.ytvis import (VideoResult, YTVISData, YTVISError, build_video_results, load_annotations,
                                load_results, save_results)
-from sgnet_model.ytvis_metric import METRIC_NAMES, evaluate_vis, tracking_figures
+from sgnet_model.ytvis_metric import METRIC_NAMES, TRACKING_NAMES, evaluate_vis, metric_lines, tracking_figures
 from training.datasets import DatasetError, read_frame
 
 
@@ -112,7 +113,7 @@ def predict_videos(predictor: Any, annotations: YTVISData, video_ids: Sequence[i
 def score(annotations: YTVISData, results: Sequence[VideoResult], video_ids: Sequence[int]) -> dict[str, Any]:
     """The metric and the tracking figures (None where the annotation file has no ground truth), and the
     numbers of videos and frames."""
-    report: dict[str, Any] = {name: None for name in (*METRIC_NAMES, "idf1", "id_switches", "mota")}
+    report: dict[str, Any] = {name: None for name in (*METRIC_NAMES, "AP_per_class", *TRACKING_NAMES)}
     if annotations.has_annotations:
         report.update(evaluate_vis(annotations, results, video_ids))
         report.update(tracking_figures(annotations, results, video_ids))
@@ -188,9 +189,11 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--output", type=Path, default=Path("sgnet_eval"),
                         help="folder for results.json and results.zip (default %(default)s)")
     parser.add_argument("--json", action="store_true",
-                        help="print one JSON object with AP, AP50, AP75, APs, APm, APl, AR1, AR10, AR100, idf1, "
-                             "id_switches, mota, videos, frames; with --checkpoint also ms_median, ms_p90, "
-                             "tracker_profile, tracker_source and tracker (the tracker's values)")
+                        help="print one JSON object with AP, AP50, AP75, APs, APm, APl, AR1, AR10, AR100, "
+                             "AP_per_class ({class: AP, null without ground truth}), idf1, id_switches, mota, "
+                             "mask_iou_mean, mask_iou_p10, mask_iou_frames (the mask IoU of matched instances), "
+                             "videos, frames; with --checkpoint also ms_median, ms_p90, tracker_profile, "
+                             "tracker_source and tracker (the tracker's values)")
     parser.add_argument("--no-progress", action="store_true", help="no progress bar on stderr")
     return parser
 
@@ -242,9 +245,7 @@ def _print_report(report: dict[str, Any]) -> None:
     if report["AP"] is None:
         print("no ground truth in the annotation file: no metric (submit results.zip to the challenge server)")
     else:
-        print("  ".join(f"{name} {report[name]:.3f}" for name in METRIC_NAMES))
-        mota = "n/a" if report["mota"] is None else f"{report['mota']:.3f}"
-        print(f"IDF1 {report['idf1']:.3f}  ID switches {report['id_switches']}  MOTA {mota}")
+        print("\n".join(metric_lines(report)))
     if "ms_median" in report:
         print(f"ms per frame: median {report['ms_median']:.1f}, p90 {report['ms_p90']:.1f}")
     if "tracker" in report:

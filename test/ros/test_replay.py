@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import math
 import subprocess
 import sys
 import time
@@ -17,6 +18,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
+from diagnostic_msgs.msg import DiagnosticArray
 from rclpy.serialization import deserialize_message
 from rosbags.rosbag2 import Reader, Writer
 from rosbags.typesys import Stores, get_typestore
@@ -28,6 +30,7 @@ from sgnet_model.checkpoint import load_checkpoint, save_checkpoint
 from sgnet_model.config import PredictorConfig, named_config
 from sgnet_model.model import SGNet
 from sgnet_model.ytvis import load_annotations
+from sgnet_ros.diagnostics import OFF_CLOCK
 from sgnet_ros.masks import instance_mask
 from sgnet_ros.msg import InstanceArray
 from training.evaluate import main as sgnet_eval
@@ -36,8 +39,8 @@ from training.synthetic import SHAPES, generate_synthetic_set
 NAMESPACE = "/replay"
 DETECTIONS = 4
 CLASSES = 4
-REPORT_METRICS = ("AP", "AP50", "AP75", "APs", "APm", "APl", "AR1", "AR10", "AR100", "idf1", "id_switches", "mota",
-                  "videos", "frames")
+REPORT_METRICS = ("AP", "AP50", "AP75", "APs", "APm", "APl", "AR1", "AR10", "AR100", "AP_per_class", "idf1",
+                  "id_switches", "mota", "mask_iou_mean", "mask_iou_p10", "mask_iou_frames", "videos", "frames")
 
 
 def command(module: str, *arguments: str) -> list[str]:
@@ -301,6 +304,56 @@ def test_real_video_replays_through_the_node(ros, node, tmp_path):
     labels = read_bag(tmp_path / "replay" / "outputs")[f"{NAMESPACE}/label_image"]
     label = deserialize_message(labels[0][1], Image)
     assert (label.width, label.height, label.encoding, len(labels)) == (640, 272, "mono16", 6)
+
+
+def node_statuses(output_bag: Path, namespace: str) -> list[tuple[int, dict[str, str]]]:
+    """(header stamp, values) of every /diagnostics status of the node in ``namespace`` that a replay recorded."""
+    messages = [deserialize_message(raw, DiagnosticArray) for _, raw in read_bag(output_bag)["/diagnostics"]]
+    return [(stamp_ns(message), {v.key: v.value for v in status.values}) for message in messages
+            for status in message.status if status.name.startswith(f"{namespace}/")]
+
+
+def numeric_ages(statuses: list[tuple[int, dict[str, str]]]) -> list[tuple[int, float, float]]:
+    """(stamp, median, max) of the statuses whose window had input ages."""
+    ages = []
+    for stamp, values in statuses:
+        try:
+            median, largest = float(values["input_age_ms_median"]), float(values["input_age_ms_max"])
+        except ValueError:
+            continue
+        if not math.isnan(median):
+            ages.append((stamp, median, largest))
+    return ages
+
+
+@pytest.mark.slow  # its own node on use_sim_time (about 30 s on the shared 2 cores)
+def test_clock_puts_a_sim_time_node_on_the_bag_time(ros, node, node_factory, synthetic, checkpoint, tmp_path):
+    """A bag recorded long ago (stamps from 2023): to a node on wall time its stamps are from another clock, and
+    its diagnostics say so instead of an age of years; with --clock to a node on use_sim_time the input age is the
+    replay's own, small and not negative, and the node's diagnostics are stamped in the bag's time."""
+    make_bag("ytvis", "--annotations", str(synthetic), "--frames", str(synthetic.parent / "JPEGImages"),
+             "--start-time", "1700000000", "-o", str(tmp_path / "old"))
+    stamps = [stamp_ns(deserialize_message(raw, Image)) for _, raw in read_bag(tmp_path / "old")["/camera/image_raw"]]
+
+    replay_json("--bag", str(tmp_path / "old"), "--node-namespace", NAMESPACE, "--as-fast-as-node",
+                "--output", str(tmp_path / "wall"))
+    wall = node_statuses(tmp_path / "wall" / "outputs", NAMESPACE)
+    assert any(values["input_age_ms_median"] == OFF_CLOCK for _, values in wall), wall
+    assert numeric_ages(wall) == []  # never an age of years
+
+    namespace = "/replay_sim"
+    node_factory("sgnet", namespace, checkpoint=str(checkpoint), qos_reliability="reliable", use_sim_time=True,
+                 diagnostics_period_s=0.25, model__score_threshold=0.0, model__detections_per_frame=DETECTIONS)
+    report, _ = replay_json("--bag", str(tmp_path / "old"), "--node-namespace", namespace, "--as-fast-as-node",
+                            "--clock", "--output", str(tmp_path / "sim"))
+    assert (report["frames_out"], report["frames_dropped"]) == (len(stamps), 0)
+    assert report["node_diagnostics"] is not None
+    # Every status of a window with frames: stamped on the bag's time, with an input age >= 0 and small.
+    ages = numeric_ages(node_statuses(tmp_path / "sim" / "outputs", namespace))
+    assert len(ages) >= 3, ages
+    for stamp, median, largest in ages:
+        assert stamps[0] <= stamp <= stamps[-1], (stamp, stamps[0], stamps[-1])
+        assert 0.0 <= median <= largest < 500.0, (median, largest)
 
 
 def rewrite_bag(source: Path, target: Path, change) -> list[bytes]:

@@ -19,8 +19,8 @@ from sgnet_model.ytvis import encode_mask, load_annotations, load_results
 from training.evaluate import main
 
 H, W = 48, 64
-REPORT_KEYS = {"AP", "AP50", "AP75", "APs", "APm", "APl", "AR1", "AR10", "AR100", "idf1", "id_switches", "mota",
-               "videos", "frames"}
+REPORT_KEYS = {"AP", "AP50", "AP75", "APs", "APm", "APl", "AR1", "AR10", "AR100", "AP_per_class", "idf1",
+               "id_switches", "mota", "mask_iou_mean", "mask_iou_p10", "mask_iou_frames", "videos", "frames"}
 
 
 def box(y0: int, x0: int, height: int, width: int) -> np.ndarray:
@@ -75,6 +75,7 @@ def test_metric_only_mode(tmp_path, capsys):
     report = run_json(capsys, ["--results", str(results), "--annotations", str(annotations)])
     assert set(report) == REPORT_KEYS  # no speed figures without a model run
     assert report["AP"] == pytest.approx((1.0 + 0.5) / 2)
+    assert report["AP_per_class"] == {"square": pytest.approx(1.0), "disc": pytest.approx(0.5)}
     # One prediction per video and category: category 1 finds both objects, category 2 only sees its false
     # positive: recall (1 + 0) / 2.
     assert report["AR1"] == pytest.approx(0.5)
@@ -85,10 +86,17 @@ def test_metric_only_mode(tmp_path, capsys):
     assert report["id_switches"] == 0
     assert report["idf1"] == pytest.approx(2 * 7 / (7 + 10))
     assert report["mota"] == pytest.approx(1 - 3 / 7)
+    # Each object's own track is exact wherever both have a mask: 7 object-frames of IoU 1.
+    assert (report["mask_iou_mean"], report["mask_iou_p10"], report["mask_iou_frames"]) == (1.0, 1.0, 7)
 
     # Only video 2: category 1 perfect, category 2 has no ground truth there (undefined, left out).
     report = run_json(capsys, ["--results", str(results), "--annotations", str(annotations), "--videos", "2"])
     assert report["AP"] == pytest.approx(1.0) and report["videos"] == 1 and report["frames"] == 3
+    assert report["AP_per_class"] == {"square": pytest.approx(1.0), "disc": None}
+    assert main(["--results", str(results), "--annotations", str(annotations), "--videos", "2"]) == 0
+    printed = capsys.readouterr().out
+    assert "AP per class: square 1.000, disc absent" in printed
+    assert "mask IoU of matched instances: mean 1.000, 10th percentile 1.000 over 2 object-frames" in printed
     for name, text in (("split.txt", "2\n"), ("split.json", "[2]")):
         split = tmp_path / name
         split.write_text(text)
@@ -183,7 +191,7 @@ def test_model_mode_writes_the_submission_and_scores_it(random_checkpoint, tmp_p
     assert set(report) == REPORT_KEYS | {"ms_median", "ms_p90", "tracker_profile", "tracker_source", "tracker"}
     assert report["tracker_profile"] == "evaluation" and report["tracker_source"] == f"checkpoint {random_checkpoint}"
     assert report["tracker"] == {"new_track_score": 0.0, "continue_score": 0.0, "max_lost_s": 2.0,
-                                 "radius_scale": 1.5}
+                                 "radius_scale": 1.5, "match_across_classes": True}
     assert report["videos"] == 2 and report["frames"] == 6
     assert 0 < report["ms_median"] <= report["ms_p90"]
 
@@ -223,7 +231,8 @@ def test_tracker_profile_flag_and_config_override_and_the_report_names_them(rand
             "--output", str(tmp_path / "out"), "--no-progress", "--videos", "1"]
     robot = run_json(capsys, [*argv, "--tracker-profile", "robot"])
     assert robot["tracker_profile"] == "robot"
-    assert robot["tracker"] == {"new_track_score": 0.99, "continue_score": 0.99, "max_lost_s": 1.0, "radius_scale": 1.0}
+    assert robot["tracker"] == {"new_track_score": 0.99, "continue_score": 0.99, "max_lost_s": 1.0, "radius_scale": 1.0,
+                                "match_across_classes": True}
     assert json.loads((tmp_path / "out" / "results.json").read_text()) == []  # no random detection scores 0.99
 
     # --config replaces the checkpoint's values by the config's section of the chosen profile.
@@ -232,9 +241,11 @@ def test_tracker_profile_flag_and_config_override_and_the_report_names_them(rand
                       "  continue_score: 0.1\n")
     custom = run_json(capsys, [*argv, "--config", str(config)])
     assert custom["tracker_profile"] == "custom" and custom["tracker_source"] == f"config {config}, evaluation profile"
-    assert custom["tracker"] == {"new_track_score": 0.2, "continue_score": 0.1, "max_lost_s": 2.5, "radius_scale": 1.0}
+    assert custom["tracker"] == {"new_track_score": 0.2, "continue_score": 0.1, "max_lost_s": 2.5, "radius_scale": 1.0,
+                                 "match_across_classes": True}
     custom = run_json(capsys, [*argv, "--config", str(config), "--tracker-profile", "robot"])
-    assert custom["tracker"] == {"new_track_score": 0.7, "continue_score": 0.3, "max_lost_s": 2.5, "radius_scale": 1.0}
+    assert custom["tracker"] == {"new_track_score": 0.7, "continue_score": 0.3, "max_lost_s": 2.5, "radius_scale": 1.0,
+                                 "match_across_classes": True}
 
     # The printed report says it too.
     assert main(argv) == 0

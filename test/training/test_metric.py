@@ -233,3 +233,71 @@ def test_tracking_keeps_a_valid_correspondence_misses_and_false_positives():
     assert figures["mota"] == pytest.approx(0.0)
     # IDTP: A <-> t1 for 2 frames (t2 only 1); masks: 3 of the object, 4 predicted.
     assert figures["idf1"] == pytest.approx(2 * 2 / (3 + 4))
+
+
+def test_ap_per_class_by_hand_and_absent_classes_are_none():
+    # Two videos of three frames, categories 1..3; category 3 has no ground truth.
+    data = dataset({1: [(1, track(A, A, A))], 2: [(2, track(B, B, B))]}, categories=(1, 2, 3))
+    results = [
+        # class1: a false positive in video 2 outranks the exact hit in video 1: recall 0 then 1 at precision
+        # 0 then 1/2; interpolated precision 1/2 at all 101 recall points and every IoU threshold: AP 1/2.
+        VideoResult(2, 1, 0.95, track(A, A, A)),
+        VideoResult(1, 1, 0.9, track(A, A, A)),
+        # class2: exact in frames 0-1, absent in frame 2: IoU 200 / 300 = 0.667, a hit at the thresholds
+        # 0.50, 0.55, 0.60, 0.65 (4 of 10) with precision 1, a miss above: AP 4/10.
+        VideoResult(2, 2, 0.8, track(B, B, None)),
+        # class3: no ground truth anywhere, so no AP, whatever it predicts.
+        VideoResult(1, 3, 0.7, track(B, B, B)),
+    ]
+    metrics = evaluate_vis(data, results)
+    assert metrics["AP_per_class"] == {"class1": pytest.approx(0.5), "class2": pytest.approx(0.4), "class3": None}
+    # COCO's AP is the mean over the classes that have ground truth.
+    assert metrics["AP"] == pytest.approx((0.5 + 0.4) / 2)
+
+
+def test_ap_per_class_counts_only_the_chosen_videos():
+    data = dataset({1: [(1, track(A, A))], 2: [(2, track(B, B))]})
+    metrics = evaluate_vis(data, [VideoResult(1, 1, 0.9, track(A, A)), VideoResult(2, 2, 0.9, track(B, B))],
+                           video_ids=[1])
+    assert metrics["AP_per_class"] == {"class1": pytest.approx(1.0), "class2": None}
+
+
+SHIFT2 = box(5, 7, 10, 10)  # LEFT moved 2 columns: IoU 80 / 120 = 2/3
+SHIFT5 = box(5, 45, 10, 10)  # RIGHT moved 5 columns: IoU 50 / 150 = 1/3
+
+
+def test_mask_iou_of_matched_instances_by_hand():
+    data = dataset({
+        # video 1: object a tracked by t1 (exact, then 2 px off, then lost); object c never found.
+        1: [(1, track(LEFT, LEFT, LEFT)), (1, track(B, B, B))],
+        # video 2: object b tracked by t2 (5 px off, then exact twice); t3 overlaps b in frame 0 only (IoU 1),
+        # so IDF1 pairs b with t2 (2 matching frames against 1).
+        2: [(1, track(RIGHT, RIGHT, RIGHT))],
+    })
+    results = [VideoResult(1, 1, 0.9, track(LEFT, SHIFT2, None)),
+               VideoResult(2, 1, 0.9, track(SHIFT5, RIGHT, RIGHT)),
+               VideoResult(2, 1, 0.8, track(RIGHT, None, None))]
+    figures = tracking_figures(data, results)
+    # The matched object-frames: a/t1 in frames 0, 1 (IoU 1, 2/3); b/t2 in frames 0, 1, 2 (1/3, 1, 1).
+    ious = sorted([1.0, 2 / 3, 1 / 3, 1.0, 1.0])
+    assert figures["mask_iou_frames"] == 5
+    assert figures["mask_iou_mean"] == pytest.approx(sum(ious) / 5)  # 4 / 5
+    # 10th percentile, linear: position 0.1 * (5 - 1) = 0.4 between the smallest two, 1/3 and 2/3.
+    assert figures["mask_iou_p10"] == pytest.approx(1 / 3 + 0.4 * (2 / 3 - 1 / 3))
+
+
+def test_mask_iou_follows_the_idf1_pairing_through_a_swap():
+    # t1 follows LEFT for 3 frames, then RIGHT: IDF1 pairs a with t1 and b with t2, and in frames 3-4 each
+    # track's mask misses its object entirely (IoU 0).
+    a, b = track(*[LEFT] * 5), track(*[RIGHT] * 5)
+    t1 = track(LEFT, LEFT, LEFT, RIGHT, RIGHT)
+    t2 = track(RIGHT, RIGHT, RIGHT, LEFT, LEFT)
+    figures = _tracking_case([a, b], [t1, t2])
+    assert figures["mask_iou_frames"] == 10
+    assert figures["mask_iou_mean"] == pytest.approx(6 / 10)
+    assert figures["mask_iou_p10"] == 0.0
+
+
+def test_mask_iou_without_matches_is_none():
+    figures = _tracking_case([track(LEFT, LEFT)], [track(RIGHT, RIGHT)])  # never overlaps: no pair
+    assert (figures["mask_iou_mean"], figures["mask_iou_p10"], figures["mask_iou_frames"]) == (None, None, 0)
