@@ -30,6 +30,7 @@ setup(
         "console_scripts": [
             "sgnet-bench = training.bench:main",
             "sgnet-train-bench = training.train_bench:main",
+            "sgnet-peer-bench = training.peer_bench:main",
             "sgnet-train = training.train:main",
             "sgnet-eval = training.evaluate:main",
             "sgnet-synth = training.synthetic:main",
