@@ -46,7 +46,8 @@ def parameters(client, node) -> dict:
     values = client.call(GetParameters, f"{node.fully_qualified_name}/get_parameters", request).values
     python = {ParameterType.PARAMETER_DOUBLE: lambda v: v.double_value,
               ParameterType.PARAMETER_INTEGER: lambda v: v.integer_value,
-              ParameterType.PARAMETER_STRING: lambda v: v.string_value}
+              ParameterType.PARAMETER_STRING: lambda v: v.string_value,
+              ParameterType.PARAMETER_BOOL: lambda v: v.bool_value}
     return {name: python[value.type](value) if value.type in python else None for name, value in zip(NAMES, values)}
 
 
