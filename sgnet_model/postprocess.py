@@ -225,8 +225,9 @@ def paste_masks(model: SGNet, outputs: PyramidOutputs, detections: Detections, s
     ``mask_margin``, ``mask_regions``) grown by one F pixel into a block of F pixels, so that every output pixel
     inside the region has its four neighbours there; the logits are then bilinearly upsampled to the output
     pixels inside the region, and the mask is logit > 0 (probability 0.5). Zero outside the region. The
-    sub-regions of Eq. 1-2 follow the box itself: a pixel of the margin takes the box's nearest cell. The upsampling is separable: along x for every row of the block at the box's output
-    columns, then along y at the box's output pixels. The work grows with the boxes' area, not with the number
+    sub-regions of Eq. 1-2 follow the box itself: a pixel of the margin takes the box's nearest cell. The
+    upsampling is separable: along x for every row of the block at the box's output columns, then along y at the
+    box's output pixels. The work grows with the boxes' area, not with the number
     of instances times the frame.
     """
     height, width = output_size
