@@ -108,19 +108,8 @@ class CenterTracker:
         if not config.match_across_classes:
             within &= class_ids[:, None] == self._class_ids[None, :]
 
-        track_ids = np.zeros(len(scores), np.int64)  # (N,)
-        free = np.ones(len(self._ids), bool)  # (T,)
-        for i in np.argsort(-scores, kind="stable"):
-            if scores[i] < config.continue_score:
-                break  # descending order: every later detection is weaker still
-            candidates = np.flatnonzero(within[i] & free)
-            if candidates.size:
-                j = candidates[np.argmin(distances[i, candidates])]
-                free[j] = False
-                track_ids[i] = self._ids[j]
-            elif scores[i] >= config.new_track_score:
-                track_ids[i] = self._next_id
-                self._next_id += 1
+        track_ids, free, self._next_id = greedy_assign(scores, within, distances, self._ids, self._next_id,
+                                                       config.continue_score, config.new_track_score)
 
         tracked = track_ids > 0
         unmatched = np.flatnonzero(free & (timestamp - self._last_seen <= config.max_lost_s))
@@ -140,6 +129,29 @@ class CenterTracker:
         """Drop the tracks where ``live`` (T,) is False."""
         for name in ("_ids", "_boxes", "_positions", "_velocities", "_last_seen", "_class_ids", "_scores"):
             setattr(self, name, getattr(self, name)[live])
+
+
+def greedy_assign(scores: np.ndarray, allowed: np.ndarray, cost: np.ndarray, track_ids: np.ndarray, next_id: int,
+                  continue_score: float, new_track_score: float) -> tuple[np.ndarray, np.ndarray, int]:
+    """Detections in descending score order each take the free allowed track of lowest cost, or a new ID.
+
+    scores (N,); allowed, cost (N, T); track_ids (T,) the tracks' IDs. A detection under ``continue_score`` gets
+    no track (0); one that finds no allowed free track starts ``next_id`` if it scores ``new_track_score``.
+    Returns the (N,) IDs, the (T,) tracks left free and the next unused ID."""
+    assigned = np.zeros(len(scores), np.int64)  # (N,)
+    free = np.ones(len(track_ids), bool)  # (T,)
+    for i in np.argsort(-scores, kind="stable"):
+        if scores[i] < continue_score:
+            break  # descending order: every later detection is weaker still
+        candidates = np.flatnonzero(allowed[i] & free)
+        if candidates.size:
+            j = candidates[np.argmin(cost[i, candidates])]
+            free[j] = False
+            assigned[i] = track_ids[j]
+        elif scores[i] >= new_track_score:
+            assigned[i] = next_id
+            next_id += 1
+    return assigned, free, next_id
 
 
 def _checked(boxes: np.ndarray, scores: np.ndarray, class_ids: np.ndarray,

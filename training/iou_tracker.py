@@ -15,6 +15,8 @@ from __future__ import annotations
 
 import numpy as np
 
+from sgnet_model.tracker import greedy_assign
+
 MATCH_IOU = 0.5
 
 
@@ -62,19 +64,8 @@ class MaskIoUTracker:
         iou = mask_iou(masks, self._masks) if len(self._ids) else np.zeros((len(masks), 0), np.float32)  # (N, T)
         if not self.match_across_classes:
             iou[class_ids[:, None] != self._class_ids[None, :]] = 0.0
-        track_ids = np.zeros(len(masks), np.int64)
-        free = np.ones(len(self._ids), bool)
-        for i in np.argsort(-scores, kind="stable"):
-            if scores[i] < self.continue_score:
-                break  # descending order: every later detection is weaker still
-            candidates = np.flatnonzero(free & (iou[i] >= self.iou_threshold))
-            if candidates.size:
-                j = candidates[np.argmax(iou[i, candidates])]
-                free[j] = False
-                track_ids[i] = self._ids[j]
-            elif scores[i] >= self.new_track_score:
-                track_ids[i] = self._next_id
-                self._next_id += 1
+        track_ids, _, self._next_id = greedy_assign(scores, iou >= self.iou_threshold, -iou, self._ids,
+                                                    self._next_id, self.continue_score, self.new_track_score)
         tracked = track_ids > 0
         self._ids, self._masks, self._class_ids = track_ids[tracked], masks[tracked], class_ids[tracked]
         return track_ids
