@@ -1,9 +1,14 @@
 """Start the SG-Net node: ros2 launch sgnet_ros sgnet.launch.py image_topic:=/camera/image_raw checkpoint:=model.pt
 
-Launch arguments (see `ros2 launch sgnet_ros sgnet.launch.py --show-args`): image_topic, params_file, checkpoint,
-device, namespace (default "sgnet": the outputs are /sgnet/instances, ...), debug_image, autostart,
-qos_reliability, use_sim_time, log_level, depth_image_topic, rviz, rviz_fixed_frame. An argument left empty keeps
-the value of the params file, so a checkpoint or device set there is not overridden.
+Several cameras, one model:
+    ros2 launch sgnet_ros sgnet.launch.py image_topics:="['/front/image_raw', '/rear/image_raw']"
+(outputs /sgnet/front/instances, /sgnet/rear/instances, ...; camera_names:="[...]" names them otherwise).
+
+Launch arguments (see `ros2 launch sgnet_ros sgnet.launch.py --show-args`): image_topic, image_topics,
+camera_names, depth_image_topics, params_file, checkpoint, device, namespace (default "sgnet": the outputs are
+/sgnet/instances, ...), debug_image, autostart, qos_reliability, use_sim_time, log_level, depth_image_topic, rviz,
+rviz_fixed_frame. An argument left empty keeps the value of the params file, so a checkpoint or device set there is
+not overridden.
 
 rviz:=true also starts rviz2 with config/sgnet.rviz (debug image, label image, 3D markers, TF), its topics moved to
 the node's namespace and its fixed frame set to rviz_fixed_frame (the camera's optical frame), where rviz2 is
@@ -24,11 +29,13 @@ from launch.substitutions import LaunchConfiguration
 from launch_ros.actions import LifecycleNode
 
 from sgnet_ros.inputs import fastdds_profile_environment
+from sgnet_ros.params import string_list
 from sgnet_ros.rviz import CONFIG_NAMESPACE, NOT_INSTALLED, config_for_namespace, find_rviz2, rviz_command, topic_prefix
 
 PACKAGE = "sgnet_ros"
 ARGUMENTS = ("image_topic", "params_file", "checkpoint", "device", "namespace", "debug_image", "autostart",
-             "qos_reliability", "use_sim_time", "log_level", "depth_image_topic", "rviz", "rviz_fixed_frame")
+             "qos_reliability", "use_sim_time", "log_level", "depth_image_topic", "rviz", "rviz_fixed_frame",
+             "image_topics", "camera_names", "depth_image_topics")
 
 
 def boolean(name: str, value: str) -> bool:
@@ -66,8 +73,11 @@ def node_with_arguments(context: LaunchContext) -> list[LifecycleNode | ExecuteP
             overrides[name] = boolean(name, value[name])
     if value["depth_image_topic"]:  # instances in 3D (docs/depth.md); camera_info is taken from beside it
         overrides["depth_image_topic"] = value["depth_image_topic"]
+    for name in ("image_topics", "camera_names", "depth_image_topics"):  # several cameras (docs/ros.md)
+        if value[name]:
+            overrides[name] = string_list(name, value[name])
     parameters = [value["params_file"]] if value["params_file"] else []
-    remappings = [("image", value["image_topic"])] if value["image_topic"] else []
+    remappings = [("image", value["image_topic"])] if value["image_topic"] and not value["image_topics"] else []
     profile = str(Path(get_package_share_directory(PACKAGE)) / "config" / "fastdds_large_images.xml")
     node = LifecycleNode(package=PACKAGE, executable="sgnet_node", name="sgnet", namespace=value["namespace"],
                          parameters=[*parameters, overrides], remappings=remappings, output="screen",
@@ -107,6 +117,15 @@ def generate_launch_description() -> LaunchDescription:
                               description="depth image aligned to the colour image (16UC1 or 32FC1), e.g. "
                                           "/camera/camera/aligned_depth_to_color/image_raw, for instances in 3D "
                                           "(empty: the params file's)"),
+        DeclareLaunchArgument("image_topics", default_value="",
+                              description="several cameras, one model: a list of sensor_msgs/Image topics, e.g. "
+                                          "\"['/front/image_raw', '/rear/image_raw']\" (replaces image_topic; "
+                                          "outputs under <namespace>/<camera>/)"),
+        DeclareLaunchArgument("camera_names", default_value="",
+                              description="one name per camera of image_topics (empty: each topic's first "
+                                          "namespace, /front/image_raw -> front)"),
+        DeclareLaunchArgument("depth_image_topics", default_value="",
+                              description="one aligned depth topic per camera of image_topics, '' for none"),
         DeclareLaunchArgument("rviz", default_value="false",
                               description="true: also start rviz2 with config/sgnet.rviz (debug image, label image, "
                                           "3D markers, TF) where rviz2 is installed"),

@@ -1,7 +1,8 @@
 """The predictor's other runtimes: ONNX Runtime, OpenVINO and TensorRT run a frame's fixed-shape work from the
-frame graph that export.py writes, in place of torch (predictor.FixedFrame); preparing the frame, the tracker and
-the outputs stay the predictor's. Each runner is called as FixedFrame is: ``runner(images, still, elapsed)`` ->
-FrameTensors, and keeps the previous frame's towers itself.
+frame graph that export.py writes, in place of torch (frame.EagerFrames, frame.GraphedFrames); preparing the frame,
+the tracker and the outputs stay the predictor's. Each runner follows frame.py's contract: it holds no stream
+state, and ``runner(images, previous, elapsed)`` runs the single-image graph once per image of the batch, each with
+its own camera's previous towers (None: a still frame), returning each image's FrameTensors and its own towers.
 
 Precisions: fp32 everywhere; fp16 on CUDA (an fp16 graph for ONNX Runtime, TensorRT's fp16 kernels from the fp32
 graph; an fp16 inference hint for OpenVINO's GPU devices); bf16 on CPUs with AVX-512 BF16 or AMX (torch's autocast,
@@ -19,6 +20,7 @@ import torch
 
 from .config import PredictorConfig
 from .export import INPUTS, LEVELS, GraphInfo, engine_cache_dir, file_sha256, frame_tensors_from, require
+from .frame import RunnerKey, Towers
 from .postprocess import FrameTensors
 
 LOG = logging.getLogger(__name__)
@@ -82,47 +84,51 @@ def graph_precision(backend: str, precision: str) -> str:
     return "fp16" if backend == "onnxruntime" and precision == "fp16" else "fp32"
 
 
-def open_runner(path: Path, info: GraphInfo, config: PredictorConfig, device: torch.device) -> "FrameRunner":
+def open_runner(path: Path, info: GraphInfo, config: PredictorConfig, device: torch.device, key: RunnerKey
+                ) -> "FrameRunner | TensorRtFrame":
     if config.backend == "onnxruntime":
-        return OnnxRuntimeFrame(path, info, config.onnx_providers.split(","), device, config.run_precision)
+        return OnnxRuntimeFrame(path, info, key, config.onnx_providers.split(","), device, config.run_precision)
     if config.backend == "openvino":
-        return OpenVinoFrame(path, info, config.openvino_device, config.run_precision)
+        return OpenVinoFrame(path, info, key, config.openvino_device, config.run_precision)
     if config.backend == "tensorrt":
-        return TensorRtFrame(path, info, device, config.run_precision)
+        return TensorRtFrame(path, info, key, device, config.run_precision)
     raise BackendError(f"backend {config.backend!r} runs no frame graph")  # pragma: no cover - a programming error
 
 
 class FrameRunner:
-    """A frame graph in some runtime, on host arrays: feeds the previous frame's towers back itself."""
+    """A frame graph in some runtime, on host arrays."""
 
     description = ""  # what runs, for logs and diagnostics (e.g. "onnxruntime CPUExecutionProvider fp32")
 
-    def __init__(self, info: GraphInfo, dtype: type) -> None:
-        self.dtype = dtype
-        self.previous: list[np.ndarray] | None = None
-        self.info = info
+    def __init__(self, info: GraphInfo, key: RunnerKey, dtype: type) -> None:
+        self.info, self.key, self.dtype = info, key, dtype
+        self.shapes: list[list[int]] = []  # the towers' shapes (1, C, h, w) per level, set by the runtime
 
-    def __call__(self, images: torch.Tensor, still: bool, elapsed: float) -> FrameTensors:
-        image = images.cpu().numpy().astype(self.dtype, copy=False)
-        if self.previous is None:
-            still = True  # the first call: the towers fed are ignored, any of the right shape will do
-        feeds = (np.ascontiguousarray(image), np.array(still), np.array([elapsed], self.dtype))
-        outputs = self.run(feeds, self.previous)
-        self.previous = outputs[-LEVELS:]
-        return frame_tensors_from(self.info, outputs[:-LEVELS])
+    def __call__(self, images: torch.Tensor, previous: list[Towers | None], elapsed: list[float]
+                 ) -> list[tuple[FrameTensors, Towers]]:
+        batch = images.cpu().numpy().astype(self.dtype, copy=False)
+        results = []
+        for image, before, seconds in zip(batch, previous, elapsed):
+            still = before is None  # the towers fed are then ignored: any of the right shape will do
+            towers = self._zero_towers() if still else before
+            feeds = (np.ascontiguousarray(image[None]), np.array(still), np.array([0.0 if still else seconds],
+                                                                                    self.dtype))
+            outputs = self.run(dict(zip(INPUTS, (*feeds, *towers))))
+            results.append((frame_tensors_from(self.info, outputs[:-LEVELS]), outputs[-LEVELS:]))
+        return results
 
-    def run(self, feeds: tuple[np.ndarray, ...], previous: list[np.ndarray] | None) -> list[np.ndarray]:
+    def run(self, feeds: dict[str, np.ndarray]) -> list[np.ndarray]:
         raise NotImplementedError
 
-    def _zero_towers(self, shapes: list[list[int]]) -> list[np.ndarray]:
-        return [np.zeros(shape, self.dtype) for shape in shapes]
+    def _zero_towers(self) -> list[np.ndarray]:
+        return [np.zeros(shape, self.dtype) for shape in self.shapes]
 
 
 class OnnxRuntimeFrame(FrameRunner):
-    def __init__(self, path: Path, info: GraphInfo, providers: list[str], device: torch.device,
+    def __init__(self, path: Path, info: GraphInfo, key: RunnerKey, providers: list[str], device: torch.device,
                  precision: str) -> None:
         onnxruntime = require("onnxruntime", "onnxruntime", "backend onnxruntime")
-        super().__init__(info, np.float16 if info.precision == "fp16" else np.float32)
+        super().__init__(info, key, np.float16 if info.precision == "fp16" else np.float32)
         available = onnxruntime.get_available_providers()
         wanted = ["cpu"] if device.type == "cpu" else [p for p in providers if p != "cpu"]
         chosen = [ONNX_PROVIDER_NAMES[p] for p in wanted if ONNX_PROVIDER_NAMES[p] in available]
@@ -141,15 +147,14 @@ class OnnxRuntimeFrame(FrameRunner):
         self.description = f"onnxruntime {self.session.get_providers()[0]} {precision}"
         self.shapes = [i.shape for i in self.session.get_inputs()[3:]]
 
-    def run(self, feeds: tuple[np.ndarray, ...], previous: list[np.ndarray] | None) -> list[np.ndarray]:
-        towers = previous if previous is not None else self._zero_towers(self.shapes)
-        return self.session.run(list(self.info.outputs), dict(zip(INPUTS, (*feeds, *towers))))
+    def run(self, feeds: dict[str, np.ndarray]) -> list[np.ndarray]:
+        return self.session.run(list(self.info.outputs), feeds)
 
 
 class OpenVinoFrame(FrameRunner):
-    def __init__(self, path: Path, info: GraphInfo, device: str, precision: str) -> None:
+    def __init__(self, path: Path, info: GraphInfo, key: RunnerKey, device: str, precision: str) -> None:
         openvino = require("openvino", "openvino", "backend openvino")
-        super().__init__(info, np.float32)
+        super().__init__(info, key, np.float32)
         core = openvino.Core()
         if device.split(".")[0].split(":")[0].upper() not in {d.split(".")[0] for d in core.available_devices}:
             raise BackendError(f"OpenVINO device {device!r} is not available here (OpenVINO sees "
@@ -163,22 +168,23 @@ class OpenVinoFrame(FrameRunner):
         self.shapes = [list(i.get_shape()) for i in self.compiled.inputs[3:]]
         self.description = f"openvino {device} {precision}"
 
-    def run(self, feeds: tuple[np.ndarray, ...], previous: list[np.ndarray] | None) -> list[np.ndarray]:
-        towers = previous if previous is not None else self._zero_towers(self.shapes)
-        results = self.request.infer(dict(zip(INPUTS, (*feeds, *towers))), share_inputs=True, share_outputs=False)
+    def run(self, feeds: dict[str, np.ndarray]) -> list[np.ndarray]:
+        # share_outputs=False: the outputs outlive the next request (a camera keeps its towers until its next frame)
+        results = self.request.infer(feeds, share_inputs=True, share_outputs=False)
         return [results[output] for output in self.compiled.outputs]
 
 
 class TensorRtFrame:
     """The frame graph as a TensorRT engine (built from the ONNX file once, cached beside the exports under a name
-    keyed by the graph's bytes and the precision), run on torch's CUDA tensors with no host copy but the result's."""
+    keyed by the graph's bytes and the precision), run on torch's CUDA tensors with no host copy but the result's.
+    Each image's towers are copied out of the engine's buffers (the next image overwrites them)."""
 
-    def __init__(self, path: Path, info: GraphInfo, device: torch.device, precision: str) -> None:
+    def __init__(self, path: Path, info: GraphInfo, key: RunnerKey, device: torch.device, precision: str) -> None:
         tensorrt = require("tensorrt", "tensorrt", "backend tensorrt")
         if info.masks != "graph":
             raise BackendError(f"{path} leaves its masks to the host (sgnet-export --masks host); TensorRT runs "
                                f"graphs with the masks inside: export with --masks graph")
-        self.info, self.device = info, device
+        self.info, self.key, self.device = info, key, device
         logger = tensorrt.Logger(tensorrt.Logger.WARNING)
         engine_path = engine_cache_dir() / f"{path.stem}-{file_sha256(path)[:12]}-{precision}.engine"
         if not engine_path.is_file():
@@ -218,14 +224,18 @@ class TensorRtFrame:
             raise BackendError(f"TensorRT could not build an engine from {path} at {precision} (see its log above)")
         return bytes(serialized)
 
-    def __call__(self, images: torch.Tensor, still: bool, elapsed: float) -> FrameTensors:
-        buffers = self.buffers
-        buffers["image"].copy_(images)
-        buffers["still"].fill_(still)
-        buffers["elapsed_s"].fill_(elapsed)
+    def __call__(self, images: torch.Tensor, previous: list[Towers | None], elapsed: list[float]
+                 ) -> list[tuple[FrameTensors, Towers]]:
+        buffers, results = self.buffers, []
         stream = torch.cuda.current_stream(self.device)
-        if not self.context.execute_async_v3(stream.cuda_stream):
-            raise BackendError("TensorRT failed to run the frame graph")
-        for level in range(LEVELS):
-            buffers[f"previous_tower_{level}"].copy_(buffers[f"tower_{level}"])
-        return FrameTensors(buffers["numbers"].float(), buffers["masks"])
+        for image, before, seconds in zip(images, previous, elapsed):
+            buffers["image"].copy_(image[None])
+            buffers["still"].fill_(before is None)
+            buffers["elapsed_s"].fill_(0.0 if before is None else seconds)
+            for level, tower in enumerate(before or ()):
+                buffers[f"previous_tower_{level}"].copy_(tower)
+            if not self.context.execute_async_v3(stream.cuda_stream):
+                raise BackendError("TensorRT failed to run the frame graph")
+            frame = FrameTensors(buffers["numbers"].float(), buffers["masks"].clone())
+            results.append((frame, [buffers[f"tower_{level}"].clone() for level in range(LEVELS)]))
+        return results

@@ -178,7 +178,7 @@ def export_frame_graph(model: nn.Module, config: ModelConfig, tracker_profiles: 
     traced = copy.deepcopy(model).to(dtype) if fp16 else model
     with torch.inference_mode(False), torch.no_grad():
         example = torch.zeros((1, 3, *padded), dtype=dtype)
-        fixed = FixedFrame(traced, config, example, scale, valid_size, frame_size)
+        fixed = FixedFrame(traced, config, (), example, scale, valid_size, frame_size)
         graph = FrameGraph(traced, config, fixed.pyramid, scale, valid_size, frame_size, host_masks)
         arguments = (example, torch.ones((), dtype=torch.bool), torch.zeros(1, dtype=dtype), *fixed.previous)
         buffer = io.BytesIO()
@@ -376,7 +376,7 @@ def _check_against_torch(model: nn.Module, config: ModelConfig, data: bytes, inf
     device, dtype = (torch.device("cuda"), torch.float16) if info.precision == "fp16" else (torch.device("cpu"),
                                                                                           torch.float32)
     model = model.to(device, dtype)  # a no-op for fp32 (the CPU); fp16 checks a copy
-    fixed = None
+    fixed, towers = None, None
     with torch.no_grad():
         for index, frame in enumerate(frames):
             if frame.shape[:2] != info.frame_size:
@@ -384,9 +384,10 @@ def _check_against_torch(model: nn.Module, config: ModelConfig, data: bytes, inf
                                   f"{info.frame_size[1]}x{info.frame_size[0]}")
             batch, scale, valid_size = prepare_frame(frame, config, device, dtype)
             if fixed is None:
-                fixed = FixedFrame(model, config, batch, scale, valid_size, info.frame_size)
+                fixed = FixedFrame(model, config, (), batch, scale, valid_size, info.frame_size)
             still, elapsed = index == 0, 0.0 if index == 0 else 1.0 / 30
-            problems = compare_frames(fixed(batch, still, elapsed), runtime(batch, still, elapsed))
+            [(expected, towers)] = fixed(batch, [towers], [elapsed])
+            problems = compare_frames(expected, runtime(batch, still, elapsed))
             if problems:
                 raise ExportError(f"the exported graph differs from torch on check frame {index}: "
                                   + "; ".join(problems[:3])

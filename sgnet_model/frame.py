@@ -1,13 +1,26 @@
-"""A frame's way into the network and its whole fixed-shape work: the frame resized and padded for the network
-(``prepare_frame``), and the network, fixed-shape post-processing and movement in one call (``fixed_frame``), which
-FixedFrame runs eagerly, GraphedFrame replays from a CUDA graph and export.py writes as one ONNX graph."""
+"""A frame's way into the network and the torch runners that take it from there.
+
+``prepare_frame`` resizes and pads a frame for the network. ``fixed_frame`` is a frame's whole fixed-shape work
+(network, fixed-shape post-processing, movement) in one call: export.py writes it as one ONNX graph, FixedFrame
+runs it for a batch and GraphedFrame replays that from a CUDA graph. EagerFrames is what the CPU runs by default:
+data-dependent shapes, less work where nothing is captured.
+
+Runners hold no stream state. A runner serves one frame size at one set of thresholds and one precision (its
+``key``) and is called with a batch of frames of that size, each with its own camera's previous regression towers
+(None: a still frame, the head sees this frame twice) and the seconds since them; it returns each frame's
+tensors and its own towers, which the camera keeps for its next frame (predictor.StreamState). The backends'
+runners (backends.py) follow the same contract.
+"""
 from __future__ import annotations
 
+import dataclasses
 import math
 
 import numpy as np
 import torch
 import torch.nn.functional as F
+
+from collections.abc import Sequence
 
 from .config import ModelConfig
 from .locations import Locations
@@ -17,6 +30,8 @@ from .postprocess import Detections, FrameTensors, frame_tensors, paste_masks, s
 from .targets import Pyramid
 
 SIZE_DIVISOR = 32  # P7 has stride 128, but torchvision's FCOS pads to 32 as well; extra rows just stay empty
+Towers = list  # one frame's regression towers, per level (1, C, h, w): torch tensors, or numpy arrays from a runtime
+RunnerKey = tuple  # what a runner serves: frame size, thresholds, precision (predictor.StreamingPredictor.runner_key)
 
 
 def prepare_frame(image: np.ndarray, config: ModelConfig, device: torch.device, dtype: torch.dtype
@@ -44,16 +59,40 @@ def frame_geometry(config: ModelConfig, height: int, width: int) -> tuple[float,
 def fixed_frame(model: SGNet, config: ModelConfig, pyramid: Pyramid, images: torch.Tensor, still: torch.Tensor,
                 elapsed_s: torch.Tensor, previous_towers: list[torch.Tensor], scale: float, valid_size: tuple[int, int],
                 output_size: tuple[int, int]) -> tuple[FrameTensors, list[torch.Tensor]]:
-    """A frame's whole fixed-shape work (what FixedFrame runs, GraphedFrame replays and sgnet-export writes as one
-    ONNX graph): the network on images (1, 3, H, W), the fixed-shape post-processing, and the movement since the
-    frame whose regression towers are ``previous_towers``, ``elapsed_s`` (1,) seconds earlier; ``still`` (0-d
-    bool) makes the head see this frame twice instead. Returns the frame's tensors and its own towers."""
+    """One frame's whole fixed-shape work (what sgnet-export writes as one ONNX graph): ``fixed_frames`` for a
+    batch of one, ``still`` a 0-d bool. Returns the frame's tensors and its own towers."""
+    frames, towers = fixed_frames(model, config, pyramid, images, still.reshape(1), elapsed_s, previous_towers, scale,
+                                  valid_size, output_size)
+    return frames[0], towers
+
+
+def fixed_frames(model: SGNet, config: ModelConfig, pyramid: Pyramid, images: torch.Tensor, still: torch.Tensor,
+                 elapsed_s: torch.Tensor, previous_towers: list[torch.Tensor], scale: float,
+                 valid_size: tuple[int, int], output_size: tuple[int, int]
+                 ) -> tuple[list[FrameTensors], list[torch.Tensor]]:
+    """The network on images (B, 3, H, W) in one pass, then each image's fixed-shape post-processing and its
+    movement since the frame whose regression towers are its slot of ``previous_towers`` (per level (B, C, h, w)),
+    ``elapsed_s`` (B,) seconds earlier; ``still`` (B,) bool makes the head see that image twice instead. Returns
+    each image's tensors and the batch's towers (per level (B, C, h, w))."""
     outputs = model.pyramid_outputs(images)
     towers = outputs.regression_towers
-    previous = [torch.where(still, now, before) for now, before in zip(towers, previous_towers)]
-    frame = frame_tensors(model, config, outputs, pyramid, previous, elapsed_s, scale, valid_size, output_size,
-                          fixed=True)
-    return frame, towers
+    previous = [torch.where(still[:, None, None, None], now, before) for now, before in zip(towers, previous_towers)]
+    frames = [frame_tensors(model, config, image_outputs(outputs, image), pyramid,
+                            [level[image:image + 1] for level in previous], elapsed_s[image:image + 1], scale,
+                            valid_size, output_size, fixed=True)
+              for image in range(images.shape[0])]
+    return frames, towers
+
+
+def image_outputs(outputs: PyramidOutputs, image: int) -> PyramidOutputs:
+    """The pyramid outputs of one image of a batch, as a batch of one (views, no copies)."""
+    def one(value: object) -> object:
+        if isinstance(value, torch.Tensor):
+            return value[image:image + 1]
+        if isinstance(value, list):
+            return [one(item) for item in value]
+        return value
+    return PyramidOutputs(**{field.name: one(getattr(outputs, field.name)) for field in dataclasses.fields(outputs)})
 
 
 def fixed_frame_for_host_masks(model: SGNet, config: ModelConfig, pyramid: Pyramid, images: torch.Tensor,
@@ -103,62 +142,117 @@ def paste_host_masks(config: ModelConfig, numbers: torch.Tensor, attention: torc
     return paste_masks(_SlotAttention(config, attention), outputs, detections, scale, output_size)
 
 
-class FixedFrame:
-    """The network and the fixed-shape post-processing (postprocess.frame_tensors) for one input shape, frame
-    size and set of thresholds, with the previous frame's regression towers kept in its own buffers for the
-    movement head; ``still`` makes the head see this frame twice instead (first frame, reset, new shape).
-    Runs eagerly on any device; GraphedFrame replays it from a CUDA graph."""
+class EagerFrames:
+    """The network in torch, eagerly, on a batch of frames of one size in one pass, then each frame's
+    post-processing with data-dependent shapes (the work follows what is found: what a CPU wants). bf16: the
+    network under autocast, boxes, masks and movement from its outputs in float32."""
 
-    def __init__(self, model: SGNet, config: ModelConfig, example: torch.Tensor, scale: float,
-                 valid_size: tuple[int, int], output_size: tuple[int, int]) -> None:
-        self.model, self.config = model, config
+    def __init__(self, model: SGNet, config: ModelConfig, key: RunnerKey, scale: float, valid_size: tuple[int, int],
+                 output_size: tuple[int, int], precision: str) -> None:
+        self.model, self.config, self.key, self.bf16 = model, config, key, precision == "bf16"
         self.scale, self.valid_size, self.output_size = scale, valid_size, output_size
-        self.input = example.clone()
-        self.still = torch.ones((), dtype=torch.bool, device=example.device)
-        self.elapsed_s = torch.zeros(1, device=example.device)  # seconds since the previous frame
+        self.pyramid: Pyramid | None = None  # built on the first batch (one input shape per runner)
+        self.description = f"torch {next(model.parameters()).device} {precision}"
+
+    def __call__(self, images: torch.Tensor, previous: Sequence[Towers | None], elapsed: Sequence[float]
+                 ) -> list[tuple[FrameTensors, Towers]]:
+        with torch.autocast("cpu", torch.bfloat16, enabled=self.bf16):
+            outputs = self.model.pyramid_outputs(images)
+        if self.bf16:
+            outputs = dataclasses.replace(outputs, **{
+                field.name: [t.float() for t in value] if isinstance(value, list) else value.float()
+                for field in dataclasses.fields(outputs) if isinstance(value := getattr(outputs, field.name),
+                                                                        (list, torch.Tensor))})
+        if self.pyramid is None:
+            self.pyramid = outputs.pyramid()
+        results = []
+        for image, (before, seconds) in enumerate(zip(previous, elapsed)):
+            one = image_outputs(outputs, image)
+            towers = one.regression_towers
+            elapsed_s = torch.full((1,), 0.0 if before is None else seconds, device=images.device)
+            frame = frame_tensors(self.model, self.config, one, self.pyramid, towers if before is None else before,
+                                  elapsed_s, self.scale, self.valid_size, self.output_size, fixed=False)
+            results.append((frame, towers))
+        return results
+
+
+class FixedFrame:
+    """``fixed_frames`` for batches of frames of one input shape, frame size and set of thresholds, with every
+    input in a buffer of its own: what GraphedFrame captures, run eagerly here (any device). ``load`` writes the
+    next batch into the buffers, ``run`` computes it."""
+
+    def __init__(self, model: SGNet, config: ModelConfig, key: RunnerKey, example: torch.Tensor, scale: float,
+                 valid_size: tuple[int, int], output_size: tuple[int, int]) -> None:
+        self.model, self.config, self.key = model, config, key
+        self.scale, self.valid_size, self.output_size = scale, valid_size, output_size
+        self.input = example.clone()  # (B, 3, H, W)
+        count, device = example.shape[0], example.device
+        self.still = torch.ones(count, dtype=torch.bool, device=device)  # (B,)
+        self.elapsed_s = torch.zeros(count, device=device)  # (B,) seconds since each image's previous frame
         eager = model.pyramid_outputs(self.input)
         self.pyramid = eager.pyramid()  # built here, outside any capture (it copies constants from the host)
-        self.previous = [torch.zeros_like(t) for t in eager.regression_towers]
+        self.previous = [torch.zeros_like(t) for t in eager.regression_towers]  # per level (B, C, h, w)
+        self.description = f"torch {device} fixed shapes"
 
-    def run(self) -> FrameTensors:
-        frame, towers = fixed_frame(self.model, self.config, self.pyramid, self.input, self.still, self.elapsed_s,
-                                    self.previous, self.scale, self.valid_size, self.output_size)
-        for before, now in zip(self.previous, towers):
-            before.copy_(now)
-        return frame
+    def run(self) -> tuple[list[FrameTensors], list[torch.Tensor]]:
+        return fixed_frames(self.model, self.config, self.pyramid, self.input, self.still, self.elapsed_s,
+                            self.previous, self.scale, self.valid_size, self.output_size)
 
-    def __call__(self, images: torch.Tensor, still: bool, elapsed: float = 0.0) -> FrameTensors:
+    def load(self, images: torch.Tensor, previous: Sequence[Towers | None], elapsed: Sequence[float]) -> None:
+        """The next batch into the buffers, with device-side copies and fills only (never a wait for the device):
+        each image's previous towers into its slot (a still image keeps whatever the slot holds: it is not read)."""
         self.input.copy_(images)
-        self.still.fill_(still)
-        self.elapsed_s.fill_(elapsed)
-        return self.run()
+        for slot, (before, seconds) in enumerate(zip(previous, elapsed)):
+            self.still[slot].fill_(before is None)
+            self.elapsed_s[slot].fill_(0.0 if before is None else float(seconds))
+            for buffer, tower in zip(self.previous, before or ()):
+                buffer[slot:slot + 1].copy_(tower)
+
+    def __call__(self, images: torch.Tensor, previous: Sequence[Towers | None], elapsed: Sequence[float]
+                 ) -> list[tuple[FrameTensors, Towers]]:
+        self.load(images, previous, elapsed)
+        frames, towers = self.run()
+        return [(frame, [level[slot:slot + 1] for level in towers]) for slot, frame in enumerate(frames)]
 
 
-class GraphedFrame(FixedFrame):
-    """FixedFrame captured once in a CUDA graph and replayed per frame.
+class GraphedFrames:
+    """FixedFrame captured in a CUDA graph and replayed, one capture per batch size (at most the node's
+    max_batch_size of them) under one runner.
 
     A ResNet-FPN forward launches hundreds of small kernels, and post-processing as many again; on a fast GPU
     launching them costs more than running them, and a post-processing whose shapes depend on the data makes
     the host wait for the device several times a frame. The replay runs all of it without the host and writes
-    into the same output tensors each time.
+    into the same output tensors each time: a frame's tensors are valid until the next call, its towers are
+    copies.
     """
 
-    def __init__(self, model: SGNet, config: ModelConfig, example: torch.Tensor, scale: float,
-                 valid_size: tuple[int, int], output_size: tuple[int, int]) -> None:
-        super().__init__(model, config, example, scale, valid_size, output_size)
+    def __init__(self, model: SGNet, config: ModelConfig, key: RunnerKey, scale: float, valid_size: tuple[int, int],
+                 output_size: tuple[int, int]) -> None:
+        self.model, self.config, self.key = model, config, key
+        self.scale, self.valid_size, self.output_size = scale, valid_size, output_size
+        self.captures: dict[int, tuple[FixedFrame, torch.cuda.CUDAGraph, list[FrameTensors], list[torch.Tensor]]] = {}
+        self.description = f"torch {next(model.parameters()).device} CUDA graphs"
+
+    def _capture(self, example: torch.Tensor) -> tuple[FixedFrame, torch.cuda.CUDAGraph, list[FrameTensors],
+                                                        list[torch.Tensor]]:
+        fixed = FixedFrame(self.model, self.config, self.key, example, self.scale, self.valid_size, self.output_size)
         side = torch.cuda.Stream()
         side.wait_stream(torch.cuda.current_stream())
         with torch.cuda.stream(side):  # warm-up outside the graph (cuDNN picks its algorithms here)
             for _ in range(2):
-                self.run()
+                fixed.run()
         torch.cuda.current_stream().wait_stream(side)
-        self.graph = torch.cuda.CUDAGraph()
-        with torch.cuda.graph(self.graph):
-            self.output = self.run()
+        graph = torch.cuda.CUDAGraph()
+        with torch.cuda.graph(graph):
+            frames, towers = fixed.run()
+        return fixed, graph, frames, towers
 
-    def __call__(self, images: torch.Tensor, still: bool, elapsed: float = 0.0) -> FrameTensors:
-        self.input.copy_(images)
-        self.still.fill_(still)
-        self.elapsed_s.fill_(elapsed)
-        self.graph.replay()
-        return self.output
+    def __call__(self, images: torch.Tensor, previous: Sequence[Towers | None], elapsed: Sequence[float]
+                 ) -> list[tuple[FrameTensors, Towers]]:
+        count = images.shape[0]
+        if count not in self.captures:
+            self.captures[count] = self._capture(images)
+        fixed, graph, frames, towers = self.captures[count]
+        fixed.load(images, previous, elapsed)
+        graph.replay()
+        return [(frame, [level[slot:slot + 1].clone() for level in towers]) for slot, frame in enumerate(frames)]

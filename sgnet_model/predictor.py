@@ -9,34 +9,94 @@ Gaps: the tracks reset when the timestamps go back, or when the stream itself ha
 than ``max_gap_s`` after the frame the source delivered before it (``received_before``; processed or not). A
 model slower than ``max_gap_s`` that processes only some of the frames it receives therefore keeps its tracks;
 the motion head and the tracker are told the real time since the previous processed frame.
+
+Cameras: one predictor serves several streams with one model in memory. Each stream (a camera) has its own
+``StreamState``: tracker, the previous processed frame's towers with the key of the runner that made them,
+previous timestamp and gap logic, so a camera's IDs, movement, gaps and resets never depend on another camera's
+frames. The runners (frame.py, backends.py) hold no stream state: ``step_batch`` runs the frames of several cameras
+that have the same size through one runner (torch: one network pass for the batch; the ONNX runtimes: their
+single-image graph once per frame), then tracks each with its own stream's state. ``step`` is its one-frame case.
+A frame that cannot be served (a bad array, a graph that does not fit its size, a runtime's failure) is that
+frame's error in the results; the other cameras' frames are served as if it had not been there.
 """
 from __future__ import annotations
 
 import dataclasses
 import math
 import time
+from collections.abc import Iterable, Sequence
 from pathlib import Path
 
 import numpy as np
 import torch
 
 from .backbone import fold_batch_norms
-from .backends import (BackendError, FrameRunner, TensorRtFrame, check_precision, graph_precision, host_masks,
-                       open_runner)
+from .backends import BackendError, FrameRunner, TensorRtFrame, check_precision, graph_precision, host_masks, open_runner
 from .checkpoint import CheckpointError, load_checkpoint, load_model_state
 from .config import TRACKER_PROFILES, ModelConfig, PredictorConfig, SGNetConfig, TrackerConfig
 from .export import (THRESHOLDS, ExportError, GraphInfo, cached_frame_graph, check_stream, file_sha256,
                      read_graph_info)
-from .frame import FixedFrame, GraphedFrame, prepare_frame
+from .frame import EagerFrames, GraphedFrames, RunnerKey, Towers, frame_geometry, prepare_frame
 from .instances import FrameResult, TrackedInstance
-from .model import PyramidOutputs, SGNet
-from .postprocess import FrameTensors, frame_tensors
-from .targets import Pyramid
+from .model import SGNet
+from .postprocess import FrameTensors
 from .tracker import CenterTracker
+
+DEFAULT_STREAM = ""  # the stream of step() calls that name no camera
+Runner = EagerFrames | GraphedFrames | FrameRunner | TensorRtFrame
 
 
 class PredictorError(RuntimeError):
     """The predictor cannot run as asked (a device that is not there, a frame it cannot take)."""
+
+
+@dataclasses.dataclass
+class StreamFrame:
+    """One camera's frame for ``step_batch``: image (H, W, 3) uint8 RGB, its stamp in seconds, and the stamp of
+    the newest frame that camera delivered before it, processed or not (None: its previous processed frame's)."""
+
+    camera: str
+    image: np.ndarray
+    timestamp: float
+    received_before: float | None = None
+
+
+class StreamState:
+    """One stream's (one camera's) state: its tracker, the previous processed frame's regression towers (what the
+    motion head compares against) with the key of the runner that made them, its timestamp, and the gap rule
+    that resets them."""
+
+    def __init__(self, tracker_config: TrackerConfig) -> None:
+        self.tracker = CenterTracker(tracker_config)
+        self.towers: Towers | None = None  # per level (1, C, h, w), in the representation of the runner that made them
+        self.runner_key: RunnerKey | None = None
+        self.timestamp: float | None = None
+
+    def reset(self) -> None:
+        """Forget the tracks and the cached previous frame (the tracker's ID counter goes on)."""
+        self.tracker.reset()
+        self.forget_towers()
+        self.timestamp = None
+
+    def forget_towers(self) -> None:
+        """The next frame is a still one (its movement cannot be measured against anything)."""
+        self.towers, self.runner_key = None, None
+
+    def advance(self, timestamp: float, received_before: float | None, max_gap_s: float) -> tuple[bool, float]:
+        """Take the next frame's stamp: whether the stream reset first (first frame, stamps going back, a gap of
+        more than ``max_gap_s`` after ``received_before``) and the seconds since the previous processed frame."""
+        previous = self.timestamp
+        before = previous if received_before is None else received_before
+        reset = previous is None or timestamp < previous or timestamp < before or timestamp - before > max_gap_s
+        if reset:
+            self.reset()
+        self.timestamp = timestamp
+        return reset, 0.0 if reset else timestamp - previous
+
+    def previous_towers(self, key: RunnerKey) -> Towers | None:
+        """The cached towers when the runner ``key`` made them, else None (another frame size, thresholds or
+        precision: the head then sees a still scene)."""
+        return self.towers if self.runner_key == key else None
 
 
 class StreamingPredictor:
@@ -64,7 +124,8 @@ class StreamingPredictor:
         self.dtype = torch.float16 if backend == "torch" and self.precision == "fp16" else torch.float32
         self.predictor_config = predictor_config
         self.model_config: ModelConfig = model.config if model is not None else graph[1].model_config
-        self.tracker = CenterTracker(tracker_config)
+        self._tracker_config = tracker_config
+        self.streams: dict[str, StreamState] = {}
         self.tracker_profiles = dict(tracker_profiles or {})
         self.tracker_profile = tracker_profile
         self._graph = graph
@@ -80,23 +141,36 @@ class StreamingPredictor:
             self.model = model.to(torch.device("cpu") if exports else self.device,
                                   torch.float32 if exports else self.dtype, memory_format=torch.channels_last)
         self.backend_description = f"torch {self.device} {self.precision}"
-        self._previous_towers: list[torch.Tensor] | None = None
-        self._runners: dict[tuple, FixedFrame | FrameRunner | TensorRtFrame] = {}
-        self._previous_runner: FixedFrame | FrameRunner | TensorRtFrame | None = None
-        self._pyramids: dict[tuple[int, int], Pyramid] = {}
-        self._previous_timestamp: float | None = None
+        self._runners: dict[RunnerKey, Runner] = {}
+        self._failed: dict[RunnerKey, PredictorError] = {}  # runners that could not be built, with the reason
         self.prepare()
 
-    def prepare(self) -> None:
-        """Build now (at configure, not on the first frame) what a backend other than torch runs for frames of the
-        expected size (a given graph's, else the model's input size) at the current thresholds: an export or the
-        cache's, and the runtime's session. A given graph that cannot serve the current thresholds is a
-        PredictorError saying so."""
-        if self.predictor_config.backend == "torch":
+    @property
+    def expected_frame_size(self) -> tuple[int, int]:
+        """(H, W) of the frames this predictor expects unless told otherwise: a given graph's, else the model's
+        input size."""
+        return self._graph[1].frame_size if self._graph else (self.model_config.input_height,
+                                                              self.model_config.input_width)
+
+    def prepare(self, frame_sizes: Iterable[tuple[int, int]] = ()) -> None:
+        """Build now (at configure or activate, not on a camera's first frame) the runners for frames of these
+        sizes (H, W) and of the expected size at the current thresholds: for a backend other than torch an export
+        or the cache's and the runtime's session, for CUDA graphs the capture of one frame. A given graph that
+        cannot serve a size or the current thresholds is a PredictorError saying so. The eager torch runner
+        needs no preparing."""
+        if self.predictor_config.backend == "torch" and not self._cuda_graphs:
             return
-        height, width = self._graph[1].frame_size if self._graph else (self.model_config.input_height,
-                                                                       self.model_config.input_width)
-        self._runner(*self._prepare(np.zeros((height, width, 3), np.uint8)), (height, width))
+        for height, width in {self.expected_frame_size, *frame_sizes}:
+            runner = self._runner((height, width))
+            if isinstance(runner, GraphedFrames):  # the capture for one frame at a time
+                runner(self._prepare(np.zeros((height, width, 3), np.uint8))[0], [None], [0.0])
+
+    def prepared(self, frame_size: tuple[int, int]) -> bool:
+        """Whether frames of ``frame_size`` (H, W) are served now without an export or a runtime's session to
+        build first (or would fail at once: a size that could not be prepared keeps its error). Torch always is:
+        the CPU runs eagerly, and a CUDA graph's capture takes a few frames' time."""
+        key = self.runner_key(frame_size)
+        return self.predictor_config.backend == "torch" or key in self._runners or key in self._failed
 
     @classmethod
     def from_checkpoint(cls, path: str | Path, predictor_config: PredictorConfig = PredictorConfig(),
@@ -144,47 +218,102 @@ class StreamingPredictor:
                                      ("detections_per_frame", detections_per_frame)) if v is not None}
         self.model_config = dataclasses.replace(self.model_config, **changes)
 
-    def reset(self) -> None:
-        """Forget tracks and the cached previous frame (a new video, a restarted bag)."""
-        self.tracker.reset()
-        self._previous_towers = None
-        self._previous_runner = None
-        self._previous_timestamp = None
+    @property
+    def tracker_config(self) -> TrackerConfig:
+        """What every stream's tracker runs; setting it changes all of them."""
+        return self._tracker_config
 
-    @torch.inference_mode()
-    def step(self, image: np.ndarray, timestamp: float, received_before: float | None = None) -> FrameResult:
+    @tracker_config.setter
+    def tracker_config(self, config: TrackerConfig) -> None:
+        self._tracker_config = config
+        for stream in self.streams.values():
+            stream.tracker.config = config
+
+    @property
+    def tracker(self) -> CenterTracker:
+        """The tracker of the default stream (``step`` without a camera)."""
+        return self.stream(DEFAULT_STREAM).tracker
+
+    def stream(self, camera: str) -> StreamState:
+        """The state of ``camera``'s stream, created empty on its first frame."""
+        if camera not in self.streams:
+            self.streams[camera] = StreamState(self._tracker_config)
+        return self.streams[camera]
+
+    def reset(self, camera: str | None = None) -> None:
+        """Forget tracks and the cached previous frame (a new video, a restarted bag) of one camera's stream, or of
+        every stream when ``camera`` is None."""
+        for name, stream in self.streams.items():
+            if camera is None or name == camera:
+                stream.reset()
+
+    def step(self, image: np.ndarray, timestamp: float, received_before: float | None = None,
+             camera: str = DEFAULT_STREAM) -> FrameResult:
         """image: (H, W, 3) uint8 RGB; timestamp in seconds; received_before: the stamp of the newest frame the
         source delivered before this one, processed or not (None: the previous processed frame's).
 
         Tracks reset first when the timestamp goes back (before the previous processed frame's, or before
-        ``received_before``) or lies more than ``max_gap_s`` after ``received_before``."""
-        check_frame(image)
-        if not math.isfinite(timestamp) or (received_before is not None and not math.isfinite(received_before)):
-            raise PredictorError(f"timestamps must be finite, got {timestamp} (received_before {received_before})")
+        ``received_before``) or lies more than ``max_gap_s`` after ``received_before``. ``camera`` names the
+        stream whose tracks and previous frame this frame continues. A frame that cannot be served raises."""
+        [result] = self.step_batch([StreamFrame(camera, image, timestamp, received_before)])
+        if isinstance(result, Exception):
+            raise result
+        return result
+
+    @torch.inference_mode()
+    def step_batch(self, frames: Sequence[StreamFrame]) -> list[FrameResult | Exception]:
+        """One frame from each of several cameras (at most one per camera), results in the same order. Frames of
+        one size go through one runner together; each is then tracked with its own camera's stream state, as
+        ``step`` would. A frame that cannot be served is its own PredictorError (or the runtime's exception) in
+        the results, and leaves its camera's next frame a still one; the other frames are served as if it had
+        not been there. A result's ``inference_ms`` is the time from the call until its frame was tracked."""
+        cameras = [frame.camera for frame in frames]
+        if len(set(cameras)) != len(cameras):
+            raise PredictorError(f"step_batch takes at most one frame per camera, got cameras {cameras}")
         started = time.perf_counter()
-        previous = self._previous_timestamp
-        before = previous if received_before is None else received_before
-        reset = previous is None or timestamp < previous or timestamp < before or (
-            timestamp - before > self.predictor_config.max_gap_s)
-        if reset:
-            self.reset()
-        elapsed = 0.0 if reset else timestamp - previous  # since the frame whose towers are cached
-        self._previous_timestamp = timestamp
-        height, width = image.shape[:2]
-        batch, scale, valid_size = self._prepare(image)
-        frame = self._frame_tensors(batch, scale, valid_size, (height, width), elapsed)
+        results: list[FrameResult | Exception | None] = [None] * len(frames)
+        groups: dict[tuple[int, int], list[tuple[int, bool, float]]] = {}  # frame size -> (index, reset, elapsed)
+        for index, frame in enumerate(frames):
+            try:
+                check_stream_frame(frame)
+            except PredictorError as error:
+                results[index] = error
+                continue
+            reset, elapsed = self.stream(frame.camera).advance(frame.timestamp, frame.received_before,
+                                                               self.predictor_config.max_gap_s)
+            groups.setdefault(frame.image.shape[:2], []).append((index, reset, elapsed))
+        for size, members in groups.items():
+            streams = [self.stream(frames[index].camera) for index, _, _ in members]
+            try:
+                runner = self._runner(size)
+                images = torch.cat([self._prepare(frames[index].image)[0] for index, _, _ in members])  # (B, 3, H, W)
+                outputs = runner(images, [stream.previous_towers(runner.key) for stream in streams],
+                                 [elapsed for _, _, elapsed in members])
+            except Exception as error:  # these frames only; the node logs it with its type
+                for (index, _, _), stream in zip(members, streams):
+                    results[index] = error
+                    stream.forget_towers()
+                continue
+            for (index, reset, _), stream, (tensors, towers) in zip(members, streams, outputs):
+                stream.towers, stream.runner_key = towers, runner.key
+                instances = self._track(stream, tensors, frames[index].timestamp)
+                results[index] = FrameResult(timestamp=frames[index].timestamp, instances=instances,
+                                             inference_ms=(time.perf_counter() - started) * 1000.0,
+                                             tracks_reset=reset)
+        return results
+
+    def _track(self, stream: StreamState, frame: FrameTensors, timestamp: float) -> list[TrackedInstance]:
+        """One frame's instances from the device, tracked by its stream's tracker."""
         numbers, masks_np = self._to_host(frame)
         boxes, motion_np, scores = numbers[:, :4], numbers[:, 4:6], numbers[:, 6]
         labels = numbers[:, 7].astype(np.int64)
-        track_ids = self.tracker.update(boxes, scores, labels, motion_np, timestamp)
-        instances = [
+        track_ids = stream.tracker.update(boxes, scores, labels, motion_np, timestamp)
+        return [
             TrackedInstance(track_id=int(track_ids[i]), class_id=int(labels[i]),
                             class_name=self.class_names[int(labels[i])], score=float(scores[i]), box=boxes[i],
                             mask=masks_np[i], centre=(boxes[i, :2] + boxes[i, 2:]) / 2, motion=motion_np[i])
             for i in np.flatnonzero(track_ids > 0)
         ]
-        return FrameResult(timestamp=timestamp, instances=instances,
-                           inference_ms=(time.perf_counter() - started) * 1000.0, tracks_reset=reset)
 
     @staticmethod
     def _to_host(frame: FrameTensors) -> tuple[np.ndarray, np.ndarray]:
@@ -209,54 +338,36 @@ class StreamingPredictor:
         count = int(numbers[:, 8].sum())
         return numbers[:count], fetch(frame.masks[:count])
 
-    def _frame_tensors(self, batch: torch.Tensor, scale: float, valid_size: tuple[int, int],
-                       output_size: tuple[int, int], elapsed: float) -> FrameTensors:
-        """Network and post-processing: with fixed shapes from a runner (another backend's frame graph, or a
-        CUDA graph replay on CUDA; one per frame shape and thresholds), else eagerly in torch with data-dependent
-        shapes (less work on a CPU). ``elapsed``: seconds since the previous processed frame, whose towers are
-        cached."""
-        if self.predictor_config.backend != "torch" or (self.device.type == "cuda"
-                                                         and self.predictor_config.cuda_graphs):
-            runner = self._runner(batch, scale, valid_size, output_size)
-            # the first frame, after a reset or a change of shape: no movement information, a still scene
-            still = self._previous_runner is not runner
-            frame = runner(batch, still=still, elapsed=0.0 if still else elapsed)
-            self._previous_runner = runner
-            return frame
-        with torch.autocast("cpu", torch.bfloat16, enabled=self.precision == "bf16"):
-            outputs = self.model.pyramid_outputs(batch)
-        if self.precision == "bf16":  # the network in bf16; boxes, masks and movement from float32 outputs
-            outputs = dataclasses.replace(outputs, **{
-                field.name: [t.float() for t in value] if isinstance(value, list) else value.float()
-                for field in dataclasses.fields(outputs) if isinstance(value := getattr(outputs, field.name),
-                                                                        (list, torch.Tensor))})
-        towers = outputs.regression_towers
-        if self._previous_towers is None or self._previous_towers[0].shape != towers[0].shape:
-            self._previous_towers = towers  # first frame: no movement information, the head sees a still scene
-            elapsed = 0.0
-        elapsed_s = torch.full((1,), elapsed, device=self.device)
-        frame = frame_tensors(self.model, self.model_config, outputs, self._pyramid(outputs), self._previous_towers,
-                              elapsed_s, scale, valid_size, output_size, fixed=False)
-        self._previous_towers = towers
-        return frame
+    @property
+    def _cuda_graphs(self) -> bool:
+        return self.predictor_config.backend == "torch" and self.device.type == "cuda" and \
+            self.predictor_config.cuda_graphs
 
-    def _runner(self, batch: torch.Tensor, scale: float, valid_size: tuple[int, int], output_size: tuple[int, int]
-                ) -> FixedFrame | FrameRunner | TensorRtFrame:
-        """The fixed-shape runner for this frame shape and these thresholds, built on first use: a CUDA graph
-        (backend torch), or the backend's runtime on a frame graph (the one given, or exported now)."""
-        config = self.model_config
-        key = (tuple(batch.shape), scale, valid_size, output_size, *(getattr(config, name) for name in THRESHOLDS))
+    def runner_key(self, frame_size: tuple[int, int]) -> RunnerKey:
+        """What a runner serves: the frame size (H, W), the thresholds and the precision; never a batch size."""
+        return (tuple(frame_size), *(getattr(self.model_config, name) for name in THRESHOLDS), self.precision)
+
+    def _runner(self, frame_size: tuple[int, int]) -> Runner:
+        """The runner for frames of ``frame_size`` at the current thresholds and precision, built on first use:
+        torch eagerly (the CPU's default), torch's CUDA graphs, or the backend's runtime on a frame graph (the one
+        given, or exported now)."""
+        key = self.runner_key(frame_size)
         if key in self._runners:
             return self._runners[key]
+        if key in self._failed:
+            raise self._failed[key]
+        scale, valid_size, _ = frame_geometry(self.model_config, *frame_size)
         if self.predictor_config.backend == "torch":
-            runner = GraphedFrame(self.model, config, batch, scale, valid_size, output_size)
+            arguments = (self.model, self.model_config, key, scale, valid_size, tuple(frame_size))
+            runner = GraphedFrames(*arguments) if self._cuda_graphs else EagerFrames(*arguments, self.precision)
         else:
             try:
-                path, info = self._frame_graph(output_size)
-                runner = open_runner(path, info, self.predictor_config, self.device)
+                path, info = self._frame_graph(tuple(frame_size))
+                runner = open_runner(path, info, self.predictor_config, self.device, key)
             except (ExportError, BackendError) as error:
-                raise PredictorError(str(error)) from None
-            self.backend_description = runner.description
+                self._failed[key] = PredictorError(str(error))
+                raise self._failed[key] from None
+        self.backend_description = runner.description
         self._runners[key] = runner
         return runner
 
@@ -276,14 +387,20 @@ class StreamingPredictor:
         return cached_frame_graph(self.model, self.model_config, self.tracker_profiles, frame_size, fp16,
                                   host_masks(backend, self.device), check_stream(*frame_size), self._checkpoint_sha256)
 
-    def _pyramid(self, outputs: PyramidOutputs) -> Pyramid:
-        """The pyramid's locations for this input shape (built once per shape)."""
-        if outputs.image_size not in self._pyramids:
-            self._pyramids[outputs.image_size] = outputs.pyramid()
-        return self._pyramids[outputs.image_size]
-
     def _prepare(self, image: np.ndarray) -> tuple[torch.Tensor, float, tuple[int, int]]:
         return prepare_frame(image, self.model_config, self.device, self.dtype)
+
+
+def check_stream_frame(frame: StreamFrame) -> None:
+    """A PredictorError naming the camera when its frame cannot be taken (not an RGB array, not finite stamps)."""
+    try:
+        check_frame(frame.image)
+    except PredictorError as error:
+        raise PredictorError(f"camera {frame.camera!r}: {error}" if frame.camera else str(error)) from None
+    if not math.isfinite(frame.timestamp) or (frame.received_before is not None
+                                              and not math.isfinite(frame.received_before)):
+        raise PredictorError(f"timestamps must be finite, got {frame.timestamp} (received_before "
+                             f"{frame.received_before})" + (f" for camera {frame.camera!r}" if frame.camera else ""))
 
 
 def check_frame(image: np.ndarray) -> None:

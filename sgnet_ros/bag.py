@@ -20,6 +20,10 @@ categories) with one more key, ``sgnet_bag``, that maps every message's header s
 
 ``sgnet-replay --ground-truth`` reads it; ``sgnet-eval --annotations`` reads it as a plain annotation file.
 
+Several cameras: ``--topic`` given several times writes every frame on each topic (the same video on several
+cameras, with the same stamps; frame_id the topic's first namespace), a bag for a node serving several cameras
+(``sgnet-replay --cameras``); the ground truth's ``sgnet_bag`` then lists them under ``topics``.
+
 Depth: when the frames folder of a YouTube-VIS style set has ``Depth/`` (16-bit PNGs in millimetres, one per frame
 at the colour frame's path) and ``camera_info.yaml`` beside it (ROS's calibration YAML), as ``sgnet-synth --depth``
 writes, the bag also holds each frame's aligned depth image (``16UC1``) and camera_info, stamped as the colour frame,
@@ -228,6 +232,7 @@ def _is_jpeg(path: Path) -> bool:
 class BagOptions:
     output: Path  # the bag folder; a .mcap or .db3 suffix picks the storage and is dropped from the name
     topic: str | None = None  # default: /camera/image_raw, or /camera/image_raw/compressed for jpeg
+    more_topics: tuple[str, ...] = ()  # further cameras: every frame also on each of these
     encoding: str = "rgb8"  # rgb8, bgr8 (sensor_msgs/Image) or jpeg (sensor_msgs/CompressedImage)
     storage: str | None = None  # mcap or sqlite3; default: from the output's suffix, else mcap
     frame_id: str = DEFAULT_FRAME_ID
@@ -240,7 +245,8 @@ class BagOptions:
 class BagSummary:
     bag: str
     storage: str
-    topic: str
+    topic: str  # the first camera's
+    topics: list[str]  # every camera's
     message_type: str
     encoding: str
     frames: int
@@ -290,13 +296,16 @@ def write_bag(frames: Iterator[Frame], options: BagOptions, annotations: YTVISDa
     count = 0
     try:
         with Writer(folder, version=BAG_METADATA_VERSION, storage_plugin=STORAGES[storage]) as writer:
-            connection = writer.add_connection(topic, message_type, typestore=store)
+            cameras = [(writer.add_connection(name, message_type, typestore=store),
+                        camera_frame_id(name) if options.more_topics else options.frame_id)
+                       for name in (topic, *options.more_topics)]
             depth_writer = DepthWriter(writer, store, options.depth, options.frame_id) if options.depth else None
             for frame in tqdm(frames, total=expected_frames, unit="frame", desc="sgnet-bag", disable=not progress,
                               file=sys.stderr):
                 stamp = start_ns + round(frame.time_s * 1e9)
-                message = _message(store, frame, stamp, options, compressed)
-                writer.write(connection, stamp, store.serialize_cdr(message, message_type))
+                for connection, frame_id in cameras:
+                    message = _message(store, frame, stamp, dataclasses.replace(options, frame_id=frame_id), compressed)
+                    writer.write(connection, stamp, store.serialize_cdr(message, message_type))
                 if depth_writer is not None:
                     depth_writer.write(frame, stamp)
                 if frame.video_id is not None:
@@ -309,14 +318,15 @@ def write_bag(frames: Iterator[Frame], options: BagOptions, annotations: YTVISDa
             if first is None:
                 raise BagError("no frame to write")
         if annotations is not None:
-            _write_ground_truth(truth_path, annotations, mapping, folder.name, topic,
+            _write_ground_truth(truth_path, annotations, mapping, folder.name, [topic, *options.more_topics],
                                 depth_truth(options.depth, mapping) if options.depth else {})
     except BaseException:
         shutil.rmtree(folder, ignore_errors=True)
         if annotations is not None:
             truth_path.unlink(missing_ok=True)
         raise
-    return BagSummary(bag=str(folder), storage=storage, topic=topic, message_type=message_type,
+    return BagSummary(bag=str(folder), storage=storage, topic=topic, topics=[topic, *options.more_topics],
+                      message_type=message_type,
                       encoding=options.encoding, frames=count, width=size[1], height=size[0],
                       duration_s=(last - first) / 1e9, ground_truth=str(truth_path) if annotations else None,
                       depth_topic=options.depth.topic if options.depth else None)
@@ -341,8 +351,14 @@ def _message(store: Typestore, frame: Frame, stamp: int, options: BagOptions, co
                              is_bigendian=0, step=width * 3, data=np.ascontiguousarray(pixels).reshape(-1))
 
 
+def camera_frame_id(topic: str) -> str:
+    """The frame_id of a camera's images in a several-camera bag: its topic's first namespace (/front/image_raw ->
+    front)."""
+    return next((segment for segment in topic.split("/") if segment), DEFAULT_FRAME_ID)
+
+
 def _write_ground_truth(path: Path, annotations: YTVISData, mapping: list[dict[str, int]], bag_name: str,
-                        topic: str, extra: dict[str, Any]) -> None:
+                        topics: list[str], extra: dict[str, Any]) -> None:
     video_ids = list(dict.fromkeys(entry["video_id"] for entry in mapping))
     data = {
         "videos": [{"id": v.id, "file_names": list(v.file_names), "height": v.height, "width": v.width,
@@ -351,7 +367,8 @@ def _write_ground_truth(path: Path, annotations: YTVISData, mapping: list[dict[s
         "annotations": [{"id": a.id, "video_id": a.video_id, "category_id": a.category_id,
                          "iscrowd": int(a.iscrowd), "segmentations": list(a.segmentations)}
                         for v in video_ids for a in annotations.annotations[v]],
-        BAG_KEY: {"bag": bag_name, "topic": topic, "frames": mapping},
+        BAG_KEY: {"bag": bag_name, "topic": topics[0], **({"topics": topics} if len(topics) > 1 else {}),
+                  "frames": mapping},
         **extra,
     }
     path.write_text(json.dumps(data, separators=(",", ":")), encoding="utf-8")
@@ -504,8 +521,9 @@ def build_parser() -> argparse.ArgumentParser:
                              "storage (the suffix is dropped from the folder's name)")
     common.add_argument("--storage", choices=sorted(STORAGES),
                         help="storage plugin (default: from the --output suffix, else mcap)")
-    common.add_argument("--topic", help=f"image topic (default {DEFAULT_TOPIC}, or {DEFAULT_TOPIC}"
-                                        f"{COMPRESSED_SUFFIX} for --encoding jpeg)")
+    common.add_argument("--topic", action="append",
+                        help=f"image topic (default {DEFAULT_TOPIC}, or {DEFAULT_TOPIC}{COMPRESSED_SUFFIX} for "
+                             f"--encoding jpeg); given several times, every frame goes on each (several cameras)")
     common.add_argument("--encoding", choices=ENCODINGS, default="rgb8",
                         help="rgb8 or bgr8: sensor_msgs/Image; jpeg: sensor_msgs/CompressedImage (JPEG files go in "
                              "unchanged, other frames are encoded at --jpeg-quality) (default %(default)s)")
@@ -615,7 +633,12 @@ def main(argv: Sequence[str] | None = None) -> int:
     except BagError as error:
         print(f"sgnet-bag: error: {error}", file=sys.stderr)
         return 2
-    options = BagOptions(output=args.output, topic=args.topic, encoding=args.encoding, storage=args.storage,
+    topics = args.topic or [None]
+    if len(set(topics)) != len(topics):
+        print(f"sgnet-bag: error: --topic {topics} names a topic twice", file=sys.stderr)
+        return 2
+    options = BagOptions(output=args.output, topic=topics[0], more_topics=tuple(topics[1:]), encoding=args.encoding,
+                         storage=args.storage,
                          frame_id=args.frame_id, jpeg_quality=args.jpeg_quality,
                          start_ns=None if args.start_time is None else round(args.start_time * 1e9), depth=args.depth)
     try:
@@ -631,7 +654,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(json.dumps(dataclasses.asdict(summary)))
     else:
         print(f"sgnet-bag: wrote {summary.frames} frames ({summary.width}x{summary.height} {summary.encoding}, "
-              f"{summary.duration_s:.2f} s) on {summary.topic} to {summary.bag} ({summary.storage})")
+              f"{summary.duration_s:.2f} s) on {', '.join(summary.topics)} to {summary.bag} ({summary.storage})")
         if summary.ground_truth:
             print(f"ground truth: {summary.ground_truth}")
         if summary.depth_topic:

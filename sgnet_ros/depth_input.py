@@ -1,6 +1,7 @@
 """The node's optional depth input: an aligned depth image and its camera_info, paired with colour frames by stamp.
 
-With the parameter ``depth_image_topic`` set, the node subscribes to that depth image (16UC1 millimetres or 32FC1
+With the parameter ``depth_image_topic`` set (with several cameras: that camera's entry of ``depth_image_topics``;
+its outputs then under the camera's name), the node subscribes to that depth image (16UC1 millimetres or 32FC1
 metres, aligned to the colour image: same size, same optical frame) and to its camera_info
 (``depth_camera_info_topic``; by default ``camera_info`` beside the depth topic, image_transport's convention).
 Depth messages are kept undecoded in a small buffer; when the inference thread has a colour frame's instances, the
@@ -34,7 +35,7 @@ from sgnet_ros.depth import (DEPTH_ENCODINGS, CameraIntrinsics, DepthError, Inst
                              decode_depth, locate_instance)
 from sgnet_ros.inputs import CameraSubscription
 from sgnet_ros.outputs import Detection3DArray, detection3d_array_msg
-from sgnet_ros.params import NodeSettings
+from sgnet_ros.params import CameraSpec, NodeSettings
 
 
 BUFFER_FRAMES = 30  # depth images kept for pairing: one second of a 30 Hz camera
@@ -85,12 +86,13 @@ def _stamp_ns(header: Header) -> int:
 class DepthInput:
     """The depth subscriptions, the pairing buffer, the 3D estimates of each frame and the depth diagnostics."""
 
-    def __init__(self, node: Node, settings: NodeSettings) -> None:
+    def __init__(self, node: Node, settings: NodeSettings, camera: CameraSpec) -> None:
         config = settings.node
         self._node = node
         self._config = config
-        self._depth_topic = config.depth_image_topic
-        self._info_topic = camera_info_topic(config.depth_image_topic, config.depth_camera_info_topic)
+        self._camera = camera
+        self._depth_topic = camera.depth_image_topic
+        self._info_topic = camera_info_topic(camera.depth_image_topic, camera.depth_camera_info_topic)
         self._tolerance_ns = round(config.depth_pairing_tolerance_s * 1e9)
         self._lock = threading.Condition()  # notified when a depth image arrives
         self._buffer = DepthBuffer()
@@ -115,7 +117,8 @@ class DepthInput:
                                                            info_qos)
         self._publisher = None
         if Detection3DArray is not None:
-            self._publisher = node.create_publisher(Detection3DArray, DETECTIONS_3D_TOPIC, config.output_qos_depth)
+            self._publisher = node.create_publisher(Detection3DArray, camera.output(DETECTIONS_3D_TOPIC),
+                                                    config.output_qos_depth)
         self._diagnostics = node.create_publisher(DiagnosticArray, "/diagnostics", 10)
         self._timer = node.create_timer(config.diagnostics_period_s, self._publish_diagnostics)
         node.get_logger().info(f"depth on: {self._node.resolve_topic_name(self._depth_topic)} with "
@@ -123,9 +126,10 @@ class DepthInput:
                                f"{config.depth_pairing_tolerance_s:g} s")
 
     @classmethod
-    def create(cls, node: Node, settings: NodeSettings) -> "DepthInput | None":
-        """The depth input of an activating node, or None when depth_image_topic is empty (no depth, no cost)."""
-        return cls(node, settings) if settings.node.depth_image_topic else None
+    def create(cls, node: Node, settings: NodeSettings, camera: CameraSpec) -> "DepthInput | None":
+        """The depth input of an activating node's camera, or None when it has no depth topic (no depth, no
+        cost)."""
+        return cls(node, settings, camera) if camera.depth_image_topic else None
 
     def destroy(self) -> None:
         """Undo create (the node is deactivating; the inference thread has stopped)."""
@@ -259,7 +263,8 @@ class DepthInput:
                   "frames_without_camera_info": str(counts.get("problem_camera_info", 0)),
                   "depth_rejected": str(sum(counts.get(f"problem_{kind}", 0) for kind in ("encoding", "size", "data"))),
                   "last_pairing_offset_ms": "" if offset_ms is None else f"{offset_ms:.3f}"}
-        return DiagnosticStatus(level=level, name=f"{self._node.get_fully_qualified_name()}: depth",
+        which = f"{self._camera.name} depth" if self._camera.name else "depth"
+        return DiagnosticStatus(level=level, name=f"{self._node.get_fully_qualified_name()}: {which}",
                                 message=message, hardware_id="depth",
                                 values=[KeyValue(key=key, value=value) for key, value in values.items()])
 

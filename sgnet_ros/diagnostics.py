@@ -1,4 +1,5 @@
-"""What the node counts while it runs, and its /diagnostics status (diagnostic_msgs/DiagnosticStatus)."""
+"""What the node counts while it runs, and its /diagnostics statuses (diagnostic_msgs/DiagnosticStatus): per camera
+(rate, latency, drops, input age) and for the model (batch size, time per batch)."""
 from __future__ import annotations
 
 import dataclasses
@@ -22,7 +23,7 @@ class StatisticsReport:
 
     frames_received: int
     frames_processed: int
-    frames_dropped: int  # replaced by a newer frame before inference started (stale)
+    frames_dropped: int  # replaced by a newer frame before inference started (stale), or its size being prepared
     frames_rejected: int  # bad input, skipped
     frames_lost: int  # lost in transport before reaching the node (the middleware's message-lost event)
     window_s: float
@@ -63,6 +64,11 @@ class NodeStatistics:
             self._received += 1
             self._window_received += 1
             self._dropped += int(replaced_pending)
+
+    def count_dropped(self) -> None:
+        """A frame set aside unprocessed (its frame size was still being prepared)."""
+        with self._lock:
+            self._dropped += 1
 
     def count_rejected(self) -> None:
         with self._lock:
@@ -107,10 +113,71 @@ class NodeStatistics:
         return report
 
 
+@dataclasses.dataclass(frozen=True)
+class BatchReport:
+    """The model's batches over the window since the previous report."""
+
+    batches: int  # total since configure
+    window_batches: int
+    batch_size_mean: float  # frames per batch over the window (NaN: no batch)
+    batch_size_max: int
+    batch_ms_median: float  # one batch through the predictor: network, post-processing, tracking (NaN: none)
+
+
+class BatchStatistics:
+    """Thread-safe: the inference thread counts, the diagnostics timer reports."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self.reset()
+
+    def reset(self) -> None:
+        with self._lock:
+            self._batches = 0
+            self._sizes: list[int] = []
+            self._times_ms: list[float] = []
+
+    def count_batch(self, size: int, batch_ms: float) -> None:
+        with self._lock:
+            self._batches += 1
+            self._sizes.append(size)
+            self._times_ms.append(batch_ms)
+
+    def report(self) -> BatchReport:
+        """The figures so far; starts a new window."""
+        with self._lock:
+            sizes, times = self._sizes, self._times_ms
+            self._sizes, self._times_ms = [], []
+            return BatchReport(batches=self._batches, window_batches=len(sizes),
+                               batch_size_mean=statistics.fmean(sizes) if sizes else float("nan"),
+                               batch_size_max=max(sizes, default=0),
+                               batch_ms_median=statistics.median(times) if times else float("nan"))
+
+
+def batch_values(report: BatchReport) -> dict[str, str]:
+    return {"batches": str(report.batches), "batch_size_mean": f"{report.batch_size_mean:.3f}",
+            "batch_size_max": str(report.batch_size_max), "batch_ms_median": f"{report.batch_ms_median:.3f}"}
+
+
+def model_status(report: BatchReport, name: str, device: str, active: bool, cameras: list[str]) -> DiagnosticStatus:
+    """The model's status when the node serves several cameras (each camera has its own status)."""
+    if not active:
+        message = "configured, not active"
+    elif report.window_batches == 0:
+        message = f"no frames from any of {len(cameras)} cameras"
+    else:
+        message = f"{report.window_batches} batch(es) of {report.batch_size_mean:.1f} frame(s) on average"
+    values = {"device": device, "cameras": " ".join(cameras), **batch_values(report)}
+    return DiagnosticStatus(level=DiagnosticStatus.OK if not active or report.window_batches else DiagnosticStatus.WARN,
+                            name=name, message=message, hardware_id=device,
+                            values=[KeyValue(key=key, value=value) for key, value in values.items()])
+
+
 def diagnostic_status(report: StatisticsReport, name: str, device: str, active: bool,
-                      inputs: list[str]) -> DiagnosticStatus:
+                      inputs: list[str], extra: dict[str, str] | None = None) -> DiagnosticStatus:
     """OK while frames flow; WARN while active with no frames arriving, or when frames were rejected. Input ages
-    read OFF_CLOCK when every stamped frame of the window had a stamp from another clock."""
+    read OFF_CLOCK when every stamped frame of the window had a stamp from another clock. ``extra``: more values
+    (the single-camera node's batch figures)."""
     off_clock = report.window_off_clock > 0 and math.isnan(report.input_age_ms_median)
     if not active:
         level, message = DiagnosticStatus.OK, "configured, not active"
@@ -137,6 +204,7 @@ def diagnostic_status(report: StatisticsReport, name: str, device: str, active: 
         "frames_rejected": str(report.frames_rejected),
         "frames_lost": str(report.frames_lost),
         "window_s": f"{report.window_s:.3f}",
+        **(extra or {}),
     }
     return DiagnosticStatus(level=level, name=name, message=message, hardware_id=device,
                             values=[KeyValue(key=key, value=value) for key, value in values.items()])

@@ -15,9 +15,13 @@ the colcon launchers, which run it that way) the node owns the signals from its 
 seconds of importing torch, before anything runs, ends the process at once with status 0.
 
 Latency stays flat under load because there is no queue: the subscription callbacks only put the newest frame
-into a one-frame slot, replacing (and counting as dropped) a frame the inference thread has not started yet.
-The inference thread takes the newest frame when it is free, so a frame waits at most one inference and the
-latency stays below two model times whatever the camera rate.
+of each camera into its one-frame slot, replacing (and counting as dropped) a frame the inference thread has not
+started yet. The inference thread takes the newest frame of every waiting camera when it is free and runs them
+through the one model as one batch (sgnet_ros/batching.py), so a frame waits at most one batch.
+
+Several cameras (``image_topics``): one model in memory, one tracker per camera, each camera's outputs under
+``<node namespace>/<camera name>/`` (sgnet_ros/cameras.py); the single ``image_topic`` setup keeps the node's own
+topic names.
 
 Run: ``sgnet-node --ros-args -p checkpoint:=model.pt -r image:=/camera/image_raw`` (pip install), or
 ``ros2 launch sgnet_ros sgnet.launch.py`` (colcon install). Parameters: config/sgnet.yaml and sgnet_ros/params.py.
@@ -47,9 +51,8 @@ import re
 import sys
 import time
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
-import numpy as np
 import rclpy
 import torch
 from diagnostic_msgs.msg import DiagnosticArray
@@ -61,75 +64,22 @@ from rclpy.impl.implementation_singleton import rclpy_implementation
 from rclpy.lifecycle import LifecycleNode, LifecycleState, TransitionCallbackReturn
 from rclpy.qos import DurabilityPolicy, QoSProfile, ReliabilityPolicy, qos_policy_name_from_kind
 from rclpy.signals import SignalHandlerOptions
-from sensor_msgs.msg import CameraInfo, CompressedImage, Image
 
 from sgnet_model.checkpoint import CheckpointError
 from sgnet_model.config import ConfigError, TrackerConfig, named_config
-from sgnet_model.instances import FrameResult
-from sgnet_model.predictor import PredictorError, StreamingPredictor
+from sgnet_model.predictor import PredictorError, StreamFrame, StreamingPredictor, check_frame
+from sgnet_ros.batching import CameraSlots, PendingFrame
+from sgnet_ros.cameras import Camera
 from sgnet_ros.compat import QoSMessageLostInfo, QoSRequestedIncompatibleQoSInfo
-from sgnet_ros.depth_input import DepthInput
-from sgnet_ros.diagnostics import NodeStatistics, diagnostic_status, unconfigured_status
-from sgnet_ros.images import ImageError, compressed_to_rgb, image_to_rgb, labels_to_image, rgb_to_image
-from sgnet_ros.inputs import CameraSubscription, sibling_camera_info
-from sgnet_ros.markers import TOPIC as MARKERS_TOPIC
-from sgnet_ros.markers import InstanceMarkers, MarkerArray
-from sgnet_ros.masks import class_image, label_image
-from sgnet_ros.msg import InstanceArray
-from sgnet_ros.outputs import (Detection2DArray, LabelInfo, camera_info_msg, detection_array_msg,
-                               instance_array_msg, label_info_msg)
-from sgnet_ros.overlay import render_overlay
-from sgnet_ros.params import (DESCRIPTIONS, LIVE, NodeSettings, ParameterError, applies_when,
+from sgnet_ros.diagnostics import BatchStatistics, batch_values, diagnostic_status, model_status, unconfigured_status
+from sgnet_ros.images import ImageError
+from sgnet_ros.outputs import LabelInfo, label_info_msg
+from sgnet_ros.params import (DESCRIPTIONS, LIVE, NodeSettings, ParameterError, applies_when, camera_specs,
                               checkpoint_parameter_types, live_settings, parameter_defaults, parameter_descriptor,
                               parameter_names, settings_from)
 
 NODE_NAME = "sgnet"
 STOP_POLL_S = 0.1  # the main loop's spin step: how soon it notices a stop signal
-
-
-@dataclasses.dataclass
-class PendingFrame:
-    """A received image message waiting for the inference thread."""
-
-    msg: Image | CompressedImage
-    decode: Callable[[Any, int], np.ndarray]  # image_to_rgb or compressed_to_rgb
-    received: float  # time.monotonic() at arrival
-    received_before: float | None  # header stamp (s) of the frame received just before this one, processed or not
-
-
-class LatestFrameSlot:
-    """Holds at most one frame: put() replaces the waiting one, take() blocks until there is one or close()."""
-
-    def __init__(self) -> None:
-        self._condition = threading.Condition()
-        self._frame: PendingFrame | None = None
-        self._closed = False
-
-    def open(self) -> None:
-        with self._condition:
-            self._frame, self._closed = None, False
-
-    def put(self, frame: PendingFrame) -> bool:
-        """Store the frame; True when it replaced one that was never processed."""
-        with self._condition:
-            replaced = self._frame is not None
-            self._frame = frame
-            self._condition.notify()
-        return replaced
-
-    def take(self) -> PendingFrame | None:
-        """The newest frame (emptying the slot), or None once closed."""
-        with self._condition:
-            self._condition.wait_for(lambda: self._frame is not None or self._closed)
-            if self._closed:
-                return None
-            frame, self._frame = self._frame, None
-            return frame
-
-    def close(self) -> None:
-        with self._condition:
-            self._closed = True
-            self._condition.notify_all()
 
 
 class SGNetNode(LifecycleNode):
@@ -145,20 +95,15 @@ class SGNetNode(LifecycleNode):
         self._predictor: StreamingPredictor | None = None
         self._device = "none"
         self._configure_error = ""
-        self._outputs: dict[str, Any] = {}
-        self._inputs: list[CameraSubscription] = []
-        self._camera_info_subscription = None
-        self._camera_info: CameraInfo | None = None
+        self._cameras: list[Camera] = []  # from configure to cleanup
+        self._label_info = None  # the label_info publisher, with vision_msgs
         self._refresh_timer = None
-        self._slot = LatestFrameSlot()
+        self._slots = CameraSlots(1, 1)
         self._worker: threading.Thread | None = None
-        self._depth: DepthInput | None = None  # the optional depth input (3D), while active
-        self._markers = InstanceMarkers()  # the 3D markers' builder: remembers which tracks to delete
-        self._statistics = NodeStatistics()
+        self._batches = BatchStatistics()
+        self._warming: set[tuple[int, int]] = set()  # frame sizes being prepared in the background
+        self._warming_lock = threading.Lock()
         self._last_logged: dict[str, float] = {}
-        self._zero_stamp_warned = False
-        self._previous_stamp: float | None = None
-        self._last_received_stamp: float | None = None
         self._active = False
         self.finalized = threading.Event()  # set by the shutdown transition: main() then ends the process
         self._diagnostics_publisher = self.create_publisher(DiagnosticArray, "/diagnostics", 10)
@@ -169,8 +114,11 @@ class SGNetNode(LifecycleNode):
         is declared without them, so that configure refuses it with the parameter's name (instead of the node
         dying at start with rclpy's exception)."""
         for name, default in parameter_defaults().items():
+            # an empty list would be taken for a byte array: a string array without a value ([] in a params file
+            # is "not set" too); _given() reads it as its default
+            typed_default = rclpy.Parameter.Type.STRING_ARRAY if default == [] else default
             try:
-                self.declare_parameter(name, default, parameter_descriptor(name))
+                self.declare_parameter(name, typed_default, parameter_descriptor(name))
             except (InvalidParameterTypeException, InvalidParameterValueException):
                 self.declare_parameter(name, default, parameter_descriptor(name, typed=False))
         # no default: unless given, configure sets them to the checkpoint's values (sgnet_ros/params.py)
@@ -182,13 +130,14 @@ class SGNetNode(LifecycleNode):
                 self.declare_parameter(name, None, parameter_descriptor(name, typed=False))
 
     def _given(self, name: str) -> Any:
-        """A parameter's value, or None for a checkpoint parameter that was not given."""
+        """A parameter's value, or None for a checkpoint parameter that was not given (a list parameter not given:
+        its default)."""
         if name in self._from_checkpoint:
             return None
         try:
             return self.get_parameter(name).value
         except ParameterUninitializedException:
-            return None
+            return parameter_defaults().get(name)
 
     def _diagnostics_period(self) -> float:
         """diagnostics_period_s (read at start); its default when the value given is unusable, which configure
@@ -212,22 +161,22 @@ class SGNetNode(LifecycleNode):
             return self._configure_failed(f"{type(error).__name__}: {error}")
         predictor.update_thresholds(**thresholds)
         try:
-            predictor.prepare()  # a backend other than torch: its runtime for these thresholds, exported or cached
+            predictor.prepare(settings.node.frame_size_list)  # a backend other than torch, CUDA graphs: built now
         except PredictorError as error:
             return self._configure_failed(str(error))
-        predictor.tracker.config = tracker
+        predictor.tracker_config = tracker
         if settings.tracker:
             predictor.tracker_profile = "custom"
         self._fill_from_checkpoint(settings, thresholds, tracker)
         self._settings, self._predictor, self._configure_error = settings, predictor, ""
         self._device = str(predictor.device)
         self._create_publishers(settings)
-        self._statistics.reset()
-        self._zero_stamp_warned, self._previous_stamp = False, None
+        self._batches.reset()
         source = "random weights (smoke test)" if settings.node.smoke_test else settings.node.checkpoint
+        cameras = f", cameras {', '.join(c.name for c in self._cameras)}" if len(self._cameras) > 1 else ""
         self.get_logger().info(f"configured: {predictor.model_config.backbone} from {source} on {self._device} "
-                               f"({predictor.backend_description}), "
-                               f"{len(predictor.class_names)} classes, tracker profile {predictor.tracker_profile}")
+                               f"({predictor.backend_description}), {len(predictor.class_names)} classes, tracker "
+                               f"profile {predictor.tracker_profile}{cameras}")
         return super().on_configure(state)
 
     def _fill_from_checkpoint(self, settings: NodeSettings, thresholds: dict[str, Any], tracker: TrackerConfig) -> None:
@@ -251,17 +200,17 @@ class SGNetNode(LifecycleNode):
 
     def on_activate(self, state: LifecycleState) -> TransitionCallbackReturn:
         result = super().on_activate(state)  # enables the lifecycle publishers
-        if "label_info" in self._outputs:
-            self._outputs["label_info"].publish(label_info_msg(self._predictor.class_names,
-                                                               self._predictor.model_config.score_threshold))
-        self._depth = DepthInput.create(self, self._settings)
-        self._slot.open()
-        self._last_received_stamp = None
+        if self._label_info is not None:
+            self._label_info.publish(label_info_msg(self._predictor.class_names,
+                                                    self._predictor.model_config.score_threshold))
+        self._slots = CameraSlots(len(self._cameras), self._settings.node.max_batch_size)
         self._worker = threading.Thread(target=self._run_inference, name="sgnet-inference", daemon=True)
         self._worker.start()
-        self._subscribe(self._settings)
+        for camera in self._cameras:
+            camera.activate(self._slots, self._on_incompatible_qos, self._on_message_lost)
+        self._refresh_timer = self.create_timer(1.0, self._refresh_inputs)
         self._active = True
-        inputs = ", ".join(f"{i.topic} ({i.reliability.name.lower()})" for i in self._inputs)
+        inputs = ", ".join(f"{i.topic} ({i.reliability.name.lower()})" for c in self._cameras for i in c.inputs)
         self.get_logger().info(f"active: listening on {inputs}")
         return result
 
@@ -320,76 +269,42 @@ class SGNetNode(LifecycleNode):
             return StreamingPredictor.from_checkpoint(path, predictor_config, profile=node.tracker_profile)
 
     def _create_publishers(self, settings: NodeSettings) -> None:
-        depth = settings.node.output_qos_depth
-        self._outputs = {"instances": self.create_lifecycle_publisher(InstanceArray, "instances", depth),
-                         "camera_info": self.create_lifecycle_publisher(CameraInfo, "camera_info", depth)}
-        if Detection2DArray is not None:
-            self._outputs["detections"] = self.create_lifecycle_publisher(Detection2DArray, "detections", depth)
+        """Each camera's output publishers, and label_info (the class names, one for all cameras)."""
+        self._cameras = [Camera(self, spec, index, settings, self._log_limited)
+                         for index, spec in enumerate(camera_specs(settings.node))]
         if LabelInfo is not None:  # the class names, for late joiners too (transient local, as vision_msgs asks)
             latched = QoSProfile(depth=1, reliability=ReliabilityPolicy.RELIABLE,
                                  durability=DurabilityPolicy.TRANSIENT_LOCAL)
-            self._outputs["label_info"] = self.create_lifecycle_publisher(LabelInfo, "label_info", latched)
-        for name in ("label_image", "class_image", "debug_image"):
-            if getattr(settings.node, name):
-                self._outputs[name] = self.create_lifecycle_publisher(Image, name, depth)
-        if settings.node.depth_image_topic:  # rviz markers of the instances located in 3D
-            self._outputs[MARKERS_TOPIC] = self.create_lifecycle_publisher(MarkerArray, MARKERS_TOPIC, depth)
-            self._markers = InstanceMarkers()
-
-    def _subscribe(self, settings: NodeSettings) -> None:
-        node = settings.node
-        inputs = ((Image, node.image_topic, image_to_rgb), (CompressedImage, node.compressed_image_topic,
-                                                             compressed_to_rgb))
-        for message_type, topic, decode in inputs:
-            if topic:
-                self._inputs.append(CameraSubscription(
-                    self, message_type, topic, lambda msg, decode=decode: self._receive(msg, decode),
-                    node.qos_depth, node.qos_reliability, self._on_incompatible_qos, self._on_message_lost))
-        self._refresh_timer = self.create_timer(1.0, self._refresh_inputs)
-        camera_info = sibling_camera_info(self._inputs[0].topic)
-        republished = self.resolve_topic_name("camera_info")
-        if camera_info == republished:
-            self.get_logger().warning(
-                f"the camera's {camera_info} is also this node's output topic: camera_info is not republished; "
-                f"run the node in its own namespace (the launch file's default) or remap camera_info")
-            return
-        sensor_data = QoSProfile(depth=1, reliability=ReliabilityPolicy.BEST_EFFORT)  # hears any publisher
-        self._camera_info_subscription = self.create_subscription(CameraInfo, camera_info, self._receive_camera_info,
-                                                                  sensor_data)
+            self._label_info = self.create_lifecycle_publisher(LabelInfo, "label_info", latched)
 
     def _refresh_inputs(self) -> None:
-        for camera in self._inputs:
-            if camera.refresh():
-                self.get_logger().info(f"subscription to {camera.topic} is now {camera.reliability.name.lower()}, "
-                                       f"matching its publishers")
+        for camera in self._cameras:
+            camera.refresh_inputs()
 
     def _stop_serving(self) -> None:
         self._active = False
-        for camera in self._inputs:
-            camera.destroy()
-        self._inputs = []
+        for camera in self._cameras:
+            camera.deactivate()
         if self._refresh_timer is not None:
             self.destroy_timer(self._refresh_timer)
             self._refresh_timer = None
-        if self._camera_info_subscription is not None:
-            self.destroy_subscription(self._camera_info_subscription)
-            self._camera_info_subscription = None
-        self._slot.close()
+        self._slots.close()
         if self._worker is not None:
             self._worker.join()
             self._worker = None
-        if self._depth is not None:
-            self._depth.destroy()
-            self._depth = None
+        for camera in self._cameras:
+            camera.destroy_depth()
 
     def _release(self) -> None:
         """Destroy the publishers and free the model's memory (CPU and GPU)."""
-        for publisher in self._outputs.values():
-            self.destroy_lifecycle_publisher(publisher)
-        self._outputs = {}
+        for camera in self._cameras:
+            camera.destroy_publishers()
+        self._cameras = []
+        if self._label_info is not None:
+            self.destroy_lifecycle_publisher(self._label_info)
+            self._label_info = None
         uses_cuda = self._predictor is not None and self._predictor.device.type == "cuda"
         self._predictor = self._settings = None
-        self._camera_info = None
         self._device = "none"
         gc.collect()
         if uses_cuda:
@@ -397,75 +312,76 @@ class SGNetNode(LifecycleNode):
 
     # Frames ---------------------------------------------------------------------------------------------------
 
-    def _receive(self, msg: Image | CompressedImage, decode: Callable[[Any, int], np.ndarray]) -> None:
-        stamp = msg.header.stamp.sec + msg.header.stamp.nanosec * 1e-9
-        received_before, self._last_received_stamp = self._last_received_stamp, stamp
-        replaced = self._slot.put(PendingFrame(msg, decode, time.monotonic(), received_before))
-        self._statistics.count_received(replaced)
-
-    def _receive_camera_info(self, msg: CameraInfo) -> None:
-        self._camera_info = msg
-
     def _run_inference(self) -> None:
-        while (frame := self._slot.take()) is not None:
+        while (frames := self._slots.take()) is not None:
             try:
-                self._process(frame)
-            except (ImageError, PredictorError) as error:
-                self._statistics.count_rejected()
-                self._log_limited(str(error), f"skipped a frame: {error}")
+                self._process(frames)
             except Exception as error:  # the node keeps serving; the error is logged with its type
-                self._statistics.count_rejected()
-                self._log_limited(type(error).__name__, f"inference failed on a frame and was skipped: "
-                                                        f"{type(error).__name__}: {error}", error=True)
+                for frame in frames:
+                    self._cameras[frame.camera].statistics.count_rejected()
+                self._log_limited(type(error).__name__, f"inference failed on a batch of {len(frames)} frame(s), "
+                                                        f"skipped: {type(error).__name__}: {error}", error=True)
 
-    def _process(self, frame: PendingFrame) -> None:
-        rgb = frame.decode(frame.msg, self._settings.node.max_image_pixels)
-        header = frame.msg.header
-        stamp = header.stamp.sec + header.stamp.nanosec * 1e-9
-        if stamp == 0 and not self._zero_stamp_warned:
-            self._zero_stamp_warned = True
-            self.get_logger().warning("input images have a zero header stamp: passed through unchanged to the "
-                                      "outputs; fix the camera driver's stamps (tracks cannot notice a gap)")
+    def _process(self, frames: list[PendingFrame]) -> None:
+        """One batch: the newest decoded frame of each waiting camera through the model together, each camera's
+        results published under its own topics. A camera whose frame fails (in the model or in publishing) has
+        that frame rejected; the others are served as if it had not been there."""
+        started = time.perf_counter()
+        ready = [frame for frame in frames if self._prepared(frame)]
+        if not ready:
+            return
         now = self.get_clock().now().nanoseconds * 1e-9
+        stamps = [self._cameras[frame.camera].stamp(frame.header) for frame in ready]
         # a gap in the stream is judged on the frames received: a model slower than max_gap_s keeps its tracks
-        result = self._predictor.step(rgb, stamp, frame.received_before)
-        self._note_reset(result, stamp, frame.received_before)
-        self._publish(frame, rgb, result)
-        self._statistics.count_processed((time.monotonic() - frame.received) * 1000.0, result.inference_ms,
-                                         (now - stamp) * 1000.0 if stamp else float("nan"))
+        results = self._predictor.step_batch([StreamFrame(self._cameras[frame.camera].name, frame.rgb, stamp,
+                                                          frame.received_before)
+                                              for frame, stamp in zip(ready, stamps)])
+        for frame, stamp, result in zip(ready, stamps, results):
+            camera = self._cameras[frame.camera]
+            try:
+                if isinstance(result, Exception):
+                    raise result
+                camera.note_reset(result, stamp, frame.received_before)
+                camera.publish(frame, result, len(self._predictor.class_names))
+            except Exception as error:  # this camera's frame only; the node keeps serving
+                camera.statistics.count_rejected()
+                self._log_limited(f"{type(error).__name__} {camera.name}",
+                                  f"a frame of {camera.label} failed, skipped: {type(error).__name__}: {error}",
+                                  error=not isinstance(error, PredictorError))
+                continue
+            camera.statistics.count_processed((time.monotonic() - frame.received) * 1000.0, result.inference_ms,
+                                              (now - stamp) * 1000.0 if stamp else float("nan"))
+        self._batches.count_batch(len(ready), (time.perf_counter() - started) * 1000.0)
 
-    def _note_reset(self, result: FrameResult, stamp: float, received_before: float | None) -> None:
-        previous, self._previous_stamp = self._previous_stamp, stamp
-        if result.tracks_reset and previous is not None:
-            before = previous if received_before is None else received_before
-            reason = ("the stamp went back" if stamp < max(previous, before)
-                      else f"a gap of {stamp - before:.3f} s in the stream > predictor.max_gap_s")
-            self.get_logger().info(f"tracks reset: {reason} (from {previous:.3f} to {stamp:.3f})")
+    def _prepared(self, frame: PendingFrame) -> bool:
+        """Whether the model serves the frame's size now. A size it has not prepared (an export and a runtime
+        session to build, for a backend other than torch) is prepared in a thread of its own, so that the other
+        cameras are not held up; that camera's frames are dropped meanwhile."""
+        size = frame.rgb.shape[:2]
+        if self._predictor.prepared(size):
+            return True
+        camera = self._cameras[frame.camera]
+        camera.statistics.count_dropped()
+        with self._warming_lock:
+            if size in self._warming:
+                return False
+            self._warming.add(size)
+        self.get_logger().info(f"{camera.label} sends {size[1]}x{size[0]} frames: preparing the model for them "
+                               f"(its frames are dropped until then; set frame_sizes to prepare at configure)")
+        threading.Thread(target=self._prepare_size, args=(size,), name="sgnet-prepare", daemon=True).start()
+        return False
 
-    def _publish(self, frame: PendingFrame, rgb: np.ndarray, result: FrameResult) -> None:
-        header = frame.msg.header
-        publishers, node = self._outputs, self._settings.node
-        spatial = self._depth.process(header, result, rgb.shape[:2]) if self._depth is not None else None
-        publishers["instances"].publish(instance_array_msg(result, header, spatial))
-        if "detections" in publishers:
-            publishers["detections"].publish(detection_array_msg(result, header, node.detection_class_id))
-        camera_info = self._camera_info
-        if camera_info is not None:
-            publishers["camera_info"].publish(camera_info_msg(camera_info, header))
-        height, width = rgb.shape[:2]
-        if self._subscribed("label_image"):
-            publishers["label_image"].publish(labels_to_image(label_image(result.instances, height, width), header))
-        if self._subscribed("class_image"):
-            classes = class_image(result.instances, height, width, len(self._predictor.class_names))
-            publishers["class_image"].publish(labels_to_image(classes, header))
-        if self._subscribed("debug_image"):
-            publishers["debug_image"].publish(rgb_to_image(render_overlay(rgb, result.instances), header))
-        if spatial is not None and self._subscribed(MARKERS_TOPIC):
-            publishers[MARKERS_TOPIC].publish(self._markers.build(result, header, spatial))
-
-    def _subscribed(self, name: str) -> bool:
-        publisher = self._outputs.get(name)
-        return publisher is not None and publisher.get_subscription_count() > 0
+    def _prepare_size(self, size: tuple[int, int]) -> None:
+        predictor = self._predictor
+        try:
+            predictor.prepare([size])
+            self.get_logger().info(f"ready for {size[1]}x{size[0]} frames")
+        except Exception as error:  # each frame of that size is then rejected with this error
+            self._log_limited(f"prepare {size}", f"cannot prepare for {size[1]}x{size[0]} frames: "
+                                                 f"{type(error).__name__}: {error}", error=True)
+        finally:
+            with self._warming_lock:
+                self._warming.discard(size)
 
     # Events, parameters, diagnostics ---------------------------------------------------------------------------
 
@@ -487,7 +403,9 @@ class SGNetNode(LifecycleNode):
             f"{self._settings.node.qos_reliability}; auto matches the publishers")
 
     def _on_message_lost(self, topic: str, event: QoSMessageLostInfo) -> None:
-        self._statistics.count_lost(event.total_count_change)
+        for camera in self._cameras:
+            if any(subscription.topic == topic for subscription in camera.inputs):
+                camera.statistics.count_lost(event.total_count_change)
         self._log_limited("message lost", (
             f"{event.total_count} image(s) on '{topic}' lost in transport so far: the middleware could not deliver "
             f"them whole. On Fast DDS, images over its default 512 KB shared-memory segment are lost unless both "
@@ -513,12 +431,12 @@ class SGNetNode(LifecycleNode):
             settings = settings_from(lambda name: given[name] if name in given else self._given(name))
             if self._predictor is not None:
                 thresholds, tracker = live_settings(settings, self._predictor.model_config,
-                                                    self._predictor.tracker.config)
+                                                    self._predictor.tracker_config)
         except ParameterError as error:
             return SetParametersResult(successful=False, reason=str(error))
         if self._predictor is not None:
             self._predictor.update_thresholds(**thresholds)
-            self._predictor.tracker.config = tracker
+            self._predictor.tracker_config = tracker
             if settings.tracker:
                 self._predictor.tracker_profile = "custom"
         self._from_checkpoint -= set(given)
@@ -526,12 +444,23 @@ class SGNetNode(LifecycleNode):
 
     def _publish_diagnostics(self) -> None:
         name = f"{self.get_fully_qualified_name()}: SG-Net inference"
+        cameras = self._cameras
         if self._settings is None:
-            status = unconfigured_status(name, self._configure_error)
-        else:
-            status = diagnostic_status(self._statistics.report(), name, self._device, self._active,
-                                       [camera.topic for camera in self._inputs])
-        message = DiagnosticArray(status=[status])
+            statuses = [unconfigured_status(name, self._configure_error)]
+        elif len(cameras) == 1:  # the single-camera node: one status, the camera's figures and the model's
+            camera = cameras[0]
+            statuses = [diagnostic_status(camera.statistics.report(), name, self._device, self._active,
+                                          [i.topic for i in camera.inputs] or list(camera.spec.input_topics),
+                                          batch_values(self._batches.report()))]
+        else:  # the model's status, then one per camera
+            statuses = [model_status(self._batches.report(), name, self._device, self._active,
+                                     [camera.name for camera in cameras])]
+            statuses += [diagnostic_status(camera.statistics.report(),
+                                           f"{self.get_fully_qualified_name()}: camera {camera.name}", self._device,
+                                           self._active, [i.topic for i in camera.inputs]
+                                           or list(camera.spec.input_topics))
+                         for camera in cameras]
+        message = DiagnosticArray(status=statuses)
         message.header.stamp = self.get_clock().now().to_msg()
         self._diagnostics_publisher.publish(message)
 
@@ -545,9 +474,12 @@ def parse_arguments(argv: list[str]) -> argparse.Namespace:
         prog="sgnet-node", formatter_class=argparse.RawDescriptionHelpFormatter,
         description="SG-Net video instance segmentation node (ROS 2 lifecycle node). Subscribes to 'image' "
                     "(sensor_msgs/Image) and publishes 'instances' (sgnet_ros/InstanceArray), 'label_image', "
-                    "'debug_image', 'detections' (with vision_msgs) and /diagnostics.",
+                    "'debug_image', 'detections' (with vision_msgs) and /diagnostics; with image_topics, one "
+                    "model serves several cameras, each with its outputs under <namespace>/<camera>/.",
         epilog="Parameters (set with --ros-args -p NAME:=VALUE or --params-file config/sgnet.yaml):\n"
-               f"{parameters}\n\nExample: sgnet-node --ros-args -p checkpoint:=model.pt -r image:=/camera/image_raw")
+               f"{parameters}\n\nExample: sgnet-node --ros-args -p checkpoint:=model.pt -r image:=/camera/image_raw\n"
+               "Cameras: sgnet-node --ros-args -p checkpoint:=model.pt "
+               "-p image_topics:=\"['/front/image_raw', '/rear/image_raw']\"")
     return parser.parse_args(argv)
 
 

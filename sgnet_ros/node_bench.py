@@ -21,6 +21,9 @@ time agree on an idle machine; on a loaded one the CPU time is the cost). On the
 building time (sgnet_ros/markers.py, done only while ``markers`` has subscribers), what the node does for them when
 nobody subscribes (its subscription count check), and the debug overlay's rendering time (sgnet_ros/overlay.py).
 
+With ``--cameras N``, instead: one node serving N cameras against one serving 1 and against N separate nodes
+(memory, total frames per second, each camera's share; sgnet_ros/camera_bench.py), on --model-config.
+
 Both nodes run random weights (smoke_test) unless --checkpoint is given: timing does not depend on the weights.
 Images go over reliable QoS: with Fast DDS's default transports, a best-effort subscription loses images larger
 than its 512 KB shared-memory segment (640x360 rgb8 is 691 KB).
@@ -73,6 +76,9 @@ def build_parser() -> argparse.ArgumentParser:
                         help="also measure the node with depth on (overhead over DDS, and the depth path in-process)")
     parser.add_argument("--depth-instances", type=int, default=10,
                         help="instances per frame of the in-process depth timing (discs a fifth of the height across)")
+    parser.add_argument("--cameras", type=int, default=0,
+                        help="instead: one node serving this many cameras against 1 and against as many separate "
+                             "nodes, streaming at --rate for --stream-seconds")
     parser.add_argument("--json", nargs="?", const="-", metavar="PATH",
                         help="write the figures as JSON to PATH (and print the table), or alone: print one JSON "
                              "object instead of the table")
@@ -326,10 +332,11 @@ def measure_depth_path(client_node: Any, width: int, height: int, instances: int
     from sgnet_ros.markers import InstanceMarkers, MarkerArray
     from sgnet_ros.outputs import instance_array_msg
     from sgnet_ros.overlay import render_overlay
-    from sgnet_ros.params import parameter_defaults, settings_from
+    from sgnet_ros.params import camera_specs, parameter_defaults, settings_from
 
     values = {**parameter_defaults(), "depth_image_topic": "bench_depth/image_raw", "smoke_test": True}
-    depth_input = DepthInput.create(client_node, settings_from(values.get))
+    settings = settings_from(values.get)
+    depth_input = DepthInput.create(client_node, settings, camera_specs(settings.node)[0])
     markers = InstanceMarkers()
     unwatched = client_node.create_publisher(MarkerArray, "bench_markers_nobody_subscribes", 1)
     visuals: dict[str, list[float]] = collections.defaultdict(list)  # name -> wall seconds, name_cpu -> CPU seconds
@@ -421,6 +428,13 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
                                **runtime_info(args.device, torch.float16 if args.fp16 else torch.float32,
                                               not args.no_cuda_graphs)}
     try:
+        if args.cameras:
+            from sgnet_ros.camera_bench import measure_cameras
+
+            results["cameras"] = measure_cameras(client, executor, args.cameras,
+                                                 node_parameters(args, args.model_config), images, args.rate,
+                                                 args.stream_seconds, f"/sgnet_node_bench_{os.getpid()}")
+            return results
         parts = [("overhead", args.model_config), ("stream", args.stream_model_config)]
         if args.depth:
             parts.append(("overhead_depth", args.model_config))
@@ -462,6 +476,10 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
 
 
 def table(results: dict[str, Any]) -> str:
+    if "cameras" in results:
+        from sgnet_ros.camera_bench import cameras_table
+
+        return cameras_table(results)
     overhead, stream = results["overhead"], results["stream"]
     rows = [
         ("image", f"{results['width']}x{results['height']} rgb8"),
@@ -513,6 +531,9 @@ def table(results: dict[str, Any]) -> str:
 
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
+    if args.cameras < 0:
+        print("sgnet-node-bench: error: --cameras must be 1 or more", file=sys.stderr)
+        return 2
     for name in ("width", "height", "frames", "depth_instances"):
         if getattr(args, name) < 1:
             print(f"sgnet-node-bench: error: --{name} must be at least 1", file=sys.stderr)

@@ -15,9 +15,11 @@ descriptors (what ``ros2 param describe`` and rqt show); every value inside a ra
 from __future__ import annotations
 
 import dataclasses
+import re
 import typing
 from typing import Any, Callable, Mapping
 
+import yaml
 from rcl_interfaces.msg import FloatingPointRange, IntegerRange, ParameterDescriptor
 
 from sgnet_model.config import (TRACKER_PROFILES, ConfigError, ModelConfig, PredictorConfig, TrackerConfig, from_dict,
@@ -56,6 +58,17 @@ class NodeConfig:
     depth_pairing_wait_s: float = 0.1  # how long a colour frame's 3D waits for its depth image still on the way
     depth_mask_erosion_px: int = 2  # mask edge pixels (which often see the background) left out of the depth
     depth_min_valid_pixels: int = 20  # fewer valid depths under a mask: no 3D for that instance
+    # Several cameras (docs/ros.md): given, they replace image_topic and compressed_image_topic; each camera has
+    # its own tracks and its outputs under <node namespace>/<camera name>/.
+    image_topics: tuple[str, ...] = ()  # sensor_msgs/Image inputs, one camera each
+    compressed_image_topics: tuple[str, ...] = ()  # sensor_msgs/CompressedImage inputs, one camera each
+    camera_names: tuple[str, ...] = ()  # one per topic (image_topics first); empty: each topic's first namespace
+    depth_image_topics: tuple[str, ...] = ()  # one per camera, "" for a camera without depth; empty: no depth
+    max_batch_size: int = 8  # at most this many cameras' frames go through the network together
+    # frame sizes ("WIDTHxHEIGHT") the model is prepared for at configure, beside its own input size: a backend
+    # other than torch exports and loads a graph per frame size; a size not listed is prepared on its first frame,
+    # in the background (that camera's frames are dropped meanwhile, the other cameras go on)
+    frame_sizes: tuple[str, ...] = ()
 
     def __post_init__(self) -> None:
         checks = (
@@ -70,8 +83,10 @@ class NodeConfig:
             ("diagnostics_period_s", self.diagnostics_period_s > 0, "must be positive"),
             ("max_image_pixels", self.max_image_pixels >= 1, f"must be at least 1, got {self.max_image_pixels}"),
             ("bad_input_log_period_s", self.bad_input_log_period_s >= 0, "must be 0 or more"),
-            ("image_topic", bool(self.image_topic or self.compressed_image_topic),
+            ("image_topic", bool(self.image_topic or self.compressed_image_topic or self.image_topics
+                                 or self.compressed_image_topics),
              "is empty and so is compressed_image_topic: the node would have no input"),
+            ("max_batch_size", self.max_batch_size >= 1, f"must be at least 1, got {self.max_batch_size}"),
             ("depth_pairing_tolerance_s", self.depth_pairing_tolerance_s >= 0, "must be 0 (exact stamps) or more"),
             ("depth_pairing_wait_s", self.depth_pairing_wait_s >= 0, "must be 0 or more"),
             ("depth_mask_erosion_px", self.depth_mask_erosion_px >= 0, "must be 0 or more"),
@@ -80,6 +95,101 @@ class NodeConfig:
         for field, ok, message in checks:
             if not ok:
                 raise ConfigError(f"{field}: {message}")
+        parse_frame_sizes(self.frame_sizes)
+        camera_specs(self)  # the camera list's own checks
+
+    @property
+    def frame_size_list(self) -> list[tuple[int, int]]:
+        """frame_sizes as (H, W) pairs."""
+        return parse_frame_sizes(self.frame_sizes)
+
+
+def parse_frame_sizes(texts: tuple[str, ...]) -> list[tuple[int, int]]:
+    """"WIDTHxHEIGHT" texts as (H, W) pairs; a ConfigError naming a malformed one."""
+    sizes = []
+    for text in texts:
+        match = re.fullmatch(r"\s*(\d+)\s*x\s*(\d+)\s*", text)
+        if match is None or min(int(match[1]), int(match[2])) < 8:
+            raise ConfigError(f"frame_sizes: {text!r} is not WIDTHxHEIGHT of at least 8x8 pixels, e.g. 640x360")
+        sizes.append((int(match[2]), int(match[1])))
+    return sizes
+
+
+@dataclasses.dataclass(frozen=True)
+class CameraSpec:
+    """One camera the node serves: its name ("" for the single-camera setup, whose outputs keep the node's own
+    topic names), its input topic(s) and its optional depth input."""
+
+    name: str
+    image_topic: str
+    compressed_image_topic: str
+    depth_image_topic: str
+    depth_camera_info_topic: str
+
+    def output(self, topic: str) -> str:
+        """An output's topic name relative to the node's namespace: ``<camera>/<topic>``, or ``<topic>``."""
+        return f"{self.name}/{topic}" if self.name else topic
+
+    @property
+    def input_topics(self) -> tuple[str, ...]:
+        return tuple(topic for topic in (self.image_topic, self.compressed_image_topic) if topic)
+
+
+CAMERA_NAME = re.compile(r"[A-Za-z][A-Za-z0-9_]*")  # a ROS name token: a namespace segment
+
+
+def string_list(name: str, text: str) -> list[str]:
+    """A launch argument's list of strings, written as YAML ("['/front/image_raw', '/rear/image_raw']") or as one
+    bare topic; ValueError naming the argument otherwise."""
+    try:
+        value = yaml.safe_load(text)
+    except yaml.YAMLError as error:
+        raise ValueError(f"launch argument {name}: {text!r} is not a list such as \"['/front/image_raw', "
+                         f"'/rear/image_raw']\" ({error.__class__.__name__})") from None
+    value = [value] if isinstance(value, str) else value
+    if not isinstance(value, list) or not all(isinstance(item, str) for item in value):
+        raise ValueError(f"launch argument {name}: {text!r} is not a list of strings such as "
+                         f"\"['/front/image_raw', '/rear/image_raw']\"")
+    return value
+
+
+def default_camera_name(topic: str) -> str:
+    """A camera's name from its topic's first namespace segment: /front/image_raw -> front; "" when the topic has
+    no namespace (image_raw)."""
+    segments = [segment for segment in topic.split("/") if segment and segment != "~"]
+    return segments[0] if len(segments) > 1 else ""
+
+
+def camera_specs(config: NodeConfig) -> tuple[CameraSpec, ...]:
+    """The cameras of a node configuration, checked: ConfigError names the parameter that is wrong."""
+    topics = [*((topic, "") for topic in config.image_topics),
+              *(("", topic) for topic in config.compressed_image_topics)]  # (image, compressed) per camera
+    if not topics:
+        return (CameraSpec("", config.image_topic, config.compressed_image_topic, config.depth_image_topic,
+                           config.depth_camera_info_topic),)
+    for field in ("camera_names", "depth_image_topics"):
+        given = getattr(config, field)
+        if given and len(given) != len(topics):
+            raise ConfigError(f"{field}: gives {len(given)} value(s) for {len(topics)} camera topic(s) "
+                              f"(image_topics, then compressed_image_topics); give one per topic or none")
+    if config.depth_image_topic or config.depth_camera_info_topic:
+        raise ConfigError("depth_image_topic: is for the single image_topic setup; with image_topics give "
+                          "depth_image_topics, one per camera (camera_info beside each depth topic)")
+    if not all(image or compressed for image, compressed in topics):
+        raise ConfigError("image_topics: an empty topic name in the list (or in compressed_image_topics); remove it")
+    names = config.camera_names or tuple(default_camera_name(image or compressed) for image, compressed in topics)
+    for (image, compressed), name in zip(topics, names):
+        if not CAMERA_NAME.fullmatch(name):
+            source = "camera_names" if config.camera_names else "camera_names (default: the topic's first namespace)"
+            raise ConfigError(f"{source}: {name!r} for topic {image or compressed!r} is not a usable camera name "
+                              f"(a letter, then letters, digits or _); give camera_names")
+    repeated = sorted({name for name in names if names.count(name) > 1})
+    if repeated:
+        raise ConfigError(f"camera_names: {repeated} name more than one camera (each camera's outputs go under "
+                          f"its name); give camera_names")
+    depths = config.depth_image_topics or ("",) * len(topics)
+    return tuple(CameraSpec(name, image, compressed, depth, "")
+                 for (image, compressed), name, depth in zip(topics, names, depths))
 
 
 THRESHOLD_FIELDS = ("score_threshold", "nms_threshold", "detections_per_frame")
@@ -133,6 +243,15 @@ DESCRIPTIONS = {
     "depth_pairing_wait_s": "seconds a frame's 3D waits for a depth image not arrived yet (none newer arrived)",
     "depth_mask_erosion_px": "pixels eroded off each mask's edge before reading its depth (edges see background)",
     "depth_min_valid_pixels": "an instance needs this many valid depths under its mask for a 3D position",
+    "image_topics": "sensor_msgs/Image input topics, one camera each (replace image_topic; outputs under "
+                    "<node namespace>/<camera name>/)",
+    "compressed_image_topics": "sensor_msgs/CompressedImage input topics, one camera each",
+    "camera_names": "one name per camera topic, image_topics first (empty: each topic's first namespace, "
+                    "/front/image_raw -> front)",
+    "depth_image_topics": "with image_topics: one aligned depth topic per camera, \"\" for none (empty: no depth)",
+    "max_batch_size": "at most this many cameras' frames go through the network in one batch",
+    "frame_sizes": "frame sizes (WIDTHxHEIGHT, e.g. 640x360) the model is prepared for at configure; others are "
+                   "prepared on their first frame, in the background",
     "predictor.device": "cpu, cuda, cuda:N or auto (CUDA where there is a GPU, else the CPU)",
     "predictor.fp16": "half precision (CUDA only); the same as predictor.precision fp16",
     "predictor.backend": "what runs the network and masks: torch, onnxruntime, openvino or tensorrt (exports the "
@@ -168,6 +287,7 @@ RANGES: dict[str, tuple[float, float]] = {
     "output_qos_depth": (1, 1000),
     "diagnostics_period_s": (0.01, 3600.0),
     "max_image_pixels": (1, 2**31 - 1),
+    "max_batch_size": (1, 64),
     "bad_input_log_period_s": (0.0, 3600.0),
     "predictor.max_gap_s": (0.001, 3600.0),
     "model.score_threshold": (0.0, 1.0),
@@ -191,7 +311,8 @@ def parameter_defaults() -> dict[str, Any]:
     for group in PARAMETER_GROUPS:
         instance = group.config()
         for field in group.fields:
-            defaults[group.prefix + field] = getattr(instance, field)
+            value = getattr(instance, field)
+            defaults[group.prefix + field] = list(value) if isinstance(value, tuple) else value  # ROS arrays: lists
     return defaults
 
 

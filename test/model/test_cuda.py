@@ -7,7 +7,8 @@ import torch
 
 from sgnet_model.config import PredictorConfig, TrackerConfig, named_config
 from sgnet_model.model import SGNet
-from sgnet_model.predictor import FixedFrame, StreamingPredictor
+from sgnet_model.frame import FixedFrame
+from sgnet_model.predictor import StreamFrame, StreamingPredictor
 
 pytestmark = pytest.mark.skipif(not torch.cuda.is_available(), reason="no CUDA device on this machine")
 
@@ -61,7 +62,7 @@ def test_cuda_graph_replay_equals_eager_over_a_stream():
 
 
 def test_fixed_shape_frame_runs_on_cuda_without_a_host_sync():
-    """Everything GraphedFrame captures, run eagerly with torch's sync debugging set to error: any operation that
+    """Everything GraphedFrames captures, run eagerly with torch's sync debugging set to error: any operation that
     makes the host wait for the GPU (a data-dependent shape, .item(), a copy to the host) would raise."""
     torch.manual_seed(2)
     model = SGNet(SMALL.model)
@@ -72,11 +73,11 @@ def test_fixed_shape_frame_runs_on_cuda_without_a_host_sync():
     frame = np.random.default_rng(0).integers(0, 256, (240, 400, 3), dtype=np.uint8)
     with torch.inference_mode():
         batch, scale, valid_size = predictor._prepare(frame)
-        fixed = FixedFrame(predictor.model, config, batch, scale, valid_size, (240, 400))
+        fixed = FixedFrame(predictor.model, config, (), batch, scale, valid_size, (240, 400))
         torch.cuda.synchronize()
         torch.cuda.set_sync_debug_mode("error")
         try:
-            result = fixed(batch, still=True)
+            [(result, _)] = fixed(batch, [None], [0.0])
         finally:
             torch.cuda.set_sync_debug_mode("default")
     assert result.numbers.shape == (8, 9) and result.masks.shape == (8, 240, 400)
@@ -96,3 +97,26 @@ def test_cuda_graph_masks_equal_the_eager_ones():
     assert len(eager.instances) == len(replayed.instances) == 8
     for a, b in zip(eager.instances, replayed.instances):
         assert a.mask.any() and (a.mask == b.mask).mean() > 0.9999
+
+
+def test_cuda_graph_batches_keep_each_cameras_previous_frame():
+    """Two cameras batched through one graph (their previous towers copied in and out of its slots), a third
+    camera of another size in its own graph: the same instances and movements as eager batches."""
+    torch.manual_seed(4)
+    state = SGNet(SMALL.model).state_dict()
+    rng = np.random.default_rng(5)
+    videos = {"front": rng.integers(0, 256, (3, 240, 400, 3), dtype=np.uint8),
+              "rear": rng.integers(0, 256, (3, 240, 400, 3), dtype=np.uint8),
+              "side": rng.integers(0, 256, (3, 120, 200, 3), dtype=np.uint8)}
+    results = []
+    for graphs in (False, True):
+        predictor = predictor_on("cuda", False, state)
+        predictor.predictor_config = PredictorConfig(device="cuda", cuda_graphs=graphs)
+        results.append([predictor.step_batch([StreamFrame(name, frames[t], 0.1 * t) for name, frames in videos.items()])
+                        for t in range(3)])
+    for eager_batch, replayed_batch in zip(*results):
+        for eager, replayed in zip(eager_batch, replayed_batch):
+            assert len(eager.instances) == len(replayed.instances) > 0
+            for a, b in zip(eager.instances, replayed.instances):
+                assert np.allclose(a.box, b.box, atol=1e-3) and np.allclose(a.motion, b.motion, atol=1e-3)
+                assert a.track_id == b.track_id

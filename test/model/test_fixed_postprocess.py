@@ -13,7 +13,7 @@ from sgnet_model.mask_head import sample_base_features
 from sgnet_model.model import SGNet
 from sgnet_model.postprocess import (frame_tensors, greedy_nms_fixed, paste_masks, paste_masks_fixed,
                                      select_detections, select_detections_fixed)
-from sgnet_model.predictor import FixedFrame
+from sgnet_model.frame import FixedFrame
 
 CONFIG = dataclasses.replace(named_config("resnet18_small").model, input_width=320, input_height=192)
 
@@ -85,21 +85,21 @@ def test_fixed_shapes_give_the_same_detections_and_masks(score_quantile, nms_thr
 
 
 def test_a_fixed_frame_stream_equals_the_data_dependent_path_with_movement():
-    """FixedFrame (what GraphedFrame replays) over three frames, the first one 'still', against frame_tensors
+    """FixedFrame (what GraphedFrames replays) over three frames, the first one 'still', against frame_tensors
     with data-dependent shapes fed the previous frame's towers by hand."""
     model = model_with_real_sized_boxes(1)
     config = dataclasses.replace(CONFIG, score_threshold=0.0, detections_per_frame=8)
     frames = [image(seed) for seed in range(3)]
     with torch.inference_mode():
-        fixed = FixedFrame(model, config, frames[0], 0.5, (180, 320), (360, 640))
-        previous = None
+        fixed = FixedFrame(model, config, (), frames[0], 0.5, (180, 320), (360, 640))
+        previous, fed = None, None
         for index, batch in enumerate(frames):
             outputs = model.pyramid_outputs(batch)
             towers = outputs.regression_towers
             elapsed = 0.0 if index == 0 else 0.2 * index  # seconds since the frame before
             expected = frame_tensors(model, config, outputs, outputs.pyramid(), previous or towers,
                                      torch.full((1,), elapsed), 0.5, (180, 320), (360, 640), fixed=False)
-            got = fixed(batch, still=index == 0, elapsed=elapsed)
+            [(got, fed)] = fixed(batch, [fed], [elapsed])
             assert torch.equal(got.numbers, expected.numbers)  # boxes, movement, scores, labels, all valid
             assert torch.equal(got.masks, expected.masks)
             if index > 0:

@@ -9,7 +9,7 @@ from torch.utils._python_dispatch import TorchDispatchMode
 from sgnet_model.config import named_config
 from sgnet_model.model import SGNet
 from sgnet_model.postprocess import frame_tensors
-from sgnet_model.predictor import FixedFrame
+from sgnet_model.frame import FixedFrame
 from sgnet_model.structures import ClipBatch, FrameTargets
 
 CONFIG = dataclasses.replace(named_config("resnet18_small").model, input_width=320, input_height=192)
@@ -36,7 +36,7 @@ class HostReads(TorchDispatchMode):
 
 
 def test_the_fixed_frame_never_reads_device_data_on_the_host():
-    """What GraphedFrame captures; the data-dependent path (what the CPU runs) is the control."""
+    """What GraphedFrames captures; the data-dependent path (what the CPU runs) is the control."""
     torch.manual_seed(2)
     model = SGNet(CONFIG).eval()
     with torch.no_grad():
@@ -44,9 +44,9 @@ def test_the_fixed_frame_never_reads_device_data_on_the_host():
     config = dataclasses.replace(CONFIG, score_threshold=0.0, detections_per_frame=6)
     batch = torch.randint(0, 256, (1, 3, 192, 320), generator=torch.Generator().manual_seed(5)).float()
     with torch.inference_mode():
-        fixed = FixedFrame(model, config, batch, 0.5, (180, 320), (360, 640))
+        fixed = FixedFrame(model, config, (), batch, 0.5, (180, 320), (360, 640))
         with HostReads() as watched:
-            result = fixed(batch, still=True)
+            [(result, _)] = fixed(batch, [None], [0.0])
         assert watched.found == [] and bool(result.numbers[:, 8].all())
         outputs = model.pyramid_outputs(batch)
         with HostReads() as control:

@@ -28,7 +28,8 @@ def flatten(tree: dict, prefix: str = "") -> dict:
 
 def dataclass_defaults() -> dict:
     """The expected table, read field by field from the dataclasses (a second route to the same values)."""
-    expected = {f.name: f.default for f in dataclasses.fields(NodeConfig)}
+    expected = {f.name: list(f.default) if isinstance(f.default, tuple) else f.default  # ROS arrays are lists
+                for f in dataclasses.fields(NodeConfig)}
     expected.update({f"predictor.{f.name}": f.default for f in dataclasses.fields(PredictorConfig)})
     return expected
 

@@ -181,6 +181,45 @@ def test_lock_step_replay_equals_sgnet_eval(ros, node, bag, synthetic, checkpoin
     assert len(recorded[f"{NAMESPACE}/label_image"]) == frames
 
 
+def test_a_bag_of_two_cameras_replays_through_one_node_and_each_camera_equals_sgnet_eval(
+        ros, node_factory, synthetic, checkpoint, tracker_config, tmp_path, capsys):
+    """sgnet-bag writes the set on two camera topics; sgnet-replay --cameras sends both to one node serving both
+    (lock-step); each camera's report and results equal sgnet-eval's on the set alone (tracks are per camera)."""
+    bag = tmp_path / "two_cameras"
+    make_bag("ytvis", "--annotations", str(synthetic), "--frames", str(synthetic.parent / "JPEGImages"),
+             "--topic", "/front/image_raw", "--topic", "/rear/image_raw", "-o", str(bag))
+    truth = bag.with_name(bag.name + ".ground_truth.json")
+    assert json.loads(truth.read_text())["sgnet_bag"]["topics"] == ["/front/image_raw", "/rear/image_raw"]
+    node_factory("sgnet", "/replay_cameras", checkpoint=str(checkpoint), qos_reliability="reliable",
+                 image_topics=["/front/image_raw", "/rear/image_raw"], model__score_threshold=0.0,
+                 model__detections_per_frame=DETECTIONS, tracker__new_track_score=0.0, tracker__continue_score=0.0)
+    report, _ = replay_json("--bag", str(bag), "--cameras", "--node-namespace", "/replay_cameras",
+                            "--as-fast-as-node", "--ground-truth", str(truth), "--output", str(tmp_path / "replay"))
+    assert sgnet_eval(["--checkpoint", str(checkpoint), "--annotations", str(synthetic), "--frames",
+                       str(synthetic.parent / "JPEGImages"), "--config", str(tracker_config),
+                       "--output", str(tmp_path / "eval"), "--json", "--no-progress"]) == 0
+    direct = json.loads(capsys.readouterr().out)
+    frames = sum(v.length for v in load_annotations(synthetic).videos.values())
+    assert (report["frames_in"], report["frames_out"], report["frames_dropped"]) == (2 * frames, 2 * frames, 0)
+    assert set(report["cameras"]) == {"front", "rear"}
+    theirs = sorted_results(tmp_path / "eval" / "results.json")
+    for camera in ("front", "rear"):
+        figures = report["cameras"][camera]
+        assert (figures["frames_in"], figures["frames_out"], figures["frames_dropped"]) == (frames, frames, 0)
+        assert {name: figures["metrics"][name] for name in REPORT_METRICS} == \
+            {name: direct[name] for name in REPORT_METRICS}
+        ours = sorted_results(tmp_path / "replay" / camera / "results.json")
+        assert [(r["video_id"], r["segmentations"]) for r in ours] == [(r["video_id"], r["segmentations"])
+                                                                       for r in theirs]
+    recorded = read_bag(tmp_path / "replay" / "outputs")
+    for camera in ("front", "rear"):  # each camera's outputs on its own topics, with its own frame_id
+        outputs = [deserialize_message(raw, InstanceArray)
+                   for _, raw in recorded[f"/replay_cameras/{camera}/instances"]]
+        assert len(outputs) == frames and {o.header.frame_id for o in outputs} == {camera}
+    rows = (tmp_path / "replay" / "frames.csv").read_text().splitlines()
+    assert rows[0].startswith("camera,") and sorted({row.split(",")[0] for row in rows[1:]}) == ["front", "rear"]
+
+
 def test_jpeg_bag_gives_sgnet_eval_results_through_the_compressed_input(ros, node, synthetic, checkpoint,
                                                                         tracker_config, tmp_path, capsys):
     """The JPEG files go into the bag unchanged and the node decodes them as sgnet-eval reads them."""
