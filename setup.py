@@ -37,7 +37,7 @@ setup(
             "sgnet-synth = training.synthetic:main",
             "sgnet-split = training.split:main",
             "sgnet-weights = training.weights:main",
-            "sgnet-node = sgnet_ros.node:main",
+            "sgnet-node = sgnet_ros.node_program:main",
             "sgnet-node-bench = sgnet_ros.node_bench:main",
             "sgnet-replay = sgnet_ros.replay:main",
             "sgnet-bag = sgnet_ros.bag:main",

@@ -8,7 +8,8 @@ Depth messages are kept undecoded in a small buffer; when the inference thread h
 buffered depth image nearest in stamp within ``depth_pairing_tolerance_s`` (0: the same stamp only) is decoded
 once and every instance is located in 3D (sgnet_ros/depth.py). A depth image that has not arrived yet is waited
 for up to ``depth_pairing_wait_s`` (the model's time usually covers it), but not once a newer depth image shows
-that it will not come. The results fill the 3D fields of the
+that it will not come, and not while the depth stream is absent (no depth image for ``DEPTH_ABSENT_S``: a stopped
+depth driver costs the colour outputs nothing; /diagnostics says the stream is absent). The results fill the 3D fields of the
 InstanceArray and, with vision_msgs, a ``detections_3d`` Detection3DArray, both with the colour image's header.
 
 Nothing here stops colour-only outputs: a frame without a pairable depth image, without camera_info, or with a depth
@@ -39,6 +40,7 @@ from sgnet_ros.params import CameraSpec, NodeSettings
 
 
 BUFFER_FRAMES = 30  # depth images kept for pairing: one second of a 30 Hz camera
+DEPTH_ABSENT_S = 1.0  # no depth image for this long: the stream is absent, frames stop waiting for it
 DETECTIONS_3D_TOPIC = "detections_3d"
 
 
@@ -102,6 +104,7 @@ class DepthInput:
         self._problems: dict[str, str] = {}  # kind -> the latest problem of that kind since the last located frame
         self._last_offset_ms: float | None = None
         self._last_logged: dict[str, float] = {}
+        self._depth_seen_at = time.monotonic()  # the latest depth image's arrival (activation before the first)
         # the depth image follows qos_reliability as the colour image does (auto: as its publishers offer)
         self._depth_subscription = CameraSubscription(
             node, Image, self._depth_topic, self.on_depth, max(config.qos_depth, 2), config.qos_reliability,
@@ -151,6 +154,7 @@ class DepthInput:
         with self._lock:
             self._buffer.add(_stamp_ns(message.header), message)
             self._counts["depth_received"] += 1
+            self._depth_seen_at = time.monotonic()
             self._lock.notify_all()
 
     def on_camera_info(self, message: CameraInfo) -> None:
@@ -177,11 +181,18 @@ class DepthInput:
         with self._lock:
             # The depth image of this frame may still be on its way: wait for it up to depth_pairing_wait_s, unless
             # a depth image newer than the pairing window has arrived already (then the matching one never will).
-            self._lock.wait_for(lambda: self._buffer.pairing_settled(stamp, self._tolerance_ns),
-                                self._config.depth_pairing_wait_s)
+            # An absent stream (a stopped depth driver) is not waited for at all.
+            absent_s = time.monotonic() - self._depth_seen_at
+            if absent_s < DEPTH_ABSENT_S:
+                self._lock.wait_for(lambda: self._buffer.pairing_settled(stamp, self._tolerance_ns),
+                                    self._config.depth_pairing_wait_s)
             nearest = self._buffer.nearest(stamp)
             intrinsics, info_problem = self._intrinsics, self._info_problem
             buffered = len(self._buffer)
+        if absent_s >= DEPTH_ABSENT_S:
+            self._problem("absent", f"no depth image on '{self._depth_topic}' for {absent_s:.1f} s: the depth stream "
+                                    f"is absent, colour frames do not wait for it (colour-only outputs go on)")
+            return {}
         if nearest is None or nearest[0] > self._tolerance_ns:
             detail = ("no depth image received yet" if nearest is None else
                       f"the nearest of the {buffered} latest depth images is {nearest[0] / 1e6:.1f} ms away")
@@ -260,6 +271,7 @@ class DepthInput:
                   "depth_received": str(counts.get("depth_received", 0)),
                   "frames_paired": str(paired),
                   "frames_unpaired": str(counts.get("problem_unpaired", 0)),
+                  "frames_depth_absent": str(counts.get("problem_absent", 0)),
                   "frames_without_camera_info": str(counts.get("problem_camera_info", 0)),
                   "depth_rejected": str(sum(counts.get(f"problem_{kind}", 0) for kind in ("encoding", "size", "data"))),
                   "last_pairing_offset_ms": "" if offset_ms is None else f"{offset_ms:.3f}"}

@@ -142,6 +142,47 @@ def test_two_cameras_get_their_own_topics_with_their_own_headers_and_identical_t
     assert {"/multi/sgnet: SG-Net inference", "/multi/sgnet: camera front", "/multi/sgnet: camera rear"} <= statuses
 
 
+def test_a_camera_is_served_as_alone_beside_a_camera_that_misbehaves(ros, two_cameras):
+    """Isolation over DDS: while the rear camera sends a frame of another size, a corrupt frame and stamps that go
+    back, the front camera's IDs, boxes, masks and movement are those of one camera alone, frame by frame."""
+    node, publishers = two_cameras
+    client = ros.client
+    torch.manual_seed(0)  # the node's smoke-test weights
+    alone = StreamingPredictor.from_config(named_config("resnet18_small"), PredictorConfig())
+    alone.update_thresholds(score_threshold=0.0, detections_per_frame=4)
+    alone.tracker_config = dataclasses.replace(alone.tracker_config, new_track_score=0.0, continue_score=0.0)
+    small = picture(2)[::2, ::2].copy()  # 160x96
+    corrupt = image_message(picture(1), 0.0, frame_id="rear")
+    corrupt.data = corrupt.data[:100]  # far shorter than height x step
+    rear = [(small, 40.0), (None, 40.2), (picture(3), 30.0), (picture(0), 30.2)]  # None: the corrupt frame
+    offset = None
+    for t, (rear_image, rear_stamp) in enumerate(rear):
+        stamp = 20.0 + 0.2 * t  # a jump from the frames before: front resets at t = 0
+        if rear_image is None:
+            corrupt.header.stamp.sec, corrupt.header.stamp.nanosec = int(rear_stamp), 200_000_000
+            publishers["rear"].publish(corrupt)
+        else:
+            publishers["rear"].publish(image_message(rear_image, rear_stamp, frame_id="rear"))
+        publishers["front"].publish(image_message(picture(t), stamp, frame_id="front"))
+        assert wait_until(lambda: outputs(client, "front", stamp), 60), node.output()[-3000:]
+        if rear_image is not None:
+            assert wait_until(lambda: outputs(client, "rear", rear_stamp), 60), node.output()[-3000:]
+            rear_message = outputs(client, "rear", rear_stamp)[-1]
+            assert rear_message.tracks_reset == (t in (0, 2))  # first frame; stamps going back
+        expected = alone.step(picture(t), stamp)
+        message = outputs(client, "front", stamp)[-1]
+        assert message.tracks_reset == (t == 0)
+        got = {i.track_id: i for i in message.instances}
+        offset = min(got) - min(i.track_id for i in expected.instances) if offset is None else offset
+        assert sorted(track - offset for track in got) == sorted(i.track_id for i in expected.instances)
+        for instance in expected.instances:
+            sent = got[instance.track_id + offset]
+            assert np.allclose([sent.box_x1, sent.box_y1, sent.box_x2, sent.box_y2], instance.box, atol=0.05)
+            assert np.allclose([sent.motion_x, sent.motion_y], instance.motion, atol=0.05)
+            assert (instance_mask(sent) == instance.mask).mean() > 0.999
+    assert not outputs(client, "rear", 40.2)  # the corrupt frame was rejected, alone
+
+
 @pytest.mark.slow
 def test_cameras_share_the_processed_frames_fairly(ros, node_factory):
     """Three cameras flooding a node that batches one frame at a time: round-robin gives each about a third."""
@@ -208,4 +249,5 @@ def test_two_cameras_at_5_hz_with_defaults_deliver_at_least_29_of_30_frames_each
         print(f"{camera}: {counts['frames_received']} of 30 frames reached the node, {len(served)} came out, "
               f"{counts['frames_dropped']} replaced by a newer one")
         assert counts["frames_received"] >= 29, node.output()[-3000:]
+        assert len(served) >= 29, node.output()[-3000:]  # frames out, not only frames in
         assert len(served) == counts["frames_processed"] == counts["frames_received"] - counts["frames_dropped"]

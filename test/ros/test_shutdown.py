@@ -10,7 +10,10 @@ seconds from the stop to the exit are printed (run with -s), not asserted: this 
 """
 import os
 import signal
+import subprocess
+import sys
 import time
+from pathlib import Path
 
 import pytest
 from lifecycle_msgs.msg import State, Transition
@@ -85,3 +88,19 @@ def test_the_node_exits_cleanly(ros, state, how, repeat):
     output = node.output()
     assert node.process.returncode == 0, output[-3000:]
     assert "Traceback" not in output, output[-3000:]
+
+
+@pytest.mark.parametrize("after_s", [0.2, 0.6])
+def test_the_console_script_ends_cleanly_on_a_ctrl_c_during_its_imports(tmp_path, after_s):
+    """`sgnet-node` as a terminal starts it (the pip console script, in its own process group), stopped by a Ctrl-C
+    while Python still imports rclpy and torch: exit status 0 and no KeyboardInterrupt traceback."""
+    script = Path(sys.executable).with_name("sgnet-node")
+    assert script.is_file(), f"{script} is not installed (pip install -e .)"
+    environment = {**os.environ, "ROS_LOG_DIR": str(tmp_path), "TMPDIR": str(tmp_path)}
+    process = subprocess.Popen([str(script), "--ros-args", "-p", "smoke_test:=true"], env=environment,
+                               stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, start_new_session=True)
+    time.sleep(after_s)
+    assert process.poll() is None, process.stdout.read()  # still starting
+    os.killpg(process.pid, signal.SIGINT)
+    output, _ = process.communicate(timeout=30)
+    assert process.returncode == 0 and "Traceback" not in output, output[-3000:]
