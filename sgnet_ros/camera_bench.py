@@ -3,8 +3,8 @@
 Three runs, each streaming the same frames to every camera at ``--rate`` Hz for ``--stream-seconds`` (a rate the
 model cannot keep up with, so that throughput is what the node can do): a node serving one camera, a node serving
 N cameras (``image_topics``), and N separate one-camera nodes at once. Reported: the resident memory (RSS) of the
-N-camera node against the one-camera node (after the stream: weights, activations of a batch, per-camera
-buffers), the frames processed per second in total by the N-camera node against the N separate nodes, and each
+N-camera node against the one-camera node (the peak over the run, VmHWM: weights, activations of a batch,
+per-camera buffers), the frames processed per second in total by the N-camera node against the N separate nodes, and each
 camera's share of the N-camera node's processed frames (1/N when it is fair).
 """
 from __future__ import annotations
@@ -64,8 +64,9 @@ class CamerasNode:
             return {camera: len(indices) for camera, indices in self.answered.items()}
 
     def rss_mb(self) -> float:
+        """The node's peak resident memory so far (VmHWM), in MB."""
         for line in Path(f"/proc/{self.process.pid}/status").read_text().splitlines():
-            if line.startswith("VmRSS:"):
+            if line.startswith("VmHWM:"):
                 return int(line.split()[1]) / 1024
         raise RuntimeError("cannot read the node's memory use from /proc")
 
@@ -154,7 +155,7 @@ def cameras_table(results: dict[str, Any]) -> str:
     n = figures["cameras"]
     rows = [
         ("image", f"{results['width']}x{results['height']} rgb8, {figures['rate_hz']:.0f} Hz per camera"),
-        (f"RSS: 1 camera / {n} cameras, one node",
+        (f"peak RSS: 1 camera / {n} cameras, one node",
          f"{figures['one_camera']['rss_mb'][0]:.0f} / {figures['one_node']['rss_mb'][0]:.0f} MB "
          f"(x{figures['rss_ratio']:.2f}); {n} separate nodes: {sum(figures['separate_nodes']['rss_mb']):.0f} MB"),
         ("frames/s: one node / separate nodes", f"{figures['one_node']['fps_total']:.2f} / "

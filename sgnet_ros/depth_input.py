@@ -8,8 +8,9 @@ Depth messages are kept undecoded in a small buffer; when the inference thread h
 buffered depth image nearest in stamp within ``depth_pairing_tolerance_s`` (0: the same stamp only) is decoded
 once and every instance is located in 3D (sgnet_ros/depth.py). A depth image that has not arrived yet is waited
 for up to ``depth_pairing_wait_s`` (the model's time usually covers it), but not once a newer depth image shows
-that it will not come, and not while the depth stream is absent (no depth image for ``DEPTH_ABSENT_S``: a stopped
-depth driver costs the colour outputs nothing; /diagnostics says the stream is absent). The results fill the 3D fields of the
+that it will not come, and not while the depth stream is absent (``DEPTH_ABSENT_AFTER`` waits in a row ran out with
+no depth image arriving: a stopped depth driver then costs the colour outputs nothing until a depth image comes
+again; /diagnostics says the stream is absent). The results fill the 3D fields of the
 InstanceArray and, with vision_msgs, a ``detections_3d`` Detection3DArray, both with the colour image's header.
 
 Nothing here stops colour-only outputs: a frame without a pairable depth image, without camera_info, or with a depth
@@ -40,7 +41,7 @@ from sgnet_ros.params import CameraSpec, NodeSettings
 
 
 BUFFER_FRAMES = 30  # depth images kept for pairing: one second of a 30 Hz camera
-DEPTH_ABSENT_S = 1.0  # no depth image for this long: the stream is absent, frames stop waiting for it
+DEPTH_ABSENT_AFTER = 3  # this many pairing waits in a row with no depth image arriving: the stream is absent
 DETECTIONS_3D_TOPIC = "detections_3d"
 
 
@@ -104,7 +105,7 @@ class DepthInput:
         self._problems: dict[str, str] = {}  # kind -> the latest problem of that kind since the last located frame
         self._last_offset_ms: float | None = None
         self._last_logged: dict[str, float] = {}
-        self._depth_seen_at = time.monotonic()  # the latest depth image's arrival (activation before the first)
+        self._missed_waits = 0  # pairing waits in a row that ran out with no depth image arriving
         # the depth image follows qos_reliability as the colour image does (auto: as its publishers offer)
         self._depth_subscription = CameraSubscription(
             node, Image, self._depth_topic, self.on_depth, max(config.qos_depth, 2), config.qos_reliability,
@@ -154,7 +155,7 @@ class DepthInput:
         with self._lock:
             self._buffer.add(_stamp_ns(message.header), message)
             self._counts["depth_received"] += 1
-            self._depth_seen_at = time.monotonic()
+            self._missed_waits = 0
             self._lock.notify_all()
 
     def on_camera_info(self, message: CameraInfo) -> None:
@@ -182,16 +183,20 @@ class DepthInput:
             # The depth image of this frame may still be on its way: wait for it up to depth_pairing_wait_s, unless
             # a depth image newer than the pairing window has arrived already (then the matching one never will).
             # An absent stream (a stopped depth driver) is not waited for at all.
-            absent_s = time.monotonic() - self._depth_seen_at
-            if absent_s < DEPTH_ABSENT_S:
-                self._lock.wait_for(lambda: self._buffer.pairing_settled(stamp, self._tolerance_ns),
-                                    self._config.depth_pairing_wait_s)
+            absent = self._missed_waits >= DEPTH_ABSENT_AFTER
+            if not absent:
+                received = self._counts["depth_received"]
+                settled = self._lock.wait_for(lambda: self._buffer.pairing_settled(stamp, self._tolerance_ns),
+                                              self._config.depth_pairing_wait_s)
+                if not settled and self._counts["depth_received"] == received:
+                    self._missed_waits += 1
             nearest = self._buffer.nearest(stamp)
             intrinsics, info_problem = self._intrinsics, self._info_problem
             buffered = len(self._buffer)
-        if absent_s >= DEPTH_ABSENT_S:
-            self._problem("absent", f"no depth image on '{self._depth_topic}' for {absent_s:.1f} s: the depth stream "
-                                    f"is absent, colour frames do not wait for it (colour-only outputs go on)")
+        if absent:
+            self._problem("absent", f"no depth image on '{self._depth_topic}' through {DEPTH_ABSENT_AFTER} pairing "
+                                    f"waits: the depth stream is absent, colour frames no longer wait for it "
+                                    f"(colour-only outputs go on until depth images come again)")
             return {}
         if nearest is None or nearest[0] > self._tolerance_ns:
             detail = ("no depth image received yet" if nearest is None else

@@ -121,7 +121,7 @@ class BatchReport:
     window_batches: int
     batch_size_mean: float  # frames per batch over the window (NaN: no batch)
     batch_size_max: int
-    batch_ms_median: float  # one batch through the predictor: network, post-processing, tracking (NaN: none)
+    batch_ms_median: float  # one batch: network, post-processing, tracking and publishing (NaN: none)
 
 
 class BatchStatistics:
@@ -159,15 +159,17 @@ def batch_values(report: BatchReport) -> dict[str, str]:
             "batch_size_max": str(report.batch_size_max), "batch_ms_median": f"{report.batch_ms_median:.3f}"}
 
 
-def model_status(report: BatchReport, name: str, device: str, active: bool, cameras: list[str]) -> DiagnosticStatus:
-    """The model's status when the node serves several cameras (each camera has its own status)."""
+def model_status(report: BatchReport, name: str, device: str, active: bool, cameras: list[str],
+                 runtime: str) -> DiagnosticStatus:
+    """The model's status when the node serves several cameras (each camera has its own status); ``runtime``: what
+    runs the network (backend, device, precision)."""
     if not active:
         message = "configured, not active"
     elif report.window_batches == 0:
         message = f"no frames from any of {len(cameras)} cameras"
     else:
         message = f"{report.window_batches} batch(es) of {report.batch_size_mean:.1f} frame(s) on average"
-    values = {"device": device, "cameras": " ".join(cameras), **batch_values(report)}
+    values = {"device": device, "runtime": runtime, "cameras": " ".join(cameras), **batch_values(report)}
     return DiagnosticStatus(level=DiagnosticStatus.OK if not active or report.window_batches else DiagnosticStatus.WARN,
                             name=name, message=message, hardware_id=device,
                             values=[KeyValue(key=key, value=value) for key, value in values.items()])

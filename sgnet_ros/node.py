@@ -442,6 +442,10 @@ class SGNetNode(LifecycleNode):
         self._from_checkpoint -= set(given)
         return SetParametersResult(successful=True)
 
+    def _runtime(self) -> str:
+        predictor = self._predictor
+        return predictor.backend_description if predictor is not None else "none"
+
     def _publish_diagnostics(self) -> None:
         name = f"{self.get_fully_qualified_name()}: SG-Net inference"
         cameras = self._cameras
@@ -451,10 +455,10 @@ class SGNetNode(LifecycleNode):
             camera = cameras[0]
             statuses = [diagnostic_status(camera.statistics.report(), name, self._device, self._active,
                                           [i.topic for i in camera.inputs] or list(camera.spec.input_topics),
-                                          batch_values(self._batches.report()))]
+                                          {"runtime": self._runtime(), **batch_values(self._batches.report())})]
         else:  # the model's status, then one per camera
             statuses = [model_status(self._batches.report(), name, self._device, self._active,
-                                     [camera.name for camera in cameras])]
+                                     [camera.name for camera in cameras], self._runtime())]
             statuses += [diagnostic_status(camera.statistics.report(),
                                            f"{self.get_fully_qualified_name()}: camera {camera.name}", self._device,
                                            self._active, [i.topic for i in camera.inputs]

@@ -66,6 +66,8 @@ def build_parser() -> argparse.ArgumentParser:
                         help="random-weight model of the stream measurement; it should be slower than the frame period")
     parser.add_argument("--device", default="cpu", help="predictor.device of the nodes")
     parser.add_argument("--fp16", action="store_true", help="predictor.fp16 of the nodes (CUDA only)")
+    parser.add_argument("--backend", default="torch", help="predictor.backend of the nodes (docs/export.md)")
+    parser.add_argument("--precision", default="fp32", help="predictor.precision of the nodes")
     parser.add_argument("--no-cuda-graphs", action="store_true", help="predictor.cuda_graphs false on the nodes")
     parser.add_argument("--width", type=int, default=640)
     parser.add_argument("--height", type=int, default=360)
@@ -405,7 +407,9 @@ def timed(timings: dict[str, list[float]], name: str, function: Callable[..., An
 
 def node_parameters(args: argparse.Namespace, model_config: str) -> dict[str, Any]:
     parameters: dict[str, Any] = {"predictor.device": args.device, "predictor.fp16": args.fp16,
-                                  "predictor.cuda_graphs": not args.no_cuda_graphs}
+                                  "predictor.cuda_graphs": not args.no_cuda_graphs, "predictor.backend": args.backend,
+                                  "predictor.precision": args.precision,
+                                  "frame_sizes": [f"{args.width}x{args.height}"]}  # prepared at configure
     if args.checkpoint:
         parameters["checkpoint"] = str(Path(args.checkpoint).resolve())
     else:
@@ -425,6 +429,7 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
     executor = SingleThreadedExecutor()
     executor.add_node(client)
     results: dict[str, Any] = {"width": args.width, "height": args.height, "checkpoint": args.checkpoint or None,
+                               "backend": args.backend, "precision": args.precision,
                                **runtime_info(args.device, torch.float16 if args.fp16 else torch.float32,
                                               not args.no_cuda_graphs)}
     try:

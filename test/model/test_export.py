@@ -16,7 +16,7 @@ from sgnet_model.checkpoint import CheckpointError, save_checkpoint
 from sgnet_model.config import ConfigError, PredictorConfig, TrackerConfig, named_config
 from sgnet_model.export import read_graph_info
 from sgnet_model.model import SGNet
-from sgnet_model.predictor import PredictorError, StreamingPredictor
+from sgnet_model.predictor import PredictorError, StreamFrame, StreamingPredictor
 from training.export import main as sgnet_export
 
 SMALL = named_config("resnet18_small")
@@ -103,6 +103,30 @@ def test_a_backend_gives_torchs_instances_and_track_ids_on_real_footage(backend,
     assert_same_instances(torch_instances, run(predictor, footage))
     # one export for the model's frame size, shared by both backends through the cache
     assert len(list(engine_cache.glob("*.onnx"))) == 1
+
+
+@pytest.mark.slow  # exports graphs for two frame sizes: tens of seconds of CPU
+@pytest.mark.parametrize("backend", ["onnxruntime", "openvino"])
+def test_a_backend_serves_a_camera_as_alone_beside_a_camera_that_misbehaves(backend, engine_cache, footage):
+    """Isolation on a runtime's graphs: camera A's IDs, boxes, masks and movement, frame by frame, are exactly
+    those of A alone while camera B shares its batches (the same size), switches to another size, sends a corrupt
+    frame and resets (stamps going back). A stale or swapped tower state would change A's movement."""
+    alone = StreamingPredictor(distinct_model(), EVERYTHING, PredictorConfig(backend=backend))
+    expected = [alone.step(frame, index / 25.0) for index, frame in enumerate(footage)]
+    shared = StreamingPredictor(distinct_model(), EVERYTHING, PredictorConfig(backend=backend))
+    half = [np.ascontiguousarray(frame[::2, ::2]) for frame in footage]
+    b_frames = [footage[-1], footage[-2], half[0], np.zeros((4, 4, 3), np.uint8), footage[0], footage[1]]
+    b_stamps = [5.0, 5.04, 5.08, 5.12, 1.0, 1.04]  # back at frame 4: B resets
+    for index, frame in enumerate(footage):
+        got, b_result = shared.step_batch([StreamFrame("a", frame, index / 25.0),
+                                           StreamFrame("b", b_frames[index], b_stamps[index])])
+        assert isinstance(b_result, PredictorError) == (index == 3)
+        assert got.tracks_reset == expected[index].tracks_reset
+        assert [i.track_id for i in got.instances] == [i.track_id for i in expected[index].instances]
+        for mine, theirs in zip(got.instances, expected[index].instances):
+            assert np.array_equal(mine.box, theirs.box) and np.array_equal(mine.motion, theirs.motion)
+            assert np.array_equal(mine.mask, theirs.mask) and mine.score == theirs.score
+    assert b_result.tracks_reset is False and max(np.abs(i.motion).max() for i in got.instances) > 0
 
 
 @pytest.fixture(scope="module")

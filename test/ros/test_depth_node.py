@@ -156,6 +156,26 @@ def test_bad_depth_is_reported_and_colour_only_outputs_go_on(stream, case, expec
     assert stream.depth_status(time.time()).level == DiagnosticStatus.OK
 
 
+def test_a_stopped_depth_stream_is_no_longer_waited_for_and_comes_back(stream):
+    """The depth driver stops: the first three frames each wait depth_pairing_wait_s (2 s here) in vain, then the
+    stream counts as absent, frames go out without waiting and the depth status says so; the first depth image
+    that arrives again ends it."""
+    for stamp in (60.0, 61.0, 62.0):
+        stream.send(stamp, info=camera_info())
+    started = time.monotonic()
+    stream.send(63.0, info=camera_info())
+    assert time.monotonic() - started < 1.9  # no 2 s wait
+    status = stream.depth_status(time.time())
+    values = {value.key: value.value for value in status.values}
+    assert status.level == DiagnosticStatus.WARN and "depth stream is absent" in status.message
+    assert int(values["frames_depth_absent"]) >= 1
+    stream.depth.publish(depth_message(64.0))  # back, ahead of its colour frame (nothing waits for it now)
+    time.sleep(0.5)
+    stream.send(64.0, info=camera_info())
+    status = stream.depth_status(time.time())
+    assert status.level == DiagnosticStatus.OK, status.message
+
+
 def test_deactivate_drops_the_depth_subscriptions_and_activate_brings_them_back(ros, stream):
     from lifecycle_msgs.msg import Transition
     from test_lifecycle import change_state
