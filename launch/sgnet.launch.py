@@ -5,7 +5,7 @@ Several cameras, one model:
 (outputs /sgnet/front/instances, /sgnet/rear/instances, ...; camera_names:="[...]" names them otherwise).
 
 Launch arguments (see `ros2 launch sgnet_ros sgnet.launch.py --show-args`): image_topic, image_topics,
-camera_names, depth_image_topics, params_file, checkpoint, device, namespace (default "sgnet": the outputs are
+compressed_image_topics, camera_names, depth_image_topics, frame_sizes, params_file, checkpoint, device, namespace (default "sgnet": the outputs are
 /sgnet/instances, ...), debug_image, autostart, qos_reliability, use_sim_time, log_level, depth_image_topic, rviz,
 rviz_fixed_frame. An argument left empty keeps the value of the params file, so a checkpoint or device set there is
 not overridden.
@@ -35,7 +35,7 @@ from sgnet_ros.rviz import CONFIG_NAMESPACE, NOT_INSTALLED, config_for_namespace
 PACKAGE = "sgnet_ros"
 ARGUMENTS = ("image_topic", "params_file", "checkpoint", "device", "namespace", "debug_image", "autostart",
              "qos_reliability", "use_sim_time", "log_level", "depth_image_topic", "rviz", "rviz_fixed_frame",
-             "image_topics", "camera_names", "depth_image_topics")
+             "image_topics", "compressed_image_topics", "camera_names", "depth_image_topics", "frame_sizes")
 
 
 def boolean(name: str, value: str) -> bool:
@@ -73,11 +73,12 @@ def node_with_arguments(context: LaunchContext) -> list[LifecycleNode | ExecuteP
             overrides[name] = boolean(name, value[name])
     if value["depth_image_topic"]:  # instances in 3D (docs/depth.md); camera_info is taken from beside it
         overrides["depth_image_topic"] = value["depth_image_topic"]
-    for name in ("image_topics", "camera_names", "depth_image_topics"):  # several cameras (docs/ros.md)
+    for name in ("image_topics", "compressed_image_topics", "camera_names", "depth_image_topics", "frame_sizes"):
         if value[name]:
             overrides[name] = string_list(name, value[name])
     parameters = [value["params_file"]] if value["params_file"] else []
-    remappings = [("image", value["image_topic"])] if value["image_topic"] and not value["image_topics"] else []
+    several = value["image_topics"] or value["compressed_image_topics"]  # several cameras (docs/ros.md)
+    remappings = [("image", value["image_topic"])] if value["image_topic"] and not several else []
     profile = str(Path(get_package_share_directory(PACKAGE)) / "config" / "fastdds_large_images.xml")
     node = LifecycleNode(package=PACKAGE, executable="sgnet_node", name="sgnet", namespace=value["namespace"],
                          parameters=[*parameters, overrides], remappings=remappings, output="screen",
@@ -121,11 +122,18 @@ def generate_launch_description() -> LaunchDescription:
                               description="several cameras, one model: a list of sensor_msgs/Image topics, e.g. "
                                           "\"['/front/image_raw', '/rear/image_raw']\" (replaces image_topic; "
                                           "outputs under <namespace>/<camera>/)"),
+        DeclareLaunchArgument("compressed_image_topics", default_value="",
+                              description="several cameras: a list of sensor_msgs/CompressedImage topics, one "
+                                          "camera each (beside or instead of image_topics)"),
         DeclareLaunchArgument("camera_names", default_value="",
                               description="one name per camera of image_topics (empty: each topic's first "
                                           "namespace, /front/image_raw -> front)"),
         DeclareLaunchArgument("depth_image_topics", default_value="",
                               description="one aligned depth topic per camera of image_topics, '' for none"),
+        DeclareLaunchArgument("frame_sizes", default_value="",
+                              description="frame sizes to prepare at configure, e.g. \"['640x360', '1280x720']\" "
+                                          "(a backend other than torch exports a graph per size; others are "
+                                          "prepared on their first frame)"),
         DeclareLaunchArgument("rviz", default_value="false",
                               description="true: also start rviz2 with config/sgnet.rviz (debug image, label image, "
                                           "3D markers, TF) where rviz2 is installed"),

@@ -15,8 +15,8 @@ from rosgraph_msgs.msg import Clock
 from tqdm import tqdm
 
 from sgnet_ros.bag import COMPRESSED_TYPE, IMAGE_TYPE, stamp_ns
-from sgnet_ros.replay_bag import IMAGE_TYPES, BagImage, ReplayError, log
-from sgnet_ros.replay_session import Session
+from sgnet_ros.replay.bag import IMAGE_TYPES, BagImage, ReplayError, log
+from sgnet_ros.replay.session import Session
 
 WARM_UP_AHEAD_NS = 86_400 * 1_000_000_000  # the warm-up frame's stamp: one day after the bag's first frame
 WARM_UP_PERIOD_S = 1.0  # the warm-up frame is sent again this often until the node answers

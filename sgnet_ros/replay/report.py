@@ -9,9 +9,9 @@ from typing import Any, Sequence
 import numpy as np
 
 from sgnet_model.ytvis_metric import metric_lines
-from sgnet_ros.replay_bag import BagStatistics
-from sgnet_ros.replay_pacing import Pacing
-from sgnet_ros.replay_session import FrameRecord, Session
+from sgnet_ros.replay.bag import BagStatistics
+from sgnet_ros.replay.pacing import Pacing
+from sgnet_ros.replay.session import FrameRecord, Session
 
 
 def percentiles(values: Sequence[float], name: str) -> dict[str, float | None]:

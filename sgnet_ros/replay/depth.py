@@ -19,11 +19,11 @@ from sensor_msgs.msg import CameraInfo, Image
 from sgnet_ros.bag import CAMERA_INFO_TYPE, DEPTH_KEY, IMAGE_TYPE, camera_info_topic, stamp_ns
 from sgnet_ros.depth import DEPTH_ENCODINGS
 from sgnet_ros.masks import instance_mask
-from sgnet_ros.replay_bag import IMAGE_TYPES, ReplayError, log
-from sgnet_ros.replay_pacing import PUBLISH_DEPTH
-from sgnet_ros.replay_report import percentiles
-from sgnet_ros.replay_scoring import GroundTruth
-from sgnet_ros.replay_session import FrameRecord, Session
+from sgnet_ros.replay.bag import IMAGE_TYPES, ReplayError, log
+from sgnet_ros.replay.pacing import PUBLISH_DEPTH
+from sgnet_ros.replay.report import percentiles
+from sgnet_ros.replay.scoring import GroundTruth
+from sgnet_ros.replay.session import FrameRecord, Session
 
 DEPTH_DISCOVERY_S = 5.0  # at the first frame, wait this long at most for the node's depth subscriptions
 

@@ -11,8 +11,8 @@ import pycocotools.mask as mask_utils
 from sgnet_model.ytvis import RLE, TrackObservation, VideoResult, YTVISData, build_video_results, parse_annotations
 from sgnet_model.ytvis_metric import evaluate_vis, tracking_figures
 from sgnet_ros.bag import BAG_KEY
-from sgnet_ros.replay_bag import ReplayError, log
-from sgnet_ros.replay_session import FrameRecord
+from sgnet_ros.replay.bag import ReplayError, log
+from sgnet_ros.replay.session import FrameRecord
 
 
 @dataclasses.dataclass(frozen=True)

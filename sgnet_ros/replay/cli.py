@@ -43,9 +43,9 @@ matched to the shape whose mask it overlaps most (IoU >= 0.5), relative to the s
 Several cameras (``--cameras``): the bag's camera topics go out on their own names to a node serving them all
 (``image_topics``); each camera's outputs are read from ``NAMESPACE/<camera>/`` and reported on their own.
 
-The parts: replay_bag.py (reading the bag), replay_session.py (the ROS session and the frames' answers),
-replay_pacing.py (publishing and pacing), replay_scoring.py (ground truth and metrics), replay_depth.py (depth),
-replay_report.py (the report); this module is the command line.
+The parts, in this subpackage: bag.py (reading the bag), session.py (the ROS session and the frames' answers),
+pacing.py (publishing and pacing), scoring.py (ground truth and metrics), depth.py (depth), report.py (the
+report); this module is the command line.
 """
 from __future__ import annotations
 
@@ -63,14 +63,14 @@ from rosbags.rosbag2 import Reader
 from sgnet_model.ytvis import YTVISError, save_results
 from sgnet_ros.bag import COMPRESSED_SUFFIX, COMPRESSED_TYPE, STORAGES, BagError, ros_typestore
 from sgnet_ros.params import CAMERA_NAME, default_camera_name
-from sgnet_ros.replay_bag import (IMAGE_TYPES, BagStatistics, ReplayError, bag_images, image_connections,
+from sgnet_ros.replay.bag import (IMAGE_TYPES, BagStatistics, ReplayError, bag_images, image_connections,
                                   image_topics, log, open_bag)
-from sgnet_ros.replay_depth import (DepthFeed, DepthTopics, colour_topic, find_depth_topics, load_depth_truth,
+from sgnet_ros.replay.depth import (DepthFeed, DepthTopics, colour_topic, find_depth_topics, load_depth_truth,
                                     score_depth)
-from sgnet_ros.replay_pacing import CameraInput, Pacing, clock_publisher, record_only, replay_bag
-from sgnet_ros.replay_report import build_report, json_ready, print_report, write_frames_csv
-from sgnet_ros.replay_scoring import load_ground_truth, score_outputs
-from sgnet_ros.replay_session import Session, node_namespace, node_tracker_settings
+from sgnet_ros.replay.pacing import CameraInput, Pacing, clock_publisher, record_only, replay_bag
+from sgnet_ros.replay.report import build_report, json_ready, print_report, write_frames_csv
+from sgnet_ros.replay.scoring import load_ground_truth, score_outputs
+from sgnet_ros.replay.session import Session, node_namespace, node_tracker_settings
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -274,6 +274,3 @@ def main(argv: Sequence[str] | None = None) -> int:
         print_report(report, args.output)
     return 130 if report["interrupted"] else 0
 
-
-if __name__ == "__main__":
-    sys.exit(main())
