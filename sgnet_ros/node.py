@@ -323,20 +323,27 @@ class SGNetNode(LifecycleNode):
                                                         f"skipped: {type(error).__name__}: {error}", error=True)
 
     def _process(self, frames: list[PendingFrame]) -> None:
-        """One batch: the newest decoded frame of each waiting camera through the model together, each camera's
-        results published under its own topics. A camera whose frame fails (in the model or in publishing) has
-        that frame rejected; the others are served as if it had not been there."""
+        """The newest decoded frame of each waiting camera: one batch per frame size, the smallest frames first,
+        each batch published as soon as it is done (a large camera does not hold back the small ones)."""
+        groups: dict[tuple[int, int], list[PendingFrame]] = {}
+        for frame in frames:
+            if self._prepared(frame):
+                groups.setdefault(frame.rgb.shape[:2], []).append(frame)
+        for size in sorted(groups, key=lambda size: size[0] * size[1]):
+            self._process_batch(groups[size])
+
+    def _process_batch(self, frames: list[PendingFrame]) -> None:
+        """Frames of one size through the model together, each camera's results published under its own topics.
+        A camera whose frame fails (in the model or in publishing) has that frame rejected; the others are served
+        as if it had not been there."""
         started = time.perf_counter()
-        ready = [frame for frame in frames if self._prepared(frame)]
-        if not ready:
-            return
         now = self.get_clock().now().nanoseconds * 1e-9
-        stamps = [self._cameras[frame.camera].stamp(frame.header) for frame in ready]
+        stamps = [self._cameras[frame.camera].stamp(frame.header) for frame in frames]
         # a gap in the stream is judged on the frames received: a model slower than max_gap_s keeps its tracks
         results = self._predictor.step_batch([StreamFrame(self._cameras[frame.camera].name, frame.rgb, stamp,
                                                           frame.received_before)
-                                              for frame, stamp in zip(ready, stamps)])
-        for frame, stamp, result in zip(ready, stamps, results):
+                                              for frame, stamp in zip(frames, stamps)])
+        for frame, stamp, result in zip(frames, stamps, results):
             camera = self._cameras[frame.camera]
             try:
                 if isinstance(result, Exception):
@@ -351,7 +358,7 @@ class SGNetNode(LifecycleNode):
                 continue
             camera.statistics.count_processed((time.monotonic() - frame.received) * 1000.0, result.inference_ms,
                                               (now - stamp) * 1000.0 if stamp else float("nan"))
-        self._batches.count_batch(len(ready), (time.perf_counter() - started) * 1000.0)
+        self._batches.count_batch(len(frames), (time.perf_counter() - started) * 1000.0)
 
     def _prepared(self, frame: PendingFrame) -> bool:
         """Whether the model serves the frame's size now. A size it has not prepared (an export and a runtime
