@@ -35,7 +35,7 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
             item.add_marker(pytest.mark.ros)
         if needs_cuda(item):
             item.add_marker(pytest.mark.gpu)
-        if "trained_checkpoint" in item.fixturenames:
+        if "trained_checkpoint" in getattr(item, "fixturenames", ()):  # launch_testing items have none
             item.add_marker(pytest.mark.slow)
 
 
