@@ -20,6 +20,7 @@ from typing import Any, Callable, Mapping, Sequence
 from rclpy.node import Node
 from rclpy.qos import DurabilityPolicy, HistoryPolicy, QoSProfile, ReliabilityPolicy
 
+from sgnet_model.config import config_dir
 from sgnet_ros.compat import SubscriptionEventCallbacks
 
 
@@ -32,6 +33,11 @@ def matching_reliability(offered: Sequence[ReliabilityPolicy]) -> ReliabilityPol
 
 FASTDDS_PROFILE_VARIABLES = ("FASTDDS_DEFAULT_PROFILES_FILE", "FASTRTPS_DEFAULT_PROFILES_FILE")
 FAST_DDS_2_DISTRIBUTIONS = ("humble", "iron", "jazzy")  # Fast DDS 2.x reads only the FASTRTPS_ name
+
+
+def shipped_fastdds_profile() -> str:
+    """config/fastdds_large_images.xml where this installation keeps it (the source tree, or share/sgnet_ros)."""
+    return str(config_dir() / "fastdds_large_images.xml")
 
 
 def fastdds_profile_environment(environment: Mapping[str, str], profile: str) -> dict[str, str]:

@@ -419,6 +419,11 @@ def node_parameters(args: argparse.Namespace, model_config: str) -> dict[str, An
 
 def run(args: argparse.Namespace) -> dict[str, Any]:
     os.environ["ROS_AUTOMATIC_DISCOVERY_RANGE"] = "LOCALHOST"  # before rclpy starts; the nodes inherit it
+    # the shipped Fast DDS profile on both sides, as the launch file and a camera driver should have it: without
+    # it, images over 512 KB (640x360 rgb8 and up) are lost in transport and the figures measure DDS, not the node
+    from sgnet_ros.inputs import fastdds_profile_environment, shipped_fastdds_profile
+
+    os.environ.update(fastdds_profile_environment(os.environ, shipped_fastdds_profile()))
     import rclpy
     from rclpy.executors import SingleThreadedExecutor
 
