@@ -143,19 +143,33 @@ def paste_host_masks(config: ModelConfig, numbers: torch.Tensor, attention: torc
 
 
 class EagerFrames:
-    """The network in torch, eagerly, on a batch of frames of one size in one pass, then each frame's
-    post-processing with data-dependent shapes (the work follows what is found: what a CPU wants). bf16: the
-    network under autocast, boxes, masks and movement from its outputs in float32."""
+    """The network in torch, eagerly, on a batch of frames of one size in one pass (or in passes of at most
+    ``batch_pixels`` input pixels), then each frame's post-processing with data-dependent shapes (the work follows
+    what is found: what a CPU wants). bf16: the network under autocast, boxes, masks and movement from its outputs
+    in float32."""
 
     def __init__(self, model: SGNet, config: ModelConfig, key: RunnerKey, scale: float, valid_size: tuple[int, int],
-                 output_size: tuple[int, int], precision: str) -> None:
+                 output_size: tuple[int, int], precision: str, batch_pixels: int | None = None) -> None:
+        """``batch_pixels``: at most this many input pixels per network pass (the CPU's budget), None: the whole
+        batch in one pass."""
         self.model, self.config, self.key, self.bf16 = model, config, key, precision == "bf16"
+        self.batch_pixels = batch_pixels
         self.scale, self.valid_size, self.output_size = scale, valid_size, output_size
         self.pyramid: Pyramid | None = None  # built on the first batch (one input shape per runner)
         self.description = f"torch {next(model.parameters()).device} {precision}"
 
     def __call__(self, images: torch.Tensor, previous: Sequence[Towers | None], elapsed: Sequence[float]
                  ) -> list[tuple[FrameTensors, Towers]]:
+        per_pass = images.shape[0] if self.batch_pixels is None else max(
+            1, self.batch_pixels // (images.shape[2] * images.shape[3]))
+        results = []
+        for start in range(0, images.shape[0], per_pass):
+            end = start + per_pass
+            results += self._run(images[start:end], previous[start:end], elapsed[start:end])
+        return results
+
+    def _run(self, images: torch.Tensor, previous: Sequence[Towers | None], elapsed: Sequence[float]
+             ) -> list[tuple[FrameTensors, Towers]]:
         with torch.autocast("cpu", torch.bfloat16, enabled=self.bf16):
             outputs = self.model.pyramid_outputs(images)
         if self.bf16:

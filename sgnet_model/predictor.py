@@ -359,7 +359,9 @@ class StreamingPredictor:
         scale, valid_size, _ = frame_geometry(self.model_config, *frame_size)
         if self.predictor_config.backend == "torch":
             arguments = (self.model, self.model_config, key, scale, valid_size, tuple(frame_size))
-            runner = GraphedFrames(*arguments) if self._cuda_graphs else EagerFrames(*arguments, self.precision)
+            batch_pixels = self.predictor_config.cpu_batch_pixels if self.device.type == "cpu" else None
+            runner = GraphedFrames(*arguments) if self._cuda_graphs else EagerFrames(*arguments, self.precision,
+                                                                                     batch_pixels)
         else:
             try:
                 path, info = self._frame_graph(tuple(frame_size))

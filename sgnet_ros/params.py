@@ -263,6 +263,8 @@ DESCRIPTIONS = {
     "predictor.openvino_device": "OpenVINO's device: CPU, GPU, NPU, ... (passed through)",
     "predictor.cuda_graphs": "on CUDA, replay the network from a CUDA graph per frame size (less launch overhead)",
     "predictor.max_gap_s": "tracks reset when consecutive stamps are further apart than this (or go back)",
+    "predictor.cpu_batch_pixels": "on the CPU, one network pass takes at most this many input pixels (several "
+                                  "cameras' frames of one size batch up to it)",
     "model.score_threshold": "minimum detection score (default: the checkpoint's)",
     "model.nms_threshold": "IoU above which per-class NMS suppresses a detection (default: the checkpoint's)",
     "model.detections_per_frame": "at most this many detections per frame (default: the checkpoint's)",
@@ -290,6 +292,7 @@ RANGES: dict[str, tuple[float, float]] = {
     "max_batch_size": (1, 64),
     "bad_input_log_period_s": (0.0, 3600.0),
     "predictor.max_gap_s": (0.001, 3600.0),
+    "predictor.cpu_batch_pixels": (1, 2 ** 31 - 1),
     "model.score_threshold": (0.0, 1.0),
     "model.nms_threshold": (0.01, 1.0),
     "model.detections_per_frame": (1, 1000),

@@ -7,7 +7,7 @@ import torch
 
 from sgnet_model.config import PredictorConfig, SGNetConfig, TrackerConfig, named_config
 from sgnet_model.model import SGNet
-from sgnet_model.frame import FixedFrame
+from sgnet_model.frame import FixedFrame, frame_geometry
 from sgnet_model.predictor import PredictorError, StreamFrame, StreamingPredictor
 
 SMALL = named_config("resnet18_small")
@@ -175,3 +175,19 @@ def test_a_fixed_frame_batch_equals_one_fixed_frame_per_stream():
                 assert torch.allclose(got[stream][0].numbers, expected.numbers, atol=1e-3)
                 assert (got[stream][0].masks == expected.masks).float().mean() > 0.999
         assert got[0][0].numbers[:, 4:6].abs().max() > 0  # stream 0 saw its previous frame
+
+
+def test_the_cpu_batch_budget_splits_the_network_pass_and_changes_no_result():
+    """predictor.cpu_batch_pixels: three cameras' 128x224 frames in passes of at most two images (a budget of two
+    padded network inputs) give what one pass of three gives; the network saw batches of 2 and 1."""
+    videos = {name: video(2, seed=seed) for seed, name in enumerate(("left", "front", "right"))}
+    _, _, (height, width) = frame_geometry(SMALL.model, 128, 224)
+    one_pass, split = predictor(), predictor(cpu_batch_pixels=2 * height * width + 1)
+    seen: list[int] = []
+    first_conv = next(m for m in split.model.modules() if isinstance(m, torch.nn.Conv2d))
+    first_conv.register_forward_pre_hook(lambda module, inputs: seen.append(inputs[0].shape[0]))
+    for t in range(2):
+        frames = [StreamFrame(name, images[t], 0.1 * t) for name, images in videos.items()]
+        for a, b in zip(split.step_batch(frames), one_pass.step_batch(frames)):
+            assert_same(a, b, exact=False)
+    assert seen == [2, 1, 2, 1]
