@@ -48,15 +48,20 @@ def _publisher(session: Session, topic: str, message_type: type, pacing: Pacing)
     publisher = session.node.create_publisher(message_type, topic, QoSProfile(
         history=HistoryPolicy.KEEP_LAST, depth=PUBLISH_DEPTH, reliability=ReliabilityPolicy.RELIABLE,
         durability=DurabilityPolicy.VOLATILE))
-    deadline = time.monotonic() + pacing.wait_s
-    while publisher.get_subscription_count() == 0:
-        if time.monotonic() > deadline:
-            raise ReplayError(f"no node subscribes to {topic} after {pacing.wait_s:g} s: start the node in namespace "
-                              f"'{session.namespace or '/'}' (sgnet-node --ros-args -r __ns:={session.namespace or '/'}"
-                              f"), or give its namespace with --node-namespace and its input topic with --node-topic; "
-                              f"it must be active and on the same ROS_DOMAIN_ID")
-        time.sleep(0.05)
+    _wait_until(lambda: publisher.get_subscription_count() > 0, time.monotonic() + pacing.wait_s,
+                f"no node subscribes to {topic} after {pacing.wait_s:g} s: start the node in namespace "
+                f"'{session.namespace or '/'}' (sgnet-node --ros-args -r __ns:={session.namespace or '/'}), or give its "
+                f"namespace with --node-namespace and its input topic with --node-topic; it must be active and on the "
+                f"same ROS_DOMAIN_ID")
     return publisher
+
+
+def _wait_until(condition: Callable[[], bool], deadline: float, failure: str) -> None:
+    """Poll ``condition`` until it holds, or raise ReplayError(failure) once time.monotonic() passes ``deadline``."""
+    while not condition():
+        if time.monotonic() > deadline:
+            raise ReplayError(failure)
+        time.sleep(0.05)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -75,13 +80,11 @@ def _await_outputs(session: Session, pacing: Pacing) -> None:
     node = session.node
     deadline = time.monotonic() + pacing.wait_s
     for camera in session.cameras.values():
-        while node.count_publishers(camera.instances_topic) == 0:
-            if time.monotonic() > deadline:
-                raise ReplayError(f"no node publishes {camera.instances_topic} after {pacing.wait_s:g} s: start the "
-                                  f"node in namespace '{session.namespace or '/'}' or give it with --node-namespace"
-                                  f"{' (and its cameras: image_topics, camera_names)' if camera.name else ''}; it must "
-                                  f"be active and on the same ROS_DOMAIN_ID")
-            time.sleep(0.05)
+        _wait_until(lambda: node.count_publishers(camera.instances_topic) > 0, deadline,
+                    f"no node publishes {camera.instances_topic} after {pacing.wait_s:g} s: start the node in "
+                    f"namespace '{session.namespace or '/'}' or give it with --node-namespace"
+                    f"{' (and its cameras: image_topics, camera_names)' if camera.name else ''}; it must be active "
+                    f"and on the same ROS_DOMAIN_ID")
         for topic in camera.per_frame_topics[1:]:
             if node.count_publishers(topic) == 0:
                 log(f"warning: nothing publishes {topic} (the node's parameter for it is off?): not recorded")

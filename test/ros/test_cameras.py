@@ -107,6 +107,15 @@ def two_cameras(ros, node_factory):
     return node, publishers
 
 
+def lone_predictor() -> StreamingPredictor:
+    """What the node runs (its smoke-test weights, the thresholds of EVERYTHING), in this process, for one camera."""
+    torch.manual_seed(0)
+    alone = StreamingPredictor.from_config(named_config("resnet18_small"), PredictorConfig())
+    alone.update_thresholds(score_threshold=0.0, detections_per_frame=4)
+    alone.tracker_config = dataclasses.replace(alone.tracker_config, new_track_score=0.0, continue_score=0.0)
+    return alone
+
+
 def outputs(client, camera: str, stamp: float, topic: str = "instances") -> list:
     return [m for m in client.received(f"/multi/{camera}/{topic}") if abs(stamp_of(m) - stamp) < 1e-6]
 
@@ -118,10 +127,7 @@ def test_two_cameras_get_their_own_topics_with_their_own_headers_and_identical_t
     are those of the lone predictor plus what that camera's warm-up used."""
     node, publishers = two_cameras
     client = ros.client
-    torch.manual_seed(0)  # the node's smoke-test weights
-    alone = StreamingPredictor.from_config(named_config("resnet18_small"), PredictorConfig())
-    alone.update_thresholds(score_threshold=0.0, detections_per_frame=4)
-    alone.tracker_config = dataclasses.replace(alone.tracker_config, new_track_score=0.0, continue_score=0.0)
+    alone = lone_predictor()
     offsets = {}
     for t in range(4):
         stamp = 10.0 + 0.2 * t
@@ -147,10 +153,7 @@ def test_a_camera_is_served_as_alone_beside_a_camera_that_misbehaves(ros, two_ca
     back, the front camera's IDs, boxes, masks and movement are those of one camera alone, frame by frame."""
     node, publishers = two_cameras
     client = ros.client
-    torch.manual_seed(0)  # the node's smoke-test weights
-    alone = StreamingPredictor.from_config(named_config("resnet18_small"), PredictorConfig())
-    alone.update_thresholds(score_threshold=0.0, detections_per_frame=4)
-    alone.tracker_config = dataclasses.replace(alone.tracker_config, new_track_score=0.0, continue_score=0.0)
+    alone = lone_predictor()
     small = picture(2)[::2, ::2].copy()  # 160x96
     corrupt = image_message(picture(1), 0.0, frame_id="rear")
     corrupt.data = corrupt.data[:100]  # far shorter than height x step
