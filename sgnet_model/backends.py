@@ -11,7 +11,9 @@ an error that names the backends that do it.
 """
 from __future__ import annotations
 
+import dataclasses
 import functools
+import importlib.util
 import logging
 from pathlib import Path
 
@@ -19,7 +21,8 @@ import numpy as np
 import torch
 
 from .config import PredictorConfig
-from .export import INPUTS, LEVELS, GraphInfo, engine_cache_dir, file_sha256, frame_tensors_from, require
+from .export import (INPUTS, LEVELS, TOWERS, ExportError, GraphInfo, engine_cache_dir, file_sha256, frame_tensors_from,
+                     require, write_atomically)
 from .frame import RunnerKey, Towers
 from .postprocess import FrameTensors
 
@@ -27,6 +30,7 @@ LOG = logging.getLogger(__name__)
 ONNX_PROVIDER_NAMES = {"cpu": "CPUExecutionProvider", "cuda": "CUDAExecutionProvider",
                        "tensorrt": "TensorrtExecutionProvider"}
 OPENVINO_PRECISIONS = {"fp32": "f32", "bf16": "bf16", "fp16": "f16"}
+TENSORRT_MAJOR = 10  # the oldest TensorRT the backend runs on
 
 
 class BackendError(RuntimeError):
@@ -43,6 +47,52 @@ def cpu_supports_bf16() -> bool:
         return bool(flags & {"avx512_bf16", "amx_bf16"})
     except OSError:
         return torch.backends.cpu.get_cpu_capability() in ("AVX512_BF16", "AMX")
+
+
+@dataclasses.dataclass(frozen=True)
+class RuntimeChoice:
+    """What runs, and why: the backend and precision after ``auto`` is resolved."""
+
+    backend: str
+    precision: str
+    reason: str
+
+
+def installed_runtimes() -> frozenset[str]:
+    """The runtime packages this Python can import (not imported here: they take seconds)."""
+    return frozenset(name for name in ("onnx", "onnxruntime", "openvino", "tensorrt")
+                     if importlib.util.find_spec(name) is not None)
+
+
+def choose_runtime(backend: str, precision: str, cuda: bool, bf16_cpu: bool, installed: frozenset[str],
+                   graph_only: bool = False) -> RuntimeChoice:
+    """The backend and precision that ``auto`` stands for; an explicit choice is kept as it is.
+
+    On a CPU, OpenVINO where it is installed (with onnx, which reads the graph): in sgnet-bench it runs the
+    predictor's step faster than torch at both of the project's sizes (docs/export.md, "auto"), and ONNX Runtime is
+    never chosen (slower than torch at the demo's 320x192: its host-side work outweighs the network). Else torch.
+    bf16 where the CPU computes it natively (AVX-512 BF16 or AMX) and the backend has it (torch, OpenVINO); the
+    held-out AP it loses is bounded by test_export.py. On CUDA: torch with CUDA graphs in fp32, until TensorRT and
+    fp16 have figures from a GPU (ask for them by name). ``graph_only``: a .onnx checkpoint, which torch cannot run:
+    OpenVINO where installed, else ONNX Runtime."""
+    reasons = []
+    if backend == "auto":
+        if cuda:
+            backend, why = "torch", "CUDA: torch with CUDA graphs (TensorRT only when asked for)"
+        elif {"openvino", "onnx"} <= installed:
+            backend, why = "openvino", "CPU with OpenVINO installed"
+        elif graph_only:
+            backend, why = "onnxruntime", "a frame graph, OpenVINO not installed"
+        else:
+            backend, why = "torch", "CPU without OpenVINO (pip install 'sgnet_ros[runtimes]')"
+        reasons.append(f"backend auto: {backend} ({why})")
+    if precision == "auto":
+        if not cuda and bf16_cpu and backend in ("torch", "openvino"):
+            precision, why = "bf16", "the CPU has AVX-512 BF16 or AMX"
+        else:
+            precision, why = "fp32", "CUDA: fp16 waits for GPU figures" if cuda else "no native bf16 for it here"
+        reasons.append(f"precision auto: {precision} ({why})")
+    return RuntimeChoice(backend, precision, "; ".join(reasons) or "as asked")
 
 
 def check_precision(backend: str, precision: str, device: torch.device, openvino_device: str = "CPU") -> None:
@@ -169,9 +219,13 @@ class OpenVinoFrame(FrameRunner):
         self.description = f"openvino {device} {precision}"
 
     def run(self, feeds: dict[str, np.ndarray]) -> list[np.ndarray]:
-        # share_outputs=False: the outputs outlive the next request (a camera keeps its towers until its next frame)
-        results = self.request.infer(feeds, share_inputs=True, share_outputs=False)
-        return [results[output] for output in self.compiled.outputs]
+        # Shared outputs are views of the request's memory, overwritten by the next request: the base features and
+        # attention scores are read before that (frame_tensors_from pastes the masks at once); the numbers and the
+        # towers (kept by the camera until its next frame) are copied.
+        results = self.request.infer(feeds, share_inputs=True, share_outputs=True)
+        kept = {"numbers", "masks", *TOWERS}  # masks: a graph that pastes them itself
+        return [results[output].copy() if output.get_any_name() in kept else results[output]
+                for output in self.compiled.outputs]
 
 
 class TensorRtFrame:
@@ -181,15 +235,23 @@ class TensorRtFrame:
 
     def __init__(self, path: Path, info: GraphInfo, key: RunnerKey, device: torch.device, precision: str) -> None:
         tensorrt = require("tensorrt", "tensorrt", "backend tensorrt")
+        if int(tensorrt.__version__.split(".")[0]) < TENSORRT_MAJOR:
+            raise BackendError(f"backend tensorrt needs TensorRT {TENSORRT_MAJOR} or newer (named tensors, "
+                               f"execute_async_v3); this is TensorRT {tensorrt.__version__}: pip install "
+                               f"'tensorrt>={TENSORRT_MAJOR}'")
         if info.masks != "graph":
             raise BackendError(f"{path} leaves its masks to the host (sgnet-export --masks host); TensorRT runs "
                                f"graphs with the masks inside: export with --masks graph")
         self.info, self.key, self.device = info, key, device
         logger = tensorrt.Logger(tensorrt.Logger.WARNING)
-        engine_path = engine_cache_dir() / f"{path.stem}-{file_sha256(path)[:12]}-{precision}.engine"
+        # an engine is tied to the TensorRT version that built it: the version is in its name
+        engine_path = engine_cache_dir() / (f"{path.stem}-{file_sha256(path)[:12]}-{precision}-"
+                                            f"trt{tensorrt.__version__}.engine")
         if not engine_path.is_file():
-            engine_path.parent.mkdir(parents=True, exist_ok=True)
-            engine_path.write_bytes(self._build(tensorrt, logger, path, precision))
+            try:
+                write_atomically(engine_path, self._build(tensorrt, logger, path, precision))
+            except ExportError as error:
+                raise BackendError(str(error)) from None
         runtime = tensorrt.Runtime(logger)
         self.engine = runtime.deserialize_cuda_engine(engine_path.read_bytes())
         if self.engine is None:
@@ -204,6 +266,7 @@ class TensorRtFrame:
             shape = tuple(self.engine.get_tensor_shape(name))
             self.buffers[name] = torch.zeros(shape, dtype=dtype, device=device)
             self.context.set_tensor_address(name, self.buffers[name].data_ptr())
+        self.stream = torch.cuda.Stream(device)  # its own: the engine never queues behind other work on the device
         self.description = f"tensorrt {tensorrt.__version__} {precision}"
 
     @staticmethod
@@ -227,15 +290,17 @@ class TensorRtFrame:
     def __call__(self, images: torch.Tensor, previous: list[Towers | None], elapsed: list[float]
                  ) -> list[tuple[FrameTensors, Towers]]:
         buffers, results = self.buffers, []
-        stream = torch.cuda.current_stream(self.device)
-        for image, before, seconds in zip(images, previous, elapsed):
-            buffers["image"].copy_(image[None])
-            buffers["still"].fill_(before is None)
-            buffers["elapsed_s"].fill_(0.0 if before is None else seconds)
-            for level, tower in enumerate(before or ()):
-                buffers[f"previous_tower_{level}"].copy_(tower)
-            if not self.context.execute_async_v3(stream.cuda_stream):
-                raise BackendError("TensorRT failed to run the frame graph")
-            frame = FrameTensors(buffers["numbers"].float(), buffers["masks"].clone())
-            results.append((frame, [buffers[f"tower_{level}"].clone() for level in range(LEVELS)]))
+        self.stream.wait_stream(torch.cuda.current_stream(self.device))  # the images were made on that stream
+        with torch.cuda.stream(self.stream):
+            for image, before, seconds in zip(images, previous, elapsed):
+                buffers["image"].copy_(image[None])
+                buffers["still"].fill_(before is None)
+                buffers["elapsed_s"].fill_(0.0 if before is None else seconds)
+                for level, tower in enumerate(before or ()):
+                    buffers[f"previous_tower_{level}"].copy_(tower)
+                if not self.context.execute_async_v3(self.stream.cuda_stream):
+                    raise BackendError("TensorRT failed to run the frame graph")
+                frame = FrameTensors(buffers["numbers"].to(torch.float32, copy=True), buffers["masks"].clone())
+                results.append((frame, [buffers[f"tower_{level}"].clone() for level in range(LEVELS)]))
+        torch.cuda.current_stream(self.device).wait_stream(self.stream)  # the results, for the host copies
         return results

@@ -145,8 +145,8 @@ EVALUATION_TRACKER = TrackerConfig(new_track_score=0.1, continue_score=0.05, mat
 TRACKER_PROFILES = ("robot", "evaluation")
 
 
-BACKENDS = ("torch", "onnxruntime", "openvino", "tensorrt")
-PRECISIONS = ("fp32", "fp16", "bf16")
+BACKENDS = ("torch", "onnxruntime", "openvino", "tensorrt", "auto")  # auto: backends.choose_runtime's rule
+PRECISIONS = ("fp32", "fp16", "bf16", "auto")
 ONNX_PROVIDERS = ("tensorrt", "cuda", "cpu")
 
 
@@ -160,8 +160,10 @@ class PredictorConfig:
     # tracks reset when a frame's stamp is more than this after the stamp of the frame the source delivered
     # before it (processed or not), or when the stamps go back
     max_gap_s: float = 2.0
-    backend: str = "torch"  # torch, onnxruntime, openvino or tensorrt: what runs a frame's network and masks
-    precision: str = "fp32"  # fp32; fp16 (CUDA); bf16 (CPUs with AVX-512 BF16 or AMX)
+    # what runs a frame's network and masks: torch, onnxruntime, openvino, tensorrt, or auto (the fastest present
+    # here, by the rule of backends.choose_runtime; docs/export.md)
+    backend: str = "torch"
+    precision: str = "fp32"  # fp32; fp16 (CUDA); bf16 (CPUs with AVX-512 BF16 or AMX); auto (with the backend's rule)
     onnx_providers: str = "tensorrt,cuda,cpu"  # onnxruntime's execution providers in order of preference
     openvino_device: str = "CPU"  # OpenVINO's device name (CPU, GPU, NPU, ...), passed through
     # On the CPU, torch's network pass over several cameras' frames of one size takes at most this many input

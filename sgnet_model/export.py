@@ -43,6 +43,7 @@ from .postprocess import FrameTensors
 from .frame import (FixedFrame, fixed_frame, fixed_frame_for_host_masks, frame_geometry, paste_host_masks,
                     prepare_frame)
 from .targets import Pyramid
+from .stages import stage
 
 FORMAT = "sgnet_ros.frame_graph"
 VERSION = 1
@@ -201,7 +202,7 @@ def export_frame_graph(model: nn.Module, config: ModelConfig, tracker_profiles: 
     if not fp16 or (torch.cuda.is_available() and "CUDAExecutionProvider" in require(
             "onnxruntime", "onnxruntime", "checking an export").get_available_providers()):
         _check_against_torch(traced, config, data, info, list(check_frames))
-    _write_atomically(path, data)
+    write_atomically(path, data)
     return info
 
 
@@ -361,8 +362,9 @@ def frame_tensors_from(info: GraphInfo, outputs: list[np.ndarray]) -> FrameTenso
     count = int(numbers[:, 8].sum())  # the valid slots come first
     attention, base = (torch.from_numpy(np.asarray(array, np.float32)) for array in outputs[1:3])
     scale, _, _ = frame_geometry(info.model_config, *info.frame_size)
-    masks = paste_host_masks(info.model_config, numbers[:count], attention[:count], base, info.input_size, scale,
-                             info.frame_size)
+    with stage("masks"):
+        masks = paste_host_masks(info.model_config, numbers[:count], attention[:count], base, info.input_size,
+                                 scale, info.frame_size)
     return FrameTensors(numbers, masks)
 
 
@@ -429,7 +431,8 @@ def _shape(value: object) -> list[int | str]:
     return [d.dim_value if d.HasField("dim_value") else d.dim_param for d in value.type.tensor_type.shape.dim]
 
 
-def _write_atomically(path: Path, data: bytes) -> None:
+def write_atomically(path: Path, data: bytes) -> None:
+    """``data`` to ``path`` through a temporary file beside it and a rename: a reader never sees a part."""
     temporary = path.with_name(f".{path.name}.{secrets.token_hex(4)}.tmp")
     try:
         path.parent.mkdir(parents=True, exist_ok=True)

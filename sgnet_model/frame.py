@@ -34,10 +34,11 @@ Towers = list  # one frame's regression towers, per level (1, C, h, w): torch te
 RunnerKey = tuple  # what a runner serves: frame size, thresholds, precision (predictor.StreamingPredictor.runner_key)
 
 
-def prepare_frame(image: np.ndarray, config: ModelConfig, device: torch.device, dtype: torch.dtype
-                  ) -> tuple[torch.Tensor, float, tuple[int, int]]:
+def prepare_frame(image: np.ndarray, config: ModelConfig, device: torch.device, dtype: torch.dtype,
+                  channels_last: bool = True) -> tuple[torch.Tensor, float, tuple[int, int]]:
     """Resize to fit the input size keeping the aspect, pad to a multiple of 32: (1, 3, H, W), the scale
-    from frame to network pixels, and the valid (unpadded) size."""
+    from frame to network pixels, and the valid (unpadded) size. ``channels_last``: in the memory layout torch's
+    convolutions run fastest (oneDNN, cuDNN); an ONNX runtime takes the plain layout (no copy back)."""
     height, width = image.shape[:2]
     scale, resized, padded = frame_geometry(config, height, width)
     frame = torch.from_numpy(np.ascontiguousarray(image)).to(device).permute(2, 0, 1)[None]
@@ -45,7 +46,8 @@ def prepare_frame(image: np.ndarray, config: ModelConfig, device: torch.device, 
     if resized != (height, width):
         frame = F.interpolate(frame, size=resized, mode="bilinear", align_corners=False)
     frame = F.pad(frame, (0, padded[1] - resized[1], 0, padded[0] - resized[0]))
-    return frame.contiguous(memory_format=torch.channels_last), scale, resized
+    layout = torch.channels_last if channels_last else torch.contiguous_format
+    return frame.contiguous(memory_format=layout), scale, resized
 
 
 def frame_geometry(config: ModelConfig, height: int, width: int) -> tuple[float, tuple[int, int], tuple[int, int]]:

@@ -24,6 +24,7 @@ from .config import ModelConfig
 from .locations import Locations
 from .mask_head import grid_sizes, mask_regions
 from .model import PyramidOutputs, SGNet, decode_boxes
+from .stages import stage
 from .targets import Pyramid
 
 MAX_MASK_POINTS = 1 << 21  # mask pixels evaluated per chunk (about 300 MB of temporaries at K = 36)
@@ -128,8 +129,8 @@ def greedy_nms_fixed(boxes: Tensor, candidate: Tensor, labels: Tensor, threshold
     picks, valid = [], []
     for _ in range(count):  # detections_per_frame steps, the same number every frame
         # the first live box, the best one left; kept as a (1,) tensor: indexing with a 0-d tensor would read it
-        # on the host
-        pick = torch.argmax(alive.to(torch.uint8), dim=0, keepdim=True)
+        # on the host. ArgMax of int32: TensorRT's ONNX parser takes no ArgMax of uint8 or bool
+        pick = torch.argmax(alive.to(torch.int32), dim=0, keepdim=True)
         picks.append(pick)
         valid.append(alive.index_select(0, pick))
         alive = alive & ~suppresses.index_select(0, pick)[0]
@@ -361,7 +362,8 @@ def frame_tensors(model: SGNet, config: ModelConfig, outputs: PyramidOutputs, py
     detections = select(outputs, pyramid, 0, valid_size, config.score_threshold, config.nms_threshold,
                         config.detections_per_frame, config.candidates_per_level,
                         class_agnostic=config.class_agnostic_nms)
-    masks = paste(model, outputs, detections, scale, output_size)
+    with stage("masks"):
+        masks = paste(model, outputs, detections, scale, output_size)
     strides = (8 * 2 ** detections.locations.level).to(detections.boxes.dtype)
     motion = model.motion(outputs.regression_towers, previous_towers, detections.locations, elapsed_s)
     motion = motion * strides[:, None]

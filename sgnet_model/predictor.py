@@ -31,7 +31,8 @@ import numpy as np
 import torch
 
 from .backbone import fold_batch_norms
-from .backends import BackendError, FrameRunner, TensorRtFrame, check_precision, graph_precision, host_masks, open_runner
+from .backends import (BackendError, FrameRunner, TensorRtFrame, check_precision, choose_runtime, cpu_supports_bf16,
+                       graph_precision, host_masks, installed_runtimes, open_runner)
 from .checkpoint import CheckpointError, load_checkpoint, load_model_state
 from .config import TRACKER_PROFILES, ModelConfig, PredictorConfig, SGNetConfig, TrackerConfig
 from .export import (THRESHOLDS, ExportError, GraphInfo, cached_frame_graph, check_stream, file_sha256,
@@ -40,6 +41,7 @@ from .frame import EagerFrames, GraphedFrames, RunnerKey, Towers, frame_geometry
 from .instances import FrameResult, TrackedInstance
 from .model import SGNet
 from .postprocess import FrameTensors
+from .stages import stage
 from .tracker import CenterTracker
 
 DEFAULT_STREAM = ""  # the stream of step() calls that name no camera
@@ -115,7 +117,12 @@ class StreamingPredictor:
         backend = predictor_config.backend
         if model is None and backend == "torch":
             backend = "onnxruntime"  # a .onnx checkpoint asks for no backend: the one that runs it everywhere
-            predictor_config = dataclasses.replace(predictor_config, backend=backend)
+        choice = choose_runtime(backend, predictor_config.run_precision, self.device.type == "cuda",
+                                self.device.type == "cpu" and cpu_supports_bf16(), installed_runtimes(),
+                                graph_only=model is None)
+        backend, self.runtime_choice = choice.backend, choice.reason
+        predictor_config = dataclasses.replace(predictor_config, backend=backend, precision=choice.precision,
+                                               fp16=predictor_config.fp16 and choice.precision == "fp16")
         self.precision = predictor_config.run_precision
         try:
             check_precision(backend, self.precision, self.device, predictor_config.openvino_device)
@@ -286,9 +293,11 @@ class StreamingPredictor:
             streams = [self.stream(frames[index].camera) for index, _, _ in members]
             try:
                 runner = self._runner(size)
-                images = torch.cat([self._prepare(frames[index].image)[0] for index, _, _ in members])  # (B, 3, H, W)
-                outputs = runner(images, [stream.previous_towers(runner.key) for stream in streams],
-                                 [elapsed for _, _, elapsed in members])
+                with stage("prepare"):
+                    images = torch.cat([self._prepare(frames[index].image)[0] for index, _, _ in members])
+                with stage("runtime"):
+                    outputs = runner(images, [stream.previous_towers(runner.key) for stream in streams],
+                                     [elapsed for _, _, elapsed in members])
             except Exception as error:  # these frames only; the node logs it with its type
                 for (index, _, _), stream in zip(members, streams):
                     results[index] = error
@@ -304,10 +313,12 @@ class StreamingPredictor:
 
     def _track(self, stream: StreamState, frame: FrameTensors, timestamp: float) -> list[TrackedInstance]:
         """One frame's instances from the device, tracked by its stream's tracker."""
-        numbers, masks_np = self._to_host(frame)
+        with stage("to_host"):
+            numbers, masks_np = self._to_host(frame)
         boxes, motion_np, scores = numbers[:, :4], numbers[:, 4:6], numbers[:, 6]
         labels = numbers[:, 7].astype(np.int64)
-        track_ids = stream.tracker.update(boxes, scores, labels, motion_np, timestamp)
+        with stage("tracking"):
+            track_ids = stream.tracker.update(boxes, scores, labels, motion_np, timestamp)
         return [
             TrackedInstance(track_id=int(track_ids[i]), class_id=int(labels[i]),
                             class_name=self.class_names[int(labels[i])], score=float(scores[i]), box=boxes[i],
@@ -390,7 +401,8 @@ class StreamingPredictor:
                                   host_masks(backend, self.device), check_stream(*frame_size), self._checkpoint_sha256)
 
     def _prepare(self, image: np.ndarray) -> tuple[torch.Tensor, float, tuple[int, int]]:
-        return prepare_frame(image, self.model_config, self.device, self.dtype)
+        return prepare_frame(image, self.model_config, self.device, self.dtype,
+                             channels_last=self.predictor_config.backend == "torch")
 
 
 def check_stream_frame(frame: StreamFrame) -> None:

@@ -175,8 +175,9 @@ class SGNetNode(LifecycleNode):
         source = "random weights (smoke test)" if settings.node.smoke_test else settings.node.checkpoint
         cameras = f", cameras {', '.join(c.name for c in self._cameras)}" if len(self._cameras) > 1 else ""
         self.get_logger().info(f"configured: {predictor.model_config.backbone} from {source} on {self._device} "
-                               f"({predictor.backend_description}), {len(predictor.class_names)} classes, tracker "
-                               f"profile {predictor.tracker_profile}{cameras}")
+                               f"({predictor.backend_description}; {predictor.runtime_choice}), "
+                               f"{len(predictor.class_names)} classes, tracker profile {predictor.tracker_profile}"
+                               f"{cameras}")
         return super().on_configure(state)
 
     def _fill_from_checkpoint(self, settings: NodeSettings, thresholds: dict[str, Any], tracker: TrackerConfig) -> None:

@@ -254,10 +254,11 @@ DESCRIPTIONS = {
                    "prepared on their first frame, in the background",
     "predictor.device": "cpu, cuda, cuda:N or auto (CUDA where there is a GPU, else the CPU)",
     "predictor.fp16": "half precision (CUDA only); the same as predictor.precision fp16",
-    "predictor.backend": "what runs the network and masks: torch, onnxruntime, openvino or tensorrt (exports the "
+    "predictor.backend": "what runs the network and masks: torch, onnxruntime, openvino, tensorrt (exports the "
                          "checkpoint at configure, cached; a .onnx checkpoint runs on onnxruntime unless another is "
-                         "named)",
-    "predictor.precision": "fp32, fp16 (CUDA) or bf16 (CPUs with AVX-512 BF16 or AMX)",
+                         "named) or auto (the fastest present here; the rule in docs/export.md)",
+    "predictor.precision": "fp32, fp16 (CUDA), bf16 (CPUs with AVX-512 BF16 or AMX) or auto (bf16 where the CPU and "
+                           "the backend have it, else fp32)",
     "predictor.onnx_providers": "onnxruntime's execution providers in order of preference: tensorrt, cuda, cpu "
                                 "(comma-separated; the CPU runs cpu only)",
     "predictor.openvino_device": "OpenVINO's device: CPU, GPU, NPU, ... (passed through)",

@@ -38,6 +38,7 @@ from sgnet_model.config import (BACKBONES, BACKENDS, PRECISIONS, ConfigError, Pr
                                 named_config)
 from sgnet_model.model import SGNet
 from sgnet_model.predictor import PredictorError, StreamingPredictor
+from sgnet_model.stages import STAGES, recording
 from sgnet_model.runinfo import runtime_info, write_json
 
 COUNTS = (1, 10, 50, 100)
@@ -185,6 +186,8 @@ def measure_backends(args: argparse.Namespace) -> dict:
     produced: dict[str, dict[int, int]] = {name: {} for name in predictors}
     progress = tqdm(total=len(args.counts) * (args.warmup + args.runs), desc="sgnet-bench", unit="round",
                     file=sys.stderr, disable=args.quiet)
+    reference = 50 if 50 in args.counts else args.counts[-1]
+    stage_samples: dict[str, dict[str, list[float]]] = {name: {s: [] for s in STAGES} for name in predictors}
     for count in args.counts:
         samples: dict[str, list[tuple[float, float]]] = {name: [] for name in predictors}
         for predictor in predictors.values():
@@ -192,16 +195,19 @@ def measure_backends(args: argparse.Namespace) -> dict:
         for repetition in range(args.warmup + args.runs):  # the first warm-up of a count exports where needed
             clock[0] += 1.0 / 30
             for name, predictor in predictors.items():
-                ms, cpu_ms, found = timed(lambda p=predictor: len(p.step(frame, clock[0]).instances), args.device)
+                with recording() as seconds:
+                    ms, cpu_ms, found = timed(lambda p=predictor: len(p.step(frame, clock[0]).instances), args.device)
                 if repetition >= args.warmup:
                     samples[name].append((ms, cpu_ms))
+                    if count == reference:
+                        for name_of_stage in STAGES:
+                            stage_samples[name][name_of_stage].append(seconds.get(name_of_stage, 0.0) * 1000.0)
                 produced[name][count] = found
             progress.update()
         for name in predictors:
             scaling[name][count] = statistics.median(ms for ms, _ in samples[name])
             cpu_scaling[name][count] = statistics.median(cpu for _, cpu in samples[name])
     progress.close()
-    reference = 50 if 50 in args.counts else args.counts[-1]
     baseline = "torch fp32" if "torch fp32" in predictors else next(iter(predictors), None)
     return {
         "mode": "backends",
@@ -217,10 +223,21 @@ def measure_backends(args: argparse.Namespace) -> dict:
         "cpu_ratio_vs_baseline": {name: cpu_scaling[name][reference] / cpu_scaling[baseline][reference]
                                   for name in predictors},
         "setup_s": setup_s,
+        # per stage at the reference count, median wall ms (sgnet_model/stages.py); "runtime" without the masks
+        "stage_ms": {name: stage_medians(stages) for name, stages in stage_samples.items()},
         "detections_produced": produced,
         "unavailable": unavailable,
         **runtime_info(args.device, torch.float32, not args.no_cuda_graphs),
     }
+
+
+def stage_medians(samples: dict[str, list[float]]) -> dict[str, float]:
+    """Median ms per stage, the runtime's without the masks (every runner pastes them inside its call: eagerly, on
+    the host after a graph, or inside the graph, where the masks stage reads 0)."""
+    medians = {name: statistics.median(values) for name, values in samples.items()}
+    medians["runtime"] = statistics.median(runtime - masks for runtime, masks in zip(samples["runtime"],
+                                                                                     samples["masks"]))
+    return medians
 
 
 def print_backend_table(result: dict) -> None:
@@ -234,6 +251,9 @@ def print_backend_table(result: dict) -> None:
         for name, row in result[prefix + "scaling"].items():
             print(f"{name:>22}" + "".join(f"{row[c]:>10.1f}" for c in counts)
                   + f"{result[prefix + 'ratio_vs_baseline'][name]:>26.2f}")
+    print(f"{'stages ms at ' + str(result['detections']):>22}" + "".join(f"{stage:>10}" for stage in STAGES))
+    for name, stages in result["stage_ms"].items():
+        print(f"{name:>22}" + "".join(f"{stages[stage]:>10.1f}" for stage in STAGES))
     for name, runtime in result["runtimes"].items():
         print(f"{name:>22}: {runtime}, set up (export or cache) in {result['setup_s'][name]:.1f} s")
     for name, reason in result["unavailable"].items():

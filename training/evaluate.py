@@ -235,6 +235,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             report = score(annotations, results, video_ids)
             report.update(tracker_report(predictor, source))
             report["runtime"] = predictor.backend_description  # e.g. "openvino CPU bf16"
+            report["runtime_choice"] = predictor.runtime_choice  # why: "as asked", or the auto rule's reasons
             # The run's first frame pays one-time start-up costs (allocator, thread pools, CUDA kernels).
             timed = inference_ms[1:] or inference_ms
             report["ms_median"] = float(np.median(timed))

@@ -80,7 +80,7 @@ def imported_packages(path: Path) -> set[str]:
 def test_package_xml_names_every_ros_package_the_code_imports():
     root = ElementTree.parse(ROOT / "package.xml").getroot()
     declared = {element.text for element in root if element.tag in ("depend", "exec_depend")}
-    sources = [*(ROOT / "sgnet_ros").glob("*.py"), *(ROOT / "launch").glob("*.py")]
+    sources = [*(ROOT / "sgnet_ros").rglob("*.py"), *(ROOT / "launch").glob("*.py")]  # subpackages too
     imported = set().union(*(imported_packages(path) for path in sources)) - {"sgnet_ros", "sgnet_model", "training"}
     share = Path(sys.prefix) / "share"
     ros_packages = {name for name in imported if (share / name / "package.xml").is_file() or name in ROS_ONLY}
