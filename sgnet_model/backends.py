@@ -224,7 +224,7 @@ class OpenVinoFrame(FrameRunner):
         # towers (kept by the camera until its next frame) are copied.
         results = self.request.infer(feeds, share_inputs=True, share_outputs=True)
         kept = {"numbers", "masks", *TOWERS}  # masks: a graph that pastes them itself
-        return [results[output].copy() if output.get_any_name() in kept else results[output]
+        return [results[output].copy() if output.get_names() & kept else results[output]
                 for output in self.compiled.outputs]
 
 

@@ -113,7 +113,7 @@ def fixed_frame_for_host_masks(model: SGNet, config: ModelConfig, pyramid: Pyram
                                          config.nms_threshold, config.detections_per_frame, config.candidates_per_level,
                                          class_agnostic=config.class_agnostic_nms)
     # the rest of frame_tensors(fixed=True) but the masks: movement in frame pixels, the numbers laid out alike
-    strides = (8 * 2 ** detections.locations.level).to(detections.boxes.dtype)
+    strides = 8 * 2 ** detections.locations.level.to(detections.boxes.dtype)
     motion = model.motion(towers, previous, detections.locations, elapsed_s) * strides[:, None]
     numbers = torch.cat((detections.boxes / scale, motion / scale, detections.scores[:, None],
                          detections.labels[:, None], detections.valid[:, None]), dim=1).float()

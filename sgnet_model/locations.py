@@ -61,7 +61,9 @@ def conv3x3_at(conv: nn.Conv2d, feature_maps: list[Tensor], locations: Locations
     xs = locations.x[:, None, None] + offsets[None, None, :]  # (N, 1, 3)
     h, w = height[:, None, None], width[:, None, None]
     inside = ((ys >= 0) & (ys < h) & (xs >= 0) & (xs < w)).to(table.dtype)  # (N, 3, 3): zero padding
-    cells = start[:, None, None] + torch.minimum(ys.clamp(min=0), h - 1) * w + torch.minimum(xs.clamp(min=0), w - 1)
+    zero = torch.zeros_like(ys[:1, :1, :1])  # Max with 0, not Clip: TensorRT's ONNX parser clips no int64
+    cells = start[:, None, None] + torch.minimum(torch.maximum(ys, zero), h - 1) * w + torch.minimum(
+        torch.maximum(xs, zero), w - 1)
     rows = (locations.batch[:, None, None] * table.shape[1] + cells).flatten()  # (N * 9,) rows of the table
     patches = table.flatten(0, 1).index_select(0, rows).view(len(locations), 3, 3, table.shape[-1])  # (N, 3, 3, C)
     out = ((patches * inside[..., None]).flatten(1) @ weight.t()).to(weight.dtype)  # autocast may give fp16

@@ -28,7 +28,7 @@ def grid_sizes(boxes: Tensor, cell_pixels: float, max_grid: int) -> Tensor:
     boxes (N, 4) x1 y1 x2 y2 -> (N, 2) int64 (r1 columns, r2 rows), at least 1 each.
     """
     sides = (boxes[:, 2:] - boxes[:, :2]).clamp(min=0)  # (N, 2): w, h
-    return torch.ceil(sides / cell_pixels).long().clamp(1, max_grid)
+    return torch.ceil(sides / cell_pixels).clamp(1, max_grid).long()  # clamped as floats: TensorRT clips no int64
 
 
 def mask_regions(boxes: Tensor, margin: float) -> Tensor:
@@ -130,7 +130,7 @@ def sample_base_features(base: Tensor, image_size: tuple[int, int], batch_of_poi
     x0, y0 = x.floor(), y.floor()
     wx, wy = (x - x0).to(base.dtype)[:, None], (y - y0).to(base.dtype)[:, None]
     left, top = x0.long(), y0.long()
-    right, bottom = (left + 1).clamp(max=base_width - 1), (top + 1).clamp(max=base_height - 1)
+    right, bottom = (x0 + 1).clamp(max=base_width - 1).long(), (y0 + 1).clamp(max=base_height - 1).long()
     first = batch_of_point * (base_height * base_width)
 
     def at(row: Tensor, column: Tensor) -> Tensor:  # (P, K) rows of the table: index_select, the fast gather

@@ -143,8 +143,9 @@ def greedy_nms_fixed(boxes: Tensor, candidate: Tensor, labels: Tensor, threshold
 def pixel_spans(boxes: Tensor, height: int, width: int) -> tuple[Tensor, Tensor]:
     """The pixels of an height x width image whose centres lie inside each (N, 4) box: (N, 2) first column and
     row, (N, 2) one past the last (equal to the first when the box misses the image)."""
-    corners = torch.ceil(boxes - 0.5).long()  # the first centre >= x1, and one past the last centre < x2
-    columns, rows = corners[:, 0::2].clamp(0, width), corners[:, 1::2].clamp(0, height)  # (N, 2) each
+    corners = torch.ceil(boxes - 0.5)  # the first centre >= x1, and one past the last centre < x2
+    # clamped as floats (exact for these whole numbers): TensorRT's ONNX parser clips no int64
+    columns, rows = corners[:, 0::2].clamp(0, width).long(), corners[:, 1::2].clamp(0, height).long()  # (N, 2)
     low = torch.stack((columns[:, 0], rows[:, 0]), dim=1)
     return low, torch.maximum(torch.stack((columns[:, 1], rows[:, 1]), dim=1), low)
 
@@ -303,7 +304,8 @@ def paste_masks_fixed(model: SGNet, outputs: PyramidOutputs, detections: FixedDe
     base_pixel = _base_pixel(outputs)
     regions = mask_regions(detections.boxes, model.config.mask_margin)
     low, high = pixel_spans(_grown_boxes(regions, base_pixel), base_height, base_width)  # (S, 2) each
-    last = (high - low - 1).clamp(min=0)  # the block's last column and row, relative to low
+    # the block's last column and row, relative to low (Max, not Clip: TensorRT's parser clips no int64)
+    last = torch.maximum(high - low - 1, torch.zeros_like(low))
     inside_low, inside_high = pixel_spans(regions / scale, height, width)
     # every F pixel, row-major, for every slot
     rows, columns = torch.meshgrid(torch.arange(base_height, device=device), torch.arange(base_width, device=device),
@@ -325,7 +327,8 @@ def paste_masks_fixed(model: SGNet, outputs: PyramidOutputs, detections: FixedDe
                                         columns.repeat(n), rows.repeat(n)).view(n, base_height, base_width)
 
         def neighbour(at: Tensor, axis: int) -> Tensor:  # (n, len(at)) F index clamped to each slot's block
-            relative = (at.long()[None, :] - low[s, axis, None]).clamp(min=0)
+            relative = at.long()[None, :] - low[s, axis, None]
+            relative = torch.maximum(relative, torch.zeros_like(relative))
             return torch.minimum(relative, last[s, axis, None]) + low[s, axis, None]
 
         along_x = (logits.gather(2, neighbour(x0, 0)[:, None, :].expand(n, base_height, width)) * (1 - wx)
@@ -364,7 +367,7 @@ def frame_tensors(model: SGNet, config: ModelConfig, outputs: PyramidOutputs, py
                         class_agnostic=config.class_agnostic_nms)
     with stage("masks"):
         masks = paste(model, outputs, detections, scale, output_size)
-    strides = (8 * 2 ** detections.locations.level).to(detections.boxes.dtype)
+    strides = 8 * 2 ** detections.locations.level.to(detections.boxes.dtype)  # a float Pow (TensorRT: no int64 Pow)
     motion = model.motion(outputs.regression_towers, previous_towers, detections.locations, elapsed_s)
     motion = motion * strides[:, None]
     valid = detections.valid if fixed else torch.ones_like(detections.scores, dtype=torch.bool)

@@ -190,6 +190,7 @@ TENSORRT_10_TYPES = {
     "Add": NUMBERS, "Sub": NUMBERS, "Mul": NUMBERS, "Div": NUMBERS, "Max": NUMBERS, "Min": NUMBERS, "Neg": NUMBERS,
     "Abs": NUMBERS, "Sign": NUMBERS, "Relu": NUMBERS, "Sum": NUMBERS, "Mod": NUMBERS, "ArgMax": NUMBERS,
     "TopK": NUMBERS, "Equal": NUMBERS, "Greater": NUMBERS, "Less": NUMBERS, "Range": NUMBERS, "Pad": NUMBERS,
+    "GreaterOrEqual": NUMBERS, "LessOrEqual": NUMBERS, "Gemm": FLOATS, "MaxPool": FLOATS, "Reciprocal": FLOATS,
     "ReduceMax": NUMBERS, "ReduceMin": NUMBERS, "ReduceSum": NUMBERS, "ReduceMean": NUMBERS,
     "ScatterElements": NUMBERS, "ScatterND": NUMBERS,
     "Conv": FLOATS, "Sigmoid": FLOATS, "Sqrt": FLOATS, "Exp": FLOATS, "Log": FLOATS, "Floor": FLOATS,
@@ -218,8 +219,8 @@ def operator_types(path) -> set[tuple[str, str]]:
         if node.op_type == "Constant":
             types[node.output[0]] = node.attribute[0].t.data_type
     pairs = set()
-    for node in graph.node:
-        data = node.input[1] if node.op_type == "Where" else (node.input[0] if node.input else "")
+    for node in graph.node:  # the data input; a Constant's own output
+        data = node.input[1] if node.op_type == "Where" else node.input[0] if node.input else node.output[0]
         pairs.add((node.op_type, TensorProto.DataType.Name(types[data]) if data in types else "?"))
         if node.op_type == "Cast":
             target = next(a.i for a in node.attribute if a.name == "to")
@@ -233,10 +234,13 @@ def test_every_operator_and_type_of_the_graphs_is_one_tensorrt_10_parses(masks, 
     """TensorRT builds its engines from these graphs (the graph with masks; the host variant is listed too, for
     ONNX Runtime's TensorRT provider): no operator on a data type its ONNX parser rejects (it took no ArgMax of
     uint8)."""
-    from sgnet_model.export import export_frame_graph, check_stream
+    from sgnet_model.backbone import fold_batch_norms
+    from sgnet_model.export import check_stream, export_frame_graph
 
     path = tmp_path / f"{masks}.onnx"
-    export_frame_graph(distinct_model().eval(), CONFIG, SMALL.tracker_profiles(), (CONFIG.input_height,
+    model = distinct_model().eval()
+    fold_batch_norms(model.backbone)  # as sgnet-export and the predictor export it
+    export_frame_graph(model, CONFIG, SMALL.tracker_profiles(), (CONFIG.input_height,
                        CONFIG.input_width), path, check_stream(CONFIG.input_height, CONFIG.input_width),
                        host_masks=masks == "host")
     pairs = operator_types(path)
