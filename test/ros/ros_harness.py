@@ -72,13 +72,17 @@ class NodeProcess:
 
 
 class Client:
-    """A test-side rclpy node spinning in a background thread; records what arrives on each topic."""
+    """A test-side rclpy node spinning in a background thread; records what arrives on each topic. Its entities
+    are created and destroyed only between two spins (``_spin_lock``): rclpy's executor walks the node's entities
+    while it waits, and changing them from another thread at that moment is a race (a crash of the test process
+    seen once under load)."""
 
     def __init__(self) -> None:
         self.node = rclpy.create_node(f"sgnet_test_{uuid.uuid4().hex[:8]}")
         self.executor = SingleThreadedExecutor()
         self.executor.add_node(self.node)
         self._lock = threading.Lock()
+        self._spin_lock = threading.Lock()  # held by each spin; taken to create or destroy an entity
         self.messages: dict[str, list[tuple[float, Any]]] = defaultdict(list)  # topic -> (arrival, message)
         self._thread = threading.Thread(target=self._spin, daemon=True)
         self._running = True
@@ -88,13 +92,16 @@ class Client:
 
     def _spin(self) -> None:
         while self._running:
-            self.executor.spin_once(timeout_sec=0.05)
+            with self._spin_lock:
+                self.executor.spin_once(timeout_sec=0.05)
+            time.sleep(0)  # let a waiting create or destroy take the lock
 
     def subscribe(self, topic: str, message_type: type, qos: QoSProfile | int = 50) -> None:
         def record(message: Any) -> None:
             with self._lock:
                 self.messages[topic].append((time.perf_counter(), message))
-        self.node.create_subscription(message_type, topic, record, qos)
+        with self._spin_lock:
+            self.node.create_subscription(message_type, topic, record, qos)
 
     def received(self, topic: str) -> list[Any]:
         with self._lock:
@@ -110,21 +117,28 @@ class Client:
 
     def publisher(self, topic: str, message_type: type = Image, reliable: bool = True, depth: int = 10):
         reliability = ReliabilityPolicy.RELIABLE if reliable else ReliabilityPolicy.BEST_EFFORT
-        return self.node.create_publisher(message_type, topic, QoSProfile(depth=depth, reliability=reliability))
+        with self._spin_lock:
+            return self.node.create_publisher(message_type, topic, QoSProfile(depth=depth, reliability=reliability))
+
+    def destroy_publisher(self, publisher: Any) -> None:
+        with self._spin_lock:
+            self.node.destroy_publisher(publisher)
 
     def logs(self, node: NodeProcess) -> list[Log]:
         logger_name = node.fully_qualified_name.lstrip("/").replace("/", ".")
         return [log for log in self.received("/rosout") if log.name == logger_name]
 
     def call(self, client_type: type, service: str, request: Any, timeout: float = 30.0) -> Any:
-        client = self.node.create_client(client_type, service)
+        with self._spin_lock:
+            client = self.node.create_client(client_type, service)
         try:
             assert client.wait_for_service(timeout_sec=timeout), f"service {service} did not appear"
             future = client.call_async(request)
             assert wait_until(future.done, timeout), f"service {service} did not answer"
             return future.result()
         finally:
-            self.node.destroy_client(client)
+            with self._spin_lock:
+                self.node.destroy_client(client)
 
     def close(self) -> None:
         self._running = False

@@ -63,7 +63,7 @@ def test_transitions_from_another_process(ros, node_factory):
     best_effort = client.publisher("/life/image", reliable=False)
     assert wait_until(lambda: any("offers QoS incompatible" in log.msg and "qos_reliability" in log.msg
                                   for log in client.logs(node)), 20)
-    client.node.destroy_publisher(best_effort)
+    client.destroy_publisher(best_effort)
 
     assert change_state(client, node, Transition.TRANSITION_DEACTIVATE)
     assert get_state(client, node) == State.PRIMARY_STATE_INACTIVE

@@ -96,17 +96,17 @@ def node_subscription_reliability(client, node) -> ReliabilityPolicy | None:
 
 def test_the_subscription_follows_the_publishers_reliability(ros, node):
     client = ros.client
-    reliable = client.node.create_publisher(Image, CAMERA, 1)  # the test's other publishers are best effort
+    reliable = client.publisher(CAMERA, Image, reliable=True, depth=1)  # the test's other publishers: best effort
     for other in [p for p in client.node.publishers if p.topic_name == CAMERA and p is not reliable]:
-        client.node.destroy_publisher(other)
+        client.destroy_publisher(other)
     assert wait_until(lambda: node_subscription_reliability(client, node) == ReliabilityPolicy.RELIABLE, 30)
     best_effort = client.publisher(CAMERA, Image, reliable=False)
     assert wait_until(lambda: node_subscription_reliability(client, node) == ReliabilityPolicy.BEST_EFFORT, 30)
-    client.node.destroy_publisher(best_effort)
+    client.destroy_publisher(best_effort)
     assert wait_until(lambda: node_subscription_reliability(client, node) == ReliabilityPolicy.RELIABLE, 30)
     answer, = send_until_answered(client, reliable, image_message(picture(22), 300.0), ["instances"])
     assert wait_until(lambda: any("is now reliable" in log.msg for log in client.logs(node)), 10)  # /rosout's own time
-    client.node.destroy_publisher(reliable)
+    client.destroy_publisher(reliable)
 
 
 def describe(client, node, names: list[str]) -> dict:
