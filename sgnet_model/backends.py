@@ -68,23 +68,25 @@ def choose_runtime(backend: str, precision: str, cuda: bool, bf16_cpu: bool, ins
                    graph_only: bool = False) -> RuntimeChoice:
     """The backend and precision that ``auto`` stands for; an explicit choice is kept as it is.
 
-    On a CPU, OpenVINO where it is installed (with onnx, which reads the graph): in sgnet-bench it runs the
-    predictor's step faster than torch at both of the project's sizes (docs/export.md, "auto"), and ONNX Runtime is
-    never chosen (slower than torch at the demo's 320x192: its host-side work outweighs the network). Else torch.
-    bf16 where the CPU computes it natively (AVX-512 BF16 or AMX) and the backend has it (torch, OpenVINO); the
-    held-out AP it loses is bounded by test_export.py. On CUDA: torch with CUDA graphs in fp32, until TensorRT and
-    fp16 have figures from a GPU (ask for them by name). ``graph_only``: a .onnx checkpoint, which torch cannot run:
-    OpenVINO where installed, else ONNX Runtime."""
+    Measured with sgnet-bench (docs/benchmarks.md, "Backends on the CPU"; whole predictor step at 50 detections
+    against torch fp32): on a CPU with native bf16 (AVX-512 BF16 or AMX), OpenVINO bf16 (0.47-0.61x), where it is
+    installed with onnx (which reads the graph), else torch bf16 (0.53-0.84x). Without native bf16, torch fp32:
+    OpenVINO fp32 (0.90-0.93x on 640x360) and ONNX Runtime (0.91-0.95x) were slower than torch at the demo's
+    320x192 on 2 threads (1.15x both). bf16's held-out AP loss is bounded by test_export.py. On CUDA: torch with
+    CUDA graphs in fp32, until TensorRT and fp16 have figures from a GPU (ask for them by name). ``graph_only``: a
+    .onnx checkpoint, which torch cannot run: OpenVINO where installed, else ONNX Runtime."""
     reasons = []
     if backend == "auto":
         if cuda:
             backend, why = "torch", "CUDA: torch with CUDA graphs (TensorRT only when asked for)"
-        elif {"openvino", "onnx"} <= installed:
-            backend, why = "openvino", "CPU with OpenVINO installed"
+        elif {"openvino", "onnx"} <= installed and (bf16_cpu or graph_only):
+            backend, why = "openvino", "CPU with native bf16 and OpenVINO" if bf16_cpu else "a frame graph"
         elif graph_only:
             backend, why = "onnxruntime", "a frame graph, OpenVINO not installed"
+        elif bf16_cpu:
+            backend, why = "torch", "CPU with native bf16, OpenVINO not installed (pip install 'sgnet_ros[runtimes]')"
         else:
-            backend, why = "torch", "CPU without OpenVINO (pip install 'sgnet_ros[runtimes]')"
+            backend, why = "torch", "CPU without native bf16: no other runtime was faster at every size"
         reasons.append(f"backend auto: {backend} ({why})")
     if precision == "auto":
         if not cuda and bf16_cpu and backend in ("torch", "openvino"):
@@ -192,6 +194,9 @@ class OnnxRuntimeFrame(FrameRunner):
         session_options = onnxruntime.SessionOptions()
         session_options.intra_op_num_threads = torch.get_num_threads()  # as many as torch is given (--threads)
         session_options.log_severity_level = 3  # errors only: its constant-folding notes are noise
+        # no busy-waiting between runs: its spinning threads took the CPU from the host-side work after each run
+        # (the masks' pasting took 2.5x as long beside them)
+        session_options.add_session_config_entry("session.intra_op.allow_spinning", "0")
         self.session = onnxruntime.InferenceSession(str(path), session_options, providers=[
             (name, options.get(name, {})) for name in chosen])
         self.description = f"onnxruntime {self.session.get_providers()[0]} {precision}"
