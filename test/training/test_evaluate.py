@@ -189,7 +189,8 @@ def test_model_mode_writes_the_submission_and_scores_it(random_checkpoint, tmp_p
     report = run_json(capsys, ["--checkpoint", str(random_checkpoint), "--annotations", str(annotations),
                                "--frames", str(frames), "--output", str(output), "--no-progress"])
     assert set(report) == REPORT_KEYS | {"ms_median", "ms_p90", "tracker_profile", "tracker_source", "tracker",
-                                         "runtime"}
+                                         "runtime", "runtime_choice"}
+    assert report["runtime"] == "torch cpu fp32" and report["runtime_choice"] == "as asked"  # the defaults
     assert report["tracker_profile"] == "evaluation" and report["tracker_source"] == f"checkpoint {random_checkpoint}"
     assert report["tracker"] == {"new_track_score": 0.0, "continue_score": 0.0, "max_lost_s": 2.0,
                                  "radius_scale": 1.5, "match_across_classes": True}
