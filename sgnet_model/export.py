@@ -1,6 +1,6 @@
 """One ONNX graph for a frame's whole fixed-shape work, as the predictor's other backends run it.
 
-The graph is ``predictor.fixed_frame`` traced once (what FixedFrame runs and GraphedFrame replays on CUDA): the
+The graph is ``frame.fixed_frame`` traced once (what FixedFrame runs and GraphedFrames replays on CUDA): the
 network, the detection slots (score threshold, top-k, NMS), each slot's mask at the frame's resolution, and the
 movement head. Inputs: ``image`` (1, 3, H, W) float in 0..255, resized and padded as the predictor prepares it;
 ``still`` (bool: the movement head sees this frame twice, the first frame of a stream); ``elapsed_s`` (1,) seconds

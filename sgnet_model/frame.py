@@ -2,7 +2,7 @@
 
 ``prepare_frame`` resizes and pads a frame for the network. ``fixed_frame`` is a frame's whole fixed-shape work
 (network, fixed-shape post-processing, movement) in one call: export.py writes it as one ONNX graph, FixedFrame
-runs it for a batch and GraphedFrame replays that from a CUDA graph. EagerFrames is what the CPU runs by default:
+runs it for a batch and GraphedFrames replays that from a CUDA graph. EagerFrames is what the CPU runs by default:
 data-dependent shapes, less work where nothing is captured.
 
 Runners hold no stream state. A runner serves one frame size at one set of thresholds and one precision (its
@@ -194,7 +194,7 @@ class EagerFrames:
 
 class FixedFrame:
     """``fixed_frames`` for batches of frames of one input shape, frame size and set of thresholds, with every
-    input in a buffer of its own: what GraphedFrame captures, run eagerly here (any device). ``load`` writes the
+    input in a buffer of its own: what GraphedFrames captures, run eagerly here (any device). ``load`` writes the
     next batch into the buffers, ``run`` computes it."""
 
     def __init__(self, model: SGNet, config: ModelConfig, key: RunnerKey, example: torch.Tensor, scale: float,

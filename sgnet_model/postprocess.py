@@ -8,7 +8,7 @@ Two paths compute the same instances:
 - ``select_detections_fixed`` / ``paste_masks_fixed``: every shape is fixed by the configuration
   (``detections_per_frame`` slots with a validity flag, masks pasted for every slot over the whole frame), so
   the device never waits for the host and the whole frame can be captured in a CUDA graph with the network
-  (predictor.GraphedFrame). The work is that of all slots over the whole frame, which a GPU absorbs.
+  (frame.GraphedFrames). The work is that of all slots over the whole frame, which a GPU absorbs.
 Both share the candidate selection, the box geometry and the mask head's functions, and return the same boxes,
 scores, labels and masks (test_predictor.py checks the one against the other).
 """

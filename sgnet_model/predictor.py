@@ -168,6 +168,8 @@ class StreamingPredictor:
         if self.predictor_config.backend == "torch" and not self._cuda_graphs:
             return
         for height, width in {self.expected_frame_size, *frame_sizes}:
+            if self.runner_key((height, width)) in self._runners:
+                continue  # prepared already (at construction, or by an earlier call)
             runner = self._runner((height, width))
             if isinstance(runner, GraphedFrames):  # the capture for one frame at a time
                 runner(self._prepare(np.zeros((height, width, 3), np.uint8))[0], [None], [0.0])

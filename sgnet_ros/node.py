@@ -67,12 +67,11 @@ from rclpy.signals import SignalHandlerOptions
 
 from sgnet_model.checkpoint import CheckpointError
 from sgnet_model.config import ConfigError, TrackerConfig, named_config
-from sgnet_model.predictor import PredictorError, StreamFrame, StreamingPredictor, check_frame
+from sgnet_model.predictor import PredictorError, StreamFrame, StreamingPredictor
 from sgnet_ros.batching import CameraSlots, PendingFrame
 from sgnet_ros.cameras import Camera
 from sgnet_ros.compat import QoSMessageLostInfo, QoSRequestedIncompatibleQoSInfo
 from sgnet_ros.diagnostics import BatchStatistics, batch_values, diagnostic_status, model_status, unconfigured_status
-from sgnet_ros.images import ImageError
 from sgnet_ros.outputs import LabelInfo, label_info_msg
 from sgnet_ros.params import (DESCRIPTIONS, LIVE, NodeSettings, ParameterError, applies_when, camera_specs,
                               checkpoint_parameter_types, live_settings, parameter_defaults, parameter_descriptor,

@@ -46,6 +46,7 @@ import numpy as np
 import torch
 from tqdm import tqdm
 
+from sgnet_model.config import BACKENDS, PRECISIONS
 from sgnet_model.runinfo import runtime_info, write_json
 
 STARTUP_TIMEOUT_S = 120.0
@@ -66,8 +67,9 @@ def build_parser() -> argparse.ArgumentParser:
                         help="random-weight model of the stream measurement; it should be slower than the frame period")
     parser.add_argument("--device", default="cpu", help="predictor.device of the nodes")
     parser.add_argument("--fp16", action="store_true", help="predictor.fp16 of the nodes (CUDA only)")
-    parser.add_argument("--backend", default="torch", help="predictor.backend of the nodes (docs/export.md)")
-    parser.add_argument("--precision", default="fp32", help="predictor.precision of the nodes")
+    parser.add_argument("--backend", default="torch", choices=BACKENDS,
+                        help="predictor.backend of the nodes (docs/export.md)")
+    parser.add_argument("--precision", default="fp32", choices=PRECISIONS, help="predictor.precision of the nodes")
     parser.add_argument("--no-cuda-graphs", action="store_true", help="predictor.cuda_graphs false on the nodes")
     parser.add_argument("--width", type=int, default=640)
     parser.add_argument("--height", type=int, default=360)
