@@ -16,6 +16,7 @@ import functools
 import importlib.util
 import logging
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 import torch
@@ -25,6 +26,9 @@ from .export import (INPUTS, LEVELS, TOWERS, ExportError, GraphInfo, engine_cach
                      require, write_atomically)
 from .frame import RunnerKey, Towers
 from .postprocess import FrameTensors
+
+if TYPE_CHECKING:
+    import openvino
 
 LOG = logging.getLogger(__name__)
 ONNX_PROVIDER_NAMES = {"cpu": "CPUExecutionProvider", "cuda": "CUDAExecutionProvider",
@@ -206,11 +210,21 @@ class OnnxRuntimeFrame(FrameRunner):
         return self.session.run(list(self.info.outputs), feeds)
 
 
+@functools.cache
+def openvino_core() -> openvino.Core:
+    """The process's one OpenVINO Core, never freed. Each Core loads its own CPU plugin, which gives the thread that
+    loads it an alternate signal stack of its own mapping and unmaps that mapping when the Core is freed, restoring
+    the stack it replaced. Two Cores freed in the order they were made leave the thread's signal stack pointing at
+    unmapped memory, and the next signal a Python handler takes there (Ctrl-C, a child process's exit) ends the
+    process with SIGSEGV and no traceback; every runner sharing one Core that lives as long as the process never
+    frees a signal stack in use (test_export.py: a process that dropped two OpenVINO runners survives a signal)."""
+    return require("openvino", "openvino", "backend openvino").Core()
+
+
 class OpenVinoFrame(FrameRunner):
     def __init__(self, path: Path, info: GraphInfo, key: RunnerKey, device: str, precision: str) -> None:
-        openvino = require("openvino", "openvino", "backend openvino")
         super().__init__(info, key, np.float32)
-        core = openvino.Core()
+        core = openvino_core()
         if device.split(".")[0].split(":")[0].upper() not in {d.split(".")[0] for d in core.available_devices}:
             raise BackendError(f"OpenVINO device {device!r} is not available here (OpenVINO sees "
                                f"{core.available_devices}); set openvino_device to one of them")
