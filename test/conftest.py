@@ -40,11 +40,11 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
 
 
 ROOT = Path(__file__).resolve().parents[1]
-# The demo trains 700. No wall-clock budget, and one thread with deterministic algorithms
-# (TrainConfig.deterministic): the same weights on every run on the same kind of CPU, however slow or busy the
-# machine, so the accuracy bars of the tests that use this model cannot flake (it took 32 minutes on a 2-core
-# machine shared with five other test runs).
+# The demo trains 700. No wall-clock budget, and two threads (CI's two cores) with
+# deterministic algorithms (TrainConfig.threads, .deterministic): the same weights on every run on the same kind
+# of CPU, however slow or busy the machine, so the accuracy bars of the tests that use this model cannot flake.
 TRAINING_ITERATIONS = 300
+TRAINING_THREADS = 2
 HELD_OUT_VIDEOS = 6
 
 
@@ -70,6 +70,6 @@ def trained_checkpoint(tmp_path_factory) -> TrainedModel:
     frames = folder / "synth" / "JPEGImages"
     config = load_train_config(ROOT / "config" / "train" / "synthetic_small.yaml", [
         f"data.annotations={train_json}", f"data.frames={frames}", f"max_iters={TRAINING_ITERATIONS}",
-        "max_minutes=0", "checkpoint_every=100", "deterministic=true"])
+        "max_minutes=0", "checkpoint_every=100", f"threads={TRAINING_THREADS}", "deterministic=true"])
     checkpoint = train(config, folder / "run", progress=False)
     return TrainedModel(checkpoint, val_json, frames, train_json)

@@ -65,8 +65,9 @@ class TrainConfig:
     seed: int = 0
     device: str = "auto"  # auto (cuda when there is one), cpu, cuda
     amp: bool = True  # mixed precision on CUDA; ignored on the CPU
-    # one CPU thread and torch's deterministic algorithms: the same seed gives the same weights on the same kind
-    # of processor (more threads split sums differently from run to run); slower
+    threads: int = 0  # CPU threads while training; 0: as torch is set (one per core), or 1 when deterministic
+    # torch's deterministic algorithms on a fixed thread count (``threads``, 1 when 0): the same seed gives the same
+    # weights on the same kind of processor with the same threads (a sum splits by the thread count); slower
     deterministic: bool = False
 
     def __post_init__(self) -> None:
@@ -75,6 +76,8 @@ class TrainConfig:
                 raise ConfigError(f"{name} must be at least 1, got {getattr(self, name)}")
         if self.max_minutes < 0:
             raise ConfigError("max_minutes must be 0 (no budget) or positive")
+        if self.threads < 0:
+            raise ConfigError(f"threads must be 0 (as torch is set) or a number of CPU threads, got {self.threads}")
 
 
 def load_train_config(path: str | Path | None, overrides: list[str] = ()) -> TrainConfig:

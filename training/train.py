@@ -150,9 +150,10 @@ def train(config: TrainConfig, output_dir: Path, resume: Path | None = None, pro
     after that iteration (a job scheduler's time slot), leaving last.pt to resume from."""
     process, device = start_process(config.device)
     threads, deterministic = torch.get_num_threads(), torch.are_deterministic_algorithms_enabled()
+    if config.threads or config.deterministic:
+        torch.set_num_threads(config.threads or 1)
     if config.deterministic:
         os.environ.setdefault("CUBLAS_WORKSPACE_CONFIG", ":4096:8")  # what deterministic cuBLAS needs
-        torch.set_num_threads(1)
         torch.use_deterministic_algorithms(True)
     try:
         return _train(config, Path(output_dir), resume, progress, process, device, stop_after)
@@ -293,7 +294,7 @@ def _train(config: TrainConfig, output_dir: Path, resume: Path | None, progress:
                 with open(output_dir / "log.jsonl", "a") as log:
                     log.write(json.dumps({"iteration": iteration, **values, "total": scalars["loss/total"],
                                          "lr": learning_rate, "schedule_progress": progress,
-                                         "grad_norm": {"total": scalars["grad_norm/total"], **term_norms}}) + "\n")
+                                         "threads": torch.get_num_threads(), "grad_norm": {"total": scalars["grad_norm/total"], **term_norms}}) + "\n")
         if iteration % config.checkpoint_every == 0:
             save(output_dir / "last.pt", with_state=True)
     bar.close()

@@ -59,7 +59,7 @@ def test_shipped_training_configs_load():
 
 @pytest.mark.parametrize("override, message", [
     ("optim.base_rate=0.1", "unknown field"), ("batch_size", "key=value"), ("batch_size=0", "at least 1"),
-    ("model.backbone=vgg16", "backbone"), ("optim.base_lr=fast", "expected float")])
+    ("model.backbone=vgg16", "backbone"), ("optim.base_lr=fast", "expected float"), ("threads=-1", "threads")])
 def test_bad_overrides_are_named(override, message):
     with pytest.raises(ConfigError, match=message):
         load_train_config(SMALL_YAML, [override])
@@ -170,8 +170,20 @@ def test_deterministic_runs_repeat_the_one_thread_run_whatever_the_thread_count(
             train(tiny_config(tiny_set, max_iters=6, deterministic="true"), tmp_path / attempt, progress=False)
             assert torch.get_num_threads() == 2 and not torch.are_deterministic_algorithms_enabled()
             assert_same_run(straight_run, tmp_path / attempt)
+            assert {record["threads"] for record in read_losses(tmp_path / attempt)} == {1}
     finally:
         torch.set_num_threads(threads)
+
+
+def test_deterministic_runs_on_two_threads_repeat_each_other(tiny_set, one_thread, tmp_path):
+    """``threads=2`` with ``deterministic=true`` (the test suite's trained model): two threads, as the log says,
+    and the same losses and weights bit for bit on a second run; the caller's one thread is left as it was."""
+    for attempt in ("first", "second"):
+        train(tiny_config(tiny_set, max_iters=6, threads=2, deterministic="true"), tmp_path / attempt,
+              progress=False)
+        assert torch.get_num_threads() == COMPARED_RUN_THREADS == 1
+        assert {record["threads"] for record in read_losses(tmp_path / attempt)} == {2}
+    assert_same_run(tmp_path / "first", tmp_path / "second")
 
 
 def test_resumed_run_reproduces_the_uninterrupted_losses(tiny_set, straight_run, one_thread, tmp_path):
