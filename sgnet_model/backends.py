@@ -15,6 +15,7 @@ import dataclasses
 import functools
 import importlib.util
 import logging
+import threading
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -210,7 +211,10 @@ class OnnxRuntimeFrame(FrameRunner):
         return self.session.run(list(self.info.outputs), feeds)
 
 
-@functools.cache
+_openvino_core: openvino.Core | None = None
+_openvino_core_lock = threading.Lock()  # one Core, also when two threads build their first runners at once
+
+
 def openvino_core() -> openvino.Core:
     """The process's one OpenVINO Core, never freed. Each Core loads its own CPU plugin, which gives the thread that
     loads it an alternate signal stack of its own mapping and unmaps that mapping when the Core is freed, restoring
@@ -218,7 +222,11 @@ def openvino_core() -> openvino.Core:
     unmapped memory, and the next signal a Python handler takes there (Ctrl-C, a child process's exit) ends the
     process with SIGSEGV and no traceback; every runner sharing one Core that lives as long as the process never
     frees a signal stack in use (test_export.py: a process that dropped two OpenVINO runners survives a signal)."""
-    return require("openvino", "openvino", "backend openvino").Core()
+    global _openvino_core
+    with _openvino_core_lock:
+        if _openvino_core is None:
+            _openvino_core = require("openvino", "openvino", "backend openvino").Core()
+        return _openvino_core
 
 
 class OpenVinoFrame(FrameRunner):
