@@ -294,7 +294,8 @@ def _train(config: TrainConfig, output_dir: Path, resume: Path | None, progress:
                 with open(output_dir / "log.jsonl", "a") as log:
                     log.write(json.dumps({"iteration": iteration, **values, "total": scalars["loss/total"],
                                          "lr": learning_rate, "schedule_progress": progress,
-                                         "threads": torch.get_num_threads(), "grad_norm": {"total": scalars["grad_norm/total"], **term_norms}}) + "\n")
+                                         "threads": torch.get_num_threads(),
+                                         "grad_norm": {"total": scalars["grad_norm/total"], **term_norms}}) + "\n")
         if iteration % config.checkpoint_every == 0:
             save(output_dir / "last.pt", with_state=True)
     bar.close()

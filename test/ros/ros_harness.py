@@ -74,8 +74,8 @@ class NodeProcess:
 class Client:
     """A test-side rclpy node spinning in a background thread; records what arrives on each topic. Its entities
     are created and destroyed only between two spins (``_spin_lock``): rclpy's executor walks the node's entities
-    while it waits, and changing them from another thread at that moment is a race (a crash of the test process
-    seen once under load)."""
+    while it waits, and changing them from another thread at that moment is a race. (The test process's SIGSEGV
+    once blamed on it came from OpenVINO's signal stacks: backends.openvino_core.)"""
 
     def __init__(self) -> None:
         self.node = rclpy.create_node(f"sgnet_test_{uuid.uuid4().hex[:8]}")
