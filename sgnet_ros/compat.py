@@ -3,7 +3,7 @@
 - QoS event types: ``rclpy.event_handler`` from Iron on; Humble has the same names in ``rclpy.qos_event`` (newer
   releases keep ``qos_event`` only as a deprecated alias, so the new name is tried first).
 - Bags: Humble's ``ros2 bag`` reads rosbag2 metadata up to version 8; the bag writers use
-  ``sgnet_ros.bag.BAG_METADATA_VERSION`` (there, so that sgnet-bag runs without rclpy).
+  ``sgnet_ros.tools.bag.BAG_METADATA_VERSION`` (there, so that sgnet-bag runs without rclpy).
 """
 from __future__ import annotations
 

@@ -4,7 +4,7 @@ A clip is ``clip_length`` annotated frames of one video in time order (2 by defa
 loss, Eq. 4), ``gap`` annotated frames apart: 1 (consecutive) without augmentation, drawn per clip from
 1..``ClipAugmentation.max_frame_gap`` with it (fewer where the video ends sooner), so the motion head learns
 movements over a range of elapsed times. Each clip carries its frames' real times (``Clip.frame_times``, from the
-file names: :func:`sgnet_model.ytvis.frame_times`). The dataset holds every clip start of every video, one plain
+file names: :func:`sgnet_model.data.ytvis.frame_times`). The dataset holds every clip start of every video, one plain
 index each, so it works with any sampler, ``torch.utils.data.distributed.DistributedSampler`` included.
 
 Per clip, one augmentation is drawn and applied to all its frames alike: the frames are resized to fit the
@@ -18,7 +18,7 @@ An object absent from a frame (null segmentation), or left with an empty mask or
 not targets.
 
 Bad data fails at construction, naming the culprit: a malformed annotation file or a category id that is not
-in its categories (:class:`sgnet_model.ytvis.YTVISError`, from the parser), a missing frame file, a file
+in its categories (:class:`sgnet_model.data.ytvis.YTVISError`, from the parser), a missing frame file, a file
 without annotations, categories that differ from the model's classes (:class:`DatasetError`). A frame file
 that exists but cannot be decoded, or whose size differs from the annotation file's, fails when it is read.
 """
@@ -36,9 +36,9 @@ from torch.utils.data import Dataset
 from torchvision.ops import masks_to_boxes
 
 from sgnet_model.config import ModelConfig
-from sgnet_model.frame import SIZE_DIVISOR
+from sgnet_model.data.ytvis import Video, YTVISData, load_annotations
+from sgnet_model.runtime.frame import SIZE_DIVISOR
 from sgnet_model.structures import ClipBatch, FrameTargets
-from sgnet_model.ytvis import Video, YTVISData, load_annotations
 
 MIN_BOX_SIDE = 2.0  # objects whose box (after resizing) is narrower or lower than this many pixels are dropped
 

@@ -4,13 +4,13 @@ Two modes:
 
 - ``--checkpoint CKPT --annotations ann.json --frames DIR``: the streaming predictor runs frame by frame over
   every chosen video (tracks reset per video), its tracks become video-level results (see
-  :func:`sgnet_model.ytvis.build_video_results`), ``results.json`` and ``results.zip`` (what the challenge
+  :func:`sgnet_model.data.ytvis.build_video_results`), ``results.json`` and ``results.zip`` (what the challenge
   server takes) are written to ``--output``, and when the annotation file has annotations the metric
   (AP, AP50, AP75, APs, APm, APl, AR1, AR10, AR100, and AP per class), the tracking figures (IDF1, ID switches,
   MOTA, and the mask IoU of matched instances: mean and 10th percentile over object-frames) and the
   model's milliseconds per frame (median, p90; the run's first frame, a warm-up, left out) are reported.
   Frame i of a video is stamped with its real time, read from the file names (frame numbers of 30 fps footage,
-  :func:`sgnet_model.ytvis.frame_times`), unless ``--fps`` sets a rate.
+  :func:`sgnet_model.data.ytvis.frame_times`), unless ``--fps`` sets a rate.
   The tracker runs the checkpoint's evaluation profile by default (low start/continue scores: video AP ranks
   whole tracks by score, so weak tracks add recall at little cost); ``--tracker-profile robot`` takes the
   node's profile, ``--config`` a model config's profile instead. The report names the profile and its values.
@@ -33,9 +33,9 @@ from tqdm import tqdm
 
 from sgnet_model.config import (BACKENDS, PRECISIONS, TRACKER_PROFILES, ConfigError, PredictorConfig, TrackerConfig,
                                 named_config, to_dict)
-from sgnet_model.ytvis import (VideoResult, YTVISData, YTVISError, build_video_results, load_annotations,
-                               load_results, save_results)
-from sgnet_model.ytvis_metric import METRIC_NAMES, TRACKING_NAMES, evaluate_vis, metric_lines, tracking_figures
+from sgnet_model.data.ytvis import (VideoResult, YTVISData, YTVISError, build_video_results, load_annotations,
+                                    load_results, save_results)
+from sgnet_model.data.ytvis_metric import METRIC_NAMES, TRACKING_NAMES, evaluate_vis, metric_lines, tracking_figures
 from training.datasets import DatasetError, read_frame
 
 

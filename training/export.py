@@ -1,5 +1,5 @@
 """``sgnet-export CHECKPOINT -o model.onnx``: a trained checkpoint as one ONNX graph of a frame's whole work
-(network, detection slots with NMS, masks at the frame's resolution, movement; sgnet_model/export.py), for the
+(network, detection slots with NMS, masks at the frame's resolution, movement; sgnet_model/runtime/export.py), for the
 predictor's onnxruntime, openvino and tensorrt backends and any other ONNX runtime.
 
 The frame size (``--width``, ``--height``; default: the model's input size) and the thresholds (the checkpoint's,
@@ -23,11 +23,11 @@ import cv2
 import numpy as np
 import torch
 
-from sgnet_model.backbone import fold_batch_norms
 from sgnet_model.checkpoint import CheckpointError, load_checkpoint, load_model_state
 from sgnet_model.config import ConfigError
-from sgnet_model.export import ExportError, export_frame_graph, file_sha256
-from sgnet_model.model import SGNet
+from sgnet_model.network.backbone import fold_batch_norms
+from sgnet_model.network.model import SGNet
+from sgnet_model.runtime.export import ExportError, export_frame_graph, file_sha256
 from training.synthetic import SHAPES, random_video
 
 CHECK_FRAMES = 4

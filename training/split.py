@@ -19,7 +19,7 @@ import sys
 from pathlib import Path
 from typing import Any, Mapping, Sequence
 
-from sgnet_model.ytvis import YTVISError, parse_annotations
+from sgnet_model.data.ytvis import YTVISError, parse_annotations
 
 
 class SplitError(ValueError):
@@ -56,7 +56,7 @@ def held_out_videos(video_ids: Sequence[int], count: int, seed: int) -> set[int]
 def split_annotations(data: Mapping[str, Any], *, val_fraction: float | None = None, val_count: int | None = None,
                       seed: int = 0, source: str = "annotations") -> tuple[dict[str, Any], dict[str, Any]]:
     """(train, val) annotation dicts from the parsed JSON ``data`` of a YouTube-VIS file (checked first with
-    :func:`sgnet_model.ytvis.parse_annotations`), holding out ``val_count`` videos or ``val_fraction`` of them."""
+    :func:`sgnet_model.data.ytvis.parse_annotations`), holding out ``val_count`` videos or ``val_fraction`` of them."""
     checked = parse_annotations(data, source)
     if not checked.has_annotations:
         raise SplitError(f"{source} has no 'annotations': a held-out split needs ground truth (split a train file)")

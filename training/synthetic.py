@@ -48,7 +48,7 @@ import pycocotools.mask as mask_utils
 import yaml
 from tqdm import tqdm
 
-from sgnet_model.ytvis import encode_mask
+from sgnet_model.data.ytvis import encode_mask
 
 SHAPES: tuple[str, ...] = ("circle", "square", "triangle", "star", "ring")
 RING_INNER = 0.55  # inner radius of a ring over its outer radius

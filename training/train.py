@@ -37,11 +37,11 @@ from torch.utils.data import DataLoader, Dataset
 from torch.utils.data.distributed import DistributedSampler
 from tqdm import tqdm
 
-from sgnet_model.backbone import PretrainedWeightsError
 from sgnet_model.checkpoint import CheckpointError, load_checkpoint, load_model_state, save_checkpoint
 from sgnet_model.config import ConfigError, named_config
-from sgnet_model.model import SGNet
-from sgnet_model.ytvis import YTVISError, load_annotations
+from sgnet_model.data.ytvis import YTVISError, load_annotations
+from sgnet_model.network.backbone import PretrainedWeightsError
+from sgnet_model.network.model import SGNet
 from training.config import TrainConfig, load_train_config
 from training.datasets import ClipAugmentation, DatasetError, YTVISClipDataset, collate_clips
 

@@ -26,9 +26,9 @@ import sys
 from pathlib import Path
 from typing import Sequence
 
-from sgnet_model.backbone import PretrainedFile, PretrainedWeightsError, pretrained_file
 from sgnet_model.config import ConfigError, ModelConfig
-from sgnet_model.model import SGNet
+from sgnet_model.network.backbone import PretrainedFile, PretrainedWeightsError, pretrained_file
+from sgnet_model.network.model import SGNet
 from training.config import load_train_config
 
 HASH_IN_NAME = re.compile(r"-([0-9a-f]{6,64})\.[^.]+$")  # torchvision's "<model>-<sha256 prefix>.pth"

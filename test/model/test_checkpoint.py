@@ -18,7 +18,7 @@ from torchvision.ops import FrozenBatchNorm2d
 
 from sgnet_model.checkpoint import CheckpointError, load_checkpoint, load_model_state, save_checkpoint
 from sgnet_model.config import ModelConfig, SGNetConfig, TrackerConfig, named_config, to_dict
-from sgnet_model.model import SGNet
+from sgnet_model.network.model import SGNet
 
 REPO = Path(__file__).resolve().parents[2]
 SMALL = dataclasses.replace(named_config("resnet18_small").model, class_names=("cube", "ball", "star"))

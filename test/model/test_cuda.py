@@ -6,8 +6,8 @@ import pytest
 import torch
 
 from sgnet_model.config import PredictorConfig, TrackerConfig, named_config
-from sgnet_model.model import SGNet
-from sgnet_model.frame import FixedFrame
+from sgnet_model.network.model import SGNet
+from sgnet_model.runtime.frame import FixedFrame
 from sgnet_model.predictor import StreamFrame, StreamingPredictor
 
 pytestmark = pytest.mark.skipif(not torch.cuda.is_available(), reason="no CUDA device on this machine")

@@ -13,11 +13,11 @@ import pytest
 import torch
 
 from ros.footage import bikes_video
-from sgnet_model.backends import choose_runtime, cpu_supports_bf16, installed_runtimes
+from sgnet_model.runtime.backends import choose_runtime, cpu_supports_bf16, installed_runtimes
 from sgnet_model.checkpoint import CheckpointError, save_checkpoint
 from sgnet_model.config import ConfigError, PredictorConfig, TrackerConfig, named_config
-from sgnet_model.export import read_graph_info
-from sgnet_model.model import SGNet
+from sgnet_model.runtime.export import read_graph_info
+from sgnet_model.network.model import SGNet
 from sgnet_model.predictor import PredictorError, StreamFrame, StreamingPredictor
 from training.export import main as sgnet_export
 
@@ -264,8 +264,8 @@ def test_every_operator_and_type_of_the_graphs_is_one_tensorrt_10_parses(masks, 
     """TensorRT builds its engines from these graphs (the graph with masks; the host variant is listed too, for
     ONNX Runtime's TensorRT provider): no operator on a data type its ONNX parser rejects (it took no ArgMax of
     uint8)."""
-    from sgnet_model.backbone import fold_batch_norms
-    from sgnet_model.export import check_stream, export_frame_graph
+    from sgnet_model.network.backbone import fold_batch_norms
+    from sgnet_model.runtime.export import check_stream, export_frame_graph
 
     path = tmp_path / f"{masks}.onnx"
     model = distinct_model().eval()

@@ -8,12 +8,12 @@ import torch.nn.functional as F
 from torchvision.ops import batched_nms
 
 from sgnet_model.config import named_config
-from sgnet_model.locations import Locations
-from sgnet_model.mask_head import sample_base_features
-from sgnet_model.model import SGNet
-from sgnet_model.postprocess import (frame_tensors, greedy_nms_fixed, paste_masks, paste_masks_fixed,
+from sgnet_model.network.locations import Locations
+from sgnet_model.network.mask_head import sample_base_features
+from sgnet_model.network.model import SGNet
+from sgnet_model.inference.postprocess import (frame_tensors, greedy_nms_fixed, paste_masks, paste_masks_fixed,
                                      select_detections, select_detections_fixed)
-from sgnet_model.frame import FixedFrame
+from sgnet_model.runtime.frame import FixedFrame
 
 CONFIG = dataclasses.replace(named_config("resnet18_small").model, input_width=320, input_height=192)
 

@@ -7,9 +7,9 @@ import torch
 from torch.utils._python_dispatch import TorchDispatchMode
 
 from sgnet_model.config import named_config
-from sgnet_model.model import SGNet
-from sgnet_model.postprocess import frame_tensors
-from sgnet_model.frame import FixedFrame
+from sgnet_model.network.model import SGNet
+from sgnet_model.inference.postprocess import frame_tensors
+from sgnet_model.runtime.frame import FixedFrame
 from sgnet_model.structures import ClipBatch, FrameTargets
 
 CONFIG = dataclasses.replace(named_config("resnet18_small").model, input_width=320, input_height=192)

@@ -5,9 +5,9 @@ import torch
 from torch import nn
 
 from sgnet_model.config import ModelConfig
-from sgnet_model.locations import Locations, conv3x3_at
-from sgnet_model.mask_head import GranularityBlender, grid_sizes, sample_base_features
-from sgnet_model.postprocess import enumerate_counts, pixel_spans
+from sgnet_model.network.locations import Locations, conv3x3_at
+from sgnet_model.network.mask_head import GranularityBlender, grid_sizes, sample_base_features
+from sgnet_model.inference.postprocess import enumerate_counts, pixel_spans
 
 
 @pytest.mark.parametrize("width, height, expected", [

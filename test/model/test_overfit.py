@@ -6,8 +6,8 @@ import pytest
 import torch
 
 from sgnet_model.config import named_config
-from sgnet_model.model import SGNet
-from sgnet_model.postprocess import paste_masks, select_detections
+from sgnet_model.network.model import SGNet
+from sgnet_model.inference.postprocess import paste_masks, select_detections
 from sgnet_model.structures import ClipBatch, FrameTargets
 
 HEIGHT, WIDTH = 192, 320

@@ -7,12 +7,12 @@ import torch
 import torch.nn.functional as F
 import torchvision
 
-from sgnet_model.backbone import fold_batch_norms
+from sgnet_model.network.backbone import fold_batch_norms
 from sgnet_model.checkpoint import save_checkpoint
 from sgnet_model.config import ModelConfig, PredictorConfig, SGNetConfig, TrackerConfig, named_config
-from sgnet_model.mask_head import grid_sizes
-from sgnet_model.model import SGNet, flatten_levels
-from sgnet_model.postprocess import paste_masks, select_detections
+from sgnet_model.network.mask_head import grid_sizes
+from sgnet_model.network.model import SGNet, flatten_levels
+from sgnet_model.inference.postprocess import paste_masks, select_detections
 from sgnet_model.predictor import PredictorError, StreamingPredictor
 
 SMALL = named_config("resnet18_small")

@@ -6,8 +6,8 @@ import pytest
 import torch
 
 from sgnet_model.config import PredictorConfig, SGNetConfig, TrackerConfig, named_config
-from sgnet_model.model import SGNet
-from sgnet_model.frame import FixedFrame, frame_geometry
+from sgnet_model.network.model import SGNet
+from sgnet_model.runtime.frame import FixedFrame, frame_geometry
 from sgnet_model.predictor import PredictorError, StreamFrame, StreamingPredictor
 
 SMALL = named_config("resnet18_small")

@@ -6,12 +6,12 @@ import pytest
 import torch
 
 from sgnet_model import losses
-from sgnet_model.backbone import FPN_STRIDES
+from sgnet_model.network.backbone import FPN_STRIDES
 from sgnet_model.config import named_config
-from sgnet_model.losses import box_loss, mask_loss, motion_loss
-from sgnet_model.model import SGNet
+from sgnet_model.network.losses import box_loss, mask_loss, motion_loss
+from sgnet_model.network.model import SGNet
 from sgnet_model.structures import ClipBatch, FrameTargets
-from sgnet_model.targets import Pyramid, assign_locations, centerness_targets, regression_targets
+from sgnet_model.network.targets import Pyramid, assign_locations, centerness_targets, regression_targets
 
 
 def pyramid_for(size: int) -> Pyramid:

@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 
 from sgnet_model.config import TrackerConfig
-from sgnet_model.tracker import CenterTracker
+from sgnet_model.inference.tracker import CenterTracker
 
 
 def box(cx: float, cy: float, w: float, h: float) -> list[float]:

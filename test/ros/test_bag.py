@@ -15,8 +15,8 @@ from rosbags.rosbag2 import Reader
 from sensor_msgs.msg import CompressedImage, Image
 
 from footage import bikes_video
-from sgnet_model.ytvis import load_annotations
-from sgnet_ros.bag import main
+from sgnet_model.data.ytvis import load_annotations
+from sgnet_ros.tools.bag import main
 from training.synthetic import generate_synthetic_set
 
 START = 1000.0  # --start-time of the bags here, seconds

@@ -3,7 +3,7 @@ classes named), the mask IoU of matched instances, and the node's input age in i
 from __future__ import annotations
 
 from sgnet_ros.diagnostics import OFF_CLOCK
-from sgnet_ros.demo import SIZED_FOR_AP, report_lines, weaker_than_sized
+from sgnet_ros.tools.demo import SIZED_FOR_AP, report_lines, weaker_than_sized
 
 EVALUATION = {"AP": 0.6961, "AP50": 1.0, "AP75": 0.81, "AR100": 0.702, "idf1": 0.482, "id_switches": 7, "mota": -1.1,
               "mask_iou_mean": 0.8612, "mask_iou_p10": 0.7421, "mask_iou_frames": 410, "videos": 8, "frames": 288,

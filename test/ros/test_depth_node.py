@@ -270,7 +270,7 @@ def test_node_bench_depth_figures_hang_together(ros):
     import subprocess
     import sys
 
-    run = subprocess.run([sys.executable, "-m", "sgnet_ros.node_bench", "--json", "--depth", "--width", "320",
+    run = subprocess.run([sys.executable, "-m", "sgnet_ros.tools.node_bench", "--json", "--depth", "--width", "320",
                           "--height", "192", "--frames", "4", "--depth-instances", "3", "--stream-model-config",
                           "resnet18_small", "--rate", "30", "--stream-seconds", "1"],
                          capture_output=True, text=True, timeout=600)

@@ -12,7 +12,7 @@ import yaml
 from rclpy.serialization import deserialize_message
 from sensor_msgs.msg import CameraInfo, Image
 
-from sgnet_ros.bag import DEPTH_KEY, DEPTH_TOPIC
+from sgnet_ros.tools.bag import DEPTH_KEY, DEPTH_TOPIC
 from sgnet_ros.depth import CameraIntrinsics, locate_instance
 from sgnet_ros.masks import instance_mask
 from sgnet_ros.msg import InstanceArray
@@ -128,7 +128,7 @@ def test_no_depth_leaves_it_out_and_a_missing_depth_frame_is_one_line(synthetic,
     shutil.copytree(synthetic.parent, copy)
     missing = sorted((copy / DEPTH_DIR).rglob("*.png"))[2]
     missing.unlink()
-    done = subprocess.run([sys.executable, "-m", "sgnet_ros.bag", "ytvis", "--annotations", str(copy / synthetic.name),
+    done = subprocess.run([sys.executable, "-m", "sgnet_ros.tools.bag", "ytvis", "--annotations", str(copy / synthetic.name),
                            "--frames", str(copy / "JPEGImages"), "-o", str(tmp_path / "broken"), "--no-progress"],
                           capture_output=True, text=True)
     assert done.returncode == 2 and done.stderr.count("\n") == 1

@@ -12,7 +12,7 @@ from sensor_msgs.msg import Image
 from ros_harness import image_message, stamp_of, wait_until
 from sgnet_model.checkpoint import save_checkpoint
 from sgnet_model.config import named_config
-from sgnet_model.model import SGNet
+from sgnet_model.network.model import SGNet
 from sgnet_ros.msg import InstanceArray
 
 SMOKE = dict(smoke_test=True, model_config="resnet18_small", model__score_threshold=0.0,

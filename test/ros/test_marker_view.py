@@ -1,4 +1,4 @@
-"""The marker pictures of docs/ros.md (sgnet_ros/marker_view.py): projections checked against hand-worked pixels."""
+"""The marker pictures of docs/ros.md (sgnet_ros/tools/marker_view.py): projections checked against hand-worked pixels."""
 import math
 from pathlib import Path
 
@@ -7,7 +7,7 @@ import yaml
 from geometry_msgs.msg import Point
 from visualization_msgs.msg import Marker, MarkerArray
 
-from sgnet_ros.marker_view import BACKGROUND, MarkerScene, camera_view, orbit_view
+from sgnet_ros.tools.marker_view import BACKGROUND, MarkerScene, camera_view, orbit_view
 
 K = [200.0, 0.0, 160.0, 0.0, 200.0, 96.0, 0.0, 0.0, 1.0]  # a 320 x 192 camera
 RVIZ_CONFIG = yaml.safe_load((Path(__file__).resolve().parents[2] / "config" / "sgnet.rviz").read_text())

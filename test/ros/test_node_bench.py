@@ -5,7 +5,7 @@ import sys
 
 import pytest
 
-BENCH = [sys.executable, "-m", "sgnet_ros.node_bench"]
+BENCH = [sys.executable, "-m", "sgnet_ros.tools.node_bench"]
 
 
 def test_refuses_bad_options_with_status_2(tmp_path):

@@ -11,7 +11,7 @@ from rcl_interfaces.srv import GetParameters, SetParameters
 from ros_harness import wait_until
 from sgnet_model.checkpoint import save_checkpoint
 from sgnet_model.config import ModelConfig, TrackerConfig, named_config
-from sgnet_model.model import SGNet
+from sgnet_model.network.model import SGNet
 
 MODEL = dataclasses.replace(named_config("resnet18_small").model, input_width=96, input_height=64,
                             score_threshold=0.25, nms_threshold=0.65, detections_per_frame=7)

@@ -13,7 +13,7 @@ import cv2
 import numpy as np
 
 from ros_harness import assert_humble_readable
-from sgnet_ros.bag import main as sgnet_bag
+from sgnet_ros.tools.bag import main as sgnet_bag
 
 ROOT = Path(__file__).resolve().parents[2]
 # ROS packages a ROS install provides that are not wheels here (no share/<name>/package.xml in this venv).

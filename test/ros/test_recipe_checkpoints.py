@@ -24,7 +24,7 @@ from rclpy.serialization import deserialize_message
 from sensor_msgs.msg import Image
 
 from sgnet_model.checkpoint import load_checkpoint
-from sgnet_model.ytvis import YTVISData, load_annotations
+from sgnet_model.data.ytvis import YTVISData, load_annotations
 from sgnet_ros.masks import instance_mask
 from sgnet_ros.msg import InstanceArray
 from standin_weights import Standins, standin_kind, train_one_iteration

@@ -28,8 +28,8 @@ from footage import bikes_video
 from ros_harness import assert_humble_readable, wait_until
 from sgnet_model.checkpoint import load_checkpoint, save_checkpoint
 from sgnet_model.config import PredictorConfig, named_config
-from sgnet_model.model import SGNet
-from sgnet_model.ytvis import load_annotations
+from sgnet_model.network.model import SGNet
+from sgnet_model.data.ytvis import load_annotations
 from sgnet_ros.diagnostics import OFF_CLOCK
 from sgnet_ros.masks import instance_mask
 from sgnet_ros.msg import InstanceArray
@@ -48,7 +48,7 @@ def command(module: str, *arguments: str) -> list[str]:
 
 
 def replay(*arguments: str, timeout: float = 180) -> subprocess.CompletedProcess:
-    return subprocess.run(command("sgnet_ros.replay", *arguments, "--no-progress"), capture_output=True, text=True,
+    return subprocess.run(command("sgnet_ros.tools.replay", *arguments, "--no-progress"), capture_output=True, text=True,
                           timeout=timeout)
 
 
@@ -59,7 +59,7 @@ def replay_json(*arguments: str) -> tuple[dict, str]:
 
 
 def make_bag(*arguments: str) -> None:
-    done = subprocess.run(command("sgnet_ros.bag", *arguments, "--no-progress"), capture_output=True, text=True)
+    done = subprocess.run(command("sgnet_ros.tools.bag", *arguments, "--no-progress"), capture_output=True, text=True)
     assert done.returncode == 0, done.stderr
 
 
@@ -275,7 +275,7 @@ def test_timed_replay_keeps_the_bag_timing(ros, node, bag, tmp_path):
 
 def test_record_only_records_what_another_player_publishes(ros, node, bag, tmp_path):
     """The recorder runs while this test plays the bag as ros2 bag play would (its raw messages, reliable)."""
-    recorder = subprocess.Popen(command("sgnet_ros.replay", "--record-only", "--node-namespace", NAMESPACE,
+    recorder = subprocess.Popen(command("sgnet_ros.tools.replay", "--record-only", "--node-namespace", NAMESPACE,
                                         "--idle", "2", "--output", str(tmp_path / "recorded"), "--json"),
                                 stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     client = ros.client

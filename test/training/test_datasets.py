@@ -14,8 +14,8 @@ from torch.utils.data import DataLoader
 from torch.utils.data.distributed import DistributedSampler
 
 from sgnet_model.config import ModelConfig, named_config
-from sgnet_model.model import SGNet
-from sgnet_model.ytvis import YTVISError, frame_times, load_annotations
+from sgnet_model.network.model import SGNet
+from sgnet_model.data.ytvis import YTVISError, frame_times, load_annotations
 from training.datasets import ClipAugmentation, DatasetError, YTVISClipDataset, collate_clips
 from training.synthetic import generate_synthetic_set
 

@@ -15,7 +15,7 @@ import numpy as np
 import pytest
 
 from sgnet_model.config import TrackerConfig
-from sgnet_model.ytvis import encode_mask, load_annotations, load_results
+from sgnet_model.data.ytvis import encode_mask, load_annotations, load_results
 from training.evaluate import main
 
 H, W = 48, 64
@@ -164,7 +164,7 @@ def random_checkpoint(tmp_path) -> Path:
 
     from sgnet_model.checkpoint import save_checkpoint
     from sgnet_model.config import named_config
-    from sgnet_model.model import SGNet
+    from sgnet_model.network.model import SGNet
 
     torch.manual_seed(0)
     model_config = dataclasses.replace(named_config("resnet18_small").model, class_names=("square", "disc"),
@@ -326,8 +326,8 @@ def test_trained_model_keeps_identities_at_any_frame_rate(trained_checkpoint, ev
     the three rates, with no ID switch, on the 2-core x86-64 machine this was written on (format 2: 0.950, 0.956
     and 0.936; format 3's robot profile misses more objects of this set, not identities: docs/model.md, "Elsewhere")."""
     from sgnet_model.predictor import StreamingPredictor
-    from sgnet_model.ytvis import parse_annotations
-    from sgnet_model.ytvis_metric import tracking_figures
+    from sgnet_model.data.ytvis import parse_annotations
+    from sgnet_model.data.ytvis_metric import tracking_figures
     from training.evaluate import predict_videos
 
     annotations = parse_annotations(every_nth_frame(json.loads(trained_checkpoint.annotations.read_text()), every))

@@ -5,8 +5,8 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from sgnet_model.ytvis import VideoResult, encode_mask, parse_annotations
-from sgnet_model.ytvis_metric import evaluate_vis, spatiotemporal_iou, tracking_figures
+from sgnet_model.data.ytvis import VideoResult, encode_mask, parse_annotations
+from sgnet_model.data.ytvis_metric import evaluate_vis, spatiotemporal_iou, tracking_figures
 
 H, W = 40, 60  # frame size of the small cases
 

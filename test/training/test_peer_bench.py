@@ -17,9 +17,9 @@ from torch import nn
 
 from sgnet_model.config import ModelConfig
 from sgnet_model.instances import TrackedInstance
-from sgnet_model.ytvis import build_video_results, encode_mask
+from sgnet_model.data.ytvis import build_video_results, encode_mask
 from training import maskrcnn_peer, peer_bench
-from training.iou_tracker import MaskIoUTracker, mask_iou
+from training.benchmarks.iou_tracker import MaskIoUTracker, mask_iou
 from training.split import held_out_videos, split_annotations
 from training.synthetic import generate_synthetic_set
 
@@ -222,7 +222,7 @@ def test_bad_input_is_named(tiny_set, tmp_path, capsys):
 @pytest.mark.slow
 def test_ctrl_c_stops_it_cleanly(tiny_set, tmp_path):
     arguments = [a for a in tiny_command(tiny_set, tmp_path / "out") if a != "--no-progress"]
-    process = subprocess.Popen([sys.executable, "-m", "training.peer_bench", *arguments, "--minutes", "5",
+    process = subprocess.Popen([sys.executable, "-m", "training.benchmarks.peer_bench", *arguments, "--minutes", "5",
                                 "--json", str(tmp_path / "peer.json")],
                                cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     seen = ""

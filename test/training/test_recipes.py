@@ -16,9 +16,9 @@ import torch
 
 from sgnet_model.checkpoint import load_checkpoint, load_model_state, save_checkpoint
 from sgnet_model.config import PRETRAINED, ModelConfig
-from sgnet_model.model import SGNet
+from sgnet_model.network.model import SGNet
 from sgnet_model.predictor import StreamingPredictor
-from sgnet_model.ytvis import load_annotations
+from sgnet_model.data.ytvis import load_annotations
 from standin_weights import COCO_CLASS_WEIGHT, standin_kind, train_one_iteration
 from training import evaluate, train
 from training.config import load_train_config

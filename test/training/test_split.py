@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from sgnet_model.ytvis import YTVISError
+from sgnet_model.data.ytvis import YTVISError
 from training.split import SplitError, held_out_count, main, split_annotations
 
 REPO = Path(__file__).resolve().parents[2]

@@ -8,7 +8,7 @@ import numpy as np
 import pycocotools.mask as mask_utils
 import pytest
 
-from sgnet_model.ytvis import load_annotations
+from sgnet_model.data.ytvis import load_annotations
 from training.synthetic import (DEFAULT_CLASSES, DEFAULT_FRAMES, DEFAULT_HEIGHT, DEFAULT_OBJECTS, DEFAULT_VIDEOS,
                                 DEFAULT_WIDTH, MIN_VISIBLE_FRAMES, SHAPES, ShapeTrack, SyntheticError,
                                 generate_synthetic_set, main, render_frame)

@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 
 from sgnet_model.instances import TrackedInstance
-from sgnet_model.ytvis import (TrackObservation, VideoResult, YTVISError, build_video_results, decode_mask,
+from sgnet_model.data.ytvis import (TrackObservation, VideoResult, YTVISError, build_video_results, decode_mask,
                                encode_mask, load_annotations, load_results, parse_annotations, save_results)
 
 # A 4x5 frame with the object on rows 1-2, columns 1-3. Run lengths go down the columns (column-major):

@@ -1,0 +1,333 @@
+"""The predictor's other runtimes: ONNX Runtime, OpenVINO and TensorRT run a frame's fixed-shape work from the
+frame graph that export.py writes, in place of torch (frame.EagerFrames, frame.GraphedFrames); preparing the frame,
+the tracker and the outputs stay the predictor's. Each runner follows frame.py's contract: it holds no stream
+state, and ``runner(images, previous, elapsed)`` runs the single-image graph once per image of the batch, each with
+its own camera's previous towers (None: a still frame), returning each image's FrameTensors and its own towers.
+
+Precisions: fp32 everywhere; fp16 on CUDA (an fp16 graph for ONNX Runtime, TensorRT's fp16 kernels from the fp32
+graph; an fp16 inference hint for OpenVINO's GPU devices); bf16 on CPUs with AVX-512 BF16 or AMX (torch's autocast,
+OpenVINO's bf16 inference hint) and in TensorRT. ONNX Runtime has no bf16 CPU kernels to speak of: asking for it is
+an error that names the backends that do it.
+"""
+from __future__ import annotations
+
+import dataclasses
+import functools
+import importlib.util
+import logging
+import threading
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+import numpy as np
+import torch
+
+from sgnet_model.config import PredictorConfig
+from sgnet_model.inference.postprocess import FrameTensors
+from sgnet_model.runtime.export import (INPUTS, LEVELS, TOWERS, ExportError, GraphInfo, engine_cache_dir, file_sha256,
+                                        frame_tensors_from, require, write_atomically)
+from sgnet_model.runtime.frame import RunnerKey, Towers
+
+if TYPE_CHECKING:
+    import openvino
+
+LOG = logging.getLogger(__name__)
+ONNX_PROVIDER_NAMES = {"cpu": "CPUExecutionProvider", "cuda": "CUDAExecutionProvider",
+                       "tensorrt": "TensorrtExecutionProvider"}
+OPENVINO_PRECISIONS = {"fp32": "f32", "bf16": "bf16", "fp16": "f16"}
+TENSORRT_MAJOR = 10  # the oldest TensorRT the backend runs on
+
+
+class BackendError(RuntimeError):
+    """A backend cannot run as asked (a precision this hardware lacks, a runtime not installed)."""
+
+
+@functools.cache
+def cpu_supports_bf16() -> bool:
+    """Whether this CPU computes in bf16 natively: AVX-512 BF16 or AMX (Linux's /proc/cpuinfo flags), else what
+    torch's CPU capability says."""
+    try:
+        flags = {flag for line in Path("/proc/cpuinfo").read_text().splitlines() if line.startswith("flags")
+                 for flag in line.split(":", 1)[1].split()}
+        return bool(flags & {"avx512_bf16", "amx_bf16"})
+    except OSError:
+        return torch.backends.cpu.get_cpu_capability() in ("AVX512_BF16", "AMX")
+
+
+@dataclasses.dataclass(frozen=True)
+class RuntimeChoice:
+    """What runs, and why: the backend and precision after ``auto`` is resolved."""
+
+    backend: str
+    precision: str
+    reason: str
+
+
+def installed_runtimes() -> frozenset[str]:
+    """The runtime packages this Python can import (not imported here: they take seconds)."""
+    return frozenset(name for name in ("onnx", "onnxruntime", "openvino", "tensorrt")
+                     if importlib.util.find_spec(name) is not None)
+
+
+def choose_runtime(backend: str, precision: str, cuda: bool, bf16_cpu: bool, installed: frozenset[str],
+                   graph_only: bool = False) -> RuntimeChoice:
+    """The backend and precision that ``auto`` stands for; an explicit choice is kept as it is.
+
+    Measured with sgnet-bench (docs/benchmarks.md, "Backends on the CPU"; whole predictor step at 50 detections
+    against torch fp32): on a CPU with native bf16 (AVX-512 BF16 or AMX), OpenVINO bf16 (0.47-0.61x), where it is
+    installed with onnx (which reads the graph), else torch bf16 (0.53-0.84x). Without native bf16, torch fp32:
+    OpenVINO fp32 (0.90-0.93x on 640x360) and ONNX Runtime (0.91-0.95x) were slower than torch at the demo's
+    320x192 on 2 threads (1.15x both). bf16's held-out AP loss is bounded by test_export.py. On CUDA: torch with
+    CUDA graphs in fp32, until TensorRT and fp16 have figures from a GPU (ask for them by name). ``graph_only``: a
+    .onnx checkpoint, which torch cannot run: OpenVINO where installed, else ONNX Runtime."""
+    reasons = []
+    if backend == "auto":
+        if cuda:
+            backend, why = "torch", "CUDA: torch with CUDA graphs (TensorRT only when asked for)"
+        elif {"openvino", "onnx"} <= installed and (bf16_cpu or graph_only):
+            backend, why = "openvino", "CPU with native bf16 and OpenVINO" if bf16_cpu else "a frame graph"
+        elif graph_only:
+            backend, why = "onnxruntime", "a frame graph, OpenVINO not installed"
+        elif bf16_cpu:
+            backend, why = "torch", "CPU with native bf16, OpenVINO not installed (pip install 'sgnet_ros[runtimes]')"
+        else:
+            backend, why = "torch", "CPU without native bf16: no other runtime was faster at every size"
+        reasons.append(f"backend auto: {backend} ({why})")
+    if precision == "auto":
+        if not cuda and bf16_cpu and backend in ("torch", "openvino"):
+            precision, why = "bf16", "the CPU has AVX-512 BF16 or AMX"
+        else:
+            precision, why = "fp32", "CUDA: fp16 waits for GPU figures" if cuda else "no native bf16 for it here"
+        reasons.append(f"precision auto: {precision} ({why})")
+    return RuntimeChoice(backend, precision, "; ".join(reasons) or "as asked")
+
+
+def check_precision(backend: str, precision: str, device: torch.device, openvino_device: str = "CPU") -> None:
+    """A BackendError when ``backend`` cannot run ``precision`` on ``device`` here, naming what would."""
+    if precision == "bf16":
+        if backend == "onnxruntime":
+            raise BackendError("precision bf16: ONNX Runtime has no bf16 CPU kernels; use backend openvino or torch "
+                               "for bf16, or precision fp32")
+        if backend != "tensorrt" and device.type == "cuda":
+            raise BackendError("precision bf16 is for CPUs; on CUDA use precision fp16")
+        cpu_device = backend == "torch" or openvino_device.upper().startswith("CPU")
+        if cpu_device and backend != "tensorrt" and not cpu_supports_bf16():
+            raise BackendError("precision bf16 needs a CPU with AVX-512 BF16 or AMX (the avx512_bf16 or amx_bf16 "
+                               "flag in /proc/cpuinfo), which this one lacks: it would run slower than fp32; use "
+                               "precision fp32")
+    if precision == "fp16":
+        if backend == "openvino":
+            if openvino_device.upper().startswith("CPU"):
+                raise BackendError("precision fp16 on OpenVINO's CPU device: use bf16 on the CPU, or fp16 with a "
+                                   "GPU device (openvino_device GPU)")
+        elif device.type != "cuda":
+            raise BackendError(f"precision fp16 runs on CUDA only (backend {backend}); use fp32, or bf16 on a CPU "
+                               f"with AVX-512 BF16 or AMX")
+    if backend == "tensorrt" and device.type != "cuda":
+        raise BackendError("backend tensorrt runs on CUDA only; set device cuda (or auto on a machine with a GPU), "
+                           "or use backend onnxruntime or openvino on the CPU")
+
+
+def host_masks(backend: str, device: torch.device) -> bool:
+    """Whether a backend runs the frame graph that leaves the masks to the host (frame.paste_host_masks): on a CPU,
+    pasting every slot over the whole frame costs more than the network; a GPU absorbs it (TensorRT, ONNX Runtime
+    on CUDA)."""
+    return backend == "openvino" or (backend == "onnxruntime" and device.type == "cpu")
+
+
+def graph_precision(backend: str, precision: str) -> str:
+    """The precision of the graph a backend runs at ``precision``: fp16 only for ONNX Runtime's fp16 (TensorRT
+    builds its fp16 and bf16 kernels from the fp32 graph, OpenVINO lowers precision itself)."""
+    return "fp16" if backend == "onnxruntime" and precision == "fp16" else "fp32"
+
+
+def open_runner(path: Path, info: GraphInfo, config: PredictorConfig, device: torch.device, key: RunnerKey
+                ) -> "FrameRunner | TensorRtFrame":
+    if config.backend == "onnxruntime":
+        return OnnxRuntimeFrame(path, info, key, config.onnx_providers.split(","), device, config.run_precision)
+    if config.backend == "openvino":
+        return OpenVinoFrame(path, info, key, config.openvino_device, config.run_precision)
+    if config.backend == "tensorrt":
+        return TensorRtFrame(path, info, key, device, config.run_precision)
+    raise BackendError(f"backend {config.backend!r} runs no frame graph")  # pragma: no cover - a programming error
+
+
+class FrameRunner:
+    """A frame graph in some runtime, on host arrays."""
+
+    description = ""  # what runs, for logs and diagnostics (e.g. "onnxruntime CPUExecutionProvider fp32")
+
+    def __init__(self, info: GraphInfo, key: RunnerKey, dtype: type) -> None:
+        self.info, self.key, self.dtype = info, key, dtype
+        self.shapes: list[list[int]] = []  # the towers' shapes (1, C, h, w) per level, set by the runtime
+
+    def __call__(self, images: torch.Tensor, previous: list[Towers | None], elapsed: list[float]
+                 ) -> list[tuple[FrameTensors, Towers]]:
+        batch = images.cpu().numpy().astype(self.dtype, copy=False)
+        results = []
+        for image, before, seconds in zip(batch, previous, elapsed):
+            still = before is None  # the towers fed are then ignored: any of the right shape will do
+            towers = self._zero_towers() if still else before
+            feeds = (np.ascontiguousarray(image[None]), np.array(still), np.array([0.0 if still else seconds],
+                                                                                    self.dtype))
+            outputs = self.run(dict(zip(INPUTS, (*feeds, *towers))))
+            results.append((frame_tensors_from(self.info, outputs[:-LEVELS]), outputs[-LEVELS:]))
+        return results
+
+    def run(self, feeds: dict[str, np.ndarray]) -> list[np.ndarray]:
+        raise NotImplementedError
+
+    def _zero_towers(self) -> list[np.ndarray]:
+        return [np.zeros(shape, self.dtype) for shape in self.shapes]
+
+
+class OnnxRuntimeFrame(FrameRunner):
+    def __init__(self, path: Path, info: GraphInfo, key: RunnerKey, providers: list[str], device: torch.device,
+                 precision: str) -> None:
+        onnxruntime = require("onnxruntime", "onnxruntime", "backend onnxruntime")
+        super().__init__(info, key, np.float16 if info.precision == "fp16" else np.float32)
+        available = onnxruntime.get_available_providers()
+        wanted = ["cpu"] if device.type == "cpu" else [p for p in providers if p != "cpu"]
+        chosen = [ONNX_PROVIDER_NAMES[p] for p in wanted if ONNX_PROVIDER_NAMES[p] in available]
+        if not chosen:
+            raise BackendError(f"onnxruntime here offers {available}, none of {[ONNX_PROVIDER_NAMES[p] for p in wanted]}"
+                               f" for device {device}; install onnxruntime-gpu for CUDA and TensorRT")
+        options = {"CUDAExecutionProvider": {"device_id": device.index or 0},
+                   "TensorrtExecutionProvider": {"device_id": device.index or 0, "trt_engine_cache_enable": True,
+                                                 "trt_engine_cache_path": str(engine_cache_dir()),
+                                                 "trt_fp16_enable": precision == "fp16"}}
+        session_options = onnxruntime.SessionOptions()
+        session_options.intra_op_num_threads = torch.get_num_threads()  # as many as torch is given (--threads)
+        session_options.log_severity_level = 3  # errors only: its constant-folding notes are noise
+        # no busy-waiting between runs: its spinning threads took the CPU from the host-side work after each run
+        # (the masks' pasting took 2.5x as long beside them)
+        session_options.add_session_config_entry("session.intra_op.allow_spinning", "0")
+        self.session = onnxruntime.InferenceSession(str(path), session_options, providers=[
+            (name, options.get(name, {})) for name in chosen])
+        self.description = f"onnxruntime {self.session.get_providers()[0]} {precision}"
+        self.shapes = [i.shape for i in self.session.get_inputs()[3:]]
+
+    def run(self, feeds: dict[str, np.ndarray]) -> list[np.ndarray]:
+        return self.session.run(list(self.info.outputs), feeds)
+
+
+_openvino_core: openvino.Core | None = None
+_openvino_core_lock = threading.Lock()  # one Core, also when two threads build their first runners at once
+
+
+def openvino_core() -> openvino.Core:
+    """The process's one OpenVINO Core, never freed. Each Core loads its own CPU plugin, which gives the thread that
+    loads it an alternate signal stack of its own mapping and unmaps that mapping when the Core is freed, restoring
+    the stack it replaced. Two Cores freed in the order they were made leave the thread's signal stack pointing at
+    unmapped memory, and the next signal a Python handler takes there (Ctrl-C, a child process's exit) ends the
+    process with SIGSEGV and no traceback; every runner sharing one Core that lives as long as the process never
+    frees a signal stack in use (test_export.py: a process that dropped two OpenVINO runners survives a signal)."""
+    global _openvino_core
+    with _openvino_core_lock:
+        if _openvino_core is None:
+            _openvino_core = require("openvino", "openvino", "backend openvino").Core()
+        return _openvino_core
+
+
+class OpenVinoFrame(FrameRunner):
+    def __init__(self, path: Path, info: GraphInfo, key: RunnerKey, device: str, precision: str) -> None:
+        super().__init__(info, key, np.float32)
+        core = openvino_core()
+        if device.split(".")[0].split(":")[0].upper() not in {d.split(".")[0] for d in core.available_devices}:
+            raise BackendError(f"OpenVINO device {device!r} is not available here (OpenVINO sees "
+                               f"{core.available_devices}); set openvino_device to one of them")
+        # an explicit precision: on CPUs with bf16, OpenVINO would otherwise compute in bf16 by itself
+        properties = {"INFERENCE_PRECISION_HINT": OPENVINO_PRECISIONS[precision], "PERFORMANCE_HINT": "LATENCY"}
+        if device.upper().startswith("CPU"):
+            properties["INFERENCE_NUM_THREADS"] = torch.get_num_threads()
+        self.compiled = core.compile_model(str(path), device, properties)
+        self.request = self.compiled.create_infer_request()
+        self.shapes = [list(i.get_shape()) for i in self.compiled.inputs[3:]]
+        self.description = f"openvino {device} {precision}"
+
+    def run(self, feeds: dict[str, np.ndarray]) -> list[np.ndarray]:
+        # Shared outputs are views of the request's memory, overwritten by the next request: the base features and
+        # attention scores are read before that (frame_tensors_from pastes the masks at once); the numbers and the
+        # towers (kept by the camera until its next frame) are copied.
+        results = self.request.infer(feeds, share_inputs=True, share_outputs=True)
+        kept = {"numbers", "masks", *TOWERS}  # masks: a graph that pastes them itself
+        return [results[output].copy() if output.get_names() & kept else results[output]
+                for output in self.compiled.outputs]
+
+
+class TensorRtFrame:
+    """The frame graph as a TensorRT engine (built from the ONNX file once, cached beside the exports under a name
+    keyed by the graph's bytes and the precision), run on torch's CUDA tensors with no host copy but the result's.
+    Each image's towers are copied out of the engine's buffers (the next image overwrites them)."""
+
+    def __init__(self, path: Path, info: GraphInfo, key: RunnerKey, device: torch.device, precision: str) -> None:
+        tensorrt = require("tensorrt", "tensorrt", "backend tensorrt")
+        if int(tensorrt.__version__.split(".")[0]) < TENSORRT_MAJOR:
+            raise BackendError(f"backend tensorrt needs TensorRT {TENSORRT_MAJOR} or newer (named tensors, "
+                               f"execute_async_v3); this is TensorRT {tensorrt.__version__}: pip install "
+                               f"'tensorrt>={TENSORRT_MAJOR}'")
+        if info.masks != "graph":
+            raise BackendError(f"{path} leaves its masks to the host (sgnet-export --masks host); TensorRT runs "
+                               f"graphs with the masks inside: export with --masks graph")
+        self.info, self.key, self.device = info, key, device
+        logger = tensorrt.Logger(tensorrt.Logger.WARNING)
+        # an engine is tied to the TensorRT version that built it: the version is in its name
+        engine_path = engine_cache_dir() / (f"{path.stem}-{file_sha256(path)[:12]}-{precision}-"
+                                            f"trt{tensorrt.__version__}.engine")
+        if not engine_path.is_file():
+            try:
+                write_atomically(engine_path, self._build(tensorrt, logger, path, precision))
+            except ExportError as error:
+                raise BackendError(str(error)) from None
+        runtime = tensorrt.Runtime(logger)
+        self.engine = runtime.deserialize_cuda_engine(engine_path.read_bytes())
+        if self.engine is None:
+            raise BackendError(f"TensorRT cannot load the cached engine {engine_path} (another TensorRT version "
+                               f"built it?); delete it and it is built again")
+        self.context = self.engine.create_execution_context()
+        self.buffers: dict[str, torch.Tensor] = {}
+        for index in range(self.engine.num_io_tensors):
+            name = self.engine.get_tensor_name(index)
+            dtype = {tensorrt.float32: torch.float32, tensorrt.float16: torch.float16, tensorrt.bool: torch.bool,
+                     tensorrt.int32: torch.int32, tensorrt.int64: torch.int64}[self.engine.get_tensor_dtype(name)]
+            shape = tuple(self.engine.get_tensor_shape(name))
+            self.buffers[name] = torch.zeros(shape, dtype=dtype, device=device)
+            self.context.set_tensor_address(name, self.buffers[name].data_ptr())
+        self.stream = torch.cuda.Stream(device)  # its own: the engine never queues behind other work on the device
+        self.description = f"tensorrt {tensorrt.__version__} {precision}"
+
+    @staticmethod
+    def _build(tensorrt: object, logger: object, path: Path, precision: str) -> bytes:
+        builder = tensorrt.Builder(logger)
+        network = builder.create_network(0)
+        parser = tensorrt.OnnxParser(network, logger)
+        if not parser.parse(path.read_bytes()):
+            errors = "; ".join(str(parser.get_error(i)) for i in range(parser.num_errors))
+            raise BackendError(f"TensorRT cannot parse {path}: {errors}")
+        config = builder.create_builder_config()
+        if precision == "fp16":
+            config.set_flag(tensorrt.BuilderFlag.FP16)
+        elif precision == "bf16":
+            config.set_flag(tensorrt.BuilderFlag.BF16)
+        serialized = builder.build_serialized_network(network, config)
+        if serialized is None:
+            raise BackendError(f"TensorRT could not build an engine from {path} at {precision} (see its log above)")
+        return bytes(serialized)
+
+    def __call__(self, images: torch.Tensor, previous: list[Towers | None], elapsed: list[float]
+                 ) -> list[tuple[FrameTensors, Towers]]:
+        buffers, results = self.buffers, []
+        self.stream.wait_stream(torch.cuda.current_stream(self.device))  # the images were made on that stream
+        with torch.cuda.stream(self.stream):
+            for image, before, seconds in zip(images, previous, elapsed):
+                buffers["image"].copy_(image[None])
+                buffers["still"].fill_(before is None)
+                buffers["elapsed_s"].fill_(0.0 if before is None else seconds)
+                for level, tower in enumerate(before or ()):
+                    buffers[f"previous_tower_{level}"].copy_(tower)
+                if not self.context.execute_async_v3(self.stream.cuda_stream):
+                    raise BackendError("TensorRT failed to run the frame graph")
+                frame = FrameTensors(buffers["numbers"].to(torch.float32, copy=True), buffers["masks"].clone())
+                results.append((frame, [buffers[f"tower_{level}"].clone() for level in range(LEVELS)]))
+        torch.cuda.current_stream(self.device).wait_stream(self.stream)  # the results, for the host copies
+        return results

@@ -1,0 +1,447 @@
+"""One ONNX graph for a frame's whole fixed-shape work, as the predictor's other backends run it.
+
+The graph is ``frame.fixed_frame`` traced once (what FixedFrame runs and GraphedFrames replays on CUDA): the
+network, the detection slots (score threshold, top-k, NMS), each slot's mask at the frame's resolution, and the
+movement head. Inputs: ``image`` (1, 3, H, W) float in 0..255, resized and padded as the predictor prepares it;
+``still`` (bool: the movement head sees this frame twice, the first frame of a stream); ``elapsed_s`` (1,) seconds
+since the previous frame; ``previous_tower_0..4``, that frame's regression towers. Outputs: ``numbers``
+(slots, 9): x1 y1 x2 y2, movement dx dy in frame pixels, score, label, valid; ``masks`` (slots, frame H, W) bool;
+``tower_0..4``, this frame's towers for the next call. A graph with masks "host" stops before the masks and
+outputs ``attention`` (slots, G*G, K) and ``base`` (1, K, h, w) instead, from which the runner pastes the valid
+slots' masks on the host (frame.py: a CPU pastes every slot over the whole frame slower than it runs the network;
+sgnet-export --masks host). The frame size, the thresholds and the number of slots are
+fixed in the graph; the model's config, class names, tracker profiles and where the weights came from are in its
+metadata (``metadata_props``), so that a ``.onnx`` file serves as a checkpoint.
+
+A graph is checked with ``onnx.checker`` and run with ONNX Runtime against torch on frames before it is written,
+and written atomically. The predictor exports on demand into a cache keyed by the weights, the frame size, the
+thresholds, the precision and this package's code (``cached_frame_graph``), as engines are cached on robots.
+"""
+from __future__ import annotations
+
+import contextlib
+import copy
+import dataclasses
+import functools
+import hashlib
+import importlib
+import io
+import json
+import os
+import secrets
+import warnings
+from pathlib import Path
+from types import ModuleType
+from typing import Iterable, Iterator
+
+import numpy as np
+import torch
+from torch import Tensor, nn
+
+from sgnet_model.config import ConfigError, ModelConfig, TrackerConfig, from_dict, to_dict
+from sgnet_model.inference.postprocess import FrameTensors
+from sgnet_model.network.targets import Pyramid
+from sgnet_model.runtime.frame import (FixedFrame, fixed_frame, fixed_frame_for_host_masks, frame_geometry,
+                                       paste_host_masks, prepare_frame)
+from sgnet_model.stages import stage
+
+FORMAT = "sgnet_ros.frame_graph"
+VERSION = 1
+OPSET = 17
+LEVELS = 5  # P3..P7: one regression tower each
+INPUTS = ("image", "still", "elapsed_s", *(f"previous_tower_{level}" for level in range(LEVELS)))
+TOWERS = tuple(f"tower_{level}" for level in range(LEVELS))
+OUTPUTS = ("numbers", "masks", *TOWERS)
+HOST_MASK_OUTPUTS = ("numbers", "attention", "base", *TOWERS)  # masks "host": pasted by the runner (frame.py)
+MASKS = ("graph", "host")
+GRAPH_PRECISIONS = ("fp32", "fp16")
+# the settings of ModelConfig a graph fixes besides its weights (the predictor can change them at run time)
+THRESHOLDS = ("score_threshold", "nms_threshold", "detections_per_frame", "candidates_per_level", "class_agnostic_nms",
+              "mask_margin")
+# How close an exported graph's instances must be to torch's (sgnet-export checks these before writing).
+BOX_TOLERANCE_PX = 0.5
+SCORE_TOLERANCE = 1e-3
+MASK_IOU = 0.99
+
+
+class ExportError(ValueError):
+    """An export cannot be made, or a .onnx file cannot be used; the message names the file and what to do."""
+
+
+def require(module: str, package: str, purpose: str) -> ModuleType:
+    """Import an optional dependency, or say what to install."""
+    try:
+        return importlib.import_module(module)
+    except ImportError as error:
+        raise ExportError(f"{purpose} needs the Python package {package!r}, which is not installed here ({error}); "
+                          f"pip install {package}") from None
+
+
+@dataclasses.dataclass(frozen=True)
+class GraphInfo:
+    """What a frame graph's metadata says about it."""
+
+    model_config: ModelConfig
+    tracker_profiles: dict[str, TrackerConfig]
+    frame_size: tuple[int, int]  # (H, W) of the frames it takes
+    input_size: tuple[int, int]  # (H, W) of its padded image input
+    precision: str  # fp32 or fp16: the graph's own arithmetic
+    masks: str  # "graph": masks are an output; "host": the runner pastes them from attention and base
+    weights_sha256: str  # of the network's weights (state dict)
+    checkpoint_sha256: str  # of the checkpoint file it was exported from; "" when none
+    code_sha256: str  # of the sgnet_model sources that traced it
+
+    def metadata(self) -> dict[str, str]:
+        config = self.model_config
+        return {"format": FORMAT, "version": str(VERSION), "model_config": json.dumps(to_dict(config)),
+                "class_names": json.dumps(list(config.class_names)),
+                "tracker_profiles": json.dumps({name: to_dict(p) for name, p in self.tracker_profiles.items()}),
+                "frame_size": json.dumps(list(self.frame_size)), "input_size": json.dumps(list(self.input_size)),
+                "precision": self.precision, "masks": self.masks, "weights_sha256": self.weights_sha256,
+                "checkpoint_sha256": self.checkpoint_sha256, "code_sha256": self.code_sha256}
+
+    @property
+    def outputs(self) -> tuple[str, ...]:
+        return OUTPUTS if self.masks == "graph" else HOST_MASK_OUTPUTS
+
+    def mismatch(self, config: ModelConfig, frame_size: tuple[int, int]) -> str:
+        """Why this graph cannot serve frames of ``frame_size`` with ``config``'s thresholds ("" when it can)."""
+        problems = [f"frames of {frame_size[1]}x{frame_size[0]} (it takes {self.frame_size[1]}x{self.frame_size[0]})"
+                    ] if tuple(frame_size) != self.frame_size else []
+        for name in THRESHOLDS:
+            if getattr(config, name) != getattr(self.model_config, name):
+                problems.append(f"{name} {getattr(config, name)} (it has {getattr(self.model_config, name)})")
+        return "; ".join(problems)
+
+
+class FrameGraph(nn.Module):
+    """``fixed_frame`` (or ``fixed_frame_for_host_masks``) as a module of tensors only, for tracing."""
+
+    def __init__(self, model: nn.Module, config: ModelConfig, pyramid: Pyramid, scale: float,
+                 valid_size: tuple[int, int], output_size: tuple[int, int], host_masks: bool) -> None:
+        super().__init__()
+        self.model, self.config, self.pyramid = model, config, pyramid
+        self.scale, self.valid_size, self.output_size, self.host_masks = scale, valid_size, output_size, host_masks
+
+    def forward(self, image: Tensor, still: Tensor, elapsed_s: Tensor, *previous: Tensor) -> tuple[Tensor, ...]:
+        if self.host_masks:
+            numbers, attention, base, towers = fixed_frame_for_host_masks(
+                self.model, self.config, self.pyramid, image, still, elapsed_s, list(previous), self.scale,
+                self.valid_size)
+            return (numbers, attention, base, *towers)
+        frame, towers = fixed_frame(self.model, self.config, self.pyramid, image, still, elapsed_s, list(previous),
+                                    self.scale, self.valid_size, self.output_size)
+        return (frame.numbers, frame.masks, *towers)
+
+
+def weights_sha256(model: nn.Module) -> str:
+    """sha256 over the network's state dict (names, dtypes, shapes and values)."""
+    digest = hashlib.sha256()
+    for name, tensor in model.state_dict().items():
+        tensor = tensor.detach().cpu().contiguous()
+        digest.update(f"{name}:{tensor.dtype}:{tuple(tensor.shape)}".encode())
+        digest.update(tensor.view(-1).view(torch.uint8).numpy().tobytes() if tensor.numel() else b"")
+    return digest.hexdigest()
+
+
+def file_sha256(path: str | Path) -> str:
+    digest = hashlib.sha256()
+    with open(path, "rb") as file:
+        for block in iter(lambda: file.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+@functools.cache
+def code_sha256() -> str:
+    """sha256 of this package's sources: a graph traced by other code is exported again."""
+    digest = hashlib.sha256()
+    for path in sorted(Path(__file__).parent.glob("*.py")):
+        digest.update(path.name.encode() + path.read_bytes())
+    return digest.hexdigest()
+
+
+def export_frame_graph(model: nn.Module, config: ModelConfig, tracker_profiles: dict[str, TrackerConfig],
+                       frame_size: tuple[int, int], path: str | Path, check_frames: Iterable[np.ndarray],
+                       fp16: bool = False, checkpoint_sha256: str = "", host_masks: bool = False) -> GraphInfo:
+    """Trace ``model`` (SGNet in eval mode, float32, on the CPU) with ``config``'s thresholds for frames of
+    ``frame_size`` (H, W), check it, run it against torch on ``check_frames`` ((H, W, 3) uint8 RGB, in stream
+    order, 30 Hz), and write it to ``path`` atomically. ``fp16``: the graph computes in half precision (for CUDA
+    and TensorRT; its check against torch then needs ONNX Runtime's CUDA provider and is skipped without one).
+    ``host_masks``: the graph stops before the masks, which the runner pastes (masks "host", for CPUs)."""
+    onnx = require("onnx", "onnx", "exporting to ONNX")
+    path = Path(path)
+    height, width = frame_size
+    scale, valid_size, padded = frame_geometry(config, height, width)
+    info = GraphInfo(config, dict(tracker_profiles), (height, width), padded, "fp16" if fp16 else "fp32",
+                     "host" if host_masks else "graph", weights_sha256(model), checkpoint_sha256, code_sha256())
+    dtype = torch.float16 if fp16 else torch.float32
+    traced = copy.deepcopy(model).to(dtype) if fp16 else model
+    with torch.inference_mode(False), torch.no_grad():
+        example = torch.zeros((1, 3, *padded), dtype=dtype)
+        fixed = FixedFrame(traced, config, (), example, scale, valid_size, frame_size)
+        graph = FrameGraph(traced, config, fixed.pyramid, scale, valid_size, frame_size, host_masks)
+        arguments = (example, torch.ones((), dtype=torch.bool), torch.zeros(1, dtype=dtype), *fixed.previous)
+        buffer = io.BytesIO()
+        with _onnx_gaps_filled(), warnings.catch_warnings():
+            # the tracer warns where sizes become constants: by design, every shape here is fixed per graph
+            warnings.simplefilter("ignore", torch.jit.TracerWarning)
+            warnings.simplefilter("ignore", DeprecationWarning)  # dynamo=False: the exporter that handles this graph
+            torch.onnx.export(graph, arguments, buffer, opset_version=OPSET, dynamo=False, input_names=list(INPUTS),
+                              output_names=list(info.outputs))
+    proto = onnx.load_from_string(buffer.getvalue())
+    _bool_eye_through_float(proto)
+    for key, value in info.metadata().items():
+        entry = proto.metadata_props.add()
+        entry.key, entry.value = key, value
+    try:
+        onnx.checker.check_model(proto, full_check=True)
+    except onnx.checker.ValidationError as error:
+        raise ExportError(f"the exported graph fails onnx.checker: {str(error).splitlines()[0]}") from None
+    data = proto.SerializeToString()
+    if not fp16 or (torch.cuda.is_available() and "CUDAExecutionProvider" in require(
+            "onnxruntime", "onnxruntime", "checking an export").get_available_providers()):
+        _check_against_torch(traced, config, data, info, list(check_frames))
+    write_atomically(path, data)
+    return info
+
+
+def cached_frame_graph(model: nn.Module, config: ModelConfig, tracker_profiles: dict[str, TrackerConfig],
+                       frame_size: tuple[int, int], fp16: bool, host_masks: bool, check_frames: Iterable[np.ndarray],
+                       checkpoint_sha256: str = "") -> tuple[Path, GraphInfo]:
+    """The frame graph for this model, frame size, thresholds and precision from the cache, exported first when
+    it is not there: its path and metadata."""
+    weights = weights_sha256(model)
+    key = json.dumps([FORMAT, VERSION, weights, list(frame_size), fp16, host_masks, code_sha256(),
+                      [getattr(config, name) for name in THRESHOLDS]])
+    name = (f"sgnet-{weights[:12]}-{frame_size[1]}x{frame_size[0]}-{'fp16' if fp16 else 'fp32'}-"
+            f"{'host' if host_masks else 'graph'}-"
+            f"{hashlib.sha256(key.encode()).hexdigest()[:12]}.onnx")
+    path = engine_cache_dir() / name
+    if path.is_file():
+        try:
+            info = read_graph_info(path)
+            if info.weights_sha256 == weights and info.masks == ("host" if host_masks else "graph") and not \
+                    info.mismatch(config, frame_size):
+                return path, info
+        except ExportError:
+            pass  # a damaged cache entry is exported again
+    return path, export_frame_graph(model, config, tracker_profiles, frame_size, path, check_frames, fp16,
+                                    checkpoint_sha256, host_masks)
+
+
+def engine_cache_dir() -> Path:
+    """Where exports and engines are cached: $XDG_CACHE_HOME/sgnet_ros/engines (~/.cache when unset)."""
+    root = os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache"
+    return Path(root) / "sgnet_ros" / "engines"
+
+
+def read_graph_info(path: str | Path) -> GraphInfo:
+    """The metadata of a frame graph written by sgnet-export, checked: a missing, corrupt or foreign file, or one
+    whose inputs and outputs do not fit its metadata, is an ExportError naming the file."""
+    onnx = require("onnx", "onnx", f"reading {path}")
+    path = Path(path)
+    if not path.is_file():
+        raise ExportError(f"ONNX file {path} does not exist or is not a file; make one with `sgnet-export "
+                          f"CHECKPOINT -o {path.name}`")
+    try:
+        proto = onnx.load(str(path), load_external_data=False)
+    except Exception as error:  # protobuf's DecodeError and onnx's own errors have no common base
+        first_line = (str(error).strip().splitlines() or [type(error).__name__])[0]
+        raise ExportError(f"{path} is not a readable ONNX file (corrupt or truncated?): {first_line}") from None
+    metadata = {entry.key: entry.value for entry in proto.metadata_props}
+    if metadata.get("format") != FORMAT:
+        raise ExportError(f"{path} is an ONNX file but not an sgnet_ros frame graph (no {FORMAT!r} metadata); "
+                          f"export the checkpoint with sgnet-export")
+    if metadata.get("version") != str(VERSION):
+        raise ExportError(f"{path} is a frame graph of format version {metadata.get('version')!r}; this sgnet_ros "
+                          f"reads version {VERSION}: export the checkpoint again with sgnet-export")
+    try:
+        config = from_dict(ModelConfig, json.loads(metadata["model_config"]), f"{path}: model_config")
+        profiles = {name: from_dict(TrackerConfig, value, f"{path}: tracker_profiles.{name}")
+                    for name, value in json.loads(metadata["tracker_profiles"]).items()}
+        frame_size, input_size = (tuple(int(v) for v in json.loads(metadata[key])) for key in ("frame_size",
+                                                                                              "input_size"))
+        info = GraphInfo(config, profiles, frame_size, input_size, metadata["precision"], metadata["masks"],
+                         metadata["weights_sha256"], metadata["checkpoint_sha256"], metadata["code_sha256"])
+    except (KeyError, ValueError, TypeError, ConfigError) as error:
+        raise ExportError(f"{path}: the frame graph's metadata is damaged ({error}); export it again") from None
+    inputs = {value.name: _shape(value) for value in proto.graph.input}
+    outputs = {value.name: _shape(value) for value in proto.graph.output}
+    slots = config.detections_per_frame
+    if info.masks not in MASKS:
+        raise ExportError(f"{path}: the frame graph's metadata is damaged (masks {info.masks!r}); export it again")
+    expected = {"image": [1, 3, *info.input_size], "numbers": [slots, 9]}
+    if info.masks == "graph":
+        expected["masks"] = [slots, *info.frame_size]
+    found = {**inputs, **outputs}
+    wrong = [f"{name} {found.get(name)} (expected {shape})" for name, shape in expected.items()
+             if found.get(name) != shape]
+    missing = sorted(set(INPUTS) - set(inputs)) + sorted(set(info.outputs) - set(outputs))
+    if wrong or missing or info.precision not in GRAPH_PRECISIONS:
+        raise ExportError(f"{path}: the graph does not match its own metadata ("
+                          + "; ".join(wrong + [f"missing {name}" for name in missing]
+                                      + ([f"precision {info.precision!r}"] if info.precision not in GRAPH_PRECISIONS
+                                         else [])) + "); export it again")
+    return info
+
+
+def compare_frames(expected: FrameTensors, got: FrameTensors) -> list[str]:
+    """How ``got``'s valid instances differ from ``expected``'s, as text (empty: the same within BOX_TOLERANCE_PX,
+    SCORE_TOLERANCE and MASK_IOU, with equal labels). Instances are paired in score order; one whose score lies
+    within SCORE_TOLERANCE of the weakest kept score may be missing on either side (a tie at the cut)."""
+    def valid(frame: FrameTensors) -> tuple[np.ndarray, np.ndarray]:
+        numbers, masks = frame.numbers.cpu().float().numpy(), frame.masks.cpu().numpy()
+        keep = numbers[:, 8] > 0
+        return numbers[keep], masks[:len(numbers)][keep]
+
+    (numbers, masks), (other, other_masks) = valid(expected), valid(got)
+    scores = np.concatenate((numbers[:, 6], other[:, 6]))
+    cut = (scores.min() if scores.size else 0.0) + SCORE_TOLERANCE
+    problems, used = [], set()
+    for index, row in enumerate(numbers):
+        match = next((j for j, candidate in enumerate(other) if j not in used and candidate[7] == row[7]
+                      and np.abs(candidate[:6] - row[:6]).max() <= BOX_TOLERANCE_PX
+                      and abs(candidate[6] - row[6]) <= SCORE_TOLERANCE), None)
+        if match is None:
+            if row[6] > cut:
+                problems.append(f"torch's instance {index} (class {int(row[7])}, score {row[6]:.4f}, box "
+                                f"{np.round(row[:4], 1).tolist()}) has no counterpart")
+            continue
+        used.add(match)
+        union = np.logical_or(masks[index], other_masks[match]).sum()
+        iou = np.logical_and(masks[index], other_masks[match]).sum() / union if union else 1.0
+        if iou < MASK_IOU:
+            problems.append(f"instance {index}: mask IoU {iou:.4f} < {MASK_IOU}")
+    problems += [f"an extra instance (class {int(row[7])}, score {row[6]:.4f})" for j, row in enumerate(other)
+                 if j not in used and row[6] > cut]
+    return problems
+
+
+def check_stream(height: int, width: int, count: int = 3) -> list[np.ndarray]:
+    """Frames to check an export on when none are given: a bright square moving over a smooth background,
+    ``count`` frames of (height, width, 3) uint8 RGB at 30 Hz."""
+    rows, columns = np.mgrid[0:height, 0:width]
+    background = np.stack((columns * 200 // max(1, width - 1), rows * 200 // max(1, height - 1),
+                           np.full_like(rows, 90)), axis=-1).astype(np.uint8)
+    frames = []
+    for index in range(count):
+        frame = background.copy()
+        side = max(4, min(height, width) // 3)
+        top, left = height // 3, width // 4 + index * max(1, width // 40)
+        frame[top:top + side, left:left + side] = (240, 230, 60)
+        frames.append(frame)
+    return frames
+
+
+class _OnnxRuntimeCheck:
+    """The graph in ONNX Runtime, fed as the predictor's backends feed it."""
+
+    def __init__(self, data: bytes, info: GraphInfo) -> None:
+        onnxruntime = require("onnxruntime", "onnxruntime", "checking an export")
+        providers = ["CUDAExecutionProvider"] if info.precision == "fp16" else ["CPUExecutionProvider"]
+        self.session = onnxruntime.InferenceSession(data, providers=providers)
+        self.info = info
+        self.dtype = np.float16 if info.precision == "fp16" else np.float32
+        self.previous = [np.zeros(i.shape, self.dtype) for i in self.session.get_inputs()[3:]]
+
+    def __call__(self, image: Tensor, still: bool, elapsed: float) -> FrameTensors:
+        feeds = dict(zip(INPUTS, (image.cpu().numpy().astype(self.dtype), np.array(still),
+                                  np.array([elapsed], self.dtype), *self.previous)))
+        outputs = self.session.run(list(self.info.outputs), feeds)
+        self.previous = outputs[-LEVELS:]
+        return frame_tensors_from(self.info, outputs[:-LEVELS])
+
+
+def frame_tensors_from(info: GraphInfo, outputs: list[np.ndarray]) -> FrameTensors:
+    """A frame graph's outputs (but the towers) as FrameTensors: with masks "host", the valid slots' masks pasted
+    here (frame.paste_host_masks)."""
+    numbers = torch.from_numpy(np.asarray(outputs[0], np.float32))
+    if info.masks == "graph":
+        return FrameTensors(numbers, torch.from_numpy(outputs[1]))
+    count = int(numbers[:, 8].sum())  # the valid slots come first
+    attention, base = (torch.from_numpy(np.asarray(array, np.float32)) for array in outputs[1:3])
+    scale, _, _ = frame_geometry(info.model_config, *info.frame_size)
+    with stage("masks"):
+        masks = paste_host_masks(info.model_config, numbers[:count], attention[:count], base, info.input_size,
+                                 scale, info.frame_size)
+    return FrameTensors(numbers, masks)
+
+
+def _check_against_torch(model: nn.Module, config: ModelConfig, data: bytes, info: GraphInfo,
+                         frames: list[np.ndarray]) -> None:
+    """Run the graph and torch's FixedFrame side by side over ``frames`` (a 30 Hz stream); an fp16 graph on CUDA
+    against torch in fp16 on CUDA."""
+    if not frames:
+        raise ExportError("an export is checked against torch on frames before it is written; none were given")
+    runtime = _OnnxRuntimeCheck(data, info)
+    device, dtype = (torch.device("cuda"), torch.float16) if info.precision == "fp16" else (torch.device("cpu"),
+                                                                                          torch.float32)
+    model = model.to(device, dtype)  # a no-op for fp32 (the CPU); fp16 checks a copy
+    fixed, towers = None, None
+    with torch.no_grad():
+        for index, frame in enumerate(frames):
+            if frame.shape[:2] != info.frame_size:
+                raise ExportError(f"check frame {index} is {frame.shape[1]}x{frame.shape[0]}, the export is for "
+                                  f"{info.frame_size[1]}x{info.frame_size[0]}")
+            batch, scale, valid_size = prepare_frame(frame, config, device, dtype)
+            if fixed is None:
+                fixed = FixedFrame(model, config, (), batch, scale, valid_size, info.frame_size)
+            still, elapsed = index == 0, 0.0 if index == 0 else 1.0 / 30
+            [(expected, towers)] = fixed(batch, [towers], [elapsed])
+            problems = compare_frames(expected, runtime(batch, still, elapsed))
+            if problems:
+                raise ExportError(f"the exported graph differs from torch on check frame {index}: "
+                                  + "; ".join(problems[:3])
+                                  + (f" and {len(problems) - 3} more" if len(problems) > 3 else ""))
+
+
+@contextlib.contextmanager
+def _onnx_gaps_filled() -> Iterator[None]:
+    """torch.onnx's TorchScript exporter has no rule for in-place ``|=`` on tensors (greedy_nms_fixed uses it):
+    exported as ONNX's Or, out of place, while the export runs."""
+    torch.onnx.register_custom_op_symbolic("aten::__ior_", lambda g, a, b: g.op("Or", a, b), OPSET)
+    try:
+        yield
+    finally:
+        torch.onnx.unregister_custom_op_symbolic("aten::__ior_", OPSET)
+
+
+def _bool_eye_through_float(proto: object) -> None:
+    """ONNX Runtime has no EyeLike kernel for booleans (the exporter writes torch.eye(n, dtype=bool) as one):
+    make such identities in float and cast them."""
+    from onnx import TensorProto, helper, shape_inference
+
+    types = {value.name: value.type.tensor_type.elem_type
+             for value in shape_inference.infer_shapes(proto).graph.value_info}
+    nodes = []
+    for node in proto.graph.node:
+        if node.op_type == "EyeLike" and types.get(node.input[0]) == TensorProto.BOOL:
+            source, target = node.input[0], node.output[0]
+            nodes.append(helper.make_node("Cast", [source], [f"{source}_as_float"], to=TensorProto.FLOAT))
+            node.input[0], node.output[0] = f"{source}_as_float", f"{target}_as_float"
+            nodes += [node, helper.make_node("Cast", [f"{target}_as_float"], [target], to=TensorProto.BOOL)]
+        else:
+            nodes.append(node)
+    del proto.graph.node[:]
+    proto.graph.node.extend(nodes)
+
+
+def _shape(value: object) -> list[int | str]:
+    return [d.dim_value if d.HasField("dim_value") else d.dim_param for d in value.type.tensor_type.shape.dim]
+
+
+def write_atomically(path: Path, data: bytes) -> None:
+    """``data`` to ``path`` through a temporary file beside it and a rename: a reader never sees a part."""
+    temporary = path.with_name(f".{path.name}.{secrets.token_hex(4)}.tmp")
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        with open(temporary, "xb") as file:
+            file.write(data)
+            file.flush()
+            os.fsync(file.fileno())
+        os.replace(temporary, path)
+    except OSError as error:
+        temporary.unlink(missing_ok=True)
+        raise ExportError(f"cannot write {path}: {error.strerror or error}; any previous file there is left as "
+                          f"it was") from None

@@ -1,0 +1,223 @@
+"""``sgnet-peer-bench``: SG-Net against torchvision's Mask R-CNN, trained on the same data for the same CPU budget
+and scored by the same metric on the same held-out videos; one table.
+
+1. The data: the demo's synthetic set and split (sgnet-synth's defaults, ``sgnet_ros.tools.demo.HELD_OUT_VIDEOS``
+   videos held out by sgnet-split's seed 0), written under OUTPUT/data, or an existing set
+   (``--annotations`` train file, ``--frames`` folder, ``--val`` held-out file).
+2. SG-Net: trained by sgnet-train's ``train`` with the demo's recipe (config/train/synthetic_small.yaml) under a
+   ``--minutes`` wall-clock budget (``max_minutes``), into OUTPUT/sgnet.
+3. Mask R-CNN (ResNet-FPN on the same ResNet, from random weights; training/benchmarks/maskrcnn_peer.py): the same frames,
+   augmentation, frames per step, optimiser recipe and budget, at its own learning rate (``--peer-lr``).
+4. Both run frame by frame over the held-out videos through sgnet-eval's ``predict_videos`` and are scored by its
+   ``score`` (the YouTube-VIS metric and the tracking figures). SG-Net tracks with its checkpoint's tracker
+   profiles; Mask R-CNN's masks are linked by a plain mask-IoU tracker (training/benchmarks/iou_tracker.py) gated by the
+   same profiles' start and continue scores, matching across classes where the profile does. AP, AP75 and AR100 come from the evaluation profile, IDF1 from
+   both; ms/frame is the median over the evaluation pass's frames (the first left out, as sgnet-eval does),
+   same threads, same frames.
+
+Both trainings and both evaluations run in this one process, one after the other, on ``--threads`` threads.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import math
+import sys
+import time
+from pathlib import Path
+from typing import Any, Sequence
+
+import numpy as np
+import torch
+
+from sgnet_model.checkpoint import CheckpointError, load_checkpoint
+from sgnet_model.config import ConfigError, PredictorConfig, TrackerConfig, config_dir
+from sgnet_model.data.ytvis import YTVISData, YTVISError, load_annotations
+from sgnet_model.data.ytvis_metric import METRIC_NAMES
+from sgnet_model.predictor import PredictorError, StreamingPredictor
+from sgnet_model.runinfo import runtime_info, write_json
+from sgnet_ros.tools.demo import HELD_OUT_VIDEOS
+from training.benchmarks.iou_tracker import MaskIoUTracker
+from training.benchmarks.maskrcnn_peer import MaskRCNNPredictor, PeerError, build_maskrcnn, train_maskrcnn
+from training.config import TrainConfig, load_train_config
+from training.datasets import DatasetError
+from training.evaluate import EvaluationError, predict_videos, score
+from training.split import SplitError, split_annotations
+from training.synthetic import SyntheticError, generate_synthetic_set
+from training.train import TrainingError, train
+
+DEFAULT_RECIPE = "synthetic_small.yaml"  # the demo's
+DEFAULT_PEER_LR = 0.02  # torchvision's reference Mask R-CNN rate (its 16 images a step; ours take 8, with a warm-up)
+PROFILES = ("evaluation", "robot")
+METHODS = (("sgnet", "SG-Net"), ("maskrcnn", "Mask R-CNN"))
+
+
+def demo_set(folder: Path, progress: bool) -> tuple[Path, Path, Path]:
+    """The demo's synthetic set and split under ``folder``: (train.json, val.json, JPEGImages)."""
+    annotations = generate_synthetic_set(folder / "synth", overwrite=True, progress=progress)
+    train_part, val_part = split_annotations(json.loads(annotations.read_bytes()), val_count=HELD_OUT_VIDEOS,
+                                             seed=0, source=str(annotations))
+    (folder / "split").mkdir(parents=True, exist_ok=True)
+    paths = folder / "split" / "train.json", folder / "split" / "val.json"
+    for path, part in zip(paths, (train_part, val_part)):
+        path.write_text(json.dumps(part, separators=(",", ":")), encoding="utf-8")
+    return paths[0], paths[1], annotations.parent / "JPEGImages"
+
+
+def evaluate(predictors: dict[str, Any], val: YTVISData, frames: Path, progress: bool) -> dict[str, Any]:
+    """Run each profile's predictor over every video of ``val``: the metric from the evaluation profile, the
+    tracking figures of both, ms/frame of the evaluation pass."""
+    videos = list(val.videos)
+    figures: dict[str, Any] = {}
+    for profile in PROFILES:
+        results, inference_ms = predict_videos(predictors[profile], val, videos, frames, progress=progress)
+        report = score(val, results, videos)
+        if profile == "evaluation":
+            figures.update({name: report[name] for name in METRIC_NAMES})
+            timed = inference_ms[1:] or inference_ms  # the run's first frame pays one-time start-up costs
+            figures["ms_median"], figures["ms_p90"] = float(np.median(timed)), float(np.percentile(timed, 90))
+        for name in ("idf1", "id_switches", "mota"):
+            figures[f"{name}_{profile}"] = report[name]
+    return figures
+
+
+def run_sgnet(config: TrainConfig, output: Path, val: YTVISData, frames: Path, progress: bool
+              ) -> tuple[dict[str, Any], dict[str, TrackerConfig]]:
+    """Train SG-Net with sgnet-train's ``train`` and evaluate it; its figures and its checkpoint's profiles."""
+    started = time.monotonic()
+    model_path = train(config, output, progress=progress)
+    seconds = time.monotonic() - started
+    iterations = int((load_checkpoint(output / "last.pt").training_state or {}).get("iteration", 0))
+    predictors = {profile: StreamingPredictor.from_checkpoint(model_path, PredictorConfig(device="cpu"), None, profile)
+                  for profile in PROFILES}
+    figures = evaluate(predictors, val, frames, progress)
+    figures.update(training_iterations=iterations, training_minutes=seconds / 60, lr=config.optim.base_lr,
+                   training_frames=iterations * config.batch_size * config.data.clip_length)
+    return figures, load_checkpoint(model_path).tracker_profiles
+
+
+def run_maskrcnn(config: TrainConfig, train_set: YTVISData, val: YTVISData, frames: Path,
+                 profiles: dict[str, TrackerConfig], lr: float, progress: bool) -> dict[str, Any]:
+    """Train the peer for the same budget and evaluate it, its masks linked by the mask-IoU tracker gated by
+    SG-Net's ``profiles``."""
+    started = time.monotonic()
+    torch.manual_seed(config.seed)
+    model = build_maskrcnn(config.model, len(train_set.class_names))
+    trained = train_maskrcnn(model, config, train_set, frames, lr, progress)
+    seconds = time.monotonic() - started
+    predictors = {name: MaskRCNNPredictor(model, train_set.class_names,
+                                          MaskIoUTracker(profile.new_track_score, profile.continue_score,
+                                                         match_across_classes=profile.match_across_classes))
+                  for name, profile in profiles.items()}
+    figures = evaluate(predictors, val, frames, progress)
+    figures.update(training_iterations=trained.iterations, training_minutes=seconds / 60, lr=lr,
+                   training_frames=trained.images)
+    return figures
+
+
+def clean(value: Any) -> Any:
+    """NaN -> None, for JSON."""
+    return None if isinstance(value, float) and math.isnan(value) else value
+
+
+def print_table(result: dict[str, Any]) -> None:
+    print(f"sgnet-peer-bench: {result['train_videos']} training videos ({result['train_frames']} frames), "
+          f"{result['held_out_videos']} held-out videos ({result['held_out_frames']} frames); "
+          f"{result['budget_minutes']:g}-minute training budget each; {result['device_name']}, "
+          f"{result['threads']} threads, torch {result['torch']}")
+    print(f"{'method':<12}{'AP':>7}{'AP75':>7}{'AR100':>7}{'IDF1 eval':>11}{'IDF1 robot':>12}{'iterations':>12}"
+          f"{'frames':>9}{'train min':>11}{'ms/frame':>10}")
+
+    def number(value: float | None) -> str:
+        return "n/a" if value is None else f"{value:.3f}"
+
+    for key, label in METHODS:
+        row = result[key]
+        print(f"{label:<12}{number(row['AP']):>7}{number(row['AP75']):>7}{number(row['AR100']):>7}"
+              f"{number(row['idf1_evaluation']):>11}{number(row['idf1_robot']):>12}{row['training_iterations']:>12}"
+              f"{row['training_frames']:>9}{row['training_minutes']:>11.1f}{row['ms_median']:>10.1f}")
+    print("AP, AP75, AR100 and IDF1 eval: the evaluation tracker profile; IDF1 robot: the robot profile; "
+          "ms/frame: median, one frame at a time")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="sgnet-peer-bench", description=__doc__,
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--output", type=Path, default=Path("output/peer_bench"),
+                        help="folder for the generated set (data/), SG-Net's run (sgnet/) (default %(default)s)")
+    parser.add_argument("--annotations", type=Path, help="an existing set's training annotation file (with "
+                                                         "--frames and --val) instead of the demo's synthetic set")
+    parser.add_argument("--frames", type=Path, help="the folder the annotation files' file_names are relative to")
+    parser.add_argument("--val", type=Path, help="the held-out videos' annotation file (with ground truth)")
+    parser.add_argument("--config", default=str(config_dir() / "train" / DEFAULT_RECIPE),
+                        help="SG-Net's training recipe; its data, batch and optimiser settings apply to Mask R-CNN "
+                             "too (default: the demo's)")
+    parser.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
+                        help="override a field of the recipe, for both methods (repeatable)")
+    parser.add_argument("--minutes", type=float, help="wall-clock training budget of each method (default: the "
+                                                      "recipe's max_minutes, 10 for the demo's)")
+    parser.add_argument("--max-iters", type=int, help="the recipe's max_iters for both: each schedule ends at this "
+                                                      "many iterations or at the budget, whichever comes first")
+    parser.add_argument("--peer-lr", type=float, default=DEFAULT_PEER_LR,
+                        help="Mask R-CNN's base learning rate (default %(default)s)")
+    parser.add_argument("--threads", type=int, default=torch.get_num_threads(),
+                        help="torch threads for both trainings and both evaluations (default %(default)s)")
+    parser.add_argument("--json", type=Path, metavar="PATH", help="also write the figures to PATH as JSON")
+    parser.add_argument("--no-progress", action="store_true", help="no progress bars on stderr")
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    given = [args.annotations, args.frames, args.val]
+    if any(given) and not all(given):
+        parser.error("--annotations, --frames and --val go together (an existing set), or none of them (the "
+                     "demo's synthetic set)")
+    for name in ("minutes", "peer_lr"):
+        if getattr(args, name) is not None and not getattr(args, name) > 0:
+            parser.error(f"--{name.replace('_', '-')} must be positive, got {getattr(args, name)}")
+    if args.threads < 1 or (args.max_iters is not None and args.max_iters < 1):
+        parser.error("--threads and --max-iters must be at least 1")
+    torch.set_num_threads(args.threads)
+    progress = not args.no_progress
+    try:
+        if args.annotations is None:
+            print("sgnet-peer-bench: generating the demo's synthetic set ...", file=sys.stderr, flush=True)
+            args.annotations, args.val, args.frames = demo_set(args.output / "data", progress)
+        overrides = [f"data.annotations={args.annotations}", f"data.frames={args.frames}", *args.set]
+        overrides += [f"max_minutes={args.minutes}"] if args.minutes is not None else []
+        overrides += [f"max_iters={args.max_iters}"] if args.max_iters is not None else []
+        config = load_train_config(args.config, overrides)
+        if not config.max_minutes > 0:
+            raise ConfigError(f"{args.config} sets no wall-clock budget (max_minutes); give --minutes")
+        train_set, val = load_annotations(args.annotations), load_annotations(args.val)
+        if val.class_names != train_set.class_names or not val.has_annotations:
+            raise EvaluationError(f"{args.val} must hold ground truth for the categories of {args.annotations} "
+                                  f"({list(train_set.class_names)}), in the same order of ids")
+        sgnet, profiles = run_sgnet(config, args.output / "sgnet", val, args.frames, progress)
+        maskrcnn = run_maskrcnn(config, train_set, val, args.frames, profiles, args.peer_lr, progress)
+    except KeyboardInterrupt:
+        print("sgnet-peer-bench: interrupted; no figures written", file=sys.stderr)
+        return 130
+    except (ConfigError, TrainingError, DatasetError, YTVISError, CheckpointError, PredictorError, EvaluationError,
+            PeerError, SyntheticError, SplitError, OSError) as error:
+        print(f"sgnet-peer-bench: error: {error}", file=sys.stderr)
+        return 2
+    result = {"sgnet": {k: clean(v) for k, v in sgnet.items()}, "maskrcnn": {k: clean(v) for k, v in maskrcnn.items()},
+              "budget_minutes": config.max_minutes, "frames_per_step": config.batch_size * config.data.clip_length,
+              "train_videos": len(train_set.videos), "train_frames": sum(v.length for v in train_set.videos.values()),
+              "held_out_videos": len(val.videos), "held_out_frames": sum(v.length for v in val.videos.values()),
+              "held_out_video_ids": list(val.videos), "recipe": str(args.config),
+              "tracker_profiles": {name: {"new_track_score": p.new_track_score, "continue_score": p.continue_score,
+                                          "match_across_classes": p.match_across_classes}
+                                   for name, p in profiles.items()},
+              **runtime_info("cpu", torch.float32, False)}
+    if args.json:
+        write_json(args.json, result)
+    print_table(result)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
