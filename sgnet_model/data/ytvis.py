@@ -9,9 +9,9 @@ Annotation file (``train.json``, or ``valid.json`` without ``annotations``)::
 
 A segmentation is a compressed RLE (``{"size": [h, w], "counts": "..."}``), an uncompressed RLE (``counts`` a
 list of run lengths), a list of polygons (``[[x1, y1, x2, y2, ...], ...]``), or null where the object is not in
-that frame. Everything is checked on load and stored as compressed RLE with ``counts`` as ``str``; masks are
-decoded with ``pycocotools.mask``. ``bboxes`` and ``areas`` may be absent or null: they are derived from the
-masks and the file's values are not used. ``iscrowd`` defaults to 0.
+that frame. Everything is checked on load (the checks: sgnet_model/data/ytvis_json.py) and stored as compressed
+RLE with ``counts`` as ``str``; masks are decoded with ``pycocotools.mask``. ``bboxes`` and ``areas`` may be absent
+or null: they are derived from the masks and the file's values are not used. ``iscrowd`` defaults to 0.
 
 Class indices: model class index ``i`` is the ``i``-th category of the file sorted by category id
 (:attr:`YTVISData.category_ids`). For YouTube-VIS 2019 that is ids 1..40 in the order of
@@ -35,18 +35,14 @@ from typing import Any, Iterable, Mapping, Protocol, Sequence
 import numpy as np
 import pycocotools.mask as mask_utils
 
-# A compressed RLE as JSON holds it: {"size": [height, width], "counts": str}.
-RLE = dict[str, Any]
+from sgnet_model.data.ytvis_json import (RLE, Frames, YTVISError, integer, parse_json, parse_rle, parse_segmentations,
+                                         read_json, require, string)
 
 RESULTS_JSON = "results.json"
 # YouTube-VIS videos are 30 fps footage annotated at every 5th frame; a frame file is named by its frame number
 # in the footage (00000.jpg, 00005.jpg, ...), so the names give the real time between frames.
 SOURCE_FPS = 30.0
 ANNOTATED_FPS = 6.0
-
-
-class YTVISError(ValueError):
-    """A YouTube-VIS annotation or results file is wrong; the message names where and what."""
 
 
 @dataclasses.dataclass(frozen=True)
@@ -206,7 +202,7 @@ def build_video_results(video_id: int, frames: Sequence[Iterable[TrackedMask]], 
 
 def _instance_rle(mask: np.ndarray | RLE, height: int, width: int, where: str) -> RLE:
     if isinstance(mask, Mapping):
-        return _parse_rle(mask, _Frames(1, height, width), where)
+        return parse_rle(mask, Frames(1, height, width), where)
     if mask.shape != (height, width):
         raise YTVISError(f"{where}: mask of shape {mask.shape} for a frame of {height}x{width}")
     return encode_mask(mask)
@@ -231,7 +227,7 @@ def decode_mask(rle: RLE | None) -> np.ndarray | None:
 def load_annotations(path: str | Path) -> YTVISData:
     """Read and check a YouTube-VIS annotation file."""
     path = Path(path)
-    return parse_annotations(_read_json(path), str(path))
+    return parse_annotations(read_json(path), str(path))
 
 
 def parse_annotations(data: Any, source: str = "annotations") -> YTVISData:
@@ -255,8 +251,8 @@ def parse_annotations(data: Any, source: str = "annotations") -> YTVISData:
     categories: dict[int, Category] = {}
     for position, entry in enumerate(data["categories"]):
         where = f"{source}: category #{position}"
-        _require(entry, ("id", "name"), where)
-        category = Category(_integer(entry["id"], f"{where}: id"), _string(entry["name"], f"{where}: name"))
+        require(entry, ("id", "name"), where)
+        category = Category(integer(entry["id"], f"{where}: id"), string(entry["name"], f"{where}: name"))
         if category.id in categories:
             raise YTVISError(f"{source}: category id {category.id} appears twice")
         categories[category.id] = category
@@ -282,16 +278,16 @@ def parse_annotations(data: Any, source: str = "annotations") -> YTVISData:
 
 
 def _parse_video(entry: Any, where: str) -> Video:
-    _require(entry, ("id", "file_names", "height", "width"), where)
-    video_id = _integer(entry["id"], f"{where}: id")
+    require(entry, ("id", "file_names", "height", "width"), where)
+    video_id = integer(entry["id"], f"{where}: id")
     where = f"{where} (id {video_id})"
     file_names = entry["file_names"]
     if not isinstance(file_names, list) or not file_names or not all(isinstance(f, str) and f for f in file_names):
         raise YTVISError(f"{where}: 'file_names' must be a non-empty list of frame paths")
-    height, width = _integer(entry["height"], f"{where}: height"), _integer(entry["width"], f"{where}: width")
+    height, width = integer(entry["height"], f"{where}: height"), integer(entry["width"], f"{where}: width")
     if height < 1 or width < 1:
         raise YTVISError(f"{where}: height and width must be positive, got {height}x{width}")
-    if entry.get("length") is not None and _integer(entry["length"], f"{where}: length") != len(file_names):
+    if entry.get("length") is not None and integer(entry["length"], f"{where}: length") != len(file_names):
         raise YTVISError(f"{where}: length {entry['length']} differs from its {len(file_names)} file_names")
     return Video(video_id, tuple(file_names), height, width)
 
@@ -299,20 +295,20 @@ def _parse_video(entry: Any, where: str) -> Video:
 def _parse_annotation(entry: Any, position: int, videos: Mapping[int, Video], categories: Mapping[int, Category],
                       source: str) -> Annotation:
     where = f"{source}: annotation #{position}"
-    _require(entry, ("id", "video_id", "category_id", "segmentations"), where)
-    annotation_id = _integer(entry["id"], f"{where}: id")
+    require(entry, ("id", "video_id", "category_id", "segmentations"), where)
+    annotation_id = integer(entry["id"], f"{where}: id")
     where = f"{source}: annotation {annotation_id}"
-    video_id = _integer(entry["video_id"], f"{where}: video_id")
+    video_id = integer(entry["video_id"], f"{where}: video_id")
     if video_id not in videos:
         raise YTVISError(f"{where}: unknown video id {video_id}")
-    category_id = _integer(entry["category_id"], f"{where}: category_id")
+    category_id = integer(entry["category_id"], f"{where}: category_id")
     if category_id not in categories:
         raise YTVISError(f"{where} (video {video_id}): category id {category_id} is not in categories "
                          f"{sorted(categories)}")
     iscrowd = entry.get("iscrowd") or 0
     if iscrowd not in (0, 1):
         raise YTVISError(f"{where} (video {video_id}): iscrowd must be 0 or 1, got {iscrowd!r}")
-    segmentations = _parse_segmentations(entry["segmentations"], videos[video_id], f"{where} (video {video_id})",
+    segmentations = parse_segmentations(entry["segmentations"], videos[video_id], f"{where} (video {video_id})",
                                          allow_polygons=True)
     return Annotation(annotation_id, video_id, category_id, segmentations, bool(iscrowd))
 
@@ -346,11 +342,11 @@ def load_results(path: str | Path, annotations: YTVISData | None = None) -> list
                 if RESULTS_JSON not in archive.namelist():
                     raise YTVISError(f"{path}: the zip must hold {RESULTS_JSON} at its top level, "
                                      f"it holds {archive.namelist()[:5]}")
-                data = _parse_json(archive.read(RESULTS_JSON), f"{path}:{RESULTS_JSON}")
+                data = parse_json(archive.read(RESULTS_JSON), f"{path}:{RESULTS_JSON}")
         except (OSError, zipfile.BadZipFile) as error:
             raise YTVISError(f"{path}: cannot read the zip: {error}") from None
     else:
-        data = _read_json(path)
+        data = read_json(path)
     return parse_results(data, annotations, str(path))
 
 
@@ -361,10 +357,10 @@ def parse_results(data: Any, annotations: YTVISData | None = None, source: str =
     results = []
     for position, entry in enumerate(data):
         where = f"{source}: result #{position}"
-        _require(entry, ("video_id", "category_id", "score", "segmentations"), where)
-        video_id = _integer(entry["video_id"], f"{where}: video_id")
+        require(entry, ("video_id", "category_id", "score", "segmentations"), where)
+        video_id = integer(entry["video_id"], f"{where}: video_id")
         where = f"{where} (video {video_id})"
-        category_id = _integer(entry["category_id"], f"{where}: category_id")
+        category_id = integer(entry["category_id"], f"{where}: category_id")
         score = entry["score"]
         if isinstance(score, bool) or not isinstance(score, (int, float)) or not math.isfinite(score):
             raise YTVISError(f"{where}: score must be a finite number, got {score!r}")
@@ -376,7 +372,7 @@ def parse_results(data: Any, annotations: YTVISData | None = None, source: str =
             if category_id not in annotations.category_ids:
                 raise YTVISError(f"{where}: category id {category_id} is not in categories "
                                  f"{list(annotations.category_ids)}")
-            segmentations = _parse_segmentations(entry["segmentations"], annotations.videos[video_id], where,
+            segmentations = parse_segmentations(entry["segmentations"], annotations.videos[video_id], where,
                                                  allow_polygons=False)
         results.append(VideoResult(video_id, category_id, float(score), segmentations))
     return results
@@ -394,150 +390,4 @@ def _parse_free_segmentations(entries: Any, where: str) -> tuple[RLE | None, ...
     size = first["size"]
     if len(size) != 2 or not all(isinstance(s, int) and s > 0 for s in size):
         raise YTVISError(f"{where}: RLE size must be [height, width], got {size!r}")
-    return _parse_segmentations(entries, _Frames(len(entries), size[0], size[1]), where, allow_polygons=False)
-
-
-# ------------------------------------------------------------------------------------------- segmentations
-
-
-@dataclasses.dataclass(frozen=True)
-class _Frames:
-    """What a list of segmentations is checked against: the number of frames and their size."""
-
-    length: int
-    height: int
-    width: int
-
-
-def _parse_segmentations(entries: Any, video: Video | _Frames, where: str,
-                         allow_polygons: bool) -> tuple[RLE | None, ...]:
-    if not isinstance(entries, list):
-        raise YTVISError(f"{where}: 'segmentations' must be a list, got {type(entries).__name__}")
-    if len(entries) != video.length:
-        raise YTVISError(f"{where}: {len(entries)} segmentations for a video of {video.length} frames; "
-                         f"there must be one per frame (null where the object is absent)")
-    return tuple(_parse_segmentation(entry, video, f"{where}, frame {frame}", allow_polygons)
-                 for frame, entry in enumerate(entries))
-
-
-def _parse_segmentation(entry: Any, video: Video | _Frames, where: str, allow_polygons: bool) -> RLE | None:
-    if entry is None:
-        return None
-    if isinstance(entry, Mapping):
-        return _parse_rle(entry, video, where)
-    if allow_polygons and isinstance(entry, list):
-        return _parse_polygons(entry, video, where)
-    kinds = "an RLE, a list of polygons or null" if allow_polygons else "an RLE or null"
-    raise YTVISError(f"{where}: a segmentation must be {kinds}, got {type(entry).__name__}")
-
-
-def _parse_rle(entry: Mapping, video: Video | _Frames, where: str) -> RLE:
-    _require(entry, ("size", "counts"), where + ": RLE")
-    size = entry["size"]
-    if not isinstance(size, list) or size != [video.height, video.width]:
-        raise YTVISError(f"{where}: mask size {size!r} does not match the video's [height, width] "
-                         f"[{video.height}, {video.width}]")
-    counts = entry["counts"]
-    pixels = video.height * video.width
-    if isinstance(counts, list):
-        if not all(isinstance(c, int) and not isinstance(c, bool) and c >= 0 for c in counts):
-            raise YTVISError(f"{where}: malformed RLE: uncompressed counts must be non-negative integers")
-        if sum(counts) != pixels:
-            raise YTVISError(f"{where}: malformed RLE: run lengths add up to {sum(counts)} pixels, "
-                             f"the mask has {video.height}x{video.width} = {pixels}")
-        rle = mask_utils.frPyObjects({"size": [video.height, video.width], "counts": counts},
-                                     video.height, video.width)
-        return {"size": [video.height, video.width], "counts": rle["counts"].decode("ascii")}
-    if isinstance(counts, bytes):
-        counts = counts.decode("ascii", errors="replace")
-    if not isinstance(counts, str):
-        raise YTVISError(f"{where}: malformed RLE: counts must be a string or a list of run lengths, "
-                         f"got {type(counts).__name__}")
-    total = _compressed_rle_total(counts)
-    if total != pixels:
-        found = "is not a valid compressed RLE string" if total is None else f"covers {total} pixels"
-        raise YTVISError(f"{where}: malformed RLE: counts {found}, the mask has "
-                         f"{video.height}x{video.width} = {pixels}")
-    return {"size": [video.height, video.width], "counts": counts}
-
-
-def _compressed_rle_total(counts: str) -> int | None:
-    """Pixels covered by a compressed RLE string (the sum of its run lengths); None if it is malformed.
-
-    pycocotools decodes a string whose runs fall short of height x width without complaint, leaving the rest of
-    the mask uninitialised, so the total is checked here. The string format (COCO's ``rleToString``): each run
-    length is written in 6-bit characters offset by 48, 5 value bits each, bit 0x20 meaning "more follow",
-    bit 0x10 of the last character the sign; from the fourth run on, the value is the difference to the run
-    two places before.
-    """
-    if not counts.isascii():
-        return None
-    codes = np.frombuffer(counts.encode("ascii"), np.uint8).astype(np.int64) - 48  # (n_chars,)
-    if codes.size == 0 or codes.min() < 0 or codes.max() > 63 or codes[-1] & 0x20:
-        return None
-    ends = np.flatnonzero((codes & 0x20) == 0)  # last character of each run
-    starts = np.concatenate(([0], ends[:-1] + 1))
-    lengths = ends - starts + 1  # characters per run
-    if lengths.max() > 7:  # more than 35 bits: no 32-bit run length is written so
-        return None
-    shift = 5 * (np.arange(codes.size) - np.repeat(starts, lengths))
-    values = np.add.reduceat((codes & 0x1F) << shift, starts)
-    values = np.where(codes[ends] & 0x10, values - (1 << (5 * lengths)), values)  # sign extension
-    runs = values.copy()
-    runs[3::2] = np.cumsum(values[1::2])[1:]  # run i = value i + run i-2, for i >= 3
-    runs[4::2] = np.cumsum(values[2::2])[1:]
-    if runs.min() < 0:
-        return None
-    return int(runs.sum())
-
-
-def _parse_polygons(entry: list, video: Video | _Frames, where: str) -> RLE | None:
-    if not entry:
-        return None  # an empty polygon list marks an absent object, as null does
-    for i, polygon in enumerate(entry):
-        if (not isinstance(polygon, list) or len(polygon) < 6 or len(polygon) % 2
-                or not all(isinstance(v, (int, float)) and not isinstance(v, bool) and math.isfinite(v)
-                           for v in polygon)):
-            raise YTVISError(f"{where}: polygon {i} must be a flat list of at least 3 x, y pairs of numbers")
-    rle = mask_utils.merge(mask_utils.frPyObjects(entry, video.height, video.width))
-    return {"size": [video.height, video.width], "counts": rle["counts"].decode("ascii")}
-
-
-# ------------------------------------------------------------------------------------------------- helpers
-
-
-def _read_json(path: Path) -> Any:
-    if not path.is_file():
-        raise YTVISError(f"{path}: no such file")
-    try:
-        raw = path.read_bytes()
-    except OSError as error:
-        raise YTVISError(f"{path}: cannot read: {error}") from None
-    return _parse_json(raw, str(path))
-
-
-def _parse_json(raw: bytes, source: str) -> Any:
-    try:
-        return json.loads(raw)
-    except (json.JSONDecodeError, UnicodeDecodeError) as error:
-        raise YTVISError(f"{source}: not valid JSON: {error}") from None
-
-
-def _require(entry: Any, keys: Sequence[str], where: str) -> None:
-    if not isinstance(entry, Mapping):
-        raise YTVISError(f"{where}: expected a JSON object, got {type(entry).__name__}")
-    missing = [k for k in keys if k not in entry]
-    if missing:
-        raise YTVISError(f"{where}: missing key(s) {missing}")
-
-
-def _integer(value: Any, where: str) -> int:
-    if isinstance(value, bool) or not isinstance(value, int):
-        raise YTVISError(f"{where}: expected an integer, got {value!r}")
-    return value
-
-
-def _string(value: Any, where: str) -> str:
-    if not isinstance(value, str) or not value:
-        raise YTVISError(f"{where}: expected a non-empty string, got {value!r}")
-    return value
+    return parse_segmentations(entries, Frames(len(entries), size[0], size[1]), where, allow_polygons=False)
