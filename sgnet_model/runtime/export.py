@@ -154,10 +154,11 @@ def file_sha256(path: str | Path) -> str:
 
 @functools.cache
 def code_sha256() -> str:
-    """sha256 of this package's sources: a graph traced by other code is exported again."""
+    """sha256 of sgnet_model's sources: a graph traced by other code is exported again."""
+    package = Path(__file__).resolve().parents[1]
     digest = hashlib.sha256()
-    for path in sorted(Path(__file__).parent.glob("*.py")):
-        digest.update(path.name.encode() + path.read_bytes())
+    for path in sorted(package.rglob("*.py")):
+        digest.update(path.relative_to(package).as_posix().encode() + path.read_bytes())
     return digest.hexdigest()
 
 

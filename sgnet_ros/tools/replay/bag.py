@@ -15,7 +15,7 @@ from rosbags.typesys.store import Typestore
 from sensor_msgs.msg import CompressedImage, Image
 from tqdm import tqdm
 
-from sgnet_ros.tools.bag import COMPRESSED_TYPE, IMAGE_TYPE, stamp_ns
+from sgnet_ros.tools.bag.format import COMPRESSED_TYPE, IMAGE_TYPE, stamp_ns
 
 IMAGE_TYPES = {IMAGE_TYPE: Image, COMPRESSED_TYPE: CompressedImage}
 

@@ -62,7 +62,7 @@ from rosbags.rosbag2 import Reader
 
 from sgnet_model.data.ytvis import YTVISError, save_results
 from sgnet_ros.params import CAMERA_NAME, default_camera_name
-from sgnet_ros.tools.bag import COMPRESSED_SUFFIX, COMPRESSED_TYPE, STORAGES, BagError, ros_typestore
+from sgnet_ros.tools.bag.format import COMPRESSED_SUFFIX, COMPRESSED_TYPE, STORAGES, BagError, ros_typestore
 from sgnet_ros.tools.replay.bag import (IMAGE_TYPES, BagStatistics, ReplayError, bag_images, image_connections,
                                         image_topics, log, open_bag)
 from sgnet_ros.tools.replay.depth import (DepthFeed, DepthTopics, colour_topic, find_depth_topics, load_depth_truth,

@@ -18,7 +18,7 @@ from sensor_msgs.msg import CameraInfo, Image
 
 from sgnet_ros.depth import DEPTH_ENCODINGS
 from sgnet_ros.masks import instance_mask
-from sgnet_ros.tools.bag import CAMERA_INFO_TYPE, DEPTH_KEY, IMAGE_TYPE, camera_info_topic, stamp_ns
+from sgnet_ros.tools.bag.format import CAMERA_INFO_TYPE, DEPTH_KEY, IMAGE_TYPE, camera_info_topic, stamp_ns
 from sgnet_ros.tools.replay.bag import IMAGE_TYPES, ReplayError, log
 from sgnet_ros.tools.replay.pacing import PUBLISH_DEPTH
 from sgnet_ros.tools.replay.report import percentiles

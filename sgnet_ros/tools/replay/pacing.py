@@ -14,7 +14,7 @@ from rclpy.serialization import deserialize_message
 from rosgraph_msgs.msg import Clock
 from tqdm import tqdm
 
-from sgnet_ros.tools.bag import COMPRESSED_TYPE, IMAGE_TYPE, stamp_ns
+from sgnet_ros.tools.bag.format import COMPRESSED_TYPE, IMAGE_TYPE, stamp_ns
 from sgnet_ros.tools.replay.bag import IMAGE_TYPES, BagImage, ReplayError, log
 from sgnet_ros.tools.replay.session import Session
 

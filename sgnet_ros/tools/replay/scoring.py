@@ -10,7 +10,7 @@ import pycocotools.mask as mask_utils
 
 from sgnet_model.data.ytvis import RLE, TrackObservation, VideoResult, YTVISData, build_video_results, parse_annotations
 from sgnet_model.data.ytvis_metric import evaluate_vis, tracking_figures
-from sgnet_ros.tools.bag import BAG_KEY
+from sgnet_ros.tools.bag.format import BAG_KEY
 from sgnet_ros.tools.replay.bag import ReplayError, log
 from sgnet_ros.tools.replay.session import FrameRecord
 
