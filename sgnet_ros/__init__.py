@@ -18,7 +18,7 @@ MOVED = {
     "sgnet_ros.bag": "sgnet_ros.tools.bag",
     "sgnet_ros.replay": "sgnet_ros.tools.replay",
     "sgnet_ros.node_bench": "sgnet_ros.tools.node_bench",
-    "sgnet_ros.camera_bench": "sgnet_ros.tools.camera_bench",
+    "sgnet_ros.camera_bench": "sgnet_ros.tools.node_bench.cameras",
     "sgnet_ros.demo": "sgnet_ros.tools.demo",
     "sgnet_ros.marker_view": "sgnet_ros.tools.marker_view",
 }

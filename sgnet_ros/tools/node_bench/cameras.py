@@ -71,7 +71,7 @@ class CamerasNode:
         raise RuntimeError("cannot read the node's memory use from /proc")
 
     def check_alive(self) -> None:
-        from sgnet_ros.tools.node_bench import BenchError
+        from sgnet_ros.tools.node_bench.common import BenchError
 
         if self.process.poll() is not None:
             raise BenchError(f"the node exited with {self.process.returncode}: {''.join(self._output)[-2000:]}")
@@ -91,7 +91,7 @@ class CamerasNode:
 
 def wait_all_ready(executor: Any, nodes: list[CamerasNode], rgb: np.ndarray) -> None:
     """Publish a warm-up frame (index 0) on every camera until every camera of every node has answered."""
-    from sgnet_ros.tools.node_bench import BenchError, image_message, spin_until
+    from sgnet_ros.tools.node_bench.common import BenchError, image_message, spin_until
 
     deadline = time.monotonic() + STARTUP_TIMEOUT_S
     while time.monotonic() < deadline:
@@ -107,7 +107,7 @@ def wait_all_ready(executor: Any, nodes: list[CamerasNode], rgb: np.ndarray) -> 
 def stream(executor: Any, nodes: list[CamerasNode], images: list[np.ndarray], rate: float, seconds: float
            ) -> dict[str, Any]:
     """Frames 1.. at ``rate`` on every camera of every node; frames answered per camera, per second in total."""
-    from sgnet_ros.tools.node_bench import image_message, spin_until
+    from sgnet_ros.tools.node_bench.common import image_message, spin_until
 
     period, count = 1.0 / rate, int(round(rate * seconds))
     before = [node.counts() for node in nodes]
