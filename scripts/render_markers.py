@@ -1,7 +1,7 @@
 """Render the node's rviz markers without rviz: a picture for docs/ros.md (rviz2 is not on PyPI).
 
 Starts the node (``python -m sgnet_ros.node``) with depth on, publishes a generated synthetic video with its aligned
-depth (training/synthetic.py: shapes in front of a tilted wall, the RealSense D435 colour camera's field of view)
+depth (training/synthetic/depth.py: shapes in front of a tilted wall, the RealSense D435 colour camera's field of view)
 and camera_info, collects what the node publishes on ``markers`` and ``debug_image`` over real DDS, and draws the
 markers of the last frame as rviz would show them (sgnet_ros/tools/marker_view.py): in 3D from config/sgnet.rviz's view
 (left) and projected with camera_info's K over the debug image (right). It is a rendering of the published

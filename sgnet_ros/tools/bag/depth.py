@@ -19,7 +19,7 @@ from sgnet_ros.tools.bag.format import CAMERA_INFO_TYPE, DEPTH_KEY, DEPTH_TOPIC,
 from sgnet_ros.tools.bag.sources import Frame
 
 
-DEPTH_DIR = "Depth"  # beside the frames folder, as sgnet-synth --depth writes (training/synthetic.py)
+DEPTH_DIR = "Depth"  # beside the frames folder, as sgnet-synth --depth writes (training/synthetic/depth.py)
 
 
 CAMERA_INFO_FILE = "camera_info.yaml"
