@@ -44,13 +44,11 @@ if __name__ == "__main__":  # run as a program: a stop while the imports below t
     for _signum in STOP_SIGNALS:
         signal.signal(_signum, lambda signum, frame: os._exit(0))  # nothing is running yet that needs stopping
 
-import argparse
 import dataclasses
 import gc
 import re
 import sys
 import time
-from pathlib import Path
 from typing import Any
 
 import rclpy
@@ -66,16 +64,17 @@ from rclpy.qos import DurabilityPolicy, QoSProfile, ReliabilityPolicy, qos_polic
 from rclpy.signals import SignalHandlerOptions
 
 from sgnet_model.checkpoint import CheckpointError
-from sgnet_model.config import ConfigError, TrackerConfig, named_config
+from sgnet_model.config import ConfigError, TrackerConfig
 from sgnet_model.predictor import PredictorError, StreamFrame, StreamingPredictor
 from sgnet_ros.batching import CameraSlots, PendingFrame
 from sgnet_ros.cameras import Camera
 from sgnet_ros.compat import QoSMessageLostInfo, QoSRequestedIncompatibleQoSInfo
 from sgnet_ros.diagnostics import BatchStatistics, batch_values, diagnostic_status, model_status, unconfigured_status
 from sgnet_ros.outputs import LabelInfo, label_info_msg
-from sgnet_ros.params import (DESCRIPTIONS, LIVE, NodeSettings, ParameterError, applies_when, camera_specs,
+from sgnet_ros.params import (LIVE, NodeSettings, ParameterError, applies_when, build_parser, camera_specs,
                               checkpoint_parameter_types, live_settings, parameter_defaults, parameter_descriptor,
                               parameter_names, settings_from)
+from sgnet_ros.predictor_loading import load_predictor
 
 NODE_NAME = "sgnet"
 STOP_POLL_S = 0.1  # the main loop's spin step: how soon it notices a stop signal
@@ -151,7 +150,7 @@ class SGNetNode(LifecycleNode):
     def on_configure(self, state: LifecycleState) -> TransitionCallbackReturn:
         try:
             settings = settings_from(self._given)
-            predictor = self._load_predictor(settings)
+            predictor = load_predictor(settings, self.get_logger())
             thresholds, tracker = live_settings(settings, predictor.model_config,
                                                 predictor.tracker_profiles[settings.node.tracker_profile])
         except (ParameterError, ConfigError, CheckpointError, PredictorError) as error:
@@ -235,38 +234,6 @@ class SGNetNode(LifecycleNode):
         """Stop serving and free the model, from any state (shutdown, errors, the end of main)."""
         self._stop_serving()
         self._release()
-
-    def _load_predictor(self, settings: NodeSettings) -> StreamingPredictor:
-        node, predictor_config = settings.node, settings.predictor
-        if predictor_config.device.startswith("cuda") and not torch.cuda.is_available():
-            if not node.allow_cpu_fallback:
-                raise ParameterError(
-                    f"parameter predictor.device: {predictor_config.device!r} asked for, but CUDA is not available "
-                    f"(torch {torch.__version__}); set predictor.device to cpu, or allow_cpu_fallback to true")
-            self.get_logger().warning(f"CUDA is not available: running on the CPU instead of "
-                                      f"{predictor_config.device} (allow_cpu_fallback is true)")
-            predictor_config = dataclasses.replace(predictor_config, device="cpu", fp16=False, precision="fp32"
-                                                   if predictor_config.precision == "fp16" else predictor_config.precision)
-        if predictor_config.fp16 and not predictor_config.device.startswith("cuda"):
-            raise ParameterError("parameter predictor.fp16: half precision runs on CUDA only; set it to false "
-                                 "for predictor.device cpu")
-        if node.smoke_test:
-            try:
-                config = named_config(node.model_config)
-            except ConfigError as error:
-                raise ParameterError(f"parameter model_config: {error}") from None
-            self.get_logger().warning("smoke_test is true: the network has random weights and its output means "
-                                      "nothing; give a trained checkpoint for real use")
-            torch.manual_seed(0)  # the same random weights at every start: a smoke test behaves the same every run
-            return StreamingPredictor.from_config(config, predictor_config, node.tracker_profile)
-        else:
-            if not node.checkpoint:
-                raise ParameterError("parameter checkpoint is empty: give the path of a checkpoint written by "
-                                     "sgnet-train (the node does not run untrained weights unless smoke_test is true)")
-            path = Path(node.checkpoint).expanduser()
-            if not path.is_file():
-                raise ParameterError(f"parameter checkpoint: {path} does not exist or is not a file")
-            return StreamingPredictor.from_checkpoint(path, predictor_config, profile=node.tracker_profile)
 
     def _create_publishers(self, settings: NodeSettings) -> None:
         """Each camera's output publishers, and label_info (the class names, one for all cameras)."""
@@ -476,24 +443,6 @@ class SGNetNode(LifecycleNode):
         self._diagnostics_publisher.publish(message)
 
 
-def parse_arguments(argv: list[str]) -> argparse.Namespace:
-    """--help for the node; everything ROS-specific goes after --ros-args."""
-    parameters = "\n".join([*(f"  {name} (default {default!r}): {DESCRIPTIONS[name]}"
-                             for name, default in parameter_defaults().items()),
-                           *(f"  {name}: {DESCRIPTIONS[name]}" for name in checkpoint_parameter_types())])
-    parser = argparse.ArgumentParser(
-        prog="sgnet-node", formatter_class=argparse.RawDescriptionHelpFormatter,
-        description="SG-Net video instance segmentation node (ROS 2 lifecycle node). Subscribes to 'image' "
-                    "(sensor_msgs/Image) and publishes 'instances' (sgnet_ros/InstanceArray), 'label_image', "
-                    "'debug_image', 'detections' (with vision_msgs) and /diagnostics; with image_topics, one "
-                    "model serves several cameras, each with its outputs under <namespace>/<camera>/.",
-        epilog="Parameters (set with --ros-args -p NAME:=VALUE or --params-file config/sgnet.yaml):\n"
-               f"{parameters}\n\nExample: sgnet-node --ros-args -p checkpoint:=model.pt -r image:=/camera/image_raw\n"
-               "Cameras: sgnet-node --ros-args -p checkpoint:=model.pt "
-               "-p image_topics:=\"['/front/image_raw', '/rear/image_raw']\"")
-    return parser.parse_args(argv)
-
-
 def main(args: list[str] | None = None) -> int:
     """The node's program: ends the process (exit status 0 after a clean stop, 2 for malformed arguments)."""
     argv = sys.argv if args is None else [sys.argv[0], *args]
@@ -502,7 +451,7 @@ def main(args: list[str] | None = None) -> int:
     except rclpy_implementation.RCLInvalidROSArgsError as error:  # malformed --ros-args
         print(f"sgnet-node: error: {error}".split(", at /")[0], file=sys.stderr)
         return 2
-    parse_arguments(plain_arguments)
+    build_parser().parse_args(plain_arguments)
     for signum in STOP_SIGNALS:
         signal.signal(signum, _request_stop)
     rclpy.init(args=argv, signal_handler_options=SignalHandlerOptions.NO)

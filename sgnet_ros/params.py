@@ -14,6 +14,7 @@ descriptors (what ``ros2 param describe`` and rqt show); every value inside a ra
 """
 from __future__ import annotations
 
+import argparse
 import dataclasses
 import re
 import typing
@@ -397,3 +398,21 @@ def live_settings(settings: NodeSettings, model: ModelConfig,
     except ConfigError as error:
         raise ParameterError(f"parameter {error}") from None
     return {field: getattr(model, field) for field in THRESHOLD_FIELDS}, tracker
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """sgnet-node's parser: --help with every parameter; everything ROS-specific goes after --ros-args."""
+    parameters = "\n".join([*(f"  {name} (default {default!r}): {DESCRIPTIONS[name]}"
+                             for name, default in parameter_defaults().items()),
+                           *(f"  {name}: {DESCRIPTIONS[name]}" for name in checkpoint_parameter_types())])
+    parser = argparse.ArgumentParser(
+        prog="sgnet-node", formatter_class=argparse.RawDescriptionHelpFormatter,
+        description="SG-Net video instance segmentation node (ROS 2 lifecycle node). Subscribes to 'image' "
+                    "(sensor_msgs/Image) and publishes 'instances' (sgnet_ros/InstanceArray), 'label_image', "
+                    "'debug_image', 'detections' (with vision_msgs) and /diagnostics; with image_topics, one "
+                    "model serves several cameras, each with its outputs under <namespace>/<camera>/.",
+        epilog="Parameters (set with --ros-args -p NAME:=VALUE or --params-file config/sgnet.yaml):\n"
+               f"{parameters}\n\nExample: sgnet-node --ros-args -p checkpoint:=model.pt -r image:=/camera/image_raw\n"
+               "Cameras: sgnet-node --ros-args -p checkpoint:=model.pt "
+               "-p image_topics:=\"['/front/image_raw', '/rear/image_raw']\"")
+    return parser
