@@ -23,8 +23,8 @@ from typing import Any, Callable, Mapping
 import yaml
 from rcl_interfaces.msg import FloatingPointRange, IntegerRange, ParameterDescriptor
 
-from sgnet_model.config import (TRACKER_PROFILES, ConfigError, ModelConfig, PredictorConfig, TrackerConfig, from_dict,
-                                 to_dict)
+from sgnet_model.config import (BACKENDS, PRECISIONS, TRACKER_PROFILES, ConfigError, ModelConfig, PredictorConfig,
+                                TrackerConfig, from_dict, to_dict)
 
 RELIABILITIES = ("auto", "best_effort", "reliable")
 DETECTION_CLASS_IDS = ("name", "index")
@@ -236,7 +236,7 @@ DESCRIPTIONS = {
     "detection_class_id": "vision_msgs Detection2D hypothesis class_id: name (the class name) or index (its "
                           "index in label_info, as text)",
     "diagnostics_period_s": "seconds between /diagnostics messages (read at start)",
-    "max_image_pixels": "images with more pixels are rejected",
+    "max_image_pixels": "images with more pixels (compressed ones: as their header says) are rejected",
     "bad_input_log_period_s": "each kind of bad input is logged at most once per this many seconds",
     "depth_image_topic": "depth image aligned to the colour image, 16UC1 (mm) or 32FC1 (m); empty: no 3D",
     "depth_camera_info_topic": "camera_info of the aligned depth image (empty: camera_info beside depth_image_topic)",
@@ -264,13 +264,17 @@ DESCRIPTIONS = {
                                 "(comma-separated; the CPU runs cpu only)",
     "predictor.openvino_device": "OpenVINO's device: CPU, GPU, NPU, ... (passed through)",
     "predictor.cuda_graphs": "on CUDA, replay the network from a CUDA graph per frame size (less launch overhead)",
-    "predictor.max_gap_s": "tracks reset when consecutive stamps are further apart than this (or go back)",
+    "predictor.max_gap_s": "tracks reset when stamps go back, or a received frame's stamp is more than this after the "
+                           "previous received one (frames skipped under load count as received)",
     "predictor.cpu_batch_pixels": "on the CPU, one network pass takes at most this many input pixels (several "
-                                  "cameras' frames of one size batch up to it)",
+                                  "cameras' frames of one size batch up to it: small frames gain from a batch, large "
+                                  "ones only hold more memory)",
     "model.score_threshold": "minimum detection score (default: the checkpoint's)",
-    "model.nms_threshold": "IoU above which per-class NMS suppresses a detection (default: the checkpoint's)",
+    "model.nms_threshold": "IoU above which NMS suppresses a detection, across classes unless the checkpoint's model "
+                           "config says class-wise (default: the checkpoint's)",
     "model.detections_per_frame": "at most this many detections per frame (default: the checkpoint's)",
-    "tracker.new_track_score": "score a detection needs to start a track (default: the tracker profile's)",
+    "tracker.new_track_score": "score a detection needs to start a track, at least continue_score (default: the "
+                               "tracker profile's)",
     "tracker.continue_score": "score a detection needs to continue a track (default: the tracker profile's)",
     "tracker.max_lost_s": "seconds an unmatched track is kept alive, moving at its last velocity (default: the "
                           "tracker profile's)",
@@ -302,6 +306,16 @@ RANGES: dict[str, tuple[float, float]] = {
     "tracker.continue_score": (0.0, 1.0),
     "tracker.max_lost_s": (0.0, 3600.0),
     "tracker.radius_scale": (0.001, 100.0),
+}
+
+
+# name -> the values it takes, for the parameters with a fixed set (in the descriptor and docs/ros.md's table).
+CHOICES: dict[str, tuple[str, ...]] = {
+    "tracker_profile": TRACKER_PROFILES,
+    "qos_reliability": RELIABILITIES,
+    "detection_class_id": DETECTION_CLASS_IDS,
+    "predictor.backend": BACKENDS,
+    "predictor.precision": PRECISIONS,
 }
 
 
@@ -338,6 +352,8 @@ def parameter_descriptor(name: str, typed: bool = True) -> ParameterDescriptor:
     that the value reaches configure, which refuses it naming the parameter, instead of stopping the node."""
     when = {"live": "applies at once", "start": "read at start only",
             "configure": "applies at configure; refused while the node is configured"}[applies_when(name)]
+    if name in CHOICES:
+        when += f"; one of {', '.join(CHOICES[name])}"
     descriptor = ParameterDescriptor(name=name, description=DESCRIPTIONS[name], additional_constraints=when,
                                      read_only=name in READ_ONLY, dynamic_typing=not typed)
     if typed and name in RANGES:
