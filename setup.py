@@ -26,7 +26,7 @@ setup(
     install_requires=["torch>=2.1", "torchvision>=0.16", "numpy>=1.24", "pyyaml>=6", "pycocotools>=2.0.8",
                       "opencv-python-headless>=4.8", "rosbags>=0.10", "tqdm>=4.66", "tensorboard>=2.14",
                       "scipy>=1.10"],
-    # The other runtimes (docs/export.md): pip install 'sgnet_ros[runtimes]'. onnx reads and writes the frame graphs
+    # The other runtimes (docs/export.md): pip install '.[runtimes]' in the checkout. onnx reads and writes the frame graphs
     # (every backend but torch needs it), onnxruntime and openvino run them; without them the node runs on torch.
     extras_require={"runtimes": ["onnx>=1.16", "onnxruntime>=1.18", "openvino>=2024.4"]},
     entry_points={

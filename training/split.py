@@ -1,8 +1,8 @@
 """``sgnet-split``: hold out videos of a YouTube-VIS annotation file as a local validation set.
 
 YouTube-VIS keeps the ground truth of its val and test sets private, so a local AP needs videos held out from
-train (DESIGN.md). The split is a function of the video ids and the seed alone: each video's key is the SHA-256
-of ``"<seed>:<video id>"``, and the videos with the smallest keys are held out. The same file and seed give the
+train. The split is a function of the video ids and the seed alone: each video's key is the SHA-256 of
+``"<seed>:<video id>"``, and the videos with the smallest keys are held out. The same file and seed give the
 same split on any machine and Python (no dict order, no ``hash()`` randomisation); adding videos to the file
 moves at most a few of the old ones.
 

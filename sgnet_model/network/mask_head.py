@@ -1,6 +1,6 @@
 """SG-Net's mask head (paper, Section 3.2): spatial attention module, base mask module, granularity blender.
 
-Reading of Eq. 2 (DESIGN.md): an instance's box is split into r1 x r2 sub-regions (Eq. 1). Every pixel p inside
+Reading of Eq. 2 (docs/model.md): an instance's box is split into r1 x r2 sub-regions (Eq. 1). Every pixel p inside
 the box lies in exactly one sub-region j, and its mask value is sigmoid(a_j . F(p)): the base features F at p
 combined by a 1x1 dynamic convolution whose weights a_j are the attention scores of sub-region j. Outside the
 mask region (the box grown by ``mask_margin``, ``mask_regions``) the mask is zero; a pixel of the margin takes

@@ -89,7 +89,7 @@ def choose_runtime(backend: str, precision: str, cuda: bool, bf16_cpu: bool, ins
         elif graph_only:
             backend, why = "onnxruntime", "a frame graph, OpenVINO not installed"
         elif bf16_cpu:
-            backend, why = "torch", "CPU with native bf16, OpenVINO not installed (pip install 'sgnet_ros[runtimes]')"
+            backend, why = "torch", "CPU with native bf16, OpenVINO not installed (pip install openvino)"
         else:
             backend, why = "torch", "CPU without native bf16: no other runtime was faster at every size"
         reasons.append(f"backend auto: {backend} ({why})")
