@@ -61,7 +61,7 @@ def synthetic_frames(seed: int, frames: int, width: int, height: int):
     return video.frames, depths, camera.k()
 
 
-def main(argv: list[str] | None = None) -> int:
+def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--checkpoint", default="", help="trained checkpoint (default: random weights)")
     parser.add_argument("--output", type=Path, default=ROOT / "docs" / "images" / "rviz_markers.png")
@@ -69,6 +69,11 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--seed", type=int, default=3, help="seed of the synthetic video")
     parser.add_argument("--width", type=int, default=640)
     parser.add_argument("--height", type=int, default=384)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = build_parser()
     args = parser.parse_args(argv)
     if args.checkpoint and not Path(args.checkpoint).is_file():
         parser.error(f"checkpoint {args.checkpoint} does not exist")

@@ -53,7 +53,7 @@ def check_frames(video: Path | None, width: int, height: int) -> list[np.ndarray
     return frames
 
 
-def main(argv: Sequence[str] | None = None) -> int:
+def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="sgnet-export", description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("checkpoint", type=Path, help="a checkpoint written by sgnet-train")
@@ -71,6 +71,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--detections-per-frame", type=int, help="slots per frame (default: the checkpoint's)")
     parser.add_argument("--check-video", type=Path, help="a video whose first frames check the graph against torch "
                                                          "(default: a generated video of moving shapes)")
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = build_parser()
     args = parser.parse_args(argv)
     if args.output.suffix != ".onnx":
         parser.error(f"--output must end in .onnx (the node and the predictor tell a graph by it), got {args.output}")

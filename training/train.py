@@ -361,7 +361,7 @@ def _term_gradient_norms(losses: dict[str, Tensor], model: SGNet) -> dict[str, f
     return norms
 
 
-def main(argv: list[str] | None = None) -> int:
+def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="sgnet-train", description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--config", required=True, help="a YAML of config/train/")
@@ -375,7 +375,11 @@ def main(argv: list[str] | None = None) -> int:
                         help="end this run after iteration N with last.pt written (a scheduler's time slot); "
                              "continue later with --resume")
     parser.add_argument("--no-progress", action="store_true")
-    args = parser.parse_args(argv)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
     overrides = args.set + ([f"seed={args.seed}"] if args.seed is not None else [])
     resume = None if args.resume is None else Path(args.resume or args.output / "last.pt")
     try:

@@ -133,14 +133,18 @@ def write_overlay_video(outputs_bag: Path, path: Path, fps: float) -> int:
     return count
 
 
-def main(argv: list[str] | None = None) -> int:
+def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="sgnet-demo", description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--output", type=Path, default=Path("output/demo"), help="where the results go")
     parser.add_argument("--cache", type=Path, default=Path(os.environ.get(
         "XDG_CACHE_HOME", Path.home() / ".cache")) / "sgnet_ros" / "demo", help="where the trained model is kept")
     parser.add_argument("--retrain", action="store_true", help="ignore the cache and train again")
-    args = parser.parse_args(argv)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
     started = time.monotonic()
     output = args.output.resolve()
     shutil.rmtree(output, ignore_errors=True)

@@ -274,7 +274,7 @@ def print_table(result: dict) -> None:
               f"SG-Net / its own time at {counts[0]} = {result[prefix + 'sgnet_ratio_vs_own_1']:.2f}")
 
 
-def main(argv: list[str] | None = None) -> int:
+def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="sgnet-bench", description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--backbone", default="resnet50", choices=BACKBONES)
@@ -297,6 +297,11 @@ def main(argv: list[str] | None = None) -> int:
                              "with every --precisions, side by side (docs/export.md)")
     parser.add_argument("--precisions", nargs="+", choices=PRECISIONS, default=["fp32"],
                         help="with --backends: the precisions to run each backend at (default fp32)")
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = build_parser()
     args = parser.parse_args(argv)
     if args.width < 32 or args.height < 32 or args.runs < 1 or args.warmup < 0 or min(args.counts) < 1:
         parser.error("width and height must be at least 32, runs and counts at least 1, warmup at least 0")

@@ -112,7 +112,7 @@ def _at_least(minimum: int) -> Callable[[str], int]:
     return parse
 
 
-def main(argv: list[str] | None = None) -> int:
+def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="sgnet-train-bench", description=__doc__,
                                      formatter_class=argparse.ArgumentDefaultsHelpFormatter)
     parser.add_argument("--backbone", default=ModelConfig.backbone, choices=BACKBONES)
@@ -127,7 +127,11 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--json", nargs="?", const="-", metavar="PATH",
                         help="write the figures as JSON to PATH (and print the table), or alone: print one JSON "
                              "object instead of the table")
-    args = parser.parse_args(argv)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
     try:
         device = torch.device(args.device)
     except RuntimeError:
