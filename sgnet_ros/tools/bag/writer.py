@@ -68,8 +68,10 @@ def write_bag(frames: Iterator[Frame], options: BagOptions, annotations: YTVISDa
     for path in (folder, truth_path) if annotations is not None else (folder,):
         if path.exists():
             raise BagError(f"{path} exists already: remove it or choose another --output")
-    if not folder.parent.is_dir():
-        raise BagError(f"the folder {folder.parent} for the bag does not exist")
+    try:  # the folders above the bag are made when missing (-o bags/val in a fresh checkout)
+        folder.parent.mkdir(parents=True, exist_ok=True)
+    except OSError as error:
+        raise BagError(f"cannot make the folder {folder.parent} for the bag: {error}") from None
     compressed = options.encoding == "jpeg"
     message_type = COMPRESSED_TYPE if compressed else IMAGE_TYPE
     topic = options.topic or (DEFAULT_TOPIC + COMPRESSED_SUFFIX if compressed else DEFAULT_TOPIC)
