@@ -14,34 +14,15 @@ import yaml
 
 from training.synthetic.video import SyntheticError, SyntheticVideo
 
-
 HORIZONTAL_FOV_DEG = 69.4  # the synthetic camera's horizontal field of view (that of a RealSense D435's colour camera)
-
-
 OBJECT_DEPTHS = (0.8, 3.0)  # metres: objects' distances are drawn in this range, in front of ...
-
-
 BACKGROUND_DEPTHS = (4.0, 6.0)  # ... a background plane this far along the optical axis at the image centre,
-
-
 BACKGROUND_TILT_DEG = 15.0  # tilted by at most this about the camera's x and y axes
-
-
 BACKGROUND_CLEARANCE = 0.5  # metres: every object is at least this much nearer than the background anywhere
-
-
 DEPTH_DIR = "Depth"
-
-
 DEPTH_TRUTH_FILE = "depth_ground_truth.json"
-
-
 CAMERA_INFO_FILE = "camera_info.yaml"
-
-
 DEPTH_STREAM = 1  # video i's depth draws come from default_rng([seed, i, DEPTH_STREAM]): its colour is untouched
-
-
 DROPOUT_STREAM = 2  # and its depth holes (--depth-dropout) from default_rng([seed, i, DROPOUT_STREAM])
 
 

@@ -20,26 +20,14 @@ from training.synthetic.depth import (CAMERA_INFO_FILE, DEPTH_DIR, DEPTH_TRUTH_F
                                       write_depth_video)
 from training.synthetic.video import DEFAULT_SIZES, SHAPES, SyntheticError, random_video
 
-
 # The default set: the small config (ResNet-18, 320x192 input) learns it on the CPU in minutes; split it with
 # `sgnet-split --val-count 8` for 40 training and 8 held-out videos.
 DEFAULT_VIDEOS = 48
-
-
 DEFAULT_FRAMES = (12, 20)  # frames per video, drawn per video in [min, max]
-
-
 DEFAULT_WIDTH, DEFAULT_HEIGHT = 320, 192
-
-
 DEFAULT_OBJECTS = (1, 3)  # objects per video, drawn per video in [min, max]
-
-
 DEFAULT_CLASSES = 4  # the first classes of SHAPES
-
-
 JPEG_QUALITY = 95
-
 
 # Frame t is named as YouTube-VIS names its frames: by its number on a 30 fps timeline of which every 5th frame
 # is annotated (00000.jpg, 00005.jpg, ...), so the file names give the real time between frames (ytvis.py).

@@ -9,41 +9,17 @@ from typing import Sequence
 import cv2
 import numpy as np
 
-
-
 SHAPES: tuple[str, ...] = ("circle", "square", "triangle", "star", "ring")
-
-
 RING_INNER = 0.55  # inner radius of a ring over its outer radius
-
-
 STAR_INNER = 0.45  # radius of a star's inner corners over its tips'
-
-
 STAR_POINTS = 5
-
-
 DEFAULT_SIZES = (24.0, 90.0)  # object size (circumscribed diameter, pixels) in frame 0
-
-
 FAST_FRACTION = 0.3  # share of objects moving fast
-
-
 SLOW_SPEED, FAST_SPEED = (0.5, 6.0), (8.0, 16.0)  # pixels per frame
-
-
 MAX_GROWTH = 0.015  # size changes by at most 1.5 % a frame
-
-
 MAX_SPIN = 0.12  # radians per frame
-
-
 MIN_VISIBLE_FRAMES = 3  # every object is visible in at least this many frames of its video
-
-
 SENSOR_NOISE = 3.0  # standard deviation of the per-frame Gaussian noise, in grey levels
-
-
 MAX_ATTEMPTS = 100  # draws of a video's objects before giving up on MIN_VISIBLE_FRAMES
 
 

@@ -18,13 +18,8 @@ from sgnet_model.data.ytvis import YTVISData
 from sgnet_ros.tools.bag.format import CAMERA_INFO_TYPE, DEPTH_KEY, DEPTH_TOPIC, IMAGE_TYPE, BagError, camera_info_topic
 from sgnet_ros.tools.bag.sources import Frame
 
-
 DEPTH_DIR = "Depth"  # beside the frames folder, as sgnet-synth --depth writes (training/synthetic/depth.py)
-
-
 CAMERA_INFO_FILE = "camera_info.yaml"
-
-
 DEPTH_TRUTH_FILE = "depth_ground_truth.json"
 
 

@@ -11,49 +11,22 @@ from rosbags.rosbag2 import StoragePlugin
 from rosbags.typesys import Stores, get_types_from_msg, get_typestore
 from rosbags.typesys.store import Typestore
 
-
-
 IMAGE_TYPE = "sensor_msgs/msg/Image"
-
-
 COMPRESSED_TYPE = "sensor_msgs/msg/CompressedImage"
-
-
 ENCODINGS = ("rgb8", "bgr8", "jpeg")
-
-
 DEFAULT_TOPIC = "/camera/image_raw"
-
-
 COMPRESSED_SUFFIX = "/compressed"  # image_transport's name for the compressed form of a topic
-
-
 DEFAULT_FRAME_ID = "camera"
-
 
 # rosbag2 metadata version of the bags written here: 8 is the newest that Humble's `ros2 bag` reads
 # (`offered_qos_profiles` as a YAML string); Jazzy and Kilted read it too. rosbags would write 9.
 BAG_METADATA_VERSION = 8
-
-
 STORAGES = {"mcap": StoragePlugin.MCAP, "sqlite3": StoragePlugin.SQLITE3}
-
-
 STORAGE_SUFFIXES = {".mcap": "mcap", ".db3": "sqlite3"}
-
-
 GROUND_TRUTH_SUFFIX = ".ground_truth.json"
-
-
 BAG_KEY = "sgnet_bag"  # the key of the stamp -> (video, frame) mapping in the ground-truth file
-
-
 ROS_STORE = Stores.ROS2_KILTED
-
-
 MESSAGE_PACKAGE = "sgnet_ros"
-
-
 MESSAGE_NAMES = ("Instance", "InstanceArray")
 
 
@@ -112,11 +85,7 @@ def camera_frame_id(topic: str) -> str:
 
 
 DEPTH_TOPIC = "/camera/aligned_depth_to_color/image_raw"  # realsense2_camera's aligned depth
-
-
 CAMERA_INFO_TYPE = "sensor_msgs/msg/CameraInfo"
-
-
 DEPTH_KEY = "sgnet_depth"  # the key of the 3D ground truth in the bag's ground-truth file
 
 

@@ -13,11 +13,8 @@ from sgnet_model.config import PredictorConfig
 from sgnet_model.data.ytvis import YTVISData
 from sgnet_ros.tools.bag.format import BagError
 
-
 # Between two videos of a set the stamps jump by more than the node's default tracker gap, so tracks reset.
 VIDEO_GAP_S = PredictorConfig().max_gap_s + 1.0
-
-
 IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".bmp", ".tif", ".tiff", ".webp")
 
 

@@ -24,7 +24,6 @@ from sgnet_ros.tools.bag.format import (BAG_KEY, BAG_METADATA_VERSION, COMPRESSE
                                         BagError, bag_layout, camera_frame_id, ground_truth_path)
 from sgnet_ros.tools.bag.sources import Frame
 
-
 JPEG_QUALITY = 95
 
 

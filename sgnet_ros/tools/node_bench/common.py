@@ -8,7 +8,6 @@ from typing import Any
 import numpy as np
 
 
-
 class BenchError(RuntimeError):
     """The benchmark cannot run (the node did not start or does not answer)."""
 

@@ -12,7 +12,6 @@ import numpy as np
 from sgnet_ros.tools.node_bench.common import BenchError
 from sgnet_ros.tools.node_bench.overhead import STARTUP_TIMEOUT_S
 
-
 DEPTH_Z_M = 2.0  # the synthetic depth: a wall at 2 m, instances as discs at 1 m
 
 

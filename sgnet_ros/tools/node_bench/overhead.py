@@ -16,7 +16,6 @@ from tqdm import tqdm
 
 from sgnet_ros.tools.node_bench.common import BenchError, image_message, spin_until
 
-
 STARTUP_TIMEOUT_S = 120.0
 
 
