@@ -19,6 +19,8 @@ from typing import Any
 
 import numpy as np
 
+from sgnet_ros.tools.node_bench.common import BenchError, image_message, spin_until, stop_process
+
 STARTUP_TIMEOUT_S = 600.0  # N nodes loading a model at once on a busy machine take minutes
 
 
@@ -71,7 +73,6 @@ class CamerasNode:
         raise RuntimeError("cannot read the node's memory use from /proc")
 
     def check_alive(self) -> None:
-        from sgnet_ros.tools.node_bench.common import BenchError
 
         if self.process.poll() is not None:
             raise BenchError(f"the node exited with {self.process.returncode}: {''.join(self._output)[-2000:]}")
@@ -81,17 +82,11 @@ class CamerasNode:
             self.client_node.destroy_subscription(subscription)
         for publisher in self.publishers.values():
             self.client_node.destroy_publisher(publisher)
-        if self.process.poll() is None:
-            self.process.send_signal(2)  # SIGINT, as ros2 launch does
-            try:
-                self.process.wait(30)
-            except subprocess.TimeoutExpired:
-                self.process.kill()
+        stop_process(self.process, 30.0)
 
 
 def wait_all_ready(executor: Any, nodes: list[CamerasNode], rgb: np.ndarray) -> None:
     """Publish a warm-up frame (index 0) on every camera until every camera of every node has answered."""
-    from sgnet_ros.tools.node_bench.common import BenchError, image_message, spin_until
 
     deadline = time.monotonic() + STARTUP_TIMEOUT_S
     while time.monotonic() < deadline:
@@ -107,7 +102,6 @@ def wait_all_ready(executor: Any, nodes: list[CamerasNode], rgb: np.ndarray) -> 
 def stream(executor: Any, nodes: list[CamerasNode], images: list[np.ndarray], rate: float, seconds: float
            ) -> dict[str, Any]:
     """Frames 1.. at ``rate`` on every camera of every node; frames answered per camera, per second in total."""
-    from sgnet_ros.tools.node_bench.common import image_message, spin_until
 
     period, count = 1.0 / rate, int(round(rate * seconds))
     before = [node.counts() for node in nodes]

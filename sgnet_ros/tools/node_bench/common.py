@@ -2,6 +2,8 @@
 spinning until a condition holds."""
 from __future__ import annotations
 
+import signal
+import subprocess
 import time
 from typing import Any
 
@@ -37,3 +39,13 @@ def spin_until(executor: Any, condition, timeout: float) -> bool:
             return True
         executor.spin_once(timeout_sec=0.005)
     return bool(condition())
+
+
+def stop_process(process: subprocess.Popen, timeout_s: float) -> None:
+    """Stop a node process with SIGINT, as ros2 launch does; kill it when it has not ended within ``timeout_s``."""
+    if process.poll() is None:
+        process.send_signal(signal.SIGINT)
+        try:
+            process.wait(timeout_s)
+        except subprocess.TimeoutExpired:
+            process.kill()

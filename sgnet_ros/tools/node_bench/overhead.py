@@ -14,7 +14,7 @@ from typing import Any, Callable
 import numpy as np
 from tqdm import tqdm
 
-from sgnet_ros.tools.node_bench.common import BenchError, image_message, spin_until
+from sgnet_ros.tools.node_bench.common import BenchError, image_message, spin_until, stop_process
 
 STARTUP_TIMEOUT_S = 120.0
 
@@ -77,12 +77,7 @@ class BenchNode:
             raise BenchError(f"the node exited with {self.process.returncode}: {''.join(self._output)[-2000:]}")
 
     def stop(self) -> None:
-        if self.process.poll() is None:
-            self.process.send_signal(2)  # SIGINT, as ros2 launch does
-            try:
-                self.process.wait(20)
-            except subprocess.TimeoutExpired:
-                self.process.kill()
+        stop_process(self.process, 20.0)
 
 
 def wait_ready(executor: Any, node: BenchNode, rgb: np.ndarray) -> None:
