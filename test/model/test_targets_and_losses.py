@@ -5,7 +5,7 @@ import math
 import pytest
 import torch
 
-from sgnet_model import losses
+from sgnet_model.network import losses
 from sgnet_model.network.backbone import FPN_STRIDES
 from sgnet_model.config import named_config
 from sgnet_model.network.losses import box_loss, mask_loss, motion_loss

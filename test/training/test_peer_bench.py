@@ -18,7 +18,7 @@ from torch import nn
 from sgnet_model.config import ModelConfig
 from sgnet_model.instances import TrackedInstance
 from sgnet_model.data.ytvis import build_video_results, encode_mask
-from training import maskrcnn_peer, peer_bench
+from training.benchmarks import maskrcnn_peer, peer_bench
 from training.benchmarks.iou_tracker import MaskIoUTracker, mask_iou
 from training.split import held_out_videos, split_annotations
 from training.synthetic import generate_synthetic_set

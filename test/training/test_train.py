@@ -15,7 +15,7 @@ from torchvision.models.detection.backbone_utils import BackboneWithFPN
 
 from sgnet_model.checkpoint import load_checkpoint
 from sgnet_model.config import ConfigError, ModelConfig
-from training import train_bench
+from training.benchmarks import train_bench
 from training.config import TrainConfig, load_train_config
 from training.synthetic import generate_synthetic_set
 from training.train import learning_rate_factor, main, schedule_progress, train
