@@ -56,3 +56,14 @@ def write_json(path: str | Path, result: dict[str, Any]) -> None:
         json.dump(result, handle, indent=1)
         handle.write("\n")
     os.replace(handle.name, path)
+
+
+def emit_json(destination: str | None, result: dict[str, Any]) -> bool:
+    """The benchmarks' ``--json``: "-" prints ``result`` as one JSON object and returns True (print nothing else);
+    a path writes it there atomically and returns False (the table is printed too); None does neither."""
+    if destination == "-":
+        print(json.dumps(result))
+        return True
+    if destination:
+        write_json(destination, result)
+    return False

@@ -23,7 +23,6 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
-import json
 import statistics
 import sys
 import time
@@ -38,7 +37,7 @@ from sgnet_model.config import (BACKBONES, BACKENDS, PRECISIONS, ConfigError, Pr
                                 TrackerConfig, named_config)
 from sgnet_model.network.model import SGNet
 from sgnet_model.predictor import PredictorError, StreamingPredictor
-from sgnet_model.runinfo import runtime_info, write_json
+from sgnet_model.runinfo import emit_json, runtime_info
 from sgnet_model.stages import STAGES, recording
 
 COUNTS = (1, 10, 50, 100)
@@ -314,11 +313,8 @@ def main(argv: list[str] | None = None) -> int:
     except (ConfigError, PredictorError) as error:
         print(f"sgnet-bench: {error}", file=sys.stderr)
         return 2
-    if args.json == "-":
-        print(json.dumps(result))
+    if emit_json(args.json, result):
         return 0
-    if args.json:
-        write_json(args.json, result)
     (print_backend_table if args.backends else print_table)(result)
     return 0
 

@@ -11,7 +11,6 @@ second.
 from __future__ import annotations
 
 import argparse
-import json
 import statistics
 import sys
 import time
@@ -24,7 +23,7 @@ from torchvision.models.detection.fcos import FCOSHead
 from sgnet_model.config import BACKBONES, ModelConfig
 from sgnet_model.network.backbone import build_backbone
 from sgnet_model.network.model import SGNet
-from sgnet_model.runinfo import runtime_info, write_json
+from sgnet_model.runinfo import emit_json, runtime_info
 from sgnet_model.structures import ClipBatch, FrameTargets
 
 OBJECTS_PER_IMAGE = 4
@@ -141,11 +140,8 @@ def main(argv: list[str] | None = None) -> int:
         print("sgnet-train-bench: CUDA is not available here; use --device cpu", file=sys.stderr)
         return 2
     result = measure(args)
-    if args.json == "-":
-        print(json.dumps(result))
+    if emit_json(args.json, result):
         return 0
-    if args.json:
-        write_json(args.json, result)
     seconds = {name: result["batch_images"] / result[f"{name}_images_per_s"] for name in ("sgnet", "fcos")}
     print(f"sgnet-train-bench: {result['backbone']}, {result['size']}, {result['device']} ({result['device_name']}), "
           f"{result['dtype']}, torch {result['torch']}, {result['threads']} threads, {result['batch']} clips x 2 frames "

@@ -2,7 +2,6 @@
 from __future__ import annotations
 
 import argparse
-import json
 import os
 import statistics
 import sys
@@ -12,7 +11,7 @@ from typing import Any
 import torch
 
 from sgnet_model.config import BACKENDS, PRECISIONS
-from sgnet_model.runinfo import runtime_info, write_json
+from sgnet_model.runinfo import emit_json, runtime_info
 from sgnet_ros.tools.node_bench.common import BenchError, frames
 from sgnet_ros.tools.node_bench.depth_path import DepthFeed, measure_depth_path
 from sgnet_ros.tools.node_bench.overhead import BenchNode, measure_overhead, measure_stream, wait_ready
@@ -208,10 +207,7 @@ def main(argv: list[str] | None = None) -> int:
     except BenchError as error:
         print(f"sgnet-node-bench: error: {error}", file=sys.stderr)
         return 2
-    if args.json == "-":
-        print(json.dumps(results))
+    if emit_json(args.json, results):
         return 0
-    if args.json:
-        write_json(args.json, results)
     print(table(results))
     return 0
