@@ -45,6 +45,8 @@ from sgnet_model.runtime.export import (THRESHOLDS, ExportError, GraphInfo, cach
 from sgnet_model.runtime.frame import EagerFrames, GraphedFrames, RunnerKey, Towers, frame_geometry, prepare_frame
 from sgnet_model.stages import stage
 
+__all__ = ["PredictorError", "StreamFrame", "StreamingPredictor", "check_frame"]  # the seam's public surface
+
 DEFAULT_STREAM = ""  # the stream of step() calls that name no camera
 Runner = EagerFrames | GraphedFrames | FrameRunner | TensorRtFrame
 
@@ -103,6 +105,17 @@ class StreamState:
 
 
 class StreamingPredictor:
+    """SG-Net over a stream of frames: each frame in, its tracked instances out (track id, class, score, box, mask at
+    the frame's resolution, centre, movement), one tracker per camera.
+
+    Example::
+
+        predictor = StreamingPredictor.from_checkpoint("runs/small/model.pt")
+        result = predictor.step(rgb, timestamp=1.25)  # rgb: (H, W, 3) uint8; seconds
+        for instance in result.instances:
+            print(instance.track_id, instance.class_id, instance.score, instance.box)
+    """
+
     def __init__(self, model: SGNet | None, tracker_config: TrackerConfig = TrackerConfig(),
                  predictor_config: PredictorConfig = PredictorConfig(),
                  tracker_profiles: dict[str, TrackerConfig] | None = None, tracker_profile: str = "custom",

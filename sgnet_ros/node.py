@@ -81,6 +81,16 @@ STOP_POLL_S = 0.1  # the main loop's spin step: how soon it notices a stop signa
 
 
 class SGNetNode(LifecycleNode):
+    """The SG-Net lifecycle node; the module docstring gives its states, threads and stop signals, and ``main`` runs
+    it as ``sgnet-node`` does. In a process of your own::
+
+        rclpy.init()
+        node = SGNetNode(parameter_overrides=[rclpy.Parameter("checkpoint", value="model.pt")])
+        node.trigger_configure()
+        node.trigger_activate()
+        rclpy.spin(node)  # then node.stop() and rclpy.shutdown()
+    """
+
     def __init__(self, node_name: str = NODE_NAME, **kwargs: Any) -> None:
         super().__init__(node_name, **kwargs)
         # checkpoint parameters (model.*, tracker.*) that the node itself set to the checkpoint's values: they still
