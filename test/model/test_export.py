@@ -5,6 +5,7 @@ import hashlib
 import json
 import subprocess
 import sys
+from typing import Callable
 
 import cv2
 import numpy as np
@@ -391,32 +392,42 @@ def test_cuda_backends_give_torchs_instances(backend, precision, engine_cache, f
             assert matched >= len(mine) - 1
 
 
-@pytest.mark.slow
-@pytest.mark.skipif(not cpu_supports_bf16(), reason="bf16 needs a CPU with AVX-512 BF16 or AMX")
-def test_bf16_and_exported_graphs_keep_the_trained_models_held_out_ap(trained_checkpoint, tmp_path, engine_cache,
-                                                                      capsys):
-    """The session's trained small model (test/conftest.py) on its held-out videos through sgnet-eval: ONNX Runtime
-    and OpenVINO in fp32 score what torch scores (the same instances), bf16 (torch's autocast, OpenVINO's bf16)
-    within 0.01 AP of it."""
+@pytest.fixture
+def held_out_report(trained_checkpoint, tmp_path, capsys) -> Callable[[str, str], dict]:
+    """(backend, precision) -> sgnet-eval's report of the session's trained model (test/conftest.py) on its
+    held-out videos, on that runtime."""
     from training.evaluate import main as sgnet_eval
 
-    def ap(backend: str, precision: str) -> dict:
+    def report(backend: str, precision: str) -> dict:
         assert sgnet_eval(["--checkpoint", str(trained_checkpoint.checkpoint), "--annotations",
                            str(trained_checkpoint.annotations), "--frames", str(trained_checkpoint.frames),
                            "--output", str(tmp_path / f"{backend}_{precision}"), "--no-progress", "--json",
                            "--backend", backend, "--precision", precision]) == 0
-        report = json.loads(capsys.readouterr().out)
-        assert report["runtime"].startswith(backend) and report["runtime"].endswith(precision)
-        return report
+        result = json.loads(capsys.readouterr().out)
+        assert result["runtime"].startswith(backend) and result["runtime"].endswith(precision)
+        return result
 
-    reference = ap("torch", "fp32")
+    return report
+
+
+def test_exported_graphs_keep_the_trained_models_held_out_ap(held_out_report, engine_cache):
+    """ONNX Runtime and OpenVINO in fp32 score what torch scores: the same instances, so the same AP and IDF1 up to
+    rounding, on every CPU."""
+    reference = held_out_report("torch", "fp32")
     assert reference["AP"] >= 0.4  # the trained model, not a broken run
     for backend in ("onnxruntime", "openvino"):
-        report = ap(backend, "fp32")
+        report = held_out_report(backend, "fp32")
         assert abs(report["AP"] - reference["AP"]) <= 0.002 and report["idf1"] == pytest.approx(reference["idf1"],
                                                                                                 abs=0.01)
-    for backend in ("torch", "openvino"):
-        assert abs(ap(backend, "bf16")["AP"] - reference["AP"]) <= 0.01
+
+
+@pytest.mark.skipif(not cpu_supports_bf16(), reason="bf16 needs a CPU with AVX-512 BF16 or AMX")
+def test_bf16_keeps_the_trained_models_held_out_ap(held_out_report, engine_cache, model_figures):
+    """bf16 (torch's autocast, OpenVINO's bf16) within 0.01 AP of torch fp32 (the bar is the issue's target, not
+    the sweep's: docs/development.md has the sweep)."""
+    reference = held_out_report("torch", "fp32")["AP"]
+    model_figures.hold(*((f"AP lost in bf16 ({backend})", reference - held_out_report(backend, "bf16")["AP"], "<=",
+                          0.01) for backend in ("torch", "openvino")))
 
 
 @pytest.mark.parametrize("cuda, bf16_cpu, installed, graph_only, expected", [
