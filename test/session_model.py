@@ -41,7 +41,7 @@ class Recipe:
     count: the same weights on every run on the same kind of CPU, however slow or busy the machine. Two threads:
     the training runs beside the other tests (their node processes mostly wait on DDS and imports)."""
 
-    iterations: int = 300
+    iterations: int = 200
     threads: int = 2
     seed: int = 0
     videos: int = 30
