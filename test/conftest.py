@@ -57,13 +57,19 @@ def trained_last(items: list[pytest.Item]) -> None:
 
 def pytest_collection_finish(session: pytest.Session) -> None:
     """Start training the suite's model (session_model.py) now, if a selected test needs it and no cached one
-    fits this code and machine."""
-    if not session.config.option.collectonly and any(map(uses_trained_model, session.items)):
+    fits this code and machine. Under pytest-xdist the first worker starts it; the others wait on its lock."""
+    first_worker = os.environ.get("PYTEST_XDIST_WORKER", "gw0") == "gw0"
+    if first_worker and not session.config.option.collectonly and any(map(uses_trained_model, session.items)):
         TRAINING.start(Recipe.from_environment())
 
 
-def pytest_sessionfinish(session: pytest.Session) -> None:
-    TRAINING.stop()
+def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
+    """A run that was stopped (Ctrl-C, -x) stops the training too; otherwise it finishes, for the cache (another
+    xdist worker may be waiting for it)."""
+    if exitstatus == pytest.ExitCode.INTERRUPTED or session.shouldstop or session.shouldfail:
+        TRAINING.stop()
+    else:
+        TRAINING.finish()
 
 
 @pytest.fixture(scope="session")

@@ -180,6 +180,11 @@ class BackgroundTraining:
               f"{model.checkpoint}", file=sys.stderr)
         return model
 
+    def finish(self) -> None:
+        """Let the trainer finish: the model lands in the cache for the next run (or another xdist worker)."""
+        if self.process is not None:
+            self.process.wait()
+
     def stop(self) -> None:
         if self.process is not None and self.process.poll() is None:
             self.process.terminate()
