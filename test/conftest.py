@@ -1,15 +1,12 @@
 """Session fixtures shared by the model, training and ROS tests."""
-import dataclasses
 import json
+import os
 from pathlib import Path
 
 import pytest
 import torch
 
-from training.config import load_train_config
-from training.split import split_annotations
-from training.synthetic import generate_synthetic_set
-from training.train import train
+from session_model import BackgroundTraining, Recipe, TrainedModel
 
 
 TEST_ROOT = Path(__file__).resolve().parent
@@ -28,48 +25,82 @@ def needs_cuda(item: pytest.Item) -> bool:
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
     """The markers, assigned here rather than in each file (pytest.ini describes them; docs/development.md says
     how to run each subset): ``ros`` for everything under test/ros/, ``gpu`` for tests that need CUDA,
-    ``slow`` for tests that use the session-trained model (the fixture ``trained_checkpoint``, directly or
-    through another fixture) in addition to those marked slow in their file."""
+    ``slow`` and ``trained`` for tests that use the session-trained model (the fixture ``trained_checkpoint``,
+    directly or through another fixture), ``slow`` also for those marked so in their file. Then the order:
+    ``trained_last``."""
     for item in items:
         if item.path.is_relative_to(TEST_ROOT / "ros"):
             item.add_marker(pytest.mark.ros)
         if needs_cuda(item):
             item.add_marker(pytest.mark.gpu)
-        if "trained_checkpoint" in getattr(item, "fixturenames", ()):  # launch_testing items have none
+        if uses_trained_model(item):
             item.add_marker(pytest.mark.slow)
+            item.add_marker(pytest.mark.trained)
+    trained_last(items)
 
 
-ROOT = Path(__file__).resolve().parents[1]
-# The demo trains 700. No wall-clock budget, and two threads (CI's two cores: 417 s against 719 s on one) with
-# deterministic algorithms (TrainConfig.threads, .deterministic): the same weights on every run on the same kind
-# of CPU, however slow or busy the machine, so the accuracy bars of the tests that use this model cannot flake.
-TRAINING_ITERATIONS = 300
-TRAINING_THREADS = 2
-HELD_OUT_VIDEOS = 6
+TRAINING = BackgroundTraining()
 
 
-@dataclasses.dataclass(frozen=True)
-class TrainedModel:
-    checkpoint: Path  # model.pt of the small config trained on the synthetic set
-    annotations: Path  # held-out videos (with ground truth) of that set
-    frames: Path  # the set's JPEGImages folder
-    train_annotations: Path
+def uses_trained_model(item: pytest.Item) -> bool:
+    return "trained_checkpoint" in getattr(item, "fixturenames", ())  # launch_testing's items have none
+
+
+def trained_last(items: list[pytest.Item]) -> None:
+    """The modules that use the trained model after all others, and in each the tests that use it after those
+    that do not: while it trains in the background, everything else runs. A module's tests stay together, so its
+    module-scoped fixtures are made once."""
+    modules_using = [getattr(item, "module", None) for item in items if uses_trained_model(item)]
+    order = {module: position for position, module in enumerate(dict.fromkeys(modules_using))}
+    items.sort(key=lambda item: (order.get(getattr(item, "module", None), -1), uses_trained_model(item)))
+
+
+def pytest_collection_finish(session: pytest.Session) -> None:
+    """Start training the suite's model (session_model.py) now, if a selected test needs it and no cached one
+    fits this code and machine. Under pytest-xdist the first worker starts it; the others wait on its lock."""
+    first_worker = os.environ.get("PYTEST_XDIST_WORKER", "gw0") == "gw0"
+    if first_worker and not session.config.option.collectonly and any(map(uses_trained_model, session.items)):
+        TRAINING.start(Recipe.from_environment())
+
+
+def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
+    """A run that was stopped (Ctrl-C, -x) stops the training too; otherwise it finishes, for the cache (another
+    xdist worker may be waiting for it)."""
+    if exitstatus == pytest.ExitCode.INTERRUPTED or session.shouldstop or session.shouldfail:
+        TRAINING.stop()
+    else:
+        TRAINING.finish()
 
 
 @pytest.fixture(scope="session")
-def trained_checkpoint(tmp_path_factory) -> TrainedModel:
-    """The small config trained from scratch on a generated synthetic set, on the CPU: the end-to-end
-    training run of issue 3, and the model the node, replay and evaluation tests run."""
-    folder = tmp_path_factory.mktemp("trained")
-    annotations = generate_synthetic_set(folder / "synth", videos=30, seed=11)
-    train_split, val_split = split_annotations(json.loads(annotations.read_text()), val_count=HELD_OUT_VIDEOS,
-                                               seed=0)
-    train_json, val_json = folder / "train.json", folder / "val.json"
-    train_json.write_text(json.dumps(train_split))
-    val_json.write_text(json.dumps(val_split))
-    frames = folder / "synth" / "JPEGImages"
-    config = load_train_config(ROOT / "config" / "train" / "synthetic_small.yaml", [
-        f"data.annotations={train_json}", f"data.frames={frames}", f"max_iters={TRAINING_ITERATIONS}",
-        "max_minutes=0", "checkpoint_every=100", f"threads={TRAINING_THREADS}", "deterministic=true"])
-    checkpoint = train(config, folder / "run", progress=False)
-    return TrainedModel(checkpoint, val_json, frames, train_json)
+def trained_checkpoint() -> TrainedModel:
+    """The small config trained from scratch on a generated synthetic set, on the CPU (test/session_model.py):
+    made in the background while the other tests run, or found in the cache."""
+    return TRAINING.wait_for(Recipe.from_environment())
+
+
+class ModelFigures:
+    """The trained model's figures that a test judges, each against its bar: all recorded, then asserted together,
+    and written (with the training seed and the test's id) as JSON lines to ``$SGNET_MODEL_FIGURES`` when it is
+    set, whether they hold or not. test/seed_sweep.py collects them over several training seeds: the table in
+    docs/development.md."""
+
+    def __init__(self, test: str) -> None:
+        self.test = test
+
+    def hold(self, *figures: tuple[str, float, str, float]) -> None:
+        """Each figure as (name, value, ">=" or "<=", bar)."""
+        if path := os.environ.get("SGNET_MODEL_FIGURES"):
+            with open(path, "a") as records:
+                for name, value, direction, bar in figures:
+                    records.write(json.dumps({"test": self.test, "figure": name, "value": float(value),
+                                              "direction": direction, "bar": bar,
+                                              "seed": Recipe.from_environment().seed}) + "\n")
+        misses = [f"{name} {value:.4f} (bar {direction} {bar})" for name, value, direction, bar in figures
+                  if not (value >= bar if direction == ">=" else value <= bar)]
+        assert not misses, "the trained model misses: " + ", ".join(misses)
+
+
+@pytest.fixture
+def model_figures(request: pytest.FixtureRequest) -> ModelFigures:
+    return ModelFigures(request.node.nodeid)

@@ -1,10 +1,13 @@
 """The exported frame graph and the predictor's other backends against torch: the same instances and track IDs on
 real footage, sgnet-export's file and metadata, clear errors for files that cannot serve, and the precisions."""
+import contextlib
 import dataclasses
 import hashlib
+import io
 import json
 import subprocess
 import sys
+from typing import Callable
 
 import cv2
 import numpy as np
@@ -391,32 +394,51 @@ def test_cuda_backends_give_torchs_instances(backend, precision, engine_cache, f
             assert matched >= len(mine) - 1
 
 
-@pytest.mark.slow
-@pytest.mark.skipif(not cpu_supports_bf16(), reason="bf16 needs a CPU with AVX-512 BF16 or AMX")
-def test_bf16_and_exported_graphs_keep_the_trained_models_held_out_ap(trained_checkpoint, tmp_path, engine_cache,
-                                                                      capsys):
-    """The session's trained small model (test/conftest.py) on its held-out videos through sgnet-eval: ONNX Runtime
-    and OpenVINO in fp32 score what torch scores (the same instances), bf16 (torch's autocast, OpenVINO's bf16)
-    within 0.01 AP of it."""
+@pytest.fixture(scope="module")
+def held_out_report(trained_checkpoint, tmp_path_factory) -> Callable[..., dict]:
+    """(backend, precision, videos=every held-out video) -> sgnet-eval's report of the session's trained model
+    (test/conftest.py) on its held-out videos, on that runtime; each made once for the module."""
     from training.evaluate import main as sgnet_eval
 
-    def ap(backend: str, precision: str) -> dict:
-        assert sgnet_eval(["--checkpoint", str(trained_checkpoint.checkpoint), "--annotations",
-                           str(trained_checkpoint.annotations), "--frames", str(trained_checkpoint.frames),
-                           "--output", str(tmp_path / f"{backend}_{precision}"), "--no-progress", "--json",
-                           "--backend", backend, "--precision", precision]) == 0
-        report = json.loads(capsys.readouterr().out)
-        assert report["runtime"].startswith(backend) and report["runtime"].endswith(precision)
-        return report
+    reports: dict[tuple[str, str, str], dict] = {}
 
-    reference = ap("torch", "fp32")
-    assert reference["AP"] >= 0.4  # the trained model, not a broken run
+    def report(backend: str, precision: str, videos: str = "") -> dict:
+        key = backend, precision, videos
+        if key not in reports:
+            printed = io.StringIO()
+            with contextlib.redirect_stdout(printed):
+                assert sgnet_eval(["--checkpoint", str(trained_checkpoint.checkpoint), "--annotations",
+                                   str(trained_checkpoint.annotations), "--frames", str(trained_checkpoint.frames),
+                                   "--output", str(tmp_path_factory.mktemp(f"{backend}_{precision}")),
+                                   "--no-progress", "--json", "--backend", backend, "--precision", precision,
+                                   *(["--videos", videos] if videos else [])]) == 0
+            reports[key] = json.loads(printed.getvalue())
+        assert reports[key]["runtime"].startswith(backend) and reports[key]["runtime"].endswith(precision)
+        return reports[key]
+
+    return report
+
+
+def test_exported_graphs_keep_the_trained_models_held_out_ap(held_out_report, trained_checkpoint, engine_cache):
+    """ONNX Runtime and OpenVINO in fp32 score what torch scores on two held-out videos: the same instances, so the
+    same AP and IDF1 up to rounding, on every CPU (per-frame equality of instances on real footage: the tests
+    above)."""
+    two = ",".join(str(video["id"]) for video in json.loads(trained_checkpoint.annotations.read_text())["videos"][:2])
+    reference = held_out_report("torch", "fp32", two)
+    assert reference["AP"] > 0  # objects found: a comparison of two empty results would prove nothing
     for backend in ("onnxruntime", "openvino"):
-        report = ap(backend, "fp32")
+        report = held_out_report(backend, "fp32", two)
         assert abs(report["AP"] - reference["AP"]) <= 0.002 and report["idf1"] == pytest.approx(reference["idf1"],
                                                                                                 abs=0.01)
-    for backend in ("torch", "openvino"):
-        assert abs(ap(backend, "bf16")["AP"] - reference["AP"]) <= 0.01
+
+
+@pytest.mark.skipif(not cpu_supports_bf16(), reason="bf16 needs a CPU with AVX-512 BF16 or AMX")
+def test_bf16_keeps_the_trained_models_held_out_ap(held_out_report, engine_cache, model_figures):
+    """bf16 (torch's autocast, OpenVINO's bf16) within 0.01 AP of torch fp32 (the bar is the issue's target, not
+    the sweep's: docs/development.md has the sweep)."""
+    reference = held_out_report("torch", "fp32")["AP"]
+    model_figures.hold(*((f"AP lost in bf16 ({backend})", reference - held_out_report(backend, "bf16")["AP"], "<=",
+                          0.01) for backend in ("torch", "openvino")))
 
 
 @pytest.mark.parametrize("cuda, bf16_cpu, installed, graph_only, expected", [

@@ -70,7 +70,8 @@ def relative_errors(video, truth, masks_per_frame, positions_per_frame):
 
 
 @pytest.mark.parametrize("dropout, target", [(0.0, 0.02), (DROPOUT, 0.03)])
-def test_predicted_masks_locate_objects_within_the_targets(trained_checkpoint, videos, dropout, target):
+def test_predicted_masks_locate_objects_within_the_targets(trained_checkpoint, model_figures, videos, dropout,
+                                                           target):
     predictor = StreamingPredictor.from_checkpoint(trained_checkpoint.checkpoint)
     intrinsics = CameraIntrinsics.from_camera_info(CAMERA.k(), WIDTH, HEIGHT)
     errors, missed, scored = [], 0, 0
@@ -87,8 +88,8 @@ def test_predicted_masks_locate_objects_within_the_targets(trained_checkpoint, v
         errors.extend(video_errors)
         missed += video_missed
         scored += len(video_errors) + video_missed
-    assert len(errors) >= 0.7 * scored, f"only {len(errors)} of {scored} visible shapes found and located"
-    assert np.median(errors) <= target, f"median error {np.median(errors):.4f} of the distance > {target}"
+    model_figures.hold(("visible shapes found and located", len(errors) / scored, ">=", 0.7),
+                       ("median 3D error / distance", float(np.median(errors)), "<=", target))
 
 
 def depth_image(depth: np.ndarray, stamp: float) -> Image:
@@ -100,7 +101,8 @@ def depth_image(depth: np.ndarray, stamp: float) -> Image:
     return message
 
 
-def test_the_node_publishes_3d_within_the_targets_over_dds(ros, node_factory, trained_checkpoint, videos):
+def test_the_node_publishes_3d_within_the_targets_over_dds(ros, node_factory, trained_checkpoint, model_figures,
+                                                           videos):
     node = node_factory("sgnet", NAMESPACE, checkpoint=str(trained_checkpoint.checkpoint), qos_reliability="reliable",
                         depth_image_topic="depth/image_raw", depth_pairing_tolerance_s=0.0, depth_pairing_wait_s=5.0)
     client = ros.client
@@ -117,6 +119,7 @@ def test_the_node_publishes_3d_within_the_targets_over_dds(ros, node_factory, tr
             break
     assert wait_until(lambda: depth_publisher.get_subscription_count() and info_publisher.get_subscription_count(),
                       30)
+    figures = []
     for dropout, target, (video, depth, truth) in ((0.0, 0.02, videos[0]), (DROPOUT, 0.03, videos[1])):
         masks_per_frame, positions_per_frame = [], []
         start = 100.0 + 100 * dropout  # more than predictor.max_gap_s apart: the tracks reset between videos
@@ -133,5 +136,7 @@ def test_the_node_publishes_3d_within_the_targets_over_dds(ros, node_factory, tr
             positions_per_frame.append([(i.position.x, i.position.y, i.position.z) if i.position_valid else None
                                         for i in output.instances])
         errors, missed = relative_errors(video, truth, masks_per_frame, positions_per_frame)
-        assert len(errors) >= 0.7 * (len(errors) + missed), f"{missed} visible shapes not found or not located"
-        assert np.median(errors) <= target, f"median error {np.median(errors):.4f} at dropout {dropout}"
+        figures.extend(((f"visible shapes found and located, dropout {dropout}", len(errors) / (len(errors) + missed),
+                         ">=", 0.7), (f"median 3D error / distance, dropout {dropout}", float(np.median(errors)),
+                                      "<=", target)))
+    model_figures.hold(*figures)

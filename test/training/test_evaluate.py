@@ -278,28 +278,22 @@ def test_model_mode_bad_input_exits_2(random_checkpoint, tmp_path, capsys):
     assert "differ from the 2 categories" in capsys.readouterr().err
 
 
-@pytest.mark.slow
-def test_trained_model_on_held_out_synthetic_videos(trained_checkpoint, tmp_path, capsys):
-    """The small config trained on a synthetic set (session fixture ``trained_checkpoint`` in test/conftest.py:
-    ``.checkpoint``, and the held-out videos' ``.annotations`` and ``.frames``), scored with the checkpoint's
-    evaluation tracker profile (sgnet-eval's default).
-
-    The training is deterministic (one thread, deterministic algorithms, seed 0): on the 2-core x86-64 machine
-    this was written on it gives AP 0.494, AP50 0.866, AP75 0.514, AR100 0.529, IDF1 0.578 every time (before the
-    mask-loss and loss-sync changes of the same round the same recipe gave AP 0.563 and IDF1 0.588). The bars
-    leave about 0.1 for another processor's rounding (other SIMD kernels); an earlier, nondeterministic recipe
-    was seen between AP 0.484 and above 0.5 on different machines, a spread of a few hundredths. AP averages
-    IoU thresholds 0.50 to 0.95 and may lie below AP75; AP50 bounds both."""
+def test_trained_model_on_held_out_synthetic_videos(trained_checkpoint, model_figures, tmp_path, capsys):
+    """The suite's trained model (test/session_model.py) on its held-out videos through sgnet-eval, scored with the
+    checkpoint's evaluation tracker profile (sgnet-eval's default): it found the shapes, their masks fit them, and
+    the evaluation profile keeps most identities. The bars lie below the worst of the seed sweep with a margin
+    (docs/development.md, "The trained model's bars"); AP averages IoU thresholds 0.50 to 0.95 and may lie below
+    AP75, AP50 bounds both."""
     output = tmp_path / "eval"
     report = run_json(capsys, ["--checkpoint", str(trained_checkpoint.checkpoint),
                                "--annotations", str(trained_checkpoint.annotations),
                                "--frames", str(trained_checkpoint.frames), "--output", str(output),
                                "--no-progress"])
-    assert report["AP"] >= 0.4, report
-    assert report["AP50"] >= max(report["AP"], report["AP75"])
-    assert report["idf1"] >= 0.45, report
     assert report["tracker_profile"] == "evaluation"
     assert (output / "results.zip").is_file()
+    assert report["AP50"] >= max(report["AP"], report["AP75"])
+    model_figures.hold(("AP", report["AP"], ">=", 0.4), ("AR100", report["AR100"], ">=", 0.4),
+                       ("mask IoU mean", report["mask_iou_mean"], ">=", 0.8), ("IDF1", report["idf1"], ">=", 0.45))
 
 
 def every_nth_frame(annotations: dict, every: int) -> dict:
@@ -314,17 +308,12 @@ def every_nth_frame(annotations: dict, every: int) -> dict:
     return cut
 
 
-@pytest.mark.slow
 @pytest.mark.parametrize("every", [1, 2, 4])
-def test_trained_model_keeps_identities_at_any_frame_rate(trained_checkpoint, every):
+def test_trained_model_keeps_identities_at_any_frame_rate(trained_checkpoint, model_figures, every):
     """The held-out synthetic videos at their full rate (6 frames a second), at every 2nd frame (3 a second) and
     at every 4th (1.5 a second): the motion head is told the real time between the frames it sees and the
-    tracker moves tracks by velocity x time, so identities hold at each rate (no ID switch and IDF1 >= 0.85,
-    robot profile).
-
-    The deterministic training (see the test above) of checkpoint format 3 gives IDF1 0.874, 0.874 and 0.876 at
-    the three rates, with no ID switch, on the 2-core x86-64 machine this was written on (format 2: 0.950, 0.956
-    and 0.936; format 3's robot profile misses more objects of this set, not identities: docs/model.md, "Elsewhere")."""
+    tracker moves tracks by velocity x time, so identities hold at each rate (robot profile; bars from the seed
+    sweep, docs/development.md)."""
     from sgnet_model.predictor import StreamingPredictor
     from sgnet_model.data.ytvis import parse_annotations
     from sgnet_model.data.ytvis_metric import tracking_figures
@@ -335,4 +324,4 @@ def test_trained_model_keeps_identities_at_any_frame_rate(trained_checkpoint, ev
     results, _ = predict_videos(predictor, annotations, list(annotations.videos), trained_checkpoint.frames,
                                 progress=False)
     figures = tracking_figures(annotations, results)
-    assert figures["id_switches"] == 0 and figures["idf1"] >= 0.85, figures
+    model_figures.hold(("IDF1", figures["idf1"], ">=", 0.85), ("ID switches", figures["id_switches"], "<=", 0))
