@@ -26,8 +26,8 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
     """The markers, assigned here rather than in each file (pytest.ini describes them; docs/development.md says
     how to run each subset): ``ros`` for everything under test/ros/, ``gpu`` for tests that need CUDA,
     ``slow`` and ``trained`` for tests that use the session-trained model (the fixture ``trained_checkpoint``,
-    directly or through another fixture), ``slow`` also for those marked so in their file. Then the order:
-    ``trained_last``."""
+    directly or through another fixture), ``slow`` also for those marked so in their file, ``figures`` for those
+    that judge its figures against bars (``model_figures``). Then the order: ``trained_last``."""
     for item in items:
         if item.path.is_relative_to(TEST_ROOT / "ros"):
             item.add_marker(pytest.mark.ros)
@@ -36,6 +36,8 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
         if uses_trained_model(item):
             item.add_marker(pytest.mark.slow)
             item.add_marker(pytest.mark.trained)
+        if "model_figures" in getattr(item, "fixturenames", ()):
+            item.add_marker(pytest.mark.figures)
     trained_last(items)
 
 

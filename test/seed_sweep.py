@@ -1,11 +1,11 @@
-"""The seed sweep: the tests that judge the trained model's figures (marker ``trained``), once per training seed.
+"""The seed sweep: the tests that judge the trained model's figures (marker ``figures``), once per training seed.
 
 Each CPU kind trains other weights from the same seed (other kernels round otherwise); other seeds stand in for
 other CPUs. A bar is set below the worst seed with a margin, so that it holds on a machine the suite has not met.
 
-    .venv/bin/python test/seed_sweep.py --seeds 0 1 2 3 4 --output sweep/
+    .venv/bin/python test/seed_sweep.py --seeds 0 1 2 3 4 --output output/seed_sweep
 
-runs ``pytest -m trained`` with ``SGNET_TEST_MODEL_SEED`` set to each seed (each model trained once into the
+runs ``pytest -m figures`` with ``SGNET_TEST_MODEL_SEED`` set to each seed (each model trained once into the
 suite's cache, test/session_model.py), collects every figure the tests record (``model_figures`` in
 test/conftest.py: value, bar and direction) and prints a markdown table: each figure's bar, its value per seed,
 the worst and the margin from the worst to the bar. Failing tests do not stop the sweep: their figures are what
@@ -28,7 +28,7 @@ def run_seed(seed: int, output: Path, pytest_args: list[str]) -> subprocess.Pope
     figures = output / f"seed{seed}.jsonl"
     figures.unlink(missing_ok=True)
     log = open(output / f"seed{seed}.log", "w")
-    return subprocess.Popen([sys.executable, "-m", "pytest", "-m", "trained", "-p", "no:cacheprovider", "-q",
+    return subprocess.Popen([sys.executable, "-m", "pytest", "-m", "figures", "-p", "no:cacheprovider", "-q",
                              *pytest_args], cwd=ROOT, stdout=log, stderr=subprocess.STDOUT,
                             env={**os.environ, "SGNET_TEST_MODEL_SEED": str(seed),
                                  "SGNET_MODEL_FIGURES": str(figures)})
@@ -59,13 +59,18 @@ def table(output: Path, seeds: list[int]) -> tuple[str, bool]:
     return "\n".join(rows), held
 
 
-def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0],
+                                     epilog="other arguments go to pytest (e.g. -x, -k ...)")
     parser.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2, 3, 4])
     parser.add_argument("--output", type=Path, default=ROOT / "output" / "seed_sweep")
     parser.add_argument("--jobs", type=int, default=1, help="seeds run at once (each trains on 2 threads)")
     parser.add_argument("--table-only", action="store_true", help="print the table of an earlier sweep")
-    args, pytest_args = parser.parse_known_args(argv)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    args, pytest_args = build_parser().parse_known_args(argv)
     args.output.mkdir(parents=True, exist_ok=True)
     if not args.table_only:
         pending = list(args.seeds)
@@ -73,7 +78,7 @@ def main(argv: list[str] | None = None) -> int:
         while pending or running:
             while pending and len(running) < args.jobs:
                 seed = pending.pop(0)
-                print(f"[seed-sweep] seed {seed}: pytest -m trained (log {args.output / f'seed{seed}.log'})",
+                print(f"[seed-sweep] seed {seed}: pytest -m figures (log {args.output / f'seed{seed}.log'})",
                       file=sys.stderr)
                 running.append((seed, run_seed(seed, args.output, pytest_args)))
             seed, process = running.pop(0)

@@ -141,6 +141,7 @@ def parser_of(module_name: str) -> argparse.ArgumentParser:
 def script_parser(path: Path) -> argparse.ArgumentParser | None:
     spec = importlib.util.spec_from_file_location(f"docs_script_{path.stem}", path)
     module = importlib.util.module_from_spec(spec)
+    sys.modules[spec.name] = module  # a dataclass in the script looks its module up there
     spec.loader.exec_module(module)
     return getattr(module, "build_parser", lambda: None)()
 

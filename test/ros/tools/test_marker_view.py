@@ -10,7 +10,7 @@ from visualization_msgs.msg import Marker, MarkerArray
 from sgnet_ros.tools.marker_view import BACKGROUND, MarkerScene, camera_view, orbit_view
 
 K = [200.0, 0.0, 160.0, 0.0, 200.0, 96.0, 0.0, 0.0, 1.0]  # a 320 x 192 camera
-RVIZ_CONFIG = yaml.safe_load((Path(__file__).resolve().parents[2] / "config" / "sgnet.rviz").read_text())
+RVIZ_CONFIG = yaml.safe_load((Path(__file__).resolve().parents[3] / "config" / "sgnet.rviz").read_text())
 
 
 def marker(marker_type, x, y, z, ns="centroid", identity=1, rgb=(1.0, 0.0, 0.0), scale=0.05):

@@ -24,7 +24,7 @@ from training.split import held_out_videos, split_annotations
 from training.synthetic import generate_synthetic_set
 
 H, W = 40, 60
-ROOT = Path(__file__).resolve().parents[2]
+ROOT = Path(__file__).resolve().parents[3]
 
 
 def square(y: int, x: int, side: int) -> np.ndarray:
