@@ -267,10 +267,16 @@ def test_timed_replay_keeps_the_bag_timing(ros, node, bag, tmp_path):
     assert report["frames_out"] + report["frames_dropped"] == len(stamps) and report["frames_out"] >= 1
     rows = [row.split(",") for row in (tmp_path / "timed" / "frames.csv").read_text().splitlines()[1:]]
     sent = np.array([int(row[1]) for row in rows])
-    # Frame i leaves (stamp_i - stamp_0) / rate after the first one (sleep granularity and load: +50 ms at most).
+    # Frame i is due (stamp_i - stamp_0) / rate after the first one: never sent before that (1 ms of clock
+    # rounding), in the bag's order. How late it leaves depends on the machine's load: printed (-s), not a bar.
     expected = (np.array(stamps) - stamps[0]) / rate
     lateness_ms = (sent - sent[0] - expected) / 1e6
-    assert (lateness_ms > -1).all() and (lateness_ms < 50).all(), lateness_ms
+    assert (lateness_ms > -1).all(), lateness_ms
+    assert [int(row[0]) for row in rows] == stamps and (np.diff(sent) > 0).all()  # stamp_ns, sent_ns columns
+    # and at the bag's pace, not at another (a rate applied the wrong way round would take 16 times as long): the
+    # span of the sends is within twice the bag's span at this rate, with a second for the load
+    assert (sent[-1] - sent[0]) / 1e9 < 2 * expected[-1] / 1e9 + 1.0, (sent[-1] - sent[0], expected[-1])
+    print(f"timed replay, lateness of each frame (ms): {np.round(lateness_ms, 1).tolist()}")
 
 
 def test_record_only_records_what_another_player_publishes(ros, node, bag, tmp_path):
