@@ -3,7 +3,8 @@ idles: a terminal's Ctrl-C (SIGINT to the whole process group, and `ros2 launch`
 the node), a SIGINT to the node alone, SIGTERM, and the lifecycle shutdown transition; unconfigured, inactive
 and active, and (signals only) while it is starting: while Python still imports rclpy and torch, told by the
 program's start trace (SGNET_STARTUP_TRACE, sgnet_ros/node_program.py), not by a sleep. Each node runs in its own
-process group, as under a terminal.
+process group, as under a terminal. The nodes stopped once started are started together (their starts overlap;
+each still has a process of its own and is stopped in its own test).
 
 One run per distinct shutdown path (what runs differs), not the whole signal x state matrix:
 - SIGINT and SIGTERM are caught by one handler (sgnet_ros/node.py: both in STOP_SIGNALS, both to _request_stop,
@@ -75,14 +76,39 @@ CASES = [  # (state, how): one per distinct shutdown path, see the module's docs
 TRACE = {"SGNET_STARTUP_TRACE": "1"}  # the node programs write their start steps to stderr (node_program.py)
 
 
+def start(ros, state: str, how: str, repeat: int):
+    return ros.start_node(f"stop_{state}_{how}_{repeat}", "/shutdown", environment=TRACE, new_session=True,
+                          autostart=state in ("active", "starting"), **TINY)
+
+
+@pytest.fixture(scope="module")
+def prestarted(ros, request):
+    """The nodes of the selected cases that are stopped once started (every state but "starting"), started
+    together at the first such case of each repeat so that their starts overlap: (state, how, repeat) -> node.
+    Whatever a failed test left running is killed at the end."""
+    nodes = {}
+
+    def take(state: str, how: str, repeat: int):
+        if (state, how, repeat) not in nodes:
+            selected = {(item.callspec.params["state"], item.callspec.params["how"]) for item in request.session.items
+                        if item.originalname == "test_the_node_exits_cleanly"
+                        and item.callspec.params["repeat"] == repeat and item.callspec.params["state"] != "starting"}
+            for case in selected | {(state, how)}:
+                nodes[(*case, repeat)] = start(ros, *case, repeat)
+        return nodes.pop((state, how, repeat))
+
+    yield take
+    for node in nodes.values():
+        node.process.kill()
+        node.process.wait()
+
+
 @pytest.mark.slow
 @pytest.mark.parametrize("repeat", range(REPEATS))
 @pytest.mark.parametrize("state, how", CASES)
-def test_the_node_exits_cleanly(ros, state, how, repeat):
+def test_the_node_exits_cleanly(ros, prestarted, state, how, repeat):
     client = ros.client
-    name = f"stop_{state}_{how}_{repeat}"
-    node = ros.start_node(name, "/shutdown", environment=TRACE, new_session=True,
-                          autostart=state in ("active", "starting"), **TINY)
+    node = start(ros, state, how, repeat) if state == "starting" else prestarted(state, how, repeat)
     try:
         if state == "starting":  # the early handler is in place, the imports have begun
             assert wait_until(lambda: "sgnet-node: stop signals handled" in node.output(), 60), node.output()
