@@ -67,8 +67,15 @@ def test_cameras_take_turns_when_a_batch_cannot_hold_them_all():
     assert slots.put(PendingFrame(0, None, None, 0.0, None)) is True  # camera 0's frame was still waiting: a drop
 
 
-def test_a_camera_list_of_the_wrong_type_fails_configure_naming_the_parameter(ros, node_factory):
-    node = node_factory("sgnet", "/wrong_list", smoke_test=True, image_topics=5)
+@pytest.fixture(scope="module")
+def wrong_list(node_factory):
+    """A node given a camera list of the wrong type: started before the module's two-camera node, so that both
+    starts overlap."""
+    return node_factory("sgnet", "/wrong_list", smoke_test=True, image_topics=5)
+
+
+def test_a_camera_list_of_the_wrong_type_fails_configure_naming_the_parameter(ros, wrong_list):
+    node = wrong_list
     assert wait_until(lambda: any("configure failed" in log.msg for log in ros.client.logs(node)), 120), node.output()
     failed = next(log.msg for log in ros.client.logs(node) if "configure failed" in log.msg)
     assert "parameter image_topics: expected a list" in failed
@@ -88,7 +95,7 @@ def masks_of(message: InstanceArray) -> list[tuple[int, np.ndarray]]:
 
 
 @pytest.fixture(scope="module")
-def two_cameras(ros, node_factory):
+def two_cameras(ros, node_factory, wrong_list):
     # Reliable both ways (images of 180 KB, under Fast DDS's 512 KB segment): no frame is lost in transport, so a
     # frame that does not come out was held back by the node, and a wait for an output never waits for a loss.
     node = node_factory("sgnet", "/multi", image_topics=["/front/image_raw", "/rear/image_raw"],
