@@ -56,7 +56,8 @@ class DepthStream:
                          and client.node.count_publishers(f"{NAMESPACE}/instances"))
         assert wait_until(ready, 60), f"the node did not come up:\n{node.output()}"
         warm_up = image_message(picture(0), 1.0)
-        for _ in range(60):
+        for _ in range(60):  # with its depth: the node does not wait depth_pairing_wait_s for it
+            self.depth.publish(depth_message(1.0))
             self.image.publish(warm_up)
             if wait_until(lambda: self.outputs(1.0), 1.0):
                 break
@@ -92,7 +93,7 @@ def stream(ros, node_factory, checkpoint):
     node = node_factory("sgnet", NAMESPACE, checkpoint=str(checkpoint), model__score_threshold=0.0,
                         model__detections_per_frame=DETECTIONS, tracker__new_track_score=0.0,
                         tracker__continue_score=0.0, max_image_pixels=MAX_PIXELS, depth_image_topic="depth/image_raw",
-                        depth_pairing_tolerance_s=0.0, depth_pairing_wait_s=2.0, depth_mask_erosion_px=0,
+                        depth_pairing_tolerance_s=0.0, depth_pairing_wait_s=1.0, depth_mask_erosion_px=0,
                         depth_min_valid_pixels=1, diagnostics_period_s=0.25)  # statuses read after each step come sooner
     return DepthStream(ros.client, node)
 
@@ -164,7 +165,7 @@ def depth_counts(stream) -> dict[str, int]:
 
 
 def test_a_stopped_depth_stream_is_no_longer_waited_for_and_comes_back(stream):
-    """The depth driver stops: the first three frames each wait depth_pairing_wait_s (2 s here) in vain, then the
+    """The depth driver stops: the first three frames each wait depth_pairing_wait_s (1 s here) in vain, then the
     stream counts as absent, frames go out without waiting and the depth status says so; the first depth image
     that arrives again ends it. Whether a frame waited is read from the counters, not from a clock: a frame that
     waited and found no depth counts as unpaired, a frame that did not wait counts as depth-absent
