@@ -60,17 +60,27 @@ def test_a_camera_interleaved_with_another_gets_exactly_what_it_gets_alone():
     assert set(shared.streams) == {"front", "rear"}
 
 
-def test_the_same_video_on_two_cameras_in_batches_equals_one_camera_alone():
-    frames = video(4, seed=3)
-    alone = predictor()
-    expected = [alone.step(image, 0.2 * t) for t, image in enumerate(frames)]
+def test_two_cameras_in_batches_each_get_what_they_get_alone():
+    """Two cameras with different videos (the footage and its mirror image), batched frame by frame: each camera's
+    results equal its own video run alone, so state swapped or shared between the two cameras would show (the
+    two runs alone differ from each other in every frame: other boxes)."""
+    front_frames = video(4, seed=3)
+    rear_frames = [np.ascontiguousarray(image[:, ::-1]) for image in front_frames]
+    expected = {}
+    for name, frames in (("front", front_frames), ("rear", rear_frames)):
+        alone = predictor()
+        expected[name] = [alone.step(image, 0.2 * t) for t, image in enumerate(frames)]
+    for a, b in zip(expected["front"], expected["rear"]):  # the two cameras' own results tell them apart (boxes)
+        assert a.instances and not all(np.allclose(x.box, y.box, atol=1e-2) for x, y in zip(a.instances, b.instances))
     batched = predictor()
-    for t, image in enumerate(frames):
-        front, rear = batched.step_batch([StreamFrame("front", image, 0.2 * t), StreamFrame("rear", image, 0.2 * t)])
-        assert_same(front, expected[t], exact=False)
-        assert_same(rear, expected[t], exact=False)
+    for t, (front_image, rear_image) in enumerate(zip(front_frames, rear_frames)):
+        front, rear = batched.step_batch([StreamFrame("front", front_image, 0.2 * t),
+                                          StreamFrame("rear", rear_image, 0.2 * t)])
+        assert_same(front, expected["front"][t], exact=False)
+        assert_same(rear, expected["rear"][t], exact=False)
     # each camera counts its own IDs from 1
-    assert {i.track_id for i in front.instances} == {i.track_id for i in expected[-1].instances}
+    assert {i.track_id for i in front.instances} == {i.track_id for i in expected["front"][-1].instances}
+    assert {i.track_id for i in rear.instances} == {i.track_id for i in expected["rear"][-1].instances}
 
 
 def test_a_batch_equals_its_frames_run_one_at_a_time():
@@ -97,6 +107,7 @@ def test_frames_of_different_sizes_run_in_their_own_batches():
 
 
 def test_a_gap_on_one_camera_resets_only_that_camera():
+    """A gap in one camera's stamps resets that camera's stream only; reset(camera) resets that camera only."""
     image = video(1)[0]
     shared = predictor(max_gap_s=1.0)
     first = shared.step_batch([StreamFrame("front", image, 0.0), StreamFrame("rear", image, 0.0)])
@@ -106,9 +117,13 @@ def test_a_gap_on_one_camera_resets_only_that_camera():
     for got, expected in zip((first[0], later[0]), (alone.step(image, 0.0), alone.step(image, 0.1))):
         assert [i.track_id for i in got.instances] == [i.track_id for i in expected.instances]
     assert not {i.track_id for i in later[1].instances} & {i.track_id for i in first[1].instances}
+    # reset("front"): the stamps below are 0.1 s after each camera's last (max_gap_s is 1 s), so nothing but the
+    # reset can make front start over; rear, not reset, keeps its tracks
     shared.reset("front")
-    assert shared.step(image, 5.1, camera="front").tracks_reset
-    assert not shared.step(image, 5.1, camera="rear").tracks_reset
+    front_after, rear_after = shared.step(image, 0.2, camera="front"), shared.step(image, 5.1, camera="rear")
+    assert front_after.tracks_reset and not rear_after.tracks_reset
+    assert not {i.track_id for i in front_after.instances} & {i.track_id for i in later[0].instances}  # new tracks
+    assert {i.track_id for i in rear_after.instances} & {i.track_id for i in later[1].instances}  # tracks go on
 
 
 def test_tracker_settings_reach_every_camera():

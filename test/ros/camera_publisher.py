@@ -2,8 +2,11 @@
 python camera_publisher.py TOPIC RELIABILITY WIDTH HEIGHT COUNT RATE_HZ
 
 Publishes COUNT rgb8 frames stamped 1, 2, ... seconds at RATE_HZ with the given reliability (reliable or
-best_effort, KEEP_LAST 1 as drivers do), starting 2 s after a subscriber matched (the node looks at the
-publishers once a second to choose its reliability), and lingers 2 s so that the last frame can be delivered.
+best_effort, KEEP_LAST 1 as drivers do), starting once the subscriptions on the topic have settled: every one
+has this publisher's reliability and one is matched, for half a second on end (the node looks at the publishers
+once a second to choose its reliability, and recreates its subscription when it changes). At the end it waits
+until a reliable subscriber has acknowledged every frame (best effort: lingers 1 s) so that the last frame can
+be delivered.
 Its middleware settings come from the environment, like a driver's (FASTDDS_DEFAULT_PROFILES_FILE).
 """
 import sys
@@ -11,6 +14,7 @@ import time
 
 import numpy as np
 import rclpy
+from rclpy.duration import Duration
 from rclpy.qos import QoSProfile, ReliabilityPolicy
 from sensor_msgs.msg import Image
 
@@ -22,9 +26,16 @@ def main() -> None:
     node = rclpy.create_node("camera_publisher")
     policy = ReliabilityPolicy.RELIABLE if reliability == "reliable" else ReliabilityPolicy.BEST_EFFORT
     publisher = node.create_publisher(Image, topic, QoSProfile(depth=1, reliability=policy))
-    while publisher.get_subscription_count() == 0:
+
+    def settled() -> bool:
+        subscriptions = node.get_subscriptions_info_by_topic(topic)
+        return publisher.get_subscription_count() > 0 and bool(subscriptions) and all(
+            info.qos_profile.reliability == policy for info in subscriptions)
+
+    since = None
+    while since is None or time.monotonic() - since < 0.5:
+        since = (since or time.monotonic()) if settled() else None
         time.sleep(0.05)
-    time.sleep(2.0)
     rng = np.random.default_rng(0)
     pixels = rng.integers(0, 256, (height // 8, width // 8, 3), dtype=np.uint8).repeat(8, 0).repeat(8, 1)
     message = Image(height=height, width=width, encoding="rgb8", step=width * 3, data=pixels.tobytes())
@@ -34,7 +45,10 @@ def main() -> None:
         time.sleep(max(0.0, start + k / rate_hz - time.monotonic()))
         message.header.stamp.sec = k + 1
         publisher.publish(message)
-    time.sleep(2.0)
+    if policy == ReliabilityPolicy.RELIABLE:
+        publisher.wait_for_all_acked(Duration(seconds=10))
+    else:
+        time.sleep(1.0)
     node.destroy_node()
     rclpy.shutdown()
 

@@ -191,3 +191,35 @@ def assert_humble_readable(bag: Path) -> None:
         profiles = topic["topic_metadata"]["offered_qos_profiles"]
         assert isinstance(profiles, str), (topic["topic_metadata"]["name"], profiles)
         assert isinstance(yaml.safe_load(profiles) or [], list)
+
+
+def set_parameters(client: Client, node: NodeProcess, **values: Any) -> list[Any]:
+    """Set the node's parameters through its set_parameters service (``model__x`` names ``model.x``); the results.
+    An empty list is set as an empty string array (as the node declares its list parameters)."""
+    from rcl_interfaces.srv import SetParameters
+    from rclpy.parameter import Parameter
+
+    parameters = [(Parameter(name.replace("__", "."), Parameter.Type.STRING_ARRAY, []) if value == []
+                   else Parameter(name.replace("__", "."), value=value)).to_parameter_msg()
+                  for name, value in values.items()]
+    return client.call(SetParameters, f"{node.fully_qualified_name}/set_parameters",
+                       SetParameters.Request(parameters=parameters)).results
+
+
+def reconfigure(client: Client, node: NodeProcess, **values: Any) -> None:
+    """An active node made to serve with other configure-time parameters, through its lifecycle as a user would
+    do it (deactivate, cleanup, set, configure, activate): one node process serves several setups in turn."""
+    from lifecycle_msgs.msg import Transition
+    from lifecycle_msgs.srv import ChangeState
+
+    def change(transition: int) -> None:
+        request = ChangeState.Request(transition=Transition(id=transition))
+        assert client.call(ChangeState, f"{node.fully_qualified_name}/change_state", request).success, \
+            (transition, node.output()[-3000:])
+
+    change(Transition.TRANSITION_DEACTIVATE)
+    change(Transition.TRANSITION_CLEANUP)
+    results = set_parameters(client, node, **values)
+    assert all(result.successful for result in results), [result.reason for result in results]
+    change(Transition.TRANSITION_CONFIGURE)
+    change(Transition.TRANSITION_ACTIVATE)

@@ -56,7 +56,8 @@ class DepthStream:
                          and client.node.count_publishers(f"{NAMESPACE}/instances"))
         assert wait_until(ready, 60), f"the node did not come up:\n{node.output()}"
         warm_up = image_message(picture(0), 1.0)
-        for _ in range(60):
+        for _ in range(60):  # with its depth: the node does not wait depth_pairing_wait_s for it
+            self.depth.publish(depth_message(1.0))
             self.image.publish(warm_up)
             if wait_until(lambda: self.outputs(1.0), 1.0):
                 break
@@ -92,8 +93,8 @@ def stream(ros, node_factory, checkpoint):
     node = node_factory("sgnet", NAMESPACE, checkpoint=str(checkpoint), model__score_threshold=0.0,
                         model__detections_per_frame=DETECTIONS, tracker__new_track_score=0.0,
                         tracker__continue_score=0.0, max_image_pixels=MAX_PIXELS, depth_image_topic="depth/image_raw",
-                        depth_pairing_tolerance_s=0.0, depth_pairing_wait_s=2.0, depth_mask_erosion_px=0,
-                        depth_min_valid_pixels=1)
+                        depth_pairing_tolerance_s=0.0, depth_pairing_wait_s=1.0, depth_mask_erosion_px=0,
+                        depth_min_valid_pixels=1, diagnostics_period_s=0.25)  # statuses read after each step come sooner
     return DepthStream(ros.client, node)
 
 
@@ -156,24 +157,43 @@ def test_bad_depth_is_reported_and_colour_only_outputs_go_on(stream, case, expec
     assert stream.depth_status(time.time()).level == DiagnosticStatus.OK
 
 
+def depth_counts(stream) -> dict[str, int]:
+    """The depth status's counters, from a status published after now (so after every frame already answered)."""
+    status = stream.depth_status(time.time())
+    return {value.key: int(value.value) for value in status.values
+            if value.key in ("depth_received", "frames_paired", "frames_unpaired", "frames_depth_absent")}
+
+
 def test_a_stopped_depth_stream_is_no_longer_waited_for_and_comes_back(stream):
-    """The depth driver stops: the first three frames each wait depth_pairing_wait_s (2 s here) in vain, then the
+    """The depth driver stops: the first three frames each wait depth_pairing_wait_s (1 s here) in vain, then the
     stream counts as absent, frames go out without waiting and the depth status says so; the first depth image
-    that arrives again ends it."""
+    that arrives again ends it. Whether a frame waited is read from the counters, not from a clock: a frame that
+    waited and found no depth counts as unpaired, a frame that did not wait counts as depth-absent
+    (sgnet_ros/depth_input.py, _locate)."""
+    stream.send(59.0, depth=depth_message(59.0), info=camera_info())  # depth flowing: no missed wait so far
+    before = depth_counts(stream)
     for stamp in (60.0, 61.0, 62.0):
         stream.send(stamp, info=camera_info())
-    started = time.monotonic()
+    waited = depth_counts(stream)
+    # each of the three waited (nothing newer than 59 came), and found only depth 59, 1 s away: unpaired
+    assert (waited["frames_unpaired"] - before["frames_unpaired"],
+            waited["frames_depth_absent"] - before["frames_depth_absent"]) == (3, 0)
     stream.send(63.0, info=camera_info())
-    assert time.monotonic() - started < 1.9  # no 2 s wait
     status = stream.depth_status(time.time())
     values = {value.key: value.value for value in status.values}
     assert status.level == DiagnosticStatus.WARN and "depth stream is absent" in status.message
-    assert int(values["frames_depth_absent"]) >= 1
-    stream.depth.publish(depth_message(64.0))  # back, ahead of its colour frame (nothing waits for it now)
-    time.sleep(0.5)
+    # By hand: DEPTH_ABSENT_AFTER = 3 missed waits (60, 61, 62) make the stream absent; 63 is the one frame
+    # since then, and it went out without waiting: one absent frame, no more unpaired ones.
+    assert int(values["frames_depth_absent"]) - before["frames_depth_absent"] == 1
+    assert int(values["frames_unpaired"]) == waited["frames_unpaired"]
+    # back, ahead of its colour frame (nothing waits for it now): sent once the node has it
+    stream.depth.publish(depth_message(64.0))
+    assert wait_until(lambda: depth_counts(stream)["depth_received"] > waited["depth_received"], 10)
     stream.send(64.0, info=camera_info())
     status = stream.depth_status(time.time())
     assert status.level == DiagnosticStatus.OK, status.message
+    values = {value.key: value.value for value in status.values}
+    assert int(values["frames_depth_absent"]) - before["frames_depth_absent"] == 1  # 64 was paired, not absent
 
 
 def test_deactivate_drops_the_depth_subscriptions_and_activate_brings_them_back(ros, stream):

@@ -44,7 +44,14 @@ def answers(client, publisher, node, stamp: float, timeout: float) -> bool:
     return False
 
 
+def answered(client, node, stamp: float) -> bool:
+    return any(stamp_of(m) == stamp for m in client.received(f"{node.namespace}/instances"))
+
+
 def test_transitions_from_another_process(ros, node_factory):
+    """configure, activate, deactivate, cleanup and shutdown through the lifecycle services. While inactive the
+    node has no subscription (waited for as an event, not a fixed time) and a frame published then never comes
+    out, even once the node serves again: the later frame's output arrives, and the earlier one's never did."""
     client = ros.client
     node = node_factory("sgnet", "/life", autostart=False, qos_reliability="reliable", **SMOKE)
     client.subscribe("/life/instances", InstanceArray)
@@ -53,11 +60,14 @@ def test_transitions_from_another_process(ros, node_factory):
 
     assert change_state(client, node, Transition.TRANSITION_CONFIGURE)
     assert get_state(client, node) == State.PRIMARY_STATE_INACTIVE
-    assert not answers(client, publisher, node, 10.0, timeout=2.0)  # inactive: no subscription, no output
+    assert wait_until(lambda: client.node.count_publishers("/life/instances"), 10)  # configured: outputs exist
+    assert publisher.get_subscription_count() == 0  # inactive: no subscription
+    publisher.publish(frame(10.0))  # inactive: nobody takes it
 
     assert change_state(client, node, Transition.TRANSITION_ACTIVATE)
     assert get_state(client, node) == State.PRIMARY_STATE_ACTIVE
     assert answers(client, publisher, node, 11.0, timeout=30.0)
+    assert not answered(client, node, 10.0)
 
     # A best-effort camera cannot feed a reliable subscription: the node says so and names the parameter.
     best_effort = client.publisher("/life/image", reliable=False)
@@ -67,7 +77,8 @@ def test_transitions_from_another_process(ros, node_factory):
 
     assert change_state(client, node, Transition.TRANSITION_DEACTIVATE)
     assert get_state(client, node) == State.PRIMARY_STATE_INACTIVE
-    assert not answers(client, publisher, node, 12.0, timeout=2.0)
+    assert wait_until(lambda: publisher.get_subscription_count() == 0, 10)  # the subscription went
+    publisher.publish(frame(12.0))
 
     assert change_state(client, node, Transition.TRANSITION_CLEANUP)
     assert get_state(client, node) == State.PRIMARY_STATE_UNCONFIGURED
@@ -76,6 +87,7 @@ def test_transitions_from_another_process(ros, node_factory):
     assert change_state(client, node, Transition.TRANSITION_CONFIGURE)
     assert change_state(client, node, Transition.TRANSITION_ACTIVATE)
     assert answers(client, publisher, node, 13.0, timeout=30.0)
+    assert not answered(client, node, 12.0)  # sent while inactive: never served
     first = next(m for m in client.received("/life/instances") if stamp_of(m) == 13.0)
     assert sorted(i.track_id for i in first.instances) == list(range(1, len(first.instances) + 1))  # a new tracker
 

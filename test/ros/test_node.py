@@ -243,18 +243,17 @@ def test_bad_input_is_logged_and_skipped_and_the_node_keeps_serving(stream):
 
 
 def test_a_burst_faster_than_the_model_drops_stale_frames_without_backlog(stream):
-    """No queue: a frame waits at most for the inference running when it arrives, then takes its own, so each
-    output's latency is below the node's own times for the frame before it and for itself, plus the transport and
-    decoding overhead measured on a frame sent to the idle node (tripled: load slows it as it slows the model).
-    A queue one frame deeper would add a whole model time."""
+    """No queue: a frame waits at most for the inference running when it arrives, then takes its own. As an
+    ordering of events: every output of the burst (the newest frame's aside) answers a frame published after the
+    output two before it had arrived here (the reference frame's output counts as the first). With a queue one frame
+    deeper, a frame would wait through a whole inference more and be older than that output. No wall-clock bar:
+    the machine's load sets the latencies, which are printed (-s)."""
     topic = f"{NAMESPACE}/instances"
-    sent_reference = time.perf_counter()
     (reference,) = stream.send(image_message(picture(7), 5000.0))
     reference_arrival = next(arrival for arrival, m in stream.client.arrivals(topic) if stamp_of(m) == 5000.0)
-    overhead_ms = (reference_arrival - sent_reference) * 1000 - reference.inference_ms
     before = stream.diagnostics(time.time())
     sent = {}
-    count = 40
+    count = 100  # half a second at 200 Hz: several inferences, each ordering below checked
     for k in range(count):
         stamp = 5001.0 + 0.01 * k
         sent[round(stamp, 2)] = time.perf_counter()
@@ -262,17 +261,18 @@ def test_a_burst_faster_than_the_model_drops_stale_frames_without_backlog(stream
         time.sleep(0.005)  # 200 Hz, several times faster than the model
     last = round(5001.0 + 0.01 * (count - 1), 2)
     assert wait_until(lambda: stream.outputs("instances", last), 30)  # the newest frame is always served
-    time.sleep(1.0)
+    after = stream.diagnostics(time.time())  # published after the newest frame's output: every count is in
     burst = [(arrival, m) for arrival, m in stream.client.arrivals(topic) if stamp_of(m) > 5000.5]
     stamps = [round(stamp_of(m), 2) for _, m in burst]
     assert stamps == sorted(set(stamps)) and stamps[-1] == last  # in order, nothing after the newest
     assert len(burst) < count / 2  # stale frames were dropped, not queued
-    inference_ms = [reference.inference_ms] + [m.inference_ms for _, m in burst]  # frame k-1's, then each frame's
+    arrivals = [reference_arrival] + [arrival for arrival, _ in burst]
+    for k, stamp in enumerate(stamps[:-1], start=1):  # output k answers stamps[k - 1]
+        if k >= 2:
+            assert sent[stamp] > arrivals[k - 2], (k, stamp, "answered a frame that waited behind two inferences")
     latencies_ms = [(arrival - sent[round(stamp_of(m), 2)]) * 1000 for arrival, m in burst]
-    margin_ms = max(3 * overhead_ms, 0.5 * statistics.median(inference_ms))
-    for k, latency_ms in enumerate(latencies_ms):
-        assert latency_ms < inference_ms[k] + inference_ms[k + 1] + margin_ms, (k, latency_ms, inference_ms, margin_ms)
-    after = stream.diagnostics(time.time())
+    print(f"burst latencies (ms): {[round(latency) for latency in latencies_ms]}; model (ms): "
+          f"{[round(m.inference_ms) for _, m in burst]}")
     delta = {key: int(after[key]) - int(before[key])
              for key in ("frames_received", "frames_processed", "frames_dropped", "frames_rejected", "frames_lost")}
     assert delta["frames_dropped"] > 0 and delta["frames_processed"] == len(burst)

@@ -63,9 +63,18 @@ def set_double(client, node, name: str, value: float):
     return client.call(SetParameters, f"{node.fully_qualified_name}/set_parameters", request).results[0]
 
 
-def test_robot_profile_and_thresholds_come_from_the_checkpoint_and_a_set_value_overrides_live(ros, node_factory,
-                                                                                              checkpoint):
-    node = node_factory("sgnet", "/ckpt_robot", checkpoint=str(checkpoint))
+@pytest.fixture(scope="module")
+def nodes(node_factory, checkpoint):
+    """Both nodes of this module, started together so that their starts overlap: one with only the checkpoint,
+    one with the evaluation profile and a tracker value and a threshold given at start."""
+    return {"robot": node_factory("sgnet", "/ckpt_robot", checkpoint=str(checkpoint)),
+            "evaluation": node_factory("sgnet", "/ckpt_eval", checkpoint=str(checkpoint),
+                                       tracker_profile="evaluation", tracker__continue_score=0.08,
+                                       model__nms_threshold=0.4)}
+
+
+def test_robot_profile_and_thresholds_come_from_the_checkpoint_and_a_set_value_overrides_live(ros, nodes):
+    node = nodes["robot"]
     assert configured(ros.client, node) == expected(MODEL, ROBOT, "robot")
     assert set_double(ros.client, node, "tracker.continue_score", 0.5).successful
     refused = set_double(ros.client, node, "tracker.continue_score", 0.9)  # above the profile's new_track_score
@@ -73,9 +82,8 @@ def test_robot_profile_and_thresholds_come_from_the_checkpoint_and_a_set_value_o
     assert parameters(ros.client, node) == expected(MODEL, dataclasses.replace(ROBOT, continue_score=0.5), "robot")
 
 
-def test_evaluation_profile_with_one_tracker_value_and_one_threshold_given(ros, node_factory, checkpoint):
-    node = node_factory("sgnet", "/ckpt_eval", checkpoint=str(checkpoint), tracker_profile="evaluation",
-                        tracker__continue_score=0.08, model__nms_threshold=0.4)
+def test_evaluation_profile_with_one_tracker_value_and_one_threshold_given(ros, nodes):
+    node = nodes["evaluation"]
     assert configured(ros.client, node) == expected(dataclasses.replace(MODEL, nms_threshold=0.4),
                                                     dataclasses.replace(EVALUATION, continue_score=0.08),
                                                     "evaluation")

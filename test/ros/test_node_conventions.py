@@ -27,7 +27,13 @@ EVERYTHING = dict(smoke_test=True, model_config="resnet18_small", model__score_t
 
 
 @pytest.fixture(scope="module")
-def node(ros, node_factory):
+def failing(node_factory):
+    """A node that cannot configure (no checkpoint): started before the module's node, so that both starts overlap."""
+    return node_factory("no_checkpoint", "/conv_failing")
+
+
+@pytest.fixture(scope="module")
+def node(ros, node_factory, failing):
     node = node_factory("sgnet", NAMESPACE, environment={"OMP_NUM_THREADS": "1"}, **EVERYTHING)
     client = ros.client
     for topic, message_type in (("instances", InstanceArray), ("class_image", Image), ("camera_info", CameraInfo)):
@@ -218,9 +224,8 @@ def test_a_decompression_bomb_is_refused_without_its_memory(ros, node):
     assert not outputs(client, "instances", 501.0)
 
 
-def test_a_node_that_fails_to_configure_says_why_on_diagnostics(ros, node_factory):
+def test_a_node_that_fails_to_configure_says_why_on_diagnostics(ros, failing):
     client = ros.client
-    failing = node_factory("no_checkpoint", "/conv_failing")
     started = time.time()
     expected = "configure failed: parameter checkpoint is empty"
     assert wait_until(lambda: (status := node_diagnostics(client, failing, started)) is not None

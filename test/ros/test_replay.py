@@ -25,7 +25,7 @@ from rosbags.typesys import Stores, get_typestore
 from sensor_msgs.msg import Image
 
 from footage import bikes_video
-from ros_harness import assert_humble_readable, wait_until
+from ros_harness import assert_humble_readable, reconfigure, wait_until
 from sgnet_model.checkpoint import load_checkpoint, save_checkpoint
 from sgnet_model.config import PredictorConfig, named_config
 from sgnet_model.network.model import SGNet
@@ -181,8 +181,17 @@ def test_lock_step_replay_equals_sgnet_eval(ros, node, bag, synthetic, checkpoin
     assert len(recorded[f"{NAMESPACE}/label_image"]) == frames
 
 
+@pytest.fixture
+def two_camera_node(ros, node):
+    """The module's node reconfigured to serve two cameras (image_topics; outputs under /replay/<camera>/), as a
+    node started with them would; back to one camera afterwards."""
+    reconfigure(ros.client, node, image_topics=["/front/image_raw", "/rear/image_raw"])
+    yield node
+    reconfigure(ros.client, node, image_topics=[])
+
+
 def test_a_bag_of_two_cameras_replays_through_one_node_and_each_camera_equals_sgnet_eval(
-        ros, node_factory, synthetic, checkpoint, tracker_config, tmp_path, capsys):
+        ros, two_camera_node, synthetic, checkpoint, tracker_config, tmp_path, capsys):
     """sgnet-bag writes the set on two camera topics; sgnet-replay --cameras sends both to one node serving both
     (lock-step); each camera's report and results equal sgnet-eval's on the set alone (tracks are per camera)."""
     bag = tmp_path / "two_cameras"
@@ -190,10 +199,7 @@ def test_a_bag_of_two_cameras_replays_through_one_node_and_each_camera_equals_sg
              "--topic", "/front/image_raw", "--topic", "/rear/image_raw", "-o", str(bag))
     truth = bag.with_name(bag.name + ".ground_truth.json")
     assert json.loads(truth.read_text())["sgnet_bag"]["topics"] == ["/front/image_raw", "/rear/image_raw"]
-    node_factory("sgnet", "/replay_cameras", checkpoint=str(checkpoint), qos_reliability="reliable",
-                 image_topics=["/front/image_raw", "/rear/image_raw"], model__score_threshold=0.0,
-                 model__detections_per_frame=DETECTIONS, tracker__new_track_score=0.0, tracker__continue_score=0.0)
-    report, _ = replay_json("--bag", str(bag), "--cameras", "--node-namespace", "/replay_cameras",
+    report, _ = replay_json("--bag", str(bag), "--cameras", "--node-namespace", NAMESPACE,
                             "--as-fast-as-node", "--ground-truth", str(truth), "--output", str(tmp_path / "replay"))
     assert sgnet_eval(["--checkpoint", str(checkpoint), "--annotations", str(synthetic), "--frames",
                        str(synthetic.parent / "JPEGImages"), "--config", str(tracker_config),
@@ -214,7 +220,7 @@ def test_a_bag_of_two_cameras_replays_through_one_node_and_each_camera_equals_sg
     recorded = read_bag(tmp_path / "replay" / "outputs")
     for camera in ("front", "rear"):  # each camera's outputs on its own topics, with its own frame_id
         outputs = [deserialize_message(raw, InstanceArray)
-                   for _, raw in recorded[f"/replay_cameras/{camera}/instances"]]
+                   for _, raw in recorded[f"{NAMESPACE}/{camera}/instances"]]
         assert len(outputs) == frames and {o.header.frame_id for o in outputs} == {camera}
     rows = (tmp_path / "replay" / "frames.csv").read_text().splitlines()
     assert rows[0].startswith("camera,") and sorted({row.split(",")[0] for row in rows[1:]}) == ["front", "rear"]
@@ -267,10 +273,16 @@ def test_timed_replay_keeps_the_bag_timing(ros, node, bag, tmp_path):
     assert report["frames_out"] + report["frames_dropped"] == len(stamps) and report["frames_out"] >= 1
     rows = [row.split(",") for row in (tmp_path / "timed" / "frames.csv").read_text().splitlines()[1:]]
     sent = np.array([int(row[1]) for row in rows])
-    # Frame i leaves (stamp_i - stamp_0) / rate after the first one (sleep granularity and load: +50 ms at most).
+    # Frame i is due (stamp_i - stamp_0) / rate after the first one: never sent before that (1 ms of clock
+    # rounding), in the bag's order. How late it leaves depends on the machine's load: printed (-s), not a bar.
     expected = (np.array(stamps) - stamps[0]) / rate
     lateness_ms = (sent - sent[0] - expected) / 1e6
-    assert (lateness_ms > -1).all() and (lateness_ms < 50).all(), lateness_ms
+    assert (lateness_ms > -1).all(), lateness_ms
+    assert [int(row[0]) for row in rows] == stamps and (np.diff(sent) > 0).all()  # stamp_ns, sent_ns columns
+    # and at the bag's pace, not at another (a rate applied the wrong way round would take 16 times as long): the
+    # span of the sends is within twice the bag's span at this rate, with a second for the load
+    assert (sent[-1] - sent[0]) / 1e9 < 2 * expected[-1] / 1e9 + 1.0, (sent[-1] - sent[0], expected[-1])
+    print(f"timed replay, lateness of each frame (ms): {np.round(lateness_ms, 1).tolist()}")
 
 
 def test_record_only_records_what_another_player_publishes(ros, node, bag, tmp_path):

@@ -12,6 +12,7 @@ import yaml
 from rclpy.serialization import deserialize_message
 from sensor_msgs.msg import CameraInfo, Image
 
+from ros_harness import reconfigure
 from sgnet_ros.tools.bag import DEPTH_KEY, DEPTH_TOPIC
 from sgnet_ros.depth import CameraIntrinsics, locate_instance
 from sgnet_ros.masks import instance_mask
@@ -106,12 +107,17 @@ def test_replay_feeds_the_depth_in_step_and_reports_3d(ros, node, bag, synthetic
     assert located > 0
 
 
-def test_a_bag_with_depth_replays_colour_only_to_a_node_without_depth(ros, node_factory, checkpoint, bag, tmp_path):
-    node_factory("sgnet", "/colour_only", checkpoint=str(checkpoint), qos_reliability="reliable")
-    report, errors = replay_json("--bag", str(bag), "--as-fast-as-node", "--node-namespace", "/colour_only",
-                                 "--output", str(tmp_path / "replay"))
-    assert report["frames_out"] == report["frames_in"]
-    assert "the node does not subscribe to /colour_only/depth/image_raw" in errors
+def test_a_bag_with_depth_replays_colour_only_to_a_node_without_depth(ros, node, bag, tmp_path):
+    """The module's node, reconfigured without depth (depth_image_topic empty: no depth subscription, as a node
+    started so), gets every colour frame; the replay says the node takes no depth. Then depth is set back."""
+    reconfigure(ros.client, node, depth_image_topic="")
+    try:
+        report, errors = replay_json("--bag", str(bag), "--as-fast-as-node", "--node-namespace", NAMESPACE,
+                                     "--output", str(tmp_path / "replay"))
+        assert report["frames_out"] == report["frames_in"]
+        assert f"the node does not subscribe to {NAMESPACE}/depth/image_raw" in errors
+    finally:
+        reconfigure(ros.client, node, depth_image_topic="depth/image_raw")
 
 
 def test_no_depth_leaves_it_out_and_a_missing_depth_frame_is_one_line(synthetic, tmp_path):
