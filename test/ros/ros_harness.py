@@ -84,6 +84,7 @@ class Client:
         self._lock = threading.Lock()
         self._spin_lock = threading.Lock()  # held by each spin; taken to create or destroy an entity
         self.messages: dict[str, list[tuple[float, Any]]] = defaultdict(list)  # topic -> (arrival, message)
+        self.published: dict[str, list[tuple[int, Any]]] = defaultdict(list)  # topic -> (publisher's send time, message)
         self._thread = threading.Thread(target=self._spin, daemon=True)
         self._running = True
         self._thread.start()
@@ -97,9 +98,10 @@ class Client:
             time.sleep(0)  # let a waiting create or destroy take the lock
 
     def subscribe(self, topic: str, message_type: type, qos: QoSProfile | int = 50) -> None:
-        def record(message: Any) -> None:
+        def record(message: Any, info: Any) -> None:  # info: rclpy's MessageInfo (with a callback of two arguments)
             with self._lock:
                 self.messages[topic].append((time.perf_counter(), message))
+                self.published[topic].append((info["source_timestamp"], message))
         with self._spin_lock:
             self.node.create_subscription(message_type, topic, record, qos)
 
@@ -111,9 +113,16 @@ class Client:
         with self._lock:
             return list(self.messages[topic])
 
+    def sent_times(self, topic: str) -> list[tuple[int, Any]]:
+        """(the publisher's send time, as the middleware stamps it: ns of the system clock, time.time_ns(); message)
+        for each message received on the topic: when it left the other process, whatever this one was doing."""
+        with self._lock:
+            return list(self.published[topic])
+
     def clear(self, topic: str) -> None:
         with self._lock:
             self.messages[topic] = []
+            self.published[topic] = []
 
     def publisher(self, topic: str, message_type: type = Image, reliable: bool = True, depth: int = 10):
         reliability = ReliabilityPolicy.RELIABLE if reliable else ReliabilityPolicy.BEST_EFFORT
