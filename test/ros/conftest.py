@@ -23,6 +23,14 @@ class RosSession:
                            environment, new_session)
 
 
+def domain_id() -> int:
+    """A DDS domain (1 to 100) of this test run's own: from the run's process id, and under pytest-xdist from the
+    controller's with the worker's number added, so that two workers of one run never share a domain."""
+    worker = os.environ.get("PYTEST_XDIST_WORKER")
+    run, index = (os.getppid(), int(worker[2:])) if worker else (os.getpid(), 0)
+    return 1 + (run * 8 + index) % 100
+
+
 @pytest.fixture(scope="session")
 def ros(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RosSession]:
     """ROS 2 for this test run only: its own domain id, discovery on this machine only, logs and temporary files
@@ -31,7 +39,7 @@ def ros(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RosSession]:
     (root / "log").mkdir()
     (root / "tmp").mkdir()
     patch = pytest.MonkeyPatch()
-    patch.setenv("ROS_DOMAIN_ID", str(1 + os.getpid() % 100))
+    patch.setenv("ROS_DOMAIN_ID", str(domain_id()))
     patch.setenv("ROS_AUTOMATIC_DISCOVERY_RANGE", "LOCALHOST")
     patch.setenv("ROS_LOG_DIR", str(root / "log"))
     patch.setenv("TMPDIR", str(root / "tmp"))
