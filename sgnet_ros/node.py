@@ -43,7 +43,7 @@ def _request_stop(signum: int, frame: object) -> None:
 if __name__ == "__main__":  # run as a program: a stop while the imports below take seconds ends it at once
     for _signum in STOP_SIGNALS:
         signal.signal(_signum, lambda signum, frame: os._exit(0))  # nothing is running yet that needs stopping
-    from sgnet_ros.node_program import startup_trace  # light: os, signal, sys
+    from sgnet_ros.startup_trace import startup_trace  # light: os and sys
     startup_trace("stop signals handled")
 
 import dataclasses
@@ -457,7 +457,7 @@ class SGNetNode(LifecycleNode):
 
 def main(args: list[str] | None = None) -> int:
     """The node's program: ends the process (exit status 0 after a clean stop, 2 for malformed arguments)."""
-    from sgnet_ros.node_program import startup_trace
+    from sgnet_ros.startup_trace import startup_trace
 
     startup_trace("imports done")
     argv = sys.argv if args is None else [sys.argv[0], *args]
