@@ -74,6 +74,7 @@ def wrong_list(node_factory):
     return node_factory("sgnet", "/wrong_list", smoke_test=True, image_topics=5)
 
 
+@pytest.mark.slow  # a node process of its own (more than 2.5 s)
 def test_a_camera_list_of_the_wrong_type_fails_configure_naming_the_parameter(ros, wrong_list):
     node = wrong_list
     assert wait_until(lambda: any("configure failed" in log.msg for log in ros.client.logs(node)), 120), node.output()

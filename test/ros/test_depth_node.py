@@ -164,6 +164,7 @@ def depth_counts(stream) -> dict[str, int]:
             if value.key in ("depth_received", "frames_paired", "frames_unpaired", "frames_depth_absent")}
 
 
+@pytest.mark.slow  # waits out depth pairing (more than 2.5 s)
 def test_a_stopped_depth_stream_is_no_longer_waited_for_and_comes_back(stream):
     """The depth driver stops: the first three frames each wait depth_pairing_wait_s (1 s here) in vain, then the
     stream counts as absent, frames go out without waiting and the depth status says so; the first depth image

@@ -48,6 +48,7 @@ def answered(client, node, stamp: float) -> bool:
     return any(stamp_of(m) == stamp for m in client.received(f"{node.namespace}/instances"))
 
 
+@pytest.mark.slow  # a second process drives the node (more than 2.5 s)
 def test_transitions_from_another_process(ros, node_factory):
     """configure, activate, deactivate, cleanup and shutdown through the lifecycle services. While inactive the
     node has no subscription (waited for as an event, not a fixed time) and a frame published then never comes

@@ -131,6 +131,7 @@ def bag(tmp_path_factory, synthetic) -> Path:
     return folder
 
 
+@pytest.mark.slow  # a bag replayed through the node, and sgnet-eval (more than 2.5 s)
 def test_lock_step_replay_equals_sgnet_eval(ros, node, bag, synthetic, checkpoint, tracker_config, tmp_path,
                                             capsys):
     truth = bag.with_name(bag.name + ".ground_truth.json")
@@ -190,6 +191,7 @@ def two_camera_node(ros, node):
     reconfigure(ros.client, node, image_topics=[])
 
 
+@pytest.mark.slow  # two cameras replayed, and sgnet-eval (more than 2.5 s)
 def test_a_bag_of_two_cameras_replays_through_one_node_and_each_camera_equals_sgnet_eval(
         ros, two_camera_node, synthetic, checkpoint, tracker_config, tmp_path, capsys):
     """sgnet-bag writes the set on two camera topics; sgnet-replay --cameras sends both to one node serving both
@@ -244,6 +246,7 @@ def test_jpeg_bag_gives_sgnet_eval_results_through_the_compressed_input(ros, nod
         [(r["category_id"], r["segmentations"]) for r in theirs] and ours
 
 
+@pytest.mark.slow  # a bag replayed through the node (more than 2.5 s)
 def test_ground_truth_without_stamp_mapping_takes_the_bag_frames_in_order(ros, node, bag, synthetic, tmp_path):
     """The synthetic set's own annotation file lists the bag's frames in order: the same metrics as through
     the stamp mapping sgnet-bag wrote."""
@@ -264,6 +267,7 @@ def test_unreadable_ground_truth_is_one_line(ros, bag, tmp_path):
     assert not (tmp_path / "replay").exists()
 
 
+@pytest.mark.slow  # a bag replayed at its own pace (more than 2.5 s)
 def test_timed_replay_keeps_the_bag_timing(ros, node, bag, tmp_path):
     rate = 4.0
     stamps = [stamp_ns(deserialize_message(raw, Image)) for _, raw in read_bag(bag)["/camera/image_raw"]]
@@ -285,6 +289,7 @@ def test_timed_replay_keeps_the_bag_timing(ros, node, bag, tmp_path):
     print(f"timed replay, lateness of each frame (ms): {np.round(lateness_ms, 1).tolist()}")
 
 
+@pytest.mark.slow  # a bag played and recorded (more than 2.5 s)
 def test_record_only_records_what_another_player_publishes(ros, node, bag, tmp_path):
     """The recorder runs while this test plays the bag as ros2 bag play would (its raw messages, reliable)."""
     recorder = subprocess.Popen(command("sgnet_ros.tools.replay", "--record-only", "--node-namespace", NAMESPACE,

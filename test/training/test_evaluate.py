@@ -104,6 +104,7 @@ def test_metric_only_mode(tmp_path, capsys):
                                  "--split", str(split)]) == report
 
 
+@pytest.mark.slow  # a process importing torch (more than 2.5 s)
 def test_metric_only_mode_as_a_process_prints_one_json_object(tmp_path):
     annotations = write_annotations(tmp_path / "ann.json")
     results = write_results(tmp_path / "results.json", [(1, 1, 0.9, rles(A, A, A))])

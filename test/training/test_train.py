@@ -159,6 +159,7 @@ def assert_same_run(expected: Path, resumed: Path) -> None:
     assert all(torch.equal(final_a[k], final_b[k]) for k in final_a)
 
 
+@pytest.mark.slow  # trains three times (more than 2.5 s)
 def test_deterministic_runs_repeat_the_one_thread_run_whatever_the_thread_count(tiny_set, straight_run, tmp_path):
     """``deterministic=true`` (what the session's trained model uses) pins the run to one thread and torch's
     deterministic algorithms: started with two threads it gives the one-thread run bit for bit, twice, and
@@ -175,6 +176,7 @@ def test_deterministic_runs_repeat_the_one_thread_run_whatever_the_thread_count(
         torch.set_num_threads(threads)
 
 
+@pytest.mark.slow  # trains twice (more than 2.5 s)
 def test_deterministic_runs_on_two_threads_repeat_each_other(tiny_set, one_thread, tmp_path):
     """``threads=2`` with ``deterministic=true`` (the test suite's trained model): two threads, as the log says,
     and the same losses and weights bit for bit on a second run; the caller's one thread is left as it was."""
@@ -186,6 +188,7 @@ def test_deterministic_runs_on_two_threads_repeat_each_other(tiny_set, one_threa
     assert_same_run(tmp_path / "first", tmp_path / "second")
 
 
+@pytest.mark.slow  # trains twice (more than 2.5 s)
 def test_resumed_run_reproduces_the_uninterrupted_losses(tiny_set, straight_run, one_thread, tmp_path):
     interrupted = tmp_path / "interrupted"
     train(tiny_config(tiny_set, max_iters=6), interrupted, progress=False, stop_after=3)

@@ -79,6 +79,7 @@ def node(node_factory, checkpoint):
                         tracker__new_track_score=0.0, tracker__continue_score=0.0)
 
 
+@pytest.mark.slow  # a bag replayed through a node (more than 2.5 s)
 def test_replay_feeds_the_depth_in_step_and_reports_3d(ros, node, bag, synthetic, tmp_path):
     report, _ = replay_json("--bag", str(bag), "--as-fast-as-node", "--node-namespace", NAMESPACE,
                             "--ground-truth", str(bag.parent / f"{bag.name}.ground_truth.json"),
@@ -107,6 +108,7 @@ def test_replay_feeds_the_depth_in_step_and_reports_3d(ros, node, bag, synthetic
     assert located > 0
 
 
+@pytest.mark.slow  # a bag replayed through a reconfigured node (more than 2.5 s)
 def test_a_bag_with_depth_replays_colour_only_to_a_node_without_depth(ros, node, bag, tmp_path):
     """The module's node, reconfigured without depth (depth_image_topic empty: no depth subscription, as a node
     started so), gets every colour frame; the replay says the node takes no depth. Then depth is set back."""
