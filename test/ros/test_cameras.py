@@ -183,6 +183,7 @@ def test_two_cameras_get_their_own_topics_with_their_own_headers_and_their_own_t
     assert {"/multi/sgnet: SG-Net inference", "/multi/sgnet: camera front", "/multi/sgnet: camera rear"} <= statuses
 
 
+@pytest.mark.slow  # three cameras' frames through the node (more than 2.5 s)
 def test_a_camera_is_served_as_alone_beside_a_camera_that_misbehaves(ros, two_cameras):
     """Isolation over DDS: while the rear camera sends a frame of another size, a corrupt frame and stamps that go
     back, the front camera's IDs, boxes, masks and movement are those of one camera alone, frame by frame. The

@@ -328,6 +328,7 @@ def test_detections_agree_with_instances(stream):
         assert hypothesis.hypothesis.score == pytest.approx(instance.score)
 
 
+@pytest.mark.slow  # waits out a gap in the stream (more than 2.5 s)
 def test_images_lost_in_transport_are_counted_and_explained(stream):
     """A 640x360 rgb8 image is 691 KB; Fast DDS's default shared-memory segment is 512 KB, and a best-effort
     subscription never receives such images from a best-effort camera without the profile of

@@ -73,6 +73,7 @@ def nodes(node_factory, checkpoint):
                                        model__nms_threshold=0.4)}
 
 
+@pytest.mark.slow  # two node processes (more than 2.5 s)
 def test_robot_profile_and_thresholds_come_from_the_checkpoint_and_a_set_value_overrides_live(ros, nodes):
     node = nodes["robot"]
     assert configured(ros.client, node) == expected(MODEL, ROBOT, "robot")
@@ -82,6 +83,7 @@ def test_robot_profile_and_thresholds_come_from_the_checkpoint_and_a_set_value_o
     assert parameters(ros.client, node) == expected(MODEL, dataclasses.replace(ROBOT, continue_score=0.5), "robot")
 
 
+@pytest.mark.slow  # two node processes (more than 2.5 s)
 def test_evaluation_profile_with_one_tracker_value_and_one_threshold_given(ros, nodes):
     node = nodes["evaluation"]
     assert configured(ros.client, node) == expected(dataclasses.replace(MODEL, nms_threshold=0.4),

@@ -11,6 +11,7 @@ from pathlib import Path
 
 import cv2
 import numpy as np
+import pytest
 
 from ros_harness import assert_humble_readable
 from sgnet_ros.tools.bag import main as sgnet_bag
@@ -25,6 +26,7 @@ def run_python(code: str, **environment: str) -> subprocess.CompletedProcess:
                           cwd=ROOT, env={**os.environ, **environment})
 
 
+@pytest.mark.slow  # a process importing torch (more than 2.5 s)
 def test_the_node_imports_with_humbles_rclpy_layout_and_without_pycocotools():
     """Humble's rclpy has the QoS event names in rclpy.qos_event and no rclpy.event_handler: once rclpy's own
     modules are loaded (they import it internally here), hide the one and serve the other (the same classes),

@@ -228,6 +228,7 @@ def test_a_bag_of_two_cameras_replays_through_one_node_and_each_camera_equals_sg
     assert rows[0].startswith("camera,") and sorted({row.split(",")[0] for row in rows[1:]}) == ["front", "rear"]
 
 
+@pytest.mark.slow  # a bag replayed through the node, and sgnet-eval (more than 2.5 s)
 def test_jpeg_bag_gives_sgnet_eval_results_through_the_compressed_input(ros, node, synthetic, checkpoint,
                                                                         tracker_config, tmp_path, capsys):
     """The JPEG files go into the bag unchanged and the node decodes them as sgnet-eval reads them."""
@@ -390,6 +391,7 @@ def rewrite_bag(source: Path, target: Path, change) -> list[bytes]:
     return written
 
 
+@pytest.mark.slow  # a bag replayed through the node (more than 2.5 s)
 def test_corrupt_message_is_skipped_and_the_node_serves_on(ros, node, bag, tmp_path):
     def corrupt(index, message):
         if index == 2:  # the CDR header, then a string length far beyond the message
@@ -404,6 +406,7 @@ def test_corrupt_message_is_skipped_and_the_node_serves_on(ros, node, bag, tmp_p
     assert node.process.poll() is None
 
 
+@pytest.mark.slow  # a bag replayed through the node (more than 2.5 s)
 def test_out_of_order_stamps_are_reported_and_reset_the_tracks(ros, node, bag, tmp_path):
     def swap(index, message):
         if index == 3:  # stamped 0.5 s before frame 2

@@ -160,6 +160,7 @@ def test_same_seed_same_set_other_seed_other_set(tmp_path):
     assert prefix["annotations"] == [a for a in full["annotations"] if a["video_id"] <= 2]
 
 
+@pytest.mark.slow  # generates the default set (more than 2.5 s)
 def test_default_set_has_the_documented_make_up(tmp_path):
     path = generate_synthetic_set(tmp_path / "default")
     data = load_annotations(path)

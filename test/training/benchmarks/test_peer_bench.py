@@ -198,6 +198,7 @@ def test_the_command_trains_both_scores_both_and_prints_one_table(tiny_set, tmp_
         assert cells[5:7] == ["2", "4"] and float(cells[8]) == pytest.approx(figures["ms_median"], abs=0.05)
 
 
+@pytest.mark.slow  # generates the demo's set (more than 2.5 s)
 def test_the_demo_set_is_the_demos_synthetic_set_and_split(tmp_path):
     train, val, frames = peer_bench.demo_set(tmp_path, progress=False)
     train_data, val_data = json.loads(train.read_text()), json.loads(val.read_text())
