@@ -49,12 +49,10 @@ def uses_trained_model(item: pytest.Item) -> bool:
 
 
 def trained_last(items: list[pytest.Item]) -> None:
-    """The modules that use the trained model after all others, and in each the tests that use it after those
-    that do not: while it trains in the background, everything else runs. A module's tests stay together, so its
-    module-scoped fixtures are made once."""
-    modules_using = [getattr(item, "module", None) for item in items if uses_trained_model(item)]
-    order = {module: position for position, module in enumerate(dict.fromkeys(modules_using))}
-    items.sort(key=lambda item: (order.get(getattr(item, "module", None), -1), uses_trained_model(item)))
+    """The tests that use the trained model after all others (in their order): while it trains in the background,
+    everything else runs, the other tests of their modules included. Such a module's fixtures are made twice, once
+    for each part (a few seconds; waiting on the training with the module's other tests unrun cost minutes)."""
+    items.sort(key=uses_trained_model)
 
 
 def pytest_collection_finish(session: pytest.Session) -> None:

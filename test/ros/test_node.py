@@ -344,7 +344,7 @@ def test_images_lost_in_transport_are_counted_and_explained(stream):
     delivered = [m for m in stream.client.received(f"{NAMESPACE}/instances") if 8000 <= stamp_of(m) < 8005]
     if delivered:
         pytest.skip("this middleware delivers 691 KB images to a best-effort subscription: nothing is lost")
-    after = stream.diagnostics(time.time())
-    assert int(after["frames_lost"]) - int(before["frames_lost"]) >= 1
+    # the middleware reports the loss when it notices the gap, which a loaded machine may take a while to do
+    assert wait_until(lambda: int(stream.diagnostics(time.time())["frames_lost"]) > int(before["frames_lost"]), 20)
     assert wait_until(lambda: any("lost in transport" in log.msg and "fastdds_large_images.xml" in log.msg
                                   for log in stream.client.logs(stream.node)), 5)
