@@ -117,8 +117,10 @@ def tracker_config(tmp_path_factory) -> Path:
 
 @pytest.fixture(scope="module")
 def node(node_factory, checkpoint):
+    # diagnostics every 0.25 s: a replay as fast as the node lasts a few seconds, and the recorded outputs must hold
+    # statuses of windows with frames in them (test_clock_puts_a_sim_time_node_on_the_bag_time)
     return node_factory("sgnet", NAMESPACE, checkpoint=str(checkpoint), qos_reliability="reliable",
-                        compressed_image_topic="image/compressed",
+                        compressed_image_topic="image/compressed", diagnostics_period_s=0.25,
                         model__score_threshold=0.0, model__detections_per_frame=DETECTIONS,
                         tracker__new_track_score=0.0, tracker__continue_score=0.0)
 
