@@ -4,6 +4,7 @@ program with a KeyboardInterrupt traceback. Until the node installs its own hand
 signal ends the process at once with status 0, as ``python -m sgnet_ros.node`` does."""
 import os
 import signal
+import sys
 
 from sgnet_ros.startup_trace import startup_trace
 
