@@ -8,19 +8,22 @@ from typing import Callable, Iterator
 import pytest
 import rclpy
 
-from ros_harness import Client, NodeProcess
+from ros_harness import Client, NodeProcess, Zygote
 
 
 class RosSession:
     def __init__(self, root: Path) -> None:
         self.root = root
+        self.zygote = Zygote()  # its imports run while the first tests set up
         self.client = Client()
 
     def start_node(self, name: str, namespace: str, environment: dict[str, str] | None = None,
-                   new_session: bool = False, **parameters) -> NodeProcess:
+                   new_session: bool = False, fresh_interpreter: bool = False, **parameters) -> NodeProcess:
+        """The node program forked by the zygote (node_zygote.py: the imports done once), or with
+        ``fresh_interpreter`` started as ``python -m sgnet_ros.node`` (for tests of the program's own start)."""
         return NodeProcess(self.root, name, namespace, {key.replace("__", "."): value
                                                        for key, value in parameters.items()},
-                           environment, new_session)
+                           environment, new_session, None if fresh_interpreter else self.zygote)
 
 
 def domain_id() -> int:
@@ -47,6 +50,7 @@ def ros(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RosSession]:
     session = RosSession(root)
     yield session
     session.client.close()
+    session.zygote.close()
     rclpy.shutdown()
     patch.undo()
 

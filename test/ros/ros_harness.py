@@ -25,24 +25,109 @@ from sensor_msgs.msg import Image
 ROS_ENVIRONMENT = ("ROS_DOMAIN_ID", "ROS_AUTOMATIC_DISCOVERY_RANGE", "ROS_LOG_DIR", "TMPDIR")
 
 
+class ForkedProcess:
+    """A program forked by the node zygote (node_zygote.py), with the part of subprocess.Popen's interface the
+    tests use: pid, returncode, poll, wait, send_signal, kill."""
+
+    def __init__(self, zygote: Zygote, pid: int) -> None:
+        self.zygote, self.pid = zygote, pid
+
+    @property
+    def returncode(self) -> int | None:
+        return self.zygote.exit_codes.get(self.pid)
+
+    def poll(self) -> int | None:
+        return self.returncode
+
+    def wait(self, timeout: float | None = None) -> int:
+        zygote = self.zygote
+        with zygote.exited:
+            if not zygote.exited.wait_for(lambda: self.pid in zygote.exit_codes or not zygote.alive(), timeout):
+                raise subprocess.TimeoutExpired(f"node process {self.pid}", timeout)
+        if self.pid not in zygote.exit_codes:
+            raise RuntimeError(f"the node zygote ended before node process {self.pid}: its exit code is lost")
+        return zygote.exit_codes[self.pid]
+
+    def send_signal(self, signum: int) -> None:
+        if self.returncode is None:  # not reaped, so the pid is still this process's
+            os.kill(self.pid, signum)
+
+    def kill(self) -> None:
+        self.send_signal(signal.SIGKILL)
+
+
+class Zygote:
+    """The node zygote of this test run (node_zygote.py): started once, it forks each node program."""
+
+    def __init__(self) -> None:
+        environment = {key: value for key, value in os.environ.items() if key != "OMP_NUM_THREADS"}
+        self.process = subprocess.Popen([sys.executable, str(Path(__file__).with_name("node_zygote.py"))],
+                                        stdin=subprocess.PIPE, stdout=subprocess.PIPE, env=environment,
+                                        cwd=Path(__file__).resolve().parents[2])
+        self.exit_codes: dict[int, int] = {}
+        self.exited = threading.Condition()
+        self._started: list[int] = []
+        self._requests = threading.Lock()
+        self._reader = threading.Thread(target=self._read, daemon=True)
+        self._reader.start()
+
+    def alive(self) -> bool:
+        return self._reader.is_alive()
+
+    def _read(self) -> None:
+        for line in self.process.stdout:
+            kind, pid, *code = line.decode().split()
+            with self.exited:
+                if kind == "started":
+                    self._started.append(int(pid))
+                else:
+                    self.exit_codes[int(pid)] = int(code[0])
+                self.exited.notify_all()
+        with self.exited:  # the zygote ended: no answer will come
+            self.exited.notify_all()
+
+    def fork(self, module: str, arguments: list[str], environment: dict[str, str], log: Path,
+             new_session: bool) -> ForkedProcess:
+        request = {"module": module, "arguments": arguments, "environment": environment, "cwd": os.getcwd(),
+                   "log": str(log), "new_session": new_session}
+        with self._requests:
+            self.process.stdin.write(json.dumps(request).encode() + b"\n")
+            self.process.stdin.flush()
+            with self.exited:
+                assert self.exited.wait_for(lambda: self._started or not self.alive(), 120), \
+                    "the node zygote did not answer"
+                assert self._started, f"the node zygote ended with {self.process.wait()}"
+                return ForkedProcess(self, self._started.pop(0))
+
+    def close(self) -> None:
+        self.process.stdin.close()
+        self.process.wait()
+
+
 class NodeProcess:
     """The sgnet node in its own process; stop() sends SIGINT as `ros2 launch` does."""
 
     def __init__(self, log_dir: Path, name: str, namespace: str, parameters: dict[str, Any],
-                 environment: dict[str, str] | None = None, new_session: bool = False) -> None:
+                 environment: dict[str, str] | None = None, new_session: bool = False,
+                 zygote: Zygote | None = None) -> None:
         """environment: variables added to this process's; new_session: the node leads its own process group
-        (so that a test can signal the group as a terminal's Ctrl-C does)."""
+        (so that a test can signal the group as a terminal's Ctrl-C does); zygote: forks the node program with
+        the heavy imports done (node_zygote.py), else ``python -m sgnet_ros.node`` starts a fresh interpreter."""
         self.name, self.namespace = name, namespace
         self.fully_qualified_name = f"{namespace.rstrip('/')}/{name}"
-        args = [sys.executable, "-m", "sgnet_ros.node", "--ros-args", "-r", f"__node:={name}",
-                "-r", f"__ns:={namespace}"]
+        arguments = ["--ros-args", "-r", f"__node:={name}", "-r", f"__ns:={namespace}"]
         for key, value in parameters.items():
-            args += ["-p", f"{key}:={json.dumps(value)}"]  # -p values are YAML; JSON scalars are YAML
+            arguments += ["-p", f"{key}:={json.dumps(value)}"]  # -p values are YAML; JSON scalars are YAML
         self.log_path = log_dir / f"{namespace.strip('/').replace('/', '_')}_{name}.log"
         self.interrupted = False
+        full_environment = {**os.environ, **(environment or {})}
+        if zygote is not None:
+            self.process = zygote.fork("sgnet_ros.node", arguments, full_environment, self.log_path, new_session)
+            return
         with open(self.log_path, "wb") as log:
-            self.process = subprocess.Popen(args, stdout=log, stderr=subprocess.STDOUT,
-                                            env={**os.environ, **(environment or {})}, start_new_session=new_session)
+            self.process = subprocess.Popen([sys.executable, "-m", "sgnet_ros.node", *arguments], stdout=log,
+                                            stderr=subprocess.STDOUT, env=full_environment,
+                                            start_new_session=new_session)
 
     @property
     def pid(self) -> int:

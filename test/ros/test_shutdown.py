@@ -78,7 +78,7 @@ TRACE = {"SGNET_STARTUP_TRACE": "1"}  # the node programs write their start step
 
 def start(ros, state: str, how: str, repeat: int):
     return ros.start_node(f"stop_{state}_{how}_{repeat}", "/shutdown", environment=TRACE, new_session=True,
-                          autostart=state in ("active", "starting"), **TINY)
+                          fresh_interpreter=state == "starting", autostart=state in ("active", "starting"), **TINY)
 
 
 @pytest.fixture(scope="module")
