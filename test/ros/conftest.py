@@ -12,9 +12,9 @@ from ros_harness import Client, NodeProcess, Zygote
 
 
 class RosSession:
-    def __init__(self, root: Path) -> None:
+    def __init__(self, root: Path, zygote: Zygote) -> None:
         self.root = root
-        self.zygote = Zygote()  # its imports run while the first tests set up
+        self.zygote = zygote
         self.client = Client()
 
     def start_node(self, name: str, namespace: str, environment: dict[str, str] | None = None,
@@ -24,6 +24,17 @@ class RosSession:
         return NodeProcess(self.root, name, namespace, {key.replace("__", "."): value
                                                        for key, value in parameters.items()},
                            environment, new_session, None if fresh_interpreter else self.zygote)
+
+
+EARLY_ZYGOTE: list[Zygote] = []
+
+
+def pytest_collection_finish(session: pytest.Session) -> None:
+    """Start the node zygote (node_zygote.py) as soon as the tests are known, if one of them starts nodes: its
+    imports (3 s of one core) run beside the tests before the first ROS test instead of delaying its first node."""
+    if not session.config.option.collectonly and any("ros" in getattr(item, "fixturenames", ())
+                                                     for item in session.items):
+        EARLY_ZYGOTE.append(Zygote())
 
 
 def domain_id() -> int:
@@ -47,7 +58,7 @@ def ros(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RosSession]:
     patch.setenv("ROS_LOG_DIR", str(root / "log"))
     patch.setenv("TMPDIR", str(root / "tmp"))
     rclpy.init()
-    session = RosSession(root)
+    session = RosSession(root, EARLY_ZYGOTE.pop() if EARLY_ZYGOTE else Zygote())
     yield session
     session.client.close()
     session.zygote.close()

@@ -14,7 +14,8 @@ fresh interpreter instead (``NodeProcess(fresh_interpreter=True)``).
 Protocol, one line of JSON a request on stdin:
 ``{"module", "arguments", "environment", "cwd", "log", "new_session"}``; on stdout ``started <pid>`` for each
 request in order, and ``exited <pid> <code>`` when a child ends (its exit code as ``subprocess`` gives it: minus the
-signal's number for a child killed by one). The zygote ends when its stdin closes (the test run ended).
+signal's number for a child killed by one). The zygote ends when its stdin closes (the test run ended), killing
+any node still running then.
 """
 from __future__ import annotations
 
@@ -113,6 +114,7 @@ def serve() -> None:
     selector.register(0, selectors.EVENT_READ)
     selector.register(woken, selectors.EVENT_READ)
     pending = b""
+    running: set[int] = set()
     while True:
         for key, _ in selector.select():
             if key.fd == woken:
@@ -124,16 +126,24 @@ def serve() -> None:
                         break
                     if pid == 0:
                         break
+                    running.discard(pid)
                     print(f"exited {pid} {os.waitstatus_to_exitcode(status)}", flush=True)
                 continue
             chunk = os.read(0, 65536)
-            if not chunk:
+            if not chunk:  # the test run ended: a node it left running would outlive it, with nobody to stop it
+                for pid in running:
+                    os.kill(pid, signal.SIGKILL)
+                if running:
+                    print(f"node_zygote.py: killed node processes left running by the tests: {sorted(running)}",
+                          file=sys.stderr)
                 return
             pending += chunk
             *lines, pending = pending.split(b"\n")
             inherited = [woken, wake, selector.fileno()]
             for line in lines:
-                print(f"started {fork(json.loads(line), default_threads, inherited)}", flush=True)
+                pid = fork(json.loads(line), default_threads, inherited)
+                running.add(pid)
+                print(f"started {pid}", flush=True)
 
 
 if __name__ == "__main__":

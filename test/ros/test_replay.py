@@ -316,6 +316,7 @@ def test_record_only_records_what_another_player_publishes(ros, node, bag, tmp_p
     assert report["recorded"][topic] == len(messages) and report["latency_ms_p99"] is not None
 
 
+@pytest.mark.slow  # replays a bag through a node (more than 2.5 s)
 def test_real_video_replays_through_the_node(ros, node, tmp_path):
     make_bag("video", str(bikes_video()), "--max-frames", "6", "-o", str(tmp_path / "bikes"))
     report, _ = replay_json("--bag", str(tmp_path / "bikes"), "--node-namespace", NAMESPACE, "--as-fast-as-node",
