@@ -2,8 +2,9 @@
 idles: a terminal's Ctrl-C (SIGINT to the whole process group, and `ros2 launch` forwarding a second SIGINT to
 the node), a SIGINT to the node alone, SIGTERM, and the lifecycle shutdown transition; unconfigured, inactive
 and active, and (signals only) while it is starting: while Python still imports rclpy and torch, told by the
-program's start trace (SGNET_STARTUP_TRACE, sgnet_ros/startup_trace.py), not by a sleep. Each node runs in its own
-process group, as under a terminal. The nodes stopped once started are started together (their starts overlap;
+program's start trace (SGNET_STARTUP_TRACE, sgnet_ros/startup_trace.py), not by a sleep: those start a fresh
+interpreter (``python -m sgnet_ros.node``); the others are forked by the test run's node zygote (node_zygote.py),
+their imports done. Each node runs in its own process group, as under a terminal. The nodes stopped once started are started together (their starts overlap;
 each still has a process of its own and is stopped in its own test).
 
 One run per distinct shutdown path (what runs differs), not the whole signal x state matrix:
