@@ -4,8 +4,8 @@ the node), a SIGINT to the node alone, SIGTERM, and the lifecycle shutdown trans
 and active, and (signals only) while it is starting: while Python still imports rclpy and torch, told by the
 program's start trace (SGNET_STARTUP_TRACE, sgnet_ros/startup_trace.py), not by a sleep: those start a fresh
 interpreter (``python -m sgnet_ros.node``); the others are forked by the test run's node zygote (node_zygote.py),
-their imports done. Each node runs in its own process group, as under a terminal. The nodes stopped once started are started together (their starts overlap;
-each still has a process of its own and is stopped in its own test).
+their imports done. Each node runs in its own process group, as under a terminal. The nodes stopped once started
+are started together (their starts overlap; each still has a process of its own and is stopped in its own test).
 
 One run per distinct shutdown path (what runs differs), not the whole signal x state matrix:
 - SIGINT and SIGTERM are caught by one handler (sgnet_ros/node.py: both in STOP_SIGNALS, both to _request_stop,
