@@ -4,7 +4,15 @@ import os
 from pathlib import Path
 
 import pytest
-import torch
+
+# OpenMP threads that finish their share of an operation spin, waiting for the next one (libgomp's default):
+# with the tests' processes (two pytest-xdist workers, node processes, the background trainer) sharing two cores,
+# a spinning thread holds the core that another process's work needs. Passive waiting measured: the fast subset
+# on two workers 1 min 7 s against 1 min 36 s spinning (docs/development.md). Read by libgomp when torch loads,
+# so set before the import, for this process and every process it starts; a value of the user's own wins.
+os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
+
+import torch  # noqa: E402  (after OMP_WAIT_POLICY)
 
 from session_model import BackgroundTraining, Recipe, TrainedModel
 
@@ -24,13 +32,15 @@ def needs_cuda(item: pytest.Item) -> bool:
 @pytest.hookimpl(tryfirst=True)  # before -m selects by these markers
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
     """The markers, assigned here rather than in each file (pytest.ini describes them; docs/development.md says
-    how to run each subset): ``ros`` for everything under test/ros/, ``gpu`` for tests that need CUDA,
+    how to run each subset): ``ros`` for everything under test/ros/ (and the one ``xdist_group``: under
+    ``--dist loadgroup`` they share one worker, its node zygote and DDS domain, beside the others), ``gpu`` for tests that need CUDA,
     ``slow`` and ``trained`` for tests that use the session-trained model (the fixture ``trained_checkpoint``,
     directly or through another fixture), ``slow`` also for those marked so in their file, ``figures`` for those
     that judge its figures against bars (``model_figures``). Then the order: ``trained_last``."""
     for item in items:
         if item.path.is_relative_to(TEST_ROOT / "ros"):
             item.add_marker(pytest.mark.ros)
+            item.add_marker(pytest.mark.xdist_group("ros"))
         if needs_cuda(item):
             item.add_marker(pytest.mark.gpu)
         if uses_trained_model(item):

@@ -9,6 +9,9 @@ import pytest
 import rclpy
 
 from ros_harness import Client, NodeProcess, Zygote
+from sgnet_ros.inputs import fastdds_profile_environment
+
+LAUNCH_PROFILE = str(Path(__file__).resolve().parents[2] / "config" / "fastdds_large_images.xml")
 
 
 class RosSession:
@@ -31,8 +34,9 @@ EARLY_ZYGOTE: list[Zygote] = []
 
 def pytest_collection_finish(session: pytest.Session) -> None:
     """Start the node zygote (node_zygote.py) as soon as the tests are known, if one of them starts nodes: its
-    imports (3 s of one core) run beside the tests before the first ROS test instead of delaying its first node."""
-    if not session.config.option.collectonly and any("ros" in getattr(item, "fixturenames", ())
+    imports (3 s of one core) run beside the tests before the first ROS test instead of delaying its first node.
+    Not in a pytest-xdist worker: each collects every test, and only the one given the ROS tests needs a zygote."""
+    if "PYTEST_XDIST_WORKER" not in os.environ and not session.config.option.collectonly and any("ros" in getattr(item, "fixturenames", ())
                                                      for item in session.items):
         EARLY_ZYGOTE.append(Zygote())
 
@@ -48,7 +52,10 @@ def domain_id() -> int:
 @pytest.fixture(scope="session")
 def ros(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RosSession]:
     """ROS 2 for this test run only: its own domain id, discovery on this machine only, logs and temporary files
-    in a temporary folder. Node processes inherit the environment."""
+    in a temporary folder, and the Fast DDS profile that sgnet.launch.py gives the node and asks of the camera
+    driver (config/fastdds_large_images.xml; a profile of the user's own is set aside). With Fast DDS's default
+    512 KB shared-memory segment a writer recycles the buffer of an image the node has not taken yet when the
+    machine is busy: a best-effort frame a test sends once is lost. Node processes inherit the environment."""
     root = tmp_path_factory.mktemp("ros")
     (root / "log").mkdir()
     (root / "tmp").mkdir()
@@ -57,6 +64,10 @@ def ros(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RosSession]:
     patch.setenv("ROS_AUTOMATIC_DISCOVERY_RANGE", "LOCALHOST")
     patch.setenv("ROS_LOG_DIR", str(root / "log"))
     patch.setenv("TMPDIR", str(root / "tmp"))
+    for variable in [name for name in os.environ if name.endswith("DEFAULT_PROFILES_FILE")]:
+        patch.delenv(variable)
+    for variable, value in fastdds_profile_environment(os.environ, LAUNCH_PROFILE).items():
+        patch.setenv(variable, value)
     rclpy.init()
     session = RosSession(root, EARLY_ZYGOTE.pop() if EARLY_ZYGOTE else Zygote())
     yield session

@@ -1,7 +1,11 @@
 """The node over real DDS, in its own process, running random weights (smoke_test) with every threshold at 0 so
 that each frame has instances. What needs a trained model is in test_node_trained.py."""
+import os
 import statistics
+import subprocess
+import sys
 import time
+from pathlib import Path
 
 import cv2
 import numpy as np
@@ -18,6 +22,7 @@ from sgnet_ros.msg import InstanceArray
 from sgnet_ros.overlay import (MASK_OPACITY, Rect, label_size, label_text, pixel_box, place_labels, text_style,
                                track_colour)
 
+CAMERA = Path(__file__).with_name("camera_publisher.py")
 NAMESPACE = "/smoke"
 HEIGHT, WIDTH = 192, 320  # 184 KB rgb8: fits Fast DDS's shared-memory segment with best-effort QoS
 DETECTIONS = 4
@@ -328,19 +333,20 @@ def test_detections_agree_with_instances(stream):
         assert hypothesis.hypothesis.score == pytest.approx(instance.score)
 
 
-@pytest.mark.slow  # waits out a gap in the stream (more than 2.5 s)
+@pytest.mark.slow  # a camera process of its own, and waits out a gap in the stream (more than 2.5 s)
 def test_images_lost_in_transport_are_counted_and_explained(stream):
     """A 640x360 rgb8 image is 691 KB; Fast DDS's default shared-memory segment is 512 KB, and a best-effort
-    subscription never receives such images from a best-effort camera without the profile of
-    config/fastdds_large_images.xml (not given here). The node cannot see them, but it counts what the middleware
-    reports lost and names the fix."""
+    subscription never receives such images from a best-effort camera that runs without the profile of
+    config/fastdds_large_images.xml (the segment is the writer's: this camera's process, started here without it).
+    The node cannot see them, but it counts what the middleware reports lost and names the fix."""
     before = stream.diagnostics(time.time())
-    big = image_message(picture(10, 360, 640), 0.0)
-    for k in range(5):
-        big.header.stamp.sec = 8000 + k
-        stream.image.publish(big)
-        time.sleep(0.2)
-    stream.send(image_message(picture(10), 8010.0))  # a later sample reveals the gap in sequence numbers
+    environment = {key: value for key, value in os.environ.items() if not key.endswith("DEFAULT_PROFILES_FILE")}
+    # 5 large frames stamped 8000-8004, then a small one (8005) whose sequence number reveals the gap
+    camera = subprocess.run([sys.executable, str(CAMERA), f"{NAMESPACE}/image", "best_effort", "640", "360", "6", "5",
+                             "--first-stamp", "8000", "--last-size", f"{WIDTH}x{HEIGHT}"],
+                            env=environment, capture_output=True, text=True, timeout=120)
+    assert camera.returncode == 0, camera.stderr
+    assert wait_until(lambda: stream.outputs("instances", 8005.0), 10), "the small frame after the large ones"
     delivered = [m for m in stream.client.received(f"{NAMESPACE}/instances") if 8000 <= stamp_of(m) < 8005]
     if delivered:
         pytest.skip("this middleware delivers 691 KB images to a best-effort subscription: nothing is lost")
