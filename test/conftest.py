@@ -32,15 +32,13 @@ def needs_cuda(item: pytest.Item) -> bool:
 @pytest.hookimpl(tryfirst=True)  # before -m selects by these markers
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
     """The markers, assigned here rather than in each file (pytest.ini describes them; docs/development.md says
-    how to run each subset): ``ros`` for everything under test/ros/ (and the one ``xdist_group``: under
-    ``--dist loadgroup`` they share one worker, its node zygote and DDS domain, beside the others), ``gpu`` for tests that need CUDA,
+    how to run each subset): ``ros`` for everything under test/ros/, ``gpu`` for tests that need CUDA,
     ``slow`` and ``trained`` for tests that use the session-trained model (the fixture ``trained_checkpoint``,
     directly or through another fixture), ``slow`` also for those marked so in their file, ``figures`` for those
     that judge its figures against bars (``model_figures``). Then the order: ``trained_last``."""
     for item in items:
         if item.path.is_relative_to(TEST_ROOT / "ros"):
             item.add_marker(pytest.mark.ros)
-            item.add_marker(pytest.mark.xdist_group("ros"))
         if needs_cuda(item):
             item.add_marker(pytest.mark.gpu)
         if uses_trained_model(item):

@@ -35,8 +35,8 @@ EARLY_ZYGOTE: list[Zygote] = []
 def pytest_collection_finish(session: pytest.Session) -> None:
     """Start the node zygote (node_zygote.py) as soon as the tests are known, if one of them starts nodes: its
     imports (3 s of one core) run beside the tests before the first ROS test instead of delaying its first node.
-    Not in a pytest-xdist worker: each collects every test, and only the one given the ROS tests needs a zygote."""
-    if "PYTEST_XDIST_WORKER" not in os.environ and not session.config.option.collectonly and any("ros" in getattr(item, "fixturenames", ())
+    Each pytest-xdist worker has its own (``--dist load`` gives each worker ROS tests)."""
+    if not session.config.option.collectonly and any("ros" in getattr(item, "fixturenames", ())
                                                      for item in session.items):
         EARLY_ZYGOTE.append(Zygote())
 
