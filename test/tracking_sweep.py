@@ -24,7 +24,7 @@ def sweep(folder: Path, every: int) -> list[tuple[bool, float, float, float, int
     from sgnet_model.data.ytvis import parse_annotations
     from sgnet_model.data.ytvis_metric import tracking_figures
     from sgnet_model.predictor import StreamingPredictor
-    from test_evaluate import every_nth_frame
+    from training.split import every_nth_frame
     from training.evaluate import predict_videos
 
     annotations = parse_annotations(every_nth_frame(json.loads((folder / "val.json").read_text()), every))

@@ -17,6 +17,7 @@ import pytest
 from sgnet_model.config import TrackerConfig
 from sgnet_model.data.ytvis import encode_mask, load_annotations, load_results
 from training.evaluate import main
+from training.split import every_nth_frame
 
 H, W = 48, 64
 REPORT_KEYS = {"AP", "AP50", "AP75", "APs", "APm", "APl", "AR1", "AR10", "AR100", "AP_per_class", "idf1",
@@ -295,18 +296,6 @@ def test_trained_model_on_held_out_synthetic_videos(trained_checkpoint, model_fi
     assert report["AP50"] >= max(report["AP"], report["AP75"])
     model_figures.hold(("AP", report["AP"], ">=", 0.5), ("AR100", report["AR100"], ">=", 0.55),
                        ("mask IoU mean", report["mask_iou_mean"], ">=", 0.75), ("IDF1", report["idf1"], ">=", 0.55))
-
-
-def every_nth_frame(annotations: dict, every: int) -> dict:
-    """The annotation file with each video cut to its frames 0, every, 2 * every, ...: the file names (and so
-    the frames' real times, ytvis.frame_times) and the segmentations alike."""
-    cut = json.loads(json.dumps(annotations))
-    for video in cut["videos"]:
-        video["file_names"] = video["file_names"][::every]
-        video["length"] = len(video["file_names"])
-    for annotation in cut["annotations"]:
-        annotation["segmentations"] = annotation["segmentations"][::every]
-    return cut
 
 
 @pytest.mark.parametrize("every", [1, 2, 4])
