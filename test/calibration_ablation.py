@@ -21,12 +21,12 @@ def ablate(folder: Path) -> tuple[float, float, list[tuple[float, int]], list[tu
     """(shipped start score, chosen one, [(IDF1, switches) per held-out stride] shipped, the same chosen)."""
     from sgnet_model.data.ytvis_metric import tracking_figures
     from sgnet_model.predictor import StreamingPredictor
-    from training.calibrate import calibrate_start_score, print_calibration, record, retrack
+    from training.calibrate import calibrate_start_score, describe_calibration, record, retrack
 
     predictor = StreamingPredictor.from_checkpoint(folder / "run" / "model.pt", profile="robot")
     frames = folder / "synth" / "JPEGImages"
     calibration = calibrate_start_score(predictor, json.loads((folder / "train.json").read_text()), frames)
-    print_calibration(calibration)
+    print(describe_calibration(calibration), file=sys.stderr)
     shipped = predictor.tracker_config
     chosen = dataclasses.replace(shipped, new_track_score=calibration.start_score,
                                  continue_score=min(shipped.continue_score, calibration.start_score))

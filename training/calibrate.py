@@ -15,7 +15,6 @@ as the predictor running with that profile, for the price of one pass.
 from __future__ import annotations
 
 import dataclasses
-import sys
 from pathlib import Path
 from typing import Any, Mapping, Sequence
 
@@ -137,7 +136,29 @@ def choose_start_score(recordings: Sequence[Recording], profile: TrackerConfig,
     return StartScoreCalibration(chosen, tuple(r.stride for r in recordings), idf1, switches)
 
 
-def print_calibration(calibration: StartScoreCalibration, file: Any = sys.stderr) -> None:
+def calibrate_checkpoint(checkpoint: Path, annotations: Mapping[str, Any], frames_dir: Path, videos: int,
+                         device: str = "cpu") -> StartScoreCalibration:
+    """Choose the start score of ``checkpoint``'s robot profile on ``videos`` of the training videos (a fixed
+    subset, the same as sgnet-split would hold out with seed 0) and write it into the checkpoint, atomically."""
+    from sgnet_model.checkpoint import load_checkpoint, save_checkpoint
+    from sgnet_model.config import PredictorConfig
+    from sgnet_model.predictor import StreamingPredictor
+    from training.split import split_annotations
+
+    if videos < len(annotations["videos"]):
+        _, annotations = split_annotations(annotations, val_count=videos)
+    predictor = StreamingPredictor.from_checkpoint(checkpoint, PredictorConfig(device=device), profile="robot")
+    calibration = calibrate_start_score(predictor, annotations, frames_dir)
+    stored = load_checkpoint(checkpoint)
+    robot = stored.tracker_profiles["robot"]
+    robot = dataclasses.replace(robot, new_track_score=calibration.start_score,
+                                continue_score=min(robot.continue_score, calibration.start_score))
+    save_checkpoint(checkpoint, stored.model_config, stored.model_state, stored.training_state,
+                    {**stored.tracker_profiles, "robot": robot})
+    return calibration
+
+
+def describe_calibration(calibration: StartScoreCalibration) -> str:
     cells = ", ".join(f"{c:g}: {calibration.idf1[c]:.3f} ({calibration.id_switches[c]})" for c in calibration.idf1)
-    print(f"start score {calibration.start_score:g} (IDF1 on the training videos, mean over strides "
-          f"{' and '.join(map(str, calibration.strides))}, with ID switches: {cells})", file=file)
+    return (f"start score {calibration.start_score:g} (IDF1 on the training videos, mean over strides "
+            f"{' and '.join(map(str, calibration.strides))}, with ID switches: {cells})")

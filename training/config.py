@@ -69,8 +69,14 @@ class TrainConfig:
     # torch's deterministic algorithms on a fixed thread count (``threads``, 1 when 0): the same seed gives the same
     # weights on the same kind of processor with the same threads (a sum splits by the thread count); slower
     deterministic: bool = False
+    # the robot profile's start score is chosen for the trained model on this many of its training videos
+    # (training/calibrate.py, docs/model.md), after the schedule completes; 0 keeps the model config's
+    calibration_videos: int = 24
 
     def __post_init__(self) -> None:
+        if self.calibration_videos < 0:
+            raise ConfigError(f"calibration_videos must be 0 (off) or a number of videos, got "
+                              f"{self.calibration_videos}")
         for name in ("batch_size", "max_iters", "checkpoint_every", "log_every"):
             if getattr(self, name) < 1:
                 raise ConfigError(f"{name} must be at least 1, got {getattr(self, name)}")

@@ -305,7 +305,22 @@ def _train(config: TrainConfig, output_dir: Path, resume: Path | None, progress:
     save(output_dir / "model.pt", with_state=False)
     if writer is not None:
         writer.close()
+    stopped_for_now = stop_after is not None and iteration >= stop_after and iteration < config.max_iters
+    if process.main and config.calibration_videos and not stopped_for_now:
+        _calibrate(output_dir / "model.pt", config, device)
     return output_dir / "model.pt"
+
+
+def _calibrate(checkpoint: Path, config: TrainConfig, device: torch.device) -> None:
+    """The robot profile's start score chosen for this model (training/calibrate.py), into ``checkpoint``."""
+    from training.calibrate import calibrate_checkpoint, describe_calibration
+
+    data = json.loads(Path(config.data.annotations).read_text())
+    videos = min(config.calibration_videos, len(data["videos"]))
+    print(f"sgnet-train: choosing the robot profile's start score on {videos} training videos "
+          f"(calibration_videos)", file=sys.stderr)
+    calibration = calibrate_checkpoint(checkpoint, data, Path(config.data.frames), videos, str(device))
+    print(f"sgnet-train: robot profile {describe_calibration(calibration)}", file=sys.stderr)
 
 
 def _check_replicas_agree(model: SGNet, process: Process) -> None:

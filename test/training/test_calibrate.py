@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import dataclasses
 import json
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -95,3 +96,39 @@ def test_calibration_leaves_the_predictors_profile_as_it_was(tmp_path):
     before = predictor.tracker_config
     calibration = calibrate_start_score(predictor, annotations, tmp_path / "set" / "JPEGImages")
     assert predictor.tracker_config == before and calibration.strides == (1, 2)
+
+
+@pytest.mark.slow  # trains twice (about 4 s)
+def test_training_writes_the_start_score_it_chose_and_a_stopped_run_does_not_choose(tmp_path, capsys):
+    """sgnet-train ends by choosing the robot profile's start score on calibration_videos training videos and
+    writing it into model.pt; the same choice made here on the same videos (the model's profile as the model
+    config gives it) agrees. A run stopped for now (--stop-after) keeps the config's start score."""
+    from sgnet_model.checkpoint import load_checkpoint
+    from sgnet_model.config import named_config
+    from sgnet_model.predictor import StreamingPredictor
+    from training.config import load_train_config
+    from training.split import split_annotations
+    from training.synthetic import generate_synthetic_set
+    from training.train import train
+
+    annotations_path = generate_synthetic_set(tmp_path / "set", videos=4, frames=5, width=160, height=96, seed=3)
+    frames = tmp_path / "set" / "JPEGImages"
+    overrides = [f"data.annotations={annotations_path}", f"data.frames={frames}", "data.workers=0",
+                 "batch_size=2", "model.input_width=160", "model.input_height=96", "max_minutes=0", "max_iters=4",
+                 "calibration_videos=3"]
+    config = load_train_config(Path(__file__).resolve().parents[2] / "config/train/synthetic_small.yaml", overrides)
+    shipped = named_config(config.model_config).tracker
+    model = train(config, tmp_path / "run", progress=False)
+    chosen = load_checkpoint(model).tracker_profiles["robot"]
+    assert f"sgnet-train: robot profile start score {chosen.new_track_score:g} (IDF1 on the training videos" in \
+        capsys.readouterr().err
+    predictor = StreamingPredictor.from_checkpoint(model, profile="robot")
+    predictor.tracker_config = shipped
+    _, three = split_annotations(json.loads(annotations_path.read_text()), val_count=3)
+    expected = calibrate_start_score(predictor, three, frames)
+    assert chosen == dataclasses.replace(shipped, new_track_score=expected.start_score,
+                                         continue_score=min(shipped.continue_score, expected.start_score))
+
+    train(config, tmp_path / "stopped", progress=False, stop_after=2)
+    assert load_checkpoint(tmp_path / "stopped" / "model.pt").tracker_profiles["robot"] == shipped
+    assert "start score" not in capsys.readouterr().err

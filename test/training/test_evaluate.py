@@ -302,8 +302,9 @@ def test_trained_model_on_held_out_synthetic_videos(trained_checkpoint, model_fi
 def test_trained_model_keeps_identities_at_any_frame_rate(trained_checkpoint, model_figures, every):
     """The held-out synthetic videos at their full rate (6 frames a second), at every 2nd frame (3 a second) and
     at every 4th (1.5 a second): the motion head is told the real time between the frames it sees and the
-    tracker moves tracks by velocity x time, so identities hold at each rate (robot profile; bars from the seed
-    sweep, docs/development.md: IDF1 0.79 to 0.94 over 5 seeds, one seed made one ID switch at every rate)."""
+    tracker moves tracks by velocity x time, so identities hold at each rate (robot profile, its start score
+    calibrated for the model; bars from the seed sweep, docs/development.md: IDF1 0.83 to 0.94 over 5 seeds, one
+    seed made one ID switch at one rate)."""
     from sgnet_model.predictor import StreamingPredictor
     from sgnet_model.data.ytvis import parse_annotations
     from sgnet_model.data.ytvis_metric import tracking_figures
@@ -314,4 +315,4 @@ def test_trained_model_keeps_identities_at_any_frame_rate(trained_checkpoint, mo
     results, _ = predict_videos(predictor, annotations, list(annotations.videos), trained_checkpoint.frames,
                                 progress=False)
     figures = tracking_figures(annotations, results)
-    model_figures.hold(("IDF1", figures["idf1"], ">=", 0.7), ("ID switches", figures["id_switches"], "<=", 2))
+    model_figures.hold(("IDF1", figures["idf1"], ">=", 0.75), ("ID switches", figures["id_switches"], "<=", 2))
