@@ -3,13 +3,14 @@
 1. generates the synthetic video set (sgnet-synth) and holds 8 videos out (sgnet-split);
 2. trains the small config on the CPU (sgnet-train, config/train/synthetic_small.yaml, at most 10 minutes);
 3. makes a bag of the held-out videos (sgnet-bag);
-4. starts the node (sgnet-node) with the checkpoint's evaluation tracker profile on simulated time and replays the
-   bag through it lock-step with /clock (sgnet-replay --clock), recording its outputs: video AP and what the
-   evaluation profile tracks;
-5. scores the same videos with the robot tracker profile (sgnet-eval --tracker-profile robot, the same predictor
-   the node runs; the lock-step replay equals sgnet-eval, so a second replay would add time, not information):
-   what a robot sees;
-6. writes an overlay video from the node's debug images and report.json, and prints the report.
+4. starts the node (sgnet-node) as a robot runs it, with the checkpoint's robot tracker profile (its default), on
+   simulated time and replays the bag through it lock-step with /clock (sgnet-replay --clock), recording its
+   outputs: what a robot sees, scored;
+5. scores video AP on the same videos with the evaluation tracker profile (sgnet-eval --tracker-profile
+   evaluation, the same predictor the node runs; the lock-step replay equals sgnet-eval, so a second replay would
+   add time, not information);
+6. writes an overlay video from the node's debug images (the robot profile's tracks: what the node serves) and
+   report.json, and prints the report.
 
 Steps 1 and 2 are cached (by default under ~/.cache/sgnet_ros/demo, keyed by the training config), so a second
 run does steps 3 to 6 only. Each step runs the same command a user would, in a subprocess, so this module
@@ -95,14 +96,13 @@ def trained_iterations(checkpoint: Path) -> tuple[int, int]:
 
 
 def start_node(checkpoint: Path, log_dir: Path, env: dict[str, str]) -> subprocess.Popen:
-    """The node on the checkpoint (its thresholds by default), with its evaluation tracker profile (the replay's
-    metrics are video AP, which rewards weak tracks too; a robot keeps the robot profile), reliable QoS (a bag
-    replay must not lose frames) and simulated time (the replay's /clock, so that its input age is on the bag's
-    time)."""
+    """The node on the checkpoint with its defaults (thresholds and the robot tracker profile: what a robot is
+    served, and what the overlay video shows), reliable QoS (a bag replay must not lose frames) and simulated time
+    (the replay's /clock, so that its input age is on the bag's time)."""
     log = open(log_dir / "node.log", "w")
     return subprocess.Popen([sys.executable, "-m", "sgnet_ros.node", "--ros-args", "-r", f"__ns:={NAMESPACE}",
                              "-p", f"checkpoint:={checkpoint}", "-p", "qos_reliability:=reliable",
-                             "-p", "tracker_profile:=evaluation", "-p", "use_sim_time:=true"],
+                             "-p", "use_sim_time:=true"],
                             stdout=log, stderr=subprocess.STDOUT, env=env)
 
 
@@ -168,10 +168,10 @@ def main(argv: list[str] | None = None) -> int:
                 "--debug-image", "--output", str(output / "replay"), "--json", "--no-progress"], output / "logs", env))
         finally:
             stop_node(node)
-        robot = json.loads(run_step("score the robot tracker profile", [
+        evaluation = json.loads(run_step("score video AP with the evaluation tracker profile", [
             "training.evaluate", "--checkpoint", str(checkpoint), "--annotations", str(val), "--frames", str(frames),
-            "--tracker-profile", "robot", "--output", str(output / "robot_profile"), "--json", "--no-progress"],
-            output / "logs", env))
+            "--tracker-profile", "evaluation", "--output", str(output / "evaluation_profile"), "--json",
+            "--no-progress"], output / "logs", env))
     except (DemoError, CheckpointError) as error:
         print(f"sgnet-demo: error: {error}", file=sys.stderr)
         return 2
@@ -180,7 +180,7 @@ def main(argv: list[str] | None = None) -> int:
     summary = {"minutes": round((time.monotonic() - started) / 60, 2), "model_from_cache": cached,
                "checkpoint": str(checkpoint), "training_iterations": trained, "training_iterations_planned": planned,
                "overlay_video": str(video), "overlay_frames": frames_written,
-               "evaluation_profile": report["metrics"], "robot_profile": robot, "replay": report}
+               "evaluation_profile": evaluation, "robot_profile": report["metrics"], "replay": report}
     (output / "report.json").write_text(json.dumps(summary, indent=2))
     print(f"sgnet-demo: done in {summary['minutes']} min (model {'from cache' if cached else 'trained now'})")
     print("\n".join(report_lines(summary)))
@@ -192,15 +192,15 @@ def main(argv: list[str] | None = None) -> int:
 
 
 def report_lines(summary: dict[str, Any]) -> list[str]:
-    """The demo's report: video AP (evaluation profile, through the node), what a robot sees (robot profile),
-    AP per class, mask IoU of matched instances, latency and the node's input age."""
+    """The demo's report: video AP (evaluation profile, sgnet-eval), what a robot sees (robot profile, through the
+    node), AP per class, mask IoU of matched instances, latency and the node's input age."""
     evaluation, robot, replay = summary["evaluation_profile"], summary["robot_profile"], summary["replay"]
-    lines = [f"video AP (evaluation profile, through the node; {evaluation['videos']} held-out videos, "
+    lines = [f"video AP (evaluation profile, sgnet-eval; {evaluation['videos']} held-out videos, "
              f"{evaluation['frames']} frames):",
              "  " + "  ".join(f"{name} {evaluation[name]:.3f}" for name in ("AP", "AP50", "AP75", "AR100")),
              *(f"  {line}" for line in tracking_lines(evaluation)),
              f"  {per_class_line(evaluation['AP_per_class'])}",
-             "what a robot sees (robot profile, sgnet-eval on the same videos):"]
+             "what a robot sees (robot profile, through the node, as overlay.mp4 shows it):"]
     lines += [f"  {line}" for line in tracking_lines(robot)]
     latency = {key: replay.get(f"latency_ms_{key}") or float("nan") for key in ("median", "p90")}
     age = (replay.get("node_diagnostics") or {}).get("input_age_ms_median", "n/a")

@@ -22,8 +22,8 @@ def summary(age: str) -> dict:
 def test_the_report_shows_both_profiles_per_class_ap_and_mask_iou():
     lines = report_lines(summary("0.000"))
     evaluation, robot = lines.index(next(l for l in lines if l.startswith("video AP"))), \
-        lines.index("what a robot sees (robot profile, sgnet-eval on the same videos):")
-    assert lines[evaluation] == "video AP (evaluation profile, through the node; 8 held-out videos, 288 frames):"
+        lines.index("what a robot sees (robot profile, through the node, as overlay.mp4 shows it):")
+    assert lines[evaluation] == "video AP (evaluation profile, sgnet-eval; 8 held-out videos, 288 frames):"
     assert lines[evaluation + 1:robot] == [
         "  AP 0.696  AP50 1.000  AP75 0.810  AR100 0.702",
         "  IDF1 0.482  ID switches 7  MOTA -1.100",
