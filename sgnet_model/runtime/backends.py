@@ -79,10 +79,14 @@ def choose_runtime(backend: str, precision: str, cuda: bool, bf16_cpu: bool, ins
     OpenVINO fp32 (0.90-0.93x on 640x360) and ONNX Runtime (0.91-0.95x) were slower than torch at the demo's
     320x192 on 2 threads (1.15x both). bf16's held-out AP loss is bounded by test_export.py. On CUDA: torch with
     CUDA graphs in fp32, until TensorRT and fp16 have figures from a GPU (ask for them by name). ``graph_only``: a
-    .onnx checkpoint, which torch cannot run: OpenVINO where installed, else ONNX Runtime."""
+    .onnx checkpoint, which torch cannot run: on CUDA TensorRT where installed, else ONNX Runtime (its CUDA
+    provider, onnx_providers); on the CPU OpenVINO where installed, else ONNX Runtime."""
     reasons = []
     if backend == "auto":
-        if cuda:
+        if cuda and graph_only:
+            backend, why = (("tensorrt", "CUDA and a frame graph") if "tensorrt" in installed else
+                            ("onnxruntime", "CUDA and a frame graph, TensorRT not installed: its CUDA provider"))
+        elif cuda:
             backend, why = "torch", "CUDA: torch with CUDA graphs (TensorRT only when asked for)"
         elif {"openvino", "onnx"} <= installed and (bf16_cpu or graph_only):
             backend, why = "openvino", "CPU with native bf16 and OpenVINO" if bf16_cpu else "a frame graph"
