@@ -1,12 +1,12 @@
 """A stand-in camera driver in its own process, as a robot's camera node runs beside ours:
 python camera_publisher.py TOPIC RELIABILITY WIDTH HEIGHT COUNT RATE_HZ [--first-stamp S] [--last-size WxH]
 
-Publishes COUNT rgb8 frames stamped S, S + 1, ... seconds (S = 1 unless given) at RATE_HZ with the given reliability (reliable or
-best_effort, KEEP_LAST 1 as drivers do), starting once the subscriptions on the topic have settled: every one
-has this publisher's reliability and one is matched, for half a second on end (the node looks at the publishers
-once a second to choose its reliability, and recreates its subscription when it changes). At the end it waits
-until a reliable subscriber has acknowledged every frame (best effort: lingers 1 s) so that the last frame can
-be delivered. With --last-size the last frame has another size (a small frame after large ones: its sequence
+Publishes COUNT rgb8 frames stamped S, S + 1, ... seconds (S = 1 unless given) at RATE_HZ with the given
+reliability (reliable or best_effort, KEEP_LAST 1 as drivers do), starting once the subscriptions on the topic have
+settled: every one has this publisher's reliability and one is matched, for half a second on end (the node looks at
+the publishers once a second to choose its reliability, and recreates its subscription when it changes). At the end
+it waits until a reliable subscriber has acknowledged every frame (best effort: lingers 1 s) so that the last frame
+can be delivered. With --last-size the last frame has another size (a small frame after large ones: its sequence
 number tells a best-effort reader how many of the large ones it lost).
 Its middleware settings come from the environment, like a driver's (FASTDDS_DEFAULT_PROFILES_FILE).
 """
