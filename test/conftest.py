@@ -35,7 +35,7 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
     how to run each subset): ``ros`` for everything under test/ros/, ``gpu`` for tests that need CUDA,
     ``slow`` and ``trained`` for tests that use the session-trained model (the fixture ``trained_checkpoint``,
     directly or through another fixture), ``slow`` also for those marked so in their file, ``figures`` for those
-    that judge its figures against bars (``model_figures``). Then the order: ``run_order``."""
+    that judge its figures against bars (``model_figures``). Then the order: ``trained_last``."""
     for item in items:
         if item.path.is_relative_to(TEST_ROOT / "ros"):
             item.add_marker(pytest.mark.ros)
@@ -46,7 +46,7 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
             item.add_marker(pytest.mark.trained)
         if "model_figures" in getattr(item, "fixturenames", ()):
             item.add_marker(pytest.mark.figures)
-    run_order(items)
+    trained_last(items)
 
 
 TRAINING = BackgroundTraining()
@@ -56,14 +56,11 @@ def uses_trained_model(item: pytest.Item) -> bool:
     return "trained_checkpoint" in getattr(item, "fixturenames", ())  # launch_testing's items have none
 
 
-def run_order(items: list[pytest.Item]) -> None:
-    """The tests that use the trained model after all others: while it trains in the background, everything else
-    runs, the other tests of their modules included (a module's fixtures are then made once for each part, a few
-    seconds; waiting on the training with the module's other tests unrun cost minutes). Within each part the slow
-    tests first, otherwise in their order: pytest-xdist hands tests out in this order, so the long ones start
-    early and the short ones fill in at the end, where one long test would hold one worker while the other
-    idles."""
-    items.sort(key=lambda item: (uses_trained_model(item), item.get_closest_marker("slow") is None))
+def trained_last(items: list[pytest.Item]) -> None:
+    """The tests that use the trained model after all others (in their order): while it trains in the background,
+    everything else runs, the other tests of their modules included. Such a module's fixtures are made twice, once
+    for each part (a few seconds; waiting on the training with the module's other tests unrun cost minutes)."""
+    items.sort(key=uses_trained_model)
 
 
 def pytest_collection_finish(session: pytest.Session) -> None:
