@@ -347,9 +347,11 @@ def test_images_lost_in_transport_are_counted_and_explained(stream):
                             env=environment, capture_output=True, text=True, timeout=120)
     assert camera.returncode == 0, camera.stderr
     assert wait_until(lambda: stream.outputs("instances", 8005.0), 10), "the small frame after the large ones"
-    delivered = [m for m in stream.client.received(f"{NAMESPACE}/instances") if 8000 <= stamp_of(m) < 8005]
-    if delivered:
-        pytest.skip("this middleware delivers 691 KB images to a best-effort subscription: nothing is lost")
+    # a large frame that got through is received and refused (over max_image_pixels): counted, never answered
+    got_through = int(stream.diagnostics(time.time())["frames_received"]) - int(before["frames_received"]) - 1
+    if got_through:
+        pytest.skip(f"this run's middleware delivered {got_through} of the 5 images of 691 KB (Fast DDS can send "
+                    f"them over UDP instead): not all were lost")
     # the middleware reports the loss when it notices the gap, which a loaded machine may take a while to do
     assert wait_until(lambda: int(stream.diagnostics(time.time())["frames_lost"]) > int(before["frames_lost"]), 20)
     assert wait_until(lambda: any("lost in transport" in log.msg and "fastdds_large_images.xml" in log.msg
