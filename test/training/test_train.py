@@ -32,11 +32,12 @@ def tiny_set(tmp_path_factory):
 
 
 def tiny_overrides(tiny_set, **fields) -> list[str]:
-    """The small config on the tiny set at 160x96, logging every iteration, a checkpoint every 3."""
+    """The small config on the tiny set at 160x96, logging every iteration, a checkpoint every 3; no start score
+    calibration after training (test_calibrate.py tests it)."""
     annotations, frames = tiny_set
     overrides = [f"data.annotations={annotations}", f"data.frames={frames}", "data.workers=0", "batch_size=2",
                  "model.input_width=160", "model.input_height=96", "log_every=1", "checkpoint_every=3",
-                 "max_minutes=0"]
+                 "max_minutes=0", "calibration_videos=0"]
     return overrides + [f"{k}={v}" for k, v in fields.items()]
 
 
