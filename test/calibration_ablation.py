@@ -8,7 +8,6 @@ shipped start score and with the chosen one (robot profile: IDF1, ID switches). 
 from __future__ import annotations
 
 import argparse
-import dataclasses
 import json
 import sys
 from pathlib import Path
@@ -21,24 +20,22 @@ def ablate(folder: Path) -> tuple[float, float, list[tuple[float, int]], list[tu
     """(shipped start score, chosen one, [(IDF1, switches) per held-out stride] shipped, the same chosen)."""
     from sgnet_model.data.ytvis_metric import tracking_figures
     from sgnet_model.predictor import StreamingPredictor
-    from training.calibrate import calibrate_start_score, describe_calibration, record, retrack
+    from training.calibrate import calibrate_start_score, describe_calibration, record, retrack, with_start_score
 
     predictor = StreamingPredictor.from_checkpoint(folder / "run" / "model.pt", profile="robot")
     frames = folder / "synth" / "JPEGImages"
     calibration = calibrate_start_score(predictor, json.loads((folder / "train.json").read_text()), frames)
     print(describe_calibration(calibration), file=sys.stderr)
     shipped = predictor.tracker_config
-    chosen = dataclasses.replace(shipped, new_track_score=calibration.start_score,
-                                 continue_score=min(shipped.continue_score, calibration.start_score))
+    chosen = with_start_score(shipped, calibration.start_score)
     held_out = json.loads((folder / "val.json").read_text())
-    rows: dict[float, list[tuple[float, int]]] = {shipped.new_track_score: [], chosen.new_track_score: []}
+    before, after = [], []
     for stride in HELD_OUT_STRIDES:
         recording = record(predictor, held_out, frames, stride, min(shipped.continue_score, chosen.continue_score))
-        for profile in {shipped, chosen}:
+        for profile, rows in ((shipped, before), (chosen, after)):
             figures = tracking_figures(recording.annotations, retrack(recording, profile))
-            rows[profile.new_track_score].append((figures["idf1"], figures["id_switches"]))
-    return shipped.new_track_score, chosen.new_track_score, rows[shipped.new_track_score], rows[chosen.new_track_score]
-
+            rows.append((figures["idf1"], figures["id_switches"]))
+    return shipped.new_track_score, chosen.new_track_score, before, after
 
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])

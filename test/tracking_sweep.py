@@ -25,6 +25,7 @@ def sweep(folder: Path, every: int) -> list[tuple[bool, float, float, float, int
     from sgnet_model.data.ytvis_metric import tracking_figures
     from sgnet_model.predictor import StreamingPredictor
     from training.split import every_nth_frame
+    from training.calibrate import with_start_score
     from training.evaluate import predict_videos
 
     annotations = parse_annotations(every_nth_frame(json.loads((folder / "val.json").read_text()), every))
@@ -33,9 +34,7 @@ def sweep(folder: Path, every: int) -> list[tuple[bool, float, float, float, int
         predictor = StreamingPredictor.from_checkpoint(folder / "run" / "model.pt", profile="robot")
         predictor.model_config = dataclasses.replace(predictor.model_config, class_agnostic_nms=agnostic,
                                                      nms_threshold=nms)
-        tracker = predictor.tracker_config
-        predictor.tracker_config = dataclasses.replace(tracker, new_track_score=start,
-                                                       continue_score=min(tracker.continue_score, start))
+        predictor.tracker_config = with_start_score(predictor.tracker_config, start)
         results, _ = predict_videos(predictor, annotations, list(annotations.videos),
                                     folder / "synth" / "JPEGImages", progress=False)
         figures = tracking_figures(annotations, results)

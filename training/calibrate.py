@@ -62,6 +62,12 @@ class StartScoreCalibration:
     id_switches: dict[float, int]  # candidate -> ID switches, summed over the strides
 
 
+def with_start_score(profile: TrackerConfig, start_score: float) -> TrackerConfig:
+    """``profile`` starting tracks at ``start_score``; its continue score lowered with it where it would lie above."""
+    return dataclasses.replace(profile, new_track_score=start_score,
+                               continue_score=min(profile.continue_score, start_score))
+
+
 def record(predictor: Any, annotations: Mapping[str, Any], frames_dir: Path, stride: int,
            floor: float) -> Recording:
     """Run ``predictor`` (a StreamingPredictor, whose tracker profile is left as it was) over every video of
@@ -126,9 +132,7 @@ def choose_start_score(recordings: Sequence[Recording], profile: TrackerConfig,
     switches = {candidate: 0 for candidate in candidates}
     for recording in recordings:
         for candidate in candidates:
-            tried = dataclasses.replace(profile, new_track_score=candidate,
-                                        continue_score=min(profile.continue_score, candidate))
-            figures = tracking_figures(recording.annotations, retrack(recording, tried))
+            figures = tracking_figures(recording.annotations, retrack(recording, with_start_score(profile, candidate)))
             idf1[candidate] += figures["idf1"] / len(recordings)
             switches[candidate] += figures["id_switches"]
     best = max(idf1.values())
@@ -150,9 +154,7 @@ def calibrate_checkpoint(checkpoint: Path, annotations: Mapping[str, Any], frame
     predictor = StreamingPredictor.from_checkpoint(checkpoint, PredictorConfig(device=device), profile="robot")
     calibration = calibrate_start_score(predictor, annotations, frames_dir)
     stored = load_checkpoint(checkpoint)
-    robot = stored.tracker_profiles["robot"]
-    robot = dataclasses.replace(robot, new_track_score=calibration.start_score,
-                                continue_score=min(robot.continue_score, calibration.start_score))
+    robot = with_start_score(stored.tracker_profiles["robot"], calibration.start_score)
     save_checkpoint(checkpoint, stored.model_config, stored.model_state, stored.training_state,
                     {**stored.tracker_profiles, "robot": robot})
     return calibration
