@@ -283,26 +283,3 @@ def test_markers_show_every_located_instance_and_tracks_that_end_leave_none_behi
         assert not rviz_view(client.received(topic)), "markers of ended tracks left behind"
     finally:
         assert set_parameter(client, node, "model.score_threshold", 0.0).successful
-
-
-@pytest.mark.slow
-def test_node_bench_depth_figures_hang_together(ros):
-    import json
-    import subprocess
-    import sys
-
-    run = subprocess.run([sys.executable, "-m", "sgnet_ros.tools.node_bench", "--json", "--depth", "--width", "320",
-                          "--height", "192", "--frames", "4", "--depth-instances", "3", "--stream-model-config",
-                          "resnet18_small", "--rate", "30", "--stream-seconds", "1"],
-                         capture_output=True, text=True, timeout=600)
-    assert run.returncode == 0, run.stderr
-    results = json.loads(run.stdout)
-    path, depth = results["depth_path"], results["overhead_depth"]
-    assert (path["frames"], path["instances"], depth["frames"], len(depth["depth_ack_ms"])) == (4, 3, 4, 4)
-    assert path["instance_pixels"] == int(np.pi * (192 / 10) ** 2)
-    parts = path["deserialize_ms_median"] + path["process_ms_median"] + path["message_ms_median"]
-    assert path["total_ms_median"] > 0 and path["cpu_ms_median"] > 0 and parts > 0
-    assert depth["latency_ms_median"] > depth["inference_ms_median"] > 0
-    # three located instances: a box, a centroid and a label each; the same three tracks every frame, nothing deleted
-    assert path["markers_per_frame"] == 9 and path["markers_ms_median"] > 0 and path["overlay_ms_median"] > 0
-    assert 0 < path["markers_unsubscribed_ms_median"] < path["markers_ms_median"]

@@ -61,6 +61,10 @@ class CamerasNode:
         with self._lock:
             self.answered[camera].add(int(message.header.frame_id))
 
+    def answered_frame(self, camera: str, index: int) -> bool:
+        with self._lock:
+            return index in self.answered[camera]
+
     def counts(self) -> dict[str, int]:
         with self._lock:
             return {camera: len(indices) for camera, indices in self.answered.items()}
@@ -113,7 +117,10 @@ def stream(executor: Any, nodes: list[CamerasNode], images: list[np.ndarray], ra
         for node in nodes:
             for publisher in node.publishers.values():
                 publisher.publish(message)
-    spin_until(executor, lambda: False, 2.0)  # the last answers
+    # the last answers: until every camera has answered its last frame (a node that keeps the newest frame always
+    # serves it), at most 2 s (a last frame lost in transport)
+    spin_until(executor, lambda: all(node.answered_frame(camera, count) for node in nodes
+                                     for camera in node.publishers), 2.0)
     elapsed = time.perf_counter() - start
     per_camera = {camera: answered - before[n][camera]
                   for n, node in enumerate(nodes) for camera, answered in node.counts().items()}

@@ -140,7 +140,9 @@ def measure_stream(executor: Any, node: BenchNode, images: list[np.ndarray], rat
         if time.perf_counter() >= next_sample:  # RSS once a second
             rss.append(node.rss_mb())
             next_sample += 1.0
-    spin_until(executor, lambda: False, 3.0)  # the last frames' answers
+    # the last frames' answers: until the last frame's (the node keeps the newest frame, so it is served last), at
+    # most 3 s (lost in transport)
+    spin_until(executor, lambda: node.arrival(count) is not None, 3.0)
     rss.append(node.rss_mb())
     stop_sampling.set()
     if gpu:
