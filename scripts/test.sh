@@ -4,16 +4,17 @@
 # pytest.ini and docs/development.md), bash scripts/test.sh -k tracker, bash scripts/test.sh test/ros/test_node.py
 # (runs only that file). With no path given, pytest collects test/ (testpaths in pytest.ini).
 #
-# Two pytest-xdist workers where the machine has two cores or more, each given the next test when it is free
-# (--dist load): a test that waits on node processes and DDS runs beside one that computes. OpenMP threads wait
-# passively (test/conftest.py). docs/development.md has the figures. -n 0 runs everything in this one process,
-# as --pdb needs.
+# Two pytest-xdist workers where the machine has two cores or more: a test that waits on node processes and DDS
+# runs beside one that computes. --dist worksteal gives each worker half of the tests in their order (a module's
+# tests stay together, so its fixtures are made once) and a worker that runs out takes half of what the other has
+# left. OpenMP threads wait passively (test/conftest.py). docs/development.md has the figures. -n 0 runs
+# everything in this one process, as --pdb needs.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 bash scripts/setup_env.sh
 workers=()
 if [[ " $* " != *" -n"* && " $* " != *" --numprocesses"* && " $* " != *" -p no:xdist "* && " $* " != *" --pdb "* ]] \
    && (( $(nproc) >= 2 )); then
-  workers=(-n 2 --dist load)
+  workers=(-n 2 --dist worksteal)
 fi
 exec .venv/bin/python -m pytest "${workers[@]}" "$@"
