@@ -23,9 +23,10 @@ setup(
         ("share/sgnet_ros/config/train", [str(p) for p in Path("config/train").glob("*.yaml")]),
         ("share/sgnet_ros/launch", [str(p) for p in Path("launch").glob("*.py")]),
     ],
+    # and trackeval (HOTA in the reports), without its dependencies: requirements-nodeps.txt says why
     install_requires=["torch>=2.1", "torchvision>=0.16", "numpy>=1.24", "pyyaml>=6", "pycocotools>=2.0.8",
                       "opencv-python-headless>=4.8", "rosbags>=0.10", "tqdm>=4.66", "tensorboard>=2.14",
-                      "scipy>=1.10"],
+                      "scipy>=1.10", "tabulate>=0.9"],
     # The other runtimes (docs/export.md): pip install '.[runtimes]' in the checkout. onnx reads and writes the frame graphs
     # (every backend but torch needs it), onnxruntime and openvino run them; without them the node runs on torch.
     extras_require={"runtimes": ["onnx>=1.16", "onnxruntime>=1.18", "openvino>=2024.4"]},

@@ -128,7 +128,7 @@ fi
 python=$venv/bin/python
 pip_install=("$python" -m pip install --quiet --disable-pip-version-check)
 
-req_stamp=$(stamp requirements.txt requirements-torch.txt setup.py)-$torch_variant
+req_stamp=$(stamp requirements.txt requirements-torch.txt requirements-nodeps.txt setup.py)-$torch_variant
 if [ "$(cat "$venv/.requirements-stamp" 2>/dev/null)" != "$req_stamp" ]; then
   if [ "$torch_variant" = cpu ]; then
     echo "[setup] installing the CPU-only torch and torchvision from $CPU_TORCH_INDEX"
@@ -148,6 +148,7 @@ if [ "$(cat "$venv/.requirements-stamp" 2>/dev/null)" != "$req_stamp" ]; then
   fi
   echo "[setup] installing requirements (about a minute once downloaded)"
   "${pip_install[@]}" -r requirements.txt
+  "${pip_install[@]}" --no-deps -r requirements-nodeps.txt  # why without their dependencies: in the file
   "${pip_install[@]}" --no-deps --no-build-isolation -e .
   echo "$req_stamp" > "$venv/.requirements-stamp"
 fi

@@ -117,7 +117,7 @@ def score(annotations: YTVISData, results: Sequence[VideoResult], video_ids: Seq
     report: dict[str, Any] = {name: None for name in (*METRIC_NAMES, "AP_per_class", *TRACKING_NAMES)}
     if annotations.has_annotations:
         report.update(evaluate_vis(annotations, results, video_ids))
-        report.update(tracking_figures(annotations, results, video_ids))
+        report.update(tracking_figures(annotations, results, video_ids, with_hota=True))
     report["videos"] = len(video_ids)
     report["frames"] = sum(annotations.videos[v].length for v in video_ids)
     return report
@@ -199,6 +199,7 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--json", action="store_true",
                         help="print one JSON object with AP, AP50, AP75, APs, APm, APl, AR1, AR10, AR100, "
                              "AP_per_class ({class: AP, null without ground truth}), idf1, id_switches, mota, "
+                             "hota, deta, assa (TrackEval's HOTA and its detection and association parts), "
                              "mask_iou_mean, mask_iou_p10, mask_iou_frames (the mask IoU of matched instances), "
                              "videos, frames; with --checkpoint also ms_median, ms_p90, tracker_profile, "
                              "tracker_source, tracker (the tracker's values) and runtime (the backend and precision "

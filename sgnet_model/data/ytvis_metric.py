@@ -1,4 +1,4 @@
-"""The YouTube-VIS metric (video-level mask AP/AR) and tracking figures (IDF1, ID switches, MOTA).
+"""The YouTube-VIS metric (video-level mask AP/AR) and tracking figures (IDF1, ID switches, MOTA, HOTA).
 
 AP and AR follow the YouTube-VIS protocol (Yang et al., "Video Instance Segmentation", ICCV 2019):
 
@@ -37,6 +37,13 @@ classification is AP's business), with crowd ground truth left out:
   percentile (linear interpolation, numpy's default) over those object-frames. A predicted track that moves to
   another object while keeping its pairing lowers it, as it lowers IDF1.
 
+- HOTA, DetA and AssA (Luiten et al., "HOTA: A Higher Order Metric for Evaluating Multi-Object Tracking", IJCV
+  2021), on request (``with_hota``): TrackEval's own implementation (its ``HOTA`` metric, fed the same
+  class-agnostic per-frame mask IoUs as similarity, sequences combined as TrackEval combines them), each averaged
+  over TrackEval's 19 localisation thresholds 0.05:0.05:0.95. HOTA is the geometric mean of detection accuracy
+  (DetA) and association accuracy (AssA): a tracker that finds every object but changes IDs scores well on DetA
+  and badly on AssA, where IDF1 mixes the two.
+
 These are written here on ``scipy.optimize.linear_sum_assignment`` instead of taking ``motmetrics``: the
 definitions fit in a few lines, the masks' IoU comes from pycocotools either way, and motmetrics would add
 pandas and a per-frame accumulator API to the dependencies for three numbers.
@@ -45,6 +52,7 @@ from __future__ import annotations
 
 import contextlib
 import io
+import warnings
 from typing import Any, Sequence
 
 import numpy as np
@@ -60,6 +68,7 @@ LARGE_AREA = 256 ** 2
 MATCH_IOU = 0.5  # per-frame mask IoU that makes a tracking match
 METRIC_NAMES = ("AP", "AP50", "AP75", "APs", "APm", "APl", "AR1", "AR10", "AR100")
 TRACKING_NAMES = ("idf1", "id_switches", "mota", "mask_iou_mean", "mask_iou_p10", "mask_iou_frames")
+HOTA_NAMES = {"hota": "HOTA", "deta": "DetA", "assa": "AssA"}  # tracking_figures(..., with_hota=True): printed
 
 Track = Sequence[RLE | None]  # one compressed RLE or None per frame
 
@@ -179,14 +188,16 @@ def _coco(images: list[dict], categories: list[dict], annotations: list[dict]) -
 
 
 def tracking_figures(annotations: YTVISData, results: Sequence[VideoResult], video_ids: Sequence[int] | None = None,
-                     iou_threshold: float = MATCH_IOU) -> dict[str, float]:
+                     iou_threshold: float = MATCH_IOU, with_hota: bool = False) -> dict[str, float]:
     """IDF1, ID switches and MOTA of predicted tracks (one :class:`VideoResult` per track) against the ground
     truth, on ``video_ids`` (default: every video of ``annotations``), and the mask IoU of matched instances:
     ``mask_iou_mean``, ``mask_iou_p10`` (None without matched object-frames) and ``mask_iou_frames`` (how many).
-    See the module docstring."""
+    ``with_hota``: also ``hota``, ``deta`` and ``assa`` (TrackEval; left out of the start-score calibration's many
+    calls). See the module docstring."""
     videos = list(annotations.videos) if video_ids is None else list(video_ids)
     id_true_positives = switches = misses = false_positives = truth_masks = predicted_masks = 0
     matched_ious: list[float] = []
+    hota_sequences: list[dict[str, Any]] = []
     for video_id in videos:
         truths = [a.segmentations for a in annotations.annotations[video_id] if not a.iscrowd]
         tracks = [r.segmentations for r in results if r.video_id == video_id]
@@ -201,8 +212,10 @@ def tracking_figures(annotations: YTVISData, results: Sequence[VideoResult], vid
         truth_masks += video["truth_masks"]
         predicted_masks += video["predicted_masks"]
         matched_ious.extend(video["matched_ious"])
+        hota_sequences.append(_hota_sequence(video["frame_ious"], len(truths), len(tracks)))
     total = truth_masks + predicted_masks
-    return {"idf1": 2.0 * id_true_positives / total if total else 1.0,
+    return {**(_hota(hota_sequences) if with_hota else {}),
+            "idf1": 2.0 * id_true_positives / total if total else 1.0,
             "id_switches": switches,
             "mota": 1.0 - (misses + false_positives + switches) / truth_masks if truth_masks else float("nan"),
             "mask_iou_mean": float(np.mean(matched_ious)) if matched_ious else None,
@@ -249,8 +262,37 @@ def _track_video(truths: Sequence[Track], tracks: Sequence[Track], num_frames: i
         counts["misses"] += len(g_index) - len(matches)
         counts["false_positives"] += len(h_index) - len(matches)
     rows, cols = linear_sum_assignment(frame_matches, maximize=True)
-    return {"idtp": int(frame_matches[rows, cols].sum()), **counts,
+    return {"idtp": int(frame_matches[rows, cols].sum()), **counts, "frame_ious": frame_ious,
             "matched_ious": _matched_ious(frame_ious, dict(zip(rows.tolist(), cols.tolist())), frame_matches)}
+
+
+def _hota_sequence(frame_ious: Sequence[tuple[np.ndarray, np.ndarray, np.ndarray]], truths: int, tracks: int
+                   ) -> dict[str, Any]:
+    """One video in the form TrackEval's metrics read: per frame the ground-truth and track indices present and
+    their (G_t, H_t) mask IoU as the similarity."""
+    return {"num_gt_ids": truths, "num_tracker_ids": tracks,
+            "num_gt_dets": sum(len(g) for g, _, _ in frame_ious),
+            "num_tracker_dets": sum(len(h) for _, h, _ in frame_ious),
+            "gt_ids": [g for g, _, _ in frame_ious], "tracker_ids": [h for _, h, _ in frame_ious],
+            "similarity_scores": [iou for _, _, iou in frame_ious]}
+
+
+def _hota(sequences: Sequence[dict[str, Any]]) -> dict[str, float]:
+    """HOTA, DetA and AssA over the videos (TrackEval combines them by summing TP/FN/FP and weighting AssA by
+    TP), each the mean over the 19 localisation thresholds. Without TrackEval installed: none, with a warning (an
+    evaluation or a replay that ran for minutes still reports the rest)."""
+    try:
+        from trackeval.metrics import HOTA
+    except ImportError:
+        warnings.warn("HOTA, DetA and AssA left out: TrackEval is not installed (pip install --no-deps "
+                      "trackeval==1.3.0 tabulate; requirements-nodeps.txt says why without its dependencies)")
+        return {}
+
+    metric = HOTA()
+    with contextlib.redirect_stdout(io.StringIO()):  # TrackEval prints its timing when asked; nothing else
+        combined = metric.combine_sequences({str(k): metric.eval_sequence(data) for k, data in enumerate(sequences)})
+    return {"hota": float(np.mean(combined["HOTA"])), "deta": float(np.mean(combined["DetA"])),
+            "assa": float(np.mean(combined["AssA"]))}
 
 
 def _matched_ious(frame_ious: Sequence[tuple[np.ndarray, np.ndarray, np.ndarray]], assignment: dict[int, int],
@@ -271,7 +313,8 @@ def _matched_ious(frame_ious: Sequence[tuple[np.ndarray, np.ndarray, np.ndarray]
 def tracking_lines(figures: dict[str, Any]) -> list[str]:
     """The tracking figures and the mask IoU of matched instances as printed lines (None: n/a)."""
     mota = "n/a" if figures["mota"] is None else f"{figures['mota']:.3f}"
-    lines = [f"IDF1 {figures['idf1']:.3f}  ID switches {figures['id_switches']}  MOTA {mota}"]
+    lines = [f"IDF1 {figures['idf1']:.3f}  ID switches {figures['id_switches']}  MOTA {mota}"
+             + "".join(f"  {label} {figures[name]:.3f}" for name, label in HOTA_NAMES.items() if name in figures)]
     if figures.get("mask_iou_frames"):
         lines.append(f"mask IoU of matched instances: mean {figures['mask_iou_mean']:.3f}, "
                      f"10th percentile {figures['mask_iou_p10']:.3f} over {figures['mask_iou_frames']} object-frames")

@@ -40,7 +40,8 @@ NAMESPACE = "/replay"
 DETECTIONS = 4
 CLASSES = 4
 REPORT_METRICS = ("AP", "AP50", "AP75", "APs", "APm", "APl", "AR1", "AR10", "AR100", "AP_per_class", "idf1",
-                  "id_switches", "mota", "mask_iou_mean", "mask_iou_p10", "mask_iou_frames", "videos", "frames")
+                  "id_switches", "mota", "hota", "deta", "assa", "mask_iou_mean", "mask_iou_p10", "mask_iou_frames",
+                  "videos", "frames")
 
 
 def command(module: str, *arguments: str) -> list[str]:

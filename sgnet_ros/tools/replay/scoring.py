@@ -89,7 +89,7 @@ def score_outputs(truth: GroundTruth, frames: Sequence[FrameRecord]) -> tuple[di
         results.extend(build_video_results(video_id, per_frame[video_id], annotations.category_ids, video.height,
                                            video.width))
     metrics: dict[str, Any] = {**evaluate_vis(annotations, results, video_ids),
-                               **tracking_figures(annotations, results, video_ids)}
+                               **tracking_figures(annotations, results, video_ids, with_hota=True)}
     metrics["videos"] = len(video_ids)
     metrics["frames"] = sum(annotations.videos[v].length for v in video_ids)
     return metrics, results

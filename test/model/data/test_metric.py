@@ -2,6 +2,8 @@
 a plain numpy computation on dense masks."""
 from __future__ import annotations
 
+import sys
+
 import numpy as np
 import pytest
 
@@ -190,9 +192,9 @@ def test_spatiotemporal_iou_agrees_with_dense_numpy():
     assert (expected > 0).sum() >= 8  # the random tracks do overlap
 
 
-def _tracking_case(truths, tracks):
+def _tracking_case(truths, tracks, with_hota=False):
     data = dataset({1: [(1, t) for t in truths]})
-    return tracking_figures(data, [VideoResult(1, 1, 0.9, t) for t in tracks])
+    return tracking_figures(data, [VideoResult(1, 1, 0.9, t) for t in tracks], with_hota=with_hota)
 
 
 LEFT, RIGHT = box(5, 5, 10, 10), box(5, 40, 10, 10)
@@ -233,6 +235,37 @@ def test_tracking_keeps_a_valid_correspondence_misses_and_false_positives():
     assert figures["mota"] == pytest.approx(0.0)
     # IDTP: A <-> t1 for 2 frames (t2 only 1); masks: 3 of the object, 4 predicted.
     assert figures["idf1"] == pytest.approx(2 * 2 / (3 + 4))
+
+
+def test_hota_by_hand_association_and_localisation():
+    """HOTA = sqrt(DetA * AssA) at each of the 19 thresholds 0.05:0.05:0.95, averaged (Luiten et al. 2021),
+    worked out by hand. AssA of a true positive (g, h): TPA / (TPA + FNA + FPA), averaged over true positives."""
+    # One object, its track broken in two halves, masks exact: DetA 1; each true positive's pair shares 2 of the
+    # object's 4 frames and neither track is elsewhere: AssA 2 / (2 + 2 + 0) = 0.5 at every threshold.
+    whole = track(*[LEFT] * 4)
+    broken = _tracking_case([whole], [track(LEFT, LEFT, None, None), track(None, None, LEFT, LEFT)], with_hota=True)
+    assert (broken["deta"], broken["assa"], broken["hota"]) == pytest.approx((1.0, 0.5, np.sqrt(0.5)))
+    # Two objects whose tracks swap after frame 2 (5 frames): pairs (A, t1) and (B, t2) hold 3 frames each,
+    # 3 / (5 + 5 - 3) = 3/7; (A, t2) and (B, t1) 2 frames, 2 / (5 + 5 - 2) = 1/4; over the 10 true positives
+    # AssA = (2 * 3 * 3/7 + 2 * 2 * 1/4) / 10 = 5/14.
+    a, b = track(*[LEFT] * 5), track(*[RIGHT] * 5)
+    swapped = _tracking_case([a, b], [track(LEFT, LEFT, LEFT, RIGHT, RIGHT), track(RIGHT, RIGHT, RIGHT, LEFT, LEFT)],
+                             with_hota=True)
+    assert (swapped["deta"], swapped["assa"], swapped["hota"]) == pytest.approx((1.0, 5 / 14, np.sqrt(5 / 14)))
+    # One object followed by one track at mask IoU 80/120 = 0.667 in every frame: a match at the 13 thresholds
+    # 0.05..0.65 (HOTA 1 there), none above (HOTA 0): each part's mean is 13/19.
+    shifted = box(5, 7, 10, 10)
+    located = _tracking_case([track(LEFT, LEFT, LEFT)], [track(shifted, shifted, shifted)], with_hota=True)
+    assert (located["deta"], located["assa"], located["hota"]) == pytest.approx((13 / 19,) * 3)
+    assert "hota" not in _tracking_case([whole], [whole])  # only when asked: the calibration's loop skips it
+
+
+def test_without_trackeval_the_other_figures_come_with_a_warning_naming_the_install(monkeypatch):
+    monkeypatch.setitem(sys.modules, "trackeval.metrics", None)  # import fails as where it is not installed
+    whole = track(*[LEFT] * 4)
+    with pytest.warns(UserWarning, match=r"pip install --no-deps trackeval==1\.3\.0 tabulate"):
+        figures = _tracking_case([whole], [whole], with_hota=True)
+    assert "hota" not in figures and figures["idf1"] == 1.0
 
 
 def test_ap_per_class_by_hand_and_absent_classes_are_none():
