@@ -74,6 +74,9 @@ class ModelConfig:
     # NMS across classes: one object, one detection, whatever classes compete at its location (a second,
     # wrong-class box on the same object would start a duplicate track). False: class-wise (version 2).
     class_agnostic_nms: bool = True
+    # After box NMS, drop an instance whose mask's IoU with a higher-scored one's is above this (0: off);
+    # sgnet_model/inference/mask_nms.py, docs/model.md ("Suppression by mask overlap").
+    mask_nms_threshold: float = 0.0
     detections_per_frame: int = 50
     candidates_per_level: int = 1000
     # Initialisation: "none" (random), "imagenet" (torchvision ResNet) or "coco_fcos" (torchvision FCOS R50).
@@ -107,6 +110,7 @@ class ModelConfig:
         _check(self.grid_cell_pixels > 0, "grid_cell_pixels", "must be positive")
         _check(0.0 <= self.score_threshold <= 1.0, "score_threshold", "must lie in [0, 1]")
         _check(0.0 < self.nms_threshold <= 1.0, "nms_threshold", "must lie in (0, 1]")
+        _check(0.0 <= self.mask_nms_threshold <= 1.0, "mask_nms_threshold", "must lie in [0, 1] (0: off)")
         _check(0 <= self.trainable_backbone_layers <= 5, "trainable_backbone_layers", "must lie in 0..5")
 
     @property

@@ -32,6 +32,7 @@ import torch
 
 from sgnet_model.checkpoint import CheckpointError, load_checkpoint, load_model_state
 from sgnet_model.config import TRACKER_PROFILES, ModelConfig, PredictorConfig, SGNetConfig, TrackerConfig
+from sgnet_model.inference.mask_nms import suppress_overlapping_masks
 from sgnet_model.inference.postprocess import FrameTensors
 from sgnet_model.inference.tracker import CenterTracker
 from sgnet_model.instances import FrameResult, TrackedInstance
@@ -331,9 +332,12 @@ class StreamingPredictor:
         """One frame's instances from the device, tracked by its stream's tracker."""
         with stage("to_host"):
             numbers, masks_np = self._to_host(frame)
-        boxes, motion_np, scores = numbers[:, :4], numbers[:, 4:6], numbers[:, 6]
-        labels = numbers[:, 7].astype(np.int64)
-        with stage("tracking"):
+        with stage("tracking"):  # the suppression by mask overlap, when on, and the tracker
+            if self.model_config.mask_nms_threshold > 0:
+                keep = suppress_overlapping_masks(numbers[:, 6], masks_np, self.model_config.mask_nms_threshold)
+                numbers, masks_np = numbers[keep], masks_np[keep]
+            boxes, motion_np, scores = numbers[:, :4], numbers[:, 4:6], numbers[:, 6]
+            labels = numbers[:, 7].astype(np.int64)
             track_ids = stream.tracker.update(boxes, scores, labels, motion_np, timestamp)
         return [
             TrackedInstance(track_id=int(track_ids[i]), class_id=int(labels[i]),

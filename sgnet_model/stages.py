@@ -3,7 +3,7 @@
 The stages: ``prepare`` (resize and pad on the device), ``runtime`` (the runner's call: network, detection
 selection, movement and the masks), ``masks`` (the mask pasting within it, wherever it runs: in the eager runner, or
 on the host after a graph that leaves the masks to it; 0 where the graph pastes them itself), ``to_host`` (the
-results to numpy) and ``tracking``. sgnet-bench reports the runtime without the masks. Outside ``recording()`` a stage costs one context-variable read. Times are host wall times: on CUDA they
+results to numpy) and ``tracking`` (with the suppression by mask overlap, when on). sgnet-bench reports the runtime without the masks. Outside ``recording()`` a stage costs one context-variable read. Times are host wall times: on CUDA they
 count only what the host waited for.
 """
 from __future__ import annotations
