@@ -37,6 +37,7 @@ def ablate(folder: Path) -> tuple[float, float, list[tuple[float, int]], list[tu
             rows.append((figures["idf1"], figures["id_switches"]))
     return shipped.new_track_score, chosen.new_track_score, before, after
 
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("models", nargs="+", type=Path, help="cache entries of test/session_model.py")

@@ -35,7 +35,8 @@ from sgnet_model.config import (BACKENDS, PRECISIONS, TRACKER_PROFILES, ConfigEr
                                 named_config, to_dict)
 from sgnet_model.data.ytvis import (VideoResult, YTVISData, YTVISError, build_video_results, load_annotations,
                                     load_results, save_results)
-from sgnet_model.data.ytvis_metric import METRIC_NAMES, TRACKING_NAMES, evaluate_vis, metric_lines, tracking_figures
+from sgnet_model.data.ytvis_metric import (HOTA_NAMES, METRIC_NAMES, TRACKING_NAMES, evaluate_vis, metric_lines,
+                                          tracking_figures)
 from training.datasets import DatasetError, read_frame
 
 
@@ -114,7 +115,7 @@ def predict_videos(predictor: Any, annotations: YTVISData, video_ids: Sequence[i
 def score(annotations: YTVISData, results: Sequence[VideoResult], video_ids: Sequence[int]) -> dict[str, Any]:
     """The metric and the tracking figures (None where the annotation file has no ground truth), and the
     numbers of videos and frames."""
-    report: dict[str, Any] = {name: None for name in (*METRIC_NAMES, "AP_per_class", *TRACKING_NAMES)}
+    report: dict[str, Any] = {name: None for name in (*METRIC_NAMES, "AP_per_class", *TRACKING_NAMES, *HOTA_NAMES)}
     if annotations.has_annotations:
         report.update(evaluate_vis(annotations, results, video_ids))
         report.update(tracking_figures(annotations, results, video_ids, with_hota=True))

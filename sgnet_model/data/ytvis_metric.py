@@ -212,7 +212,8 @@ def tracking_figures(annotations: YTVISData, results: Sequence[VideoResult], vid
         truth_masks += video["truth_masks"]
         predicted_masks += video["predicted_masks"]
         matched_ious.extend(video["matched_ious"])
-        hota_sequences.append(_hota_sequence(video["frame_ious"], len(truths), len(tracks)))
+        if with_hota:
+            hota_sequences.append(_hota_sequence(video["frame_ious"], len(truths), len(tracks)))
     total = truth_masks + predicted_masks
     return {**(_hota(hota_sequences) if with_hota else {}),
             "idf1": 2.0 * id_true_positives / total if total else 1.0,
