@@ -9,7 +9,10 @@ runs ``pytest -m figures`` with ``SGNET_TEST_MODEL_SEED`` set to each seed (each
 suite's cache, test/session_model.py), collects every figure the tests record (``model_figures`` in
 test/conftest.py: value, bar and direction) and prints a markdown table: each figure's bar, its value per seed,
 the worst and the margin from the worst to the bar. Failing tests do not stop the sweep: their figures are what
-it is for. Exit status 1 when a figure misses its bar on some seed.
+it is for. Exit status 1 when a figure misses its bar on some seed. The models train as the suite's do (bf16 on a
+CPU with native bf16); ``--fp32`` trains them in fp32, the stand-in for a CPU without bf16:
+
+    .venv/bin/python test/seed_sweep.py --fp32 --seeds 0 1 2 3 4 --output output/seed_sweep_fp32
 """
 from __future__ import annotations
 
@@ -24,13 +27,13 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 
 
-def run_seed(seed: int, output: Path, pytest_args: list[str]) -> subprocess.Popen:
+def run_seed(seed: int, output: Path, fp32: bool, pytest_args: list[str]) -> subprocess.Popen:
     figures = output / f"seed{seed}.jsonl"
     figures.unlink(missing_ok=True)
     log = open(output / f"seed{seed}.log", "w")
     return subprocess.Popen([sys.executable, "-m", "pytest", "-m", "figures", "-p", "no:cacheprovider", "-q",
                              *pytest_args], cwd=ROOT, stdout=log, stderr=subprocess.STDOUT,
-                            env={**os.environ, "SGNET_TEST_MODEL_SEED": str(seed),
+                            env={**os.environ, "SGNET_TEST_MODEL_SEED": str(seed), "SGNET_TEST_MODEL_AMP": str(int(not fp32)),
                                  "SGNET_MODEL_FIGURES": str(figures)})
 
 
@@ -65,6 +68,8 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2, 3, 4])
     parser.add_argument("--output", type=Path, default=ROOT / "output" / "seed_sweep")
     parser.add_argument("--jobs", type=int, default=1, help="seeds run at once (each trains on 2 threads)")
+    parser.add_argument("--fp32", action="store_true",
+                        help="train in fp32 where the CPU has native bf16 (a stand-in for a CPU without it)")
     parser.add_argument("--table-only", action="store_true", help="print the table of an earlier sweep")
     return parser
 
@@ -80,7 +85,7 @@ def main(argv: list[str] | None = None) -> int:
                 seed = pending.pop(0)
                 print(f"[seed-sweep] seed {seed}: pytest -m figures (log {args.output / f'seed{seed}.log'})",
                       file=sys.stderr)
-                running.append((seed, run_seed(seed, args.output, pytest_args)))
+                running.append((seed, run_seed(seed, args.output, args.fp32, pytest_args)))
             seed, process = running.pop(0)
             print(f"[seed-sweep] seed {seed}: pytest exit {process.wait()}", file=sys.stderr)
     text, held = table(args.output, args.seeds)

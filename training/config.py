@@ -64,7 +64,7 @@ class TrainConfig:
     log_every: int = 20
     seed: int = 0
     device: str = "auto"  # auto (cuda when there is one), cpu, cuda
-    amp: bool = True  # mixed precision on CUDA; ignored on the CPU
+    amp: bool = True  # mixed precision: fp16 on CUDA, bf16 on a CPU with native bf16 (train.autocast_dtype)
     threads: int = 0  # CPU threads while training; 0: as torch is set (one per core), or 1 when deterministic
     # torch's deterministic algorithms on a fixed thread count (``threads``, 1 when 0): the same seed gives the same
     # weights on the same kind of processor with the same threads (a sum splits by the thread count); slower

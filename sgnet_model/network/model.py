@@ -48,6 +48,12 @@ class PyramidOutputs:
         sizes = [tuple(t.shape[-2:]) for t in self.class_logits]
         return Pyramid.build(sizes, FPN_STRIDES, self.base.device)
 
+    def in_float32(self) -> PyramidOutputs:
+        """The same outputs in fp32 (from a forward pass under bf16 or fp16 autocast)."""
+        return dataclasses.replace(self, base=self.base.float(), **{
+            name: [t.float() for t in getattr(self, name)]
+            for name in ("class_logits", "box_regression", "centerness", "regression_towers", "attention_towers")})
+
 
 def flatten_levels(per_level: list[Tensor]) -> Tensor:
     """[(B, c, h, w)] -> (B, sum h*w, c), level by level, row-major: the order of Pyramid."""
@@ -110,8 +116,14 @@ class SGNet(nn.Module):
 
     def losses(self, batch: ClipBatch) -> dict[str, Tensor]:
         """Eq. 6 on a batch of clips: classification, box (Eq. 5), centerness, mask and motion (Eq. 4)."""
-        frames = batch.images.shape[1]
         outputs = self.pyramid_outputs(batch.images.flatten(0, 1))  # images ordered clip by clip
+        # Under mixed precision the network runs in autocast's dtype, the losses and the small heads they sample
+        # (attention scores, blender, motion) in fp32: bf16 keeps 8 bits, a box side of 256 px is 1-2 px off.
+        with torch.autocast(batch.images.device.type, enabled=False):
+            return self._losses(outputs.in_float32(), batch)
+
+    def _losses(self, outputs: PyramidOutputs, batch: ClipBatch) -> dict[str, Tensor]:
+        frames = batch.images.shape[1]
         targets = [frame for clip in batch.targets for frame in clip]
         pyramid = outputs.pyramid()
         matches, first_box = [], 0

@@ -18,7 +18,7 @@ from sgnet_model.config import ConfigError, ModelConfig
 from training.benchmarks import train_bench
 from training.config import TrainConfig, load_train_config
 from training.synthetic import generate_synthetic_set
-from training.train import learning_rate_factor, main, schedule_progress, train
+from training.train import autocast_dtype, learning_rate_factor, main, schedule_progress, train
 
 ROOT = Path(__file__).resolve().parents[2]
 SMALL_YAML = ROOT / "config" / "train" / "synthetic_small.yaml"
@@ -94,6 +94,16 @@ def test_bad_data_weights_or_resume_exit_2_with_one_line(case, tiny_set, tmp_pat
     assert code == 2
     assert err.count("\n") == 1 and err.startswith("sgnet-train: error: ") and expected in err, err
     assert not (tmp_path / "run" / "last.pt").exists()
+
+
+def test_mixed_precision_is_fp16_on_cuda_bf16_on_a_cpu_that_has_it_else_fp32(monkeypatch):
+    import training.train
+    assert autocast_dtype(False, torch.device("cuda", 0)) is None
+    assert autocast_dtype(True, torch.device("cuda", 0)) == torch.float16
+    for native, expected in ((True, torch.bfloat16), (False, None)):
+        monkeypatch.setattr(training.train, "cpu_supports_bf16", lambda native=native: native)
+        assert autocast_dtype(True, torch.device("cpu")) == expected
+        assert autocast_dtype(False, torch.device("cpu")) is None
 
 
 def test_learning_rate_schedule_by_hand():

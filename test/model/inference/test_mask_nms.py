@@ -46,7 +46,8 @@ def test_empty_masks_overlap_nothing_and_extents_bound_the_pixels():
     assert mask_extents(masks).tolist() == [[0, 0, 0, 0], [5, 6, 7, 8], [0, 0, 0, 0]]
 
 
-def test_the_threshold_is_checked_and_off_by_default():
-    assert ModelConfig().mask_nms_threshold == 0.0
+def test_the_threshold_is_checked_and_the_default_is_the_ablations_choice():
+    # docs/model.md, "Suppression by mask overlap": box NMS at 0.7, then mask NMS at 0.5
+    assert (ModelConfig().nms_threshold, ModelConfig().mask_nms_threshold) == (0.7, 0.5)
     with pytest.raises(ConfigError, match="mask_nms_threshold"):
         ModelConfig(mask_nms_threshold=1.5)

@@ -147,3 +147,34 @@ def test_motion_loss_is_the_mean_l1_of_eq4():
     predicted = torch.tensor([[1.0, -1.0], [0.5, 0.0]])
     target = torch.tensor([[0.0, 0.0], [0.0, 2.0]])
     assert motion_loss(predicted, target).item() == pytest.approx(((1 + 1) + (0.5 + 2)) / 2)
+
+
+def test_under_bf16_autocast_the_losses_take_fp32_inputs_and_stay_near_fp32s(monkeypatch):
+    """Mixed-precision training (training/train.py, autocast_dtype): the network may run in bf16, but every loss
+    term sees fp32 predictions (a bf16 box side of 256 px is 1-2 px off) and lands near the fp32 run's value,
+    computed a second time without autocast on the same points (same seed)."""
+    model = SGNet(dataclasses.replace(named_config("resnet18_small").model, class_names=("object",)))
+    generator = torch.Generator().manual_seed(1)
+    images = torch.randint(0, 256, (2, 2, 3, 96, 128), dtype=torch.uint8, generator=generator)
+    boxes = [(20, 16, 84, 80), (40, 10, 120, 60)]
+    batch = ClipBatch(images, [[rectangle_target(b, 96, 128)] * 2 for b in boxes],
+                      torch.tensor([[0.0, 0.1], [0.0, 0.1]]))
+    dtypes = set()
+    for name in ("classification_loss", "box_loss", "centerness_loss", "mask_loss", "motion_loss"):
+        real = getattr(losses, name)
+
+        def spy(*args, real=real, **kwargs):
+            dtypes.update(a.dtype for a in args if isinstance(a, torch.Tensor) and a.is_floating_point())
+            return real(*args, **kwargs)
+
+        monkeypatch.setattr(losses, name, spy)
+    torch.manual_seed(0)
+    fp32 = model.losses(batch)
+    torch.manual_seed(0)
+    with torch.autocast("cpu", dtype=torch.bfloat16):
+        bf16 = model.losses(batch)
+    assert dtypes == {torch.float32}
+    assert set(bf16) == {"cls", "box", "centerness", "mask", "motion"}
+    for name, value in bf16.items():
+        assert value.dtype == torch.float32, name
+        assert value.item() == pytest.approx(fp32[name].item(), rel=0.05, abs=1e-3), name
