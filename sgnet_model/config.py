@@ -134,12 +134,18 @@ class TrackerConfig:
     # its detections): one object, one track, when its class flickers. False: class-wise matching (version 2;
     # the evaluation profile, where video AP rewards a second hypothesis of another class).
     match_across_classes: bool = True
+    # a track that no detection continues is still reported for this many seconds after its last match: its last
+    # detected mask and box moved to where the tracker expects the object (TrackedInstance.predicted; the
+    # predictor's StreamState.carried). 0: a missed frame is a hole in the track. At most max_lost_s.
+    fill_gaps_s: float = 0.0
 
     def __post_init__(self) -> None:
         _check(0.0 <= self.continue_score <= 1.0, "continue_score", "must lie in [0, 1]")
         _check(self.continue_score <= self.new_track_score <= 1.0, "new_track_score",
                "must lie in [continue_score, 1]: starting a track needs at least the score of continuing one")
         _check(self.max_lost_s >= 0, "max_lost_s", "must be 0 or more")
+        _check(0.0 <= self.fill_gaps_s <= self.max_lost_s, "fill_gaps_s",
+               "must lie in [0, max_lost_s]: only a live track can be carried over a gap")
         _check(self.radius_scale > 0, "radius_scale", "must be positive")
 
 

@@ -18,6 +18,24 @@ class TrackedInstance:
     mask: np.ndarray  # (H, W) bool, the frame's full resolution
     centre: np.ndarray  # (2,) float32: x, y of the centerness location o_t
     motion: np.ndarray  # (2,) float32: predicted movement D = o_t - o_{t-1} in pixels (Eq. 4)
+    # True: no detection in this frame; the track's last detected instance moved to where the tracker expects the
+    # object (TrackerConfig.fill_gaps_s)
+    predicted: bool = False
+
+
+def moved(instance: TrackedInstance, centre: np.ndarray, motion: np.ndarray) -> TrackedInstance:
+    """``instance`` carried over a gap: its centre moved to ``centre`` (2,) by a whole-pixel offset, the box and
+    the mask with it (mask pixels pushed out of the frame are lost, the box is clipped to it), ``motion`` (2,) the
+    movement since the previous frame, marked ``predicted``."""
+    height, width = instance.mask.shape
+    dx, dy = np.clip(np.rint(centre - instance.centre).astype(int), (-width, -height), (width, height))
+    mask = np.zeros_like(instance.mask)
+    mask[max(dy, 0):height + min(dy, 0), max(dx, 0):width + min(dx, 0)] = \
+        instance.mask[max(-dy, 0):height - max(dy, 0), max(-dx, 0):width - max(dx, 0)]
+    offset = np.array([dx, dy], np.float32)
+    box = np.clip(instance.box + np.tile(offset, 2), 0, np.array([width, height] * 2, np.float32))
+    return dataclasses.replace(instance, box=box.astype(np.float32), mask=mask, centre=instance.centre + offset,
+                               motion=np.asarray(motion, np.float32), predicted=True)
 
 
 @dataclasses.dataclass

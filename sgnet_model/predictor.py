@@ -35,7 +35,7 @@ from sgnet_model.config import TRACKER_PROFILES, ModelConfig, PredictorConfig, S
 from sgnet_model.inference.mask_nms import suppress_overlapping_masks
 from sgnet_model.inference.postprocess import FrameTensors
 from sgnet_model.inference.tracker import CenterTracker
-from sgnet_model.instances import FrameResult, TrackedInstance
+from sgnet_model.instances import FrameResult, TrackedInstance, moved
 from sgnet_model.network.backbone import fold_batch_norms
 from sgnet_model.network.model import SGNet
 from sgnet_model.runtime.backends import (BackendError, FrameRunner, TensorRtFrame, check_precision, choose_runtime,
@@ -70,19 +70,34 @@ class StreamFrame:
 class StreamState:
     """One stream's (one camera's) state: its tracker, the previous processed frame's regression towers (what the
     motion head compares against) with the key of the runner that made them, its timestamp, and the gap rule
-    that resets them."""
+    that resets them; with ``fill_gaps_s``, each live track's last detected instance."""
 
     def __init__(self, tracker_config: TrackerConfig) -> None:
         self.tracker = CenterTracker(tracker_config)
         self.towers: Towers | None = None  # per level (1, C, h, w), in the representation of the runner that made them
         self.runner_key: RunnerKey | None = None
         self.timestamp: float | None = None
+        self.last_detected: dict[int, TrackedInstance] = {}  # track id -> its latest detected instance
 
     def reset(self) -> None:
         """Forget the tracks and the cached previous frame (the tracker's ID counter goes on)."""
         self.tracker.reset()
         self.forget_towers()
         self.timestamp = None
+        self.last_detected = {}
+
+    def carried(self, detected: list[TrackedInstance], elapsed: float) -> list[TrackedInstance]:
+        """The tracks of the latest update that no detection continued but were matched at most
+        ``TrackerConfig.fill_gaps_s`` ago, each as its last detected instance moved to where the tracker expects the
+        object (it moves at its last velocity); ``detected`` are this frame's instances, ``elapsed`` the seconds
+        since the previous frame. Ended tracks are forgotten."""
+        live = {track.track_id: track for track in self.tracker.tracks}
+        self.last_detected = {track_id: instance for track_id, instance in self.last_detected.items()
+                              if track_id in live}
+        self.last_detected.update((instance.track_id, instance) for instance in detected)
+        return [moved(self.last_detected[track.track_id], track.position, track.velocity * elapsed)
+                for track in live.values()
+                if 0 < track.lost_s <= self.tracker.config.fill_gaps_s and track.track_id in self.last_detected]
 
     def forget_towers(self) -> None:
         """The next frame is a still one (its movement cannot be measured against anything)."""
@@ -236,10 +251,11 @@ class StreamingPredictor:
         return self.model_config.class_names
 
     def update_thresholds(self, score_threshold: float | None = None, nms_threshold: float | None = None,
-                          detections_per_frame: int | None = None) -> None:
+                          detections_per_frame: int | None = None, mask_nms_threshold: float | None = None) -> None:
         """Change inference thresholds at run time (validated as the config fields are)."""
         changes = {k: v for k, v in (("score_threshold", score_threshold), ("nms_threshold", nms_threshold),
-                                     ("detections_per_frame", detections_per_frame)) if v is not None}
+                                     ("detections_per_frame", detections_per_frame),
+                                     ("mask_nms_threshold", mask_nms_threshold)) if v is not None}
         self.model_config = dataclasses.replace(self.model_config, **changes)
 
     @property
@@ -320,16 +336,18 @@ class StreamingPredictor:
                     results[index] = error
                     stream.forget_towers()
                 continue
-            for (index, reset, _), stream, (tensors, towers) in zip(members, streams, outputs):
+            for (index, reset, elapsed), stream, (tensors, towers) in zip(members, streams, outputs):
                 stream.towers, stream.runner_key = towers, runner.key
-                instances = self._track(stream, tensors, frames[index].timestamp)
+                instances = self._track(stream, tensors, frames[index].timestamp, elapsed)
                 results[index] = FrameResult(timestamp=frames[index].timestamp, instances=instances,
                                              inference_ms=(time.perf_counter() - started) * 1000.0,
                                              tracks_reset=reset)
         return results
 
-    def _track(self, stream: StreamState, frame: FrameTensors, timestamp: float) -> list[TrackedInstance]:
-        """One frame's instances from the device, tracked by its stream's tracker."""
+    def _track(self, stream: StreamState, frame: FrameTensors, timestamp: float,
+               elapsed: float) -> list[TrackedInstance]:
+        """One frame's instances from the device, tracked by its stream's tracker; with ``fill_gaps_s``, the
+        tracks it missed carried over the gap."""
         with stage("to_host"):
             numbers, masks_np = self._to_host(frame)
         with stage("tracking"):  # the suppression by mask overlap, when on, and the tracker
@@ -339,12 +357,15 @@ class StreamingPredictor:
             boxes, motion_np, scores = numbers[:, :4], numbers[:, 4:6], numbers[:, 6]
             labels = numbers[:, 7].astype(np.int64)
             track_ids = stream.tracker.update(boxes, scores, labels, motion_np, timestamp)
-        return [
-            TrackedInstance(track_id=int(track_ids[i]), class_id=int(labels[i]),
-                            class_name=self.class_names[int(labels[i])], score=float(scores[i]), box=boxes[i],
-                            mask=masks_np[i], centre=(boxes[i, :2] + boxes[i, 2:]) / 2, motion=motion_np[i])
-            for i in np.flatnonzero(track_ids > 0)
-        ]
+            detected = [
+                TrackedInstance(track_id=int(track_ids[i]), class_id=int(labels[i]),
+                                class_name=self.class_names[int(labels[i])], score=float(scores[i]), box=boxes[i],
+                                mask=masks_np[i], centre=(boxes[i, :2] + boxes[i, 2:]) / 2, motion=motion_np[i])
+                for i in np.flatnonzero(track_ids > 0)
+            ]
+            if stream.tracker.config.fill_gaps_s > 0:
+                detected += stream.carried(detected, elapsed)
+        return detected
 
     @staticmethod
     def _to_host(frame: FrameTensors) -> tuple[np.ndarray, np.ndarray]:

@@ -193,7 +193,7 @@ def camera_specs(config: NodeConfig) -> tuple[CameraSpec, ...]:
                  for (image, compressed), name, depth in zip(topics, names, depths))
 
 
-THRESHOLD_FIELDS = ("score_threshold", "nms_threshold", "detections_per_frame")
+THRESHOLD_FIELDS = ("score_threshold", "nms_threshold", "mask_nms_threshold", "detections_per_frame")
 
 
 @dataclasses.dataclass(frozen=True)
@@ -272,6 +272,8 @@ DESCRIPTIONS = {
     "model.score_threshold": "minimum detection score (default: the checkpoint's)",
     "model.nms_threshold": "IoU above which NMS suppresses a detection, across classes unless the checkpoint's model "
                            "config says class-wise (default: the checkpoint's)",
+    "model.mask_nms_threshold": "after box NMS, drop a detection whose mask overlaps a higher-scored one's by more "
+                                "than this IoU; 0: off (default: the checkpoint's)",
     "model.detections_per_frame": "at most this many detections per frame (default: the checkpoint's)",
     "tracker.new_track_score": "score a detection needs to start a track, at least continue_score (default: the "
                                "tracker profile's)",
@@ -282,6 +284,9 @@ DESCRIPTIONS = {
                             "tracker profile's)",
     "tracker.match_across_classes": "a detection may continue a track of another class: one object, one track when "
                                     "its class flickers (default: the tracker profile's)",
+    "tracker.fill_gaps_s": "seconds after its last detection that a track is still published, its last mask moved "
+                           "along its velocity (predicted true); 0: a missed frame is a hole (default: the tracker "
+                           "profile's)",
 }
 
 
@@ -301,11 +306,13 @@ RANGES: dict[str, tuple[float, float]] = {
     "predictor.cpu_batch_pixels": (1, 2 ** 31 - 1),
     "model.score_threshold": (0.0, 1.0),
     "model.nms_threshold": (0.01, 1.0),
+    "model.mask_nms_threshold": (0.0, 1.0),
     "model.detections_per_frame": (1, 1000),
     "tracker.new_track_score": (0.0, 1.0),
     "tracker.continue_score": (0.0, 1.0),
     "tracker.max_lost_s": (0.0, 3600.0),
     "tracker.radius_scale": (0.001, 100.0),
+    "tracker.fill_gaps_s": (0.0, 3600.0),
 }
 
 

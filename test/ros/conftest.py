@@ -1,9 +1,11 @@
 """Fixtures of the ROS tests: an isolated ROS 2 environment for this test run, and node processes in it."""
 from __future__ import annotations
 
+import fcntl
 import os
+import tempfile
 from pathlib import Path
-from typing import Callable, Iterator
+from typing import IO, Callable, Iterator
 
 import pytest
 import rclpy
@@ -41,12 +43,21 @@ def pytest_collection_finish(session: pytest.Session) -> None:
         EARLY_ZYGOTE.append(Zygote())
 
 
-def domain_id() -> int:
-    """A DDS domain (1 to 100) of this test run's own: from the run's process id, and under pytest-xdist from the
-    controller's with the worker's number added, so that two workers of one run never share a domain."""
-    worker = os.environ.get("PYTEST_XDIST_WORKER")
-    run, index = (os.getppid(), int(worker[2:])) if worker else (os.getpid(), 0)
-    return 1 + (run * 8 + index) % 100
+def claim_domain() -> tuple[int, IO[str]]:
+    """A DDS domain (1 to 100) that no other test process on this machine holds, and the open lock file that holds
+    it until this process ends: the first free one from a start drawn from the process id. Two workers of one run,
+    or two runs side by side (a seed sweep beside the suite), never share a domain; a domain from the process id
+    alone was shared by two runs whose ids differed by a multiple of 25."""
+    start = os.getpid() % 100
+    for step in range(100):
+        domain = 1 + (start + step) % 100
+        lock = open(Path(tempfile.gettempdir()) / f"sgnet-test-dds-domain-{domain}.lock", "w")
+        try:
+            fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            return domain, lock
+        except BlockingIOError:
+            lock.close()
+    raise RuntimeError("DDS domains 1 to 100 are all held by other test runs on this machine")
 
 
 @pytest.fixture(scope="session")
@@ -60,7 +71,8 @@ def ros(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RosSession]:
     (root / "log").mkdir()
     (root / "tmp").mkdir()
     patch = pytest.MonkeyPatch()
-    patch.setenv("ROS_DOMAIN_ID", str(domain_id()))
+    domain, lock = claim_domain()
+    patch.setenv("ROS_DOMAIN_ID", str(domain))
     patch.setenv("ROS_AUTOMATIC_DISCOVERY_RANGE", "LOCALHOST")
     patch.setenv("ROS_LOG_DIR", str(root / "log"))
     patch.setenv("TMPDIR", str(root / "tmp"))
@@ -75,6 +87,7 @@ def ros(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RosSession]:
     session.zygote.close()
     rclpy.shutdown()
     patch.undo()
+    lock.close()
 
 
 @pytest.fixture(scope="module")

@@ -31,7 +31,8 @@ def dataclass_defaults() -> dict:
     return expected
 
 
-CHECKPOINT_PARAMETERS = {"model.score_threshold", "model.nms_threshold", "model.detections_per_frame",
+CHECKPOINT_PARAMETERS = {"model.score_threshold", "model.nms_threshold", "model.mask_nms_threshold",
+                         "model.detections_per_frame",
                          *(f"tracker.{f.name}" for f in dataclasses.fields(TrackerConfig))}
 
 
@@ -89,7 +90,8 @@ def test_valid_values_come_through_typed():
     settings, (thresholds, tracker) = validated(values_with(predictor__max_gap_s=3, model__score_threshold=1,
                                                             tracker__max_lost_s=4))
     assert settings.predictor.max_gap_s == 3.0 and isinstance(settings.predictor.max_gap_s, float)
-    assert thresholds == {"score_threshold": 1.0, "nms_threshold": 0.5, "detections_per_frame": 50}
+    assert thresholds == {"score_threshold": 1.0, "nms_threshold": 0.7, "mask_nms_threshold": 0.5,
+                          "detections_per_frame": 50}
     assert tracker == TrackerConfig(max_lost_s=4.0) and isinstance(tracker.max_lost_s, float)
     assert settings.node == NodeConfig()
 
@@ -97,14 +99,16 @@ def test_valid_values_come_through_typed():
 def test_checkpoint_parameters_not_given_take_the_checkpoint_values_and_given_ones_override_one_field():
     """A checkpoint trained with its own thresholds and an evaluation-like profile: what is not given comes from
     it, a given value replaces that field only, and the pair is checked together (continue <= new)."""
-    model = ModelConfig(score_threshold=0.2, nms_threshold=0.6, detections_per_frame=7)
+    model = ModelConfig(score_threshold=0.2, nms_threshold=0.6, mask_nms_threshold=0.0, detections_per_frame=7)
     profile = TrackerConfig(new_track_score=0.1, continue_score=0.05, max_lost_s=1.5, radius_scale=2.0)
     _, (thresholds, tracker) = validated(values_with(), model, profile)
-    assert thresholds == {"score_threshold": 0.2, "nms_threshold": 0.6, "detections_per_frame": 7}
+    assert thresholds == {"score_threshold": 0.2, "nms_threshold": 0.6, "mask_nms_threshold": 0.0,
+                          "detections_per_frame": 7}
     assert tracker == profile
     _, (thresholds, tracker) = validated(values_with(model__nms_threshold=0.4, tracker__continue_score=0.08),
                                          model, profile)
-    assert thresholds == {"score_threshold": 0.2, "nms_threshold": 0.4, "detections_per_frame": 7}
+    assert thresholds == {"score_threshold": 0.2, "nms_threshold": 0.4, "mask_nms_threshold": 0.0,
+                          "detections_per_frame": 7}
     assert tracker == TrackerConfig(new_track_score=0.1, continue_score=0.08, max_lost_s=1.5, radius_scale=2.0)
     with pytest.raises(ParameterError, match=r"^parameter tracker\.new_track_score: must lie in \[continue_score"):
         validated(values_with(tracker__continue_score=0.3), model, profile)  # the profile's 0.1 starts tracks
@@ -134,10 +138,11 @@ def test_ranges_agree_with_validation_and_descriptors_carry_them():
     types = {name: type(value) for name, value in parameter_defaults().items()}
     types.update({name: type(getattr(ModelConfig() if name.startswith("model.") else TrackerConfig(),
                                      name.partition(".")[2])) for name in CHECKPOINT_PARAMETERS})
-    scores_apart = {"tracker__continue_score": 0.0, "tracker__new_track_score": 1.0}  # new >= continue holds
+    # room for either end of each range: new >= continue holds, and fill_gaps_s <= max_lost_s
+    room = {"tracker__continue_score": 0.0, "tracker__new_track_score": 1.0, "tracker__max_lost_s": 3600.0}
     for name, (low, high) in RANGES.items():
         for value in (low, high):
-            validated(values_with(**{**scores_apart, name.replace(".", "__"): types[name](value)}))
+            validated(values_with(**{**room, name.replace(".", "__"): types[name](value)}))
         descriptor = parameter_descriptor(name)
         if types[name] is int:
             assert (descriptor.integer_range[0].from_value, descriptor.integer_range[0].to_value) == (low, high)
@@ -150,9 +155,10 @@ def test_ranges_agree_with_validation_and_descriptors_carry_them():
         with pytest.raises(ParameterError):
             validated(values_with(**{name.replace(".", "__"): below}))
     assert parameter_descriptor("autostart").read_only and not parameter_descriptor("checkpoint").read_only
-    assert LIVE == {"model.score_threshold", "model.nms_threshold", "model.detections_per_frame",
-                    "tracker.new_track_score", "tracker.continue_score", "tracker.max_lost_s",
-                    "tracker.radius_scale", "tracker.match_across_classes"}
+    assert LIVE == {"model.score_threshold", "model.nms_threshold", "model.mask_nms_threshold",
+                    "model.detections_per_frame", "tracker.new_track_score", "tracker.continue_score",
+                    "tracker.max_lost_s", "tracker.radius_scale", "tracker.match_across_classes",
+                    "tracker.fill_gaps_s"}
     assert READ_ONLY <= set(parameter_defaults()) and LIVE == CHECKPOINT_PARAMETERS
     assert ParameterType.PARAMETER_NOT_SET == parameter_descriptor("qos_depth").type  # rclpy fills it from the value
 
