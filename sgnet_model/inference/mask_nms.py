@@ -15,12 +15,13 @@ import numpy as np
 
 
 def mask_extents(masks: np.ndarray) -> np.ndarray:
-    """(N, 4) int64 rows and columns [y0, y1) x [x0, x1) holding each (N, H, W) mask's pixels; zeros when empty."""
-    rows, cols = masks.any(axis=2), masks.any(axis=1)  # (N, H), (N, W)
+    """(N, 4) int64 rows and columns [y0, y1) x [x0, x1) holding each (N, H, W) mask's pixels; zeros when empty.
+    One pass over the whole masks (their rows), then only the rows that hold pixels."""
     extents = np.zeros((len(masks), 4), np.int64)
-    for k, (row, col) in enumerate(zip(rows, cols)):
+    for k, row in enumerate(masks.any(axis=2)):  # (H,) per mask
         if row.any():
-            ys, xs = np.flatnonzero(row), np.flatnonzero(col)
+            ys = np.flatnonzero(row)
+            xs = np.flatnonzero(masks[k, ys[0]:ys[-1] + 1].any(axis=0))
             extents[k] = ys[0], ys[-1] + 1, xs[0], xs[-1] + 1
     return extents
 
@@ -28,19 +29,22 @@ def mask_extents(masks: np.ndarray) -> np.ndarray:
 def suppress_overlapping_masks(scores: np.ndarray, masks: np.ndarray, threshold: float) -> np.ndarray:
     """Greedy NMS on mask IoU: indices of the (N,) instances kept, in decreasing score order. An instance whose
     (H, W) mask has IoU above ``threshold`` with a kept one's is dropped; an empty mask overlaps nothing."""
-    areas = masks.reshape(len(masks), -1).sum(axis=1)
     extents = mask_extents(masks)
-    kept: list[int] = []
+    areas = np.array([np.count_nonzero(mask[y0:y1, x0:x1]) for mask, (y0, y1, x0, x1) in zip(masks, extents)],
+                     np.int64)  # counted inside the extents: a sum over whole frames took 4 of 7 ms at 50 x 640x360
+    y0, y1, x0, x1 = extents.T  # (N,) each
+    meet = ((np.maximum(y0[:, None], y0[None]) < np.minimum(y1[:, None], y1[None]))
+            & (np.maximum(x0[:, None], x0[None]) < np.minimum(x1[:, None], x1[None])))  # (N, N) extents overlap
+    kept = np.zeros(len(masks), bool)
     for i in np.argsort(-scores, kind="stable"):
-        if not any(_mask_iou(masks, areas, extents, int(i), j) > threshold for j in kept):
-            kept.append(int(i))
-    return np.asarray(kept, dtype=np.int64)
+        kept[i] = not any(_mask_iou(masks, areas, extents, int(i), int(j)) > threshold
+                          for j in np.flatnonzero(meet[i] & kept))
+    return np.flatnonzero(kept)[np.argsort(-scores[kept], kind="stable")]
 
 
 def _mask_iou(masks: np.ndarray, areas: np.ndarray, extents: np.ndarray, i: int, j: int) -> float:
+    """IoU of masks i and j, whose extents overlap, counted inside the rectangle both cover."""
     y0, x0 = max(extents[i, 0], extents[j, 0]), max(extents[i, 2], extents[j, 2])
     y1, x1 = min(extents[i, 1], extents[j, 1]), min(extents[i, 3], extents[j, 3])
-    if y0 >= y1 or x0 >= x1:
-        return 0.0
     inter = int(np.count_nonzero(masks[i, y0:y1, x0:x1] & masks[j, y0:y1, x0:x1]))
     return inter / float(areas[i] + areas[j] - inter)
