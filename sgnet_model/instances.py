@@ -5,6 +5,8 @@ import dataclasses
 
 import numpy as np
 
+from sgnet_model.inference.uncertainty import FrameUncertainty
+
 
 @dataclasses.dataclass
 class TrackedInstance:
@@ -46,3 +48,5 @@ class FrameResult:
     instances: list[TrackedInstance]
     inference_ms: float  # the predictor's own time for this frame: preprocessing, network, post-processing, tracking
     tracks_reset: bool  # True when the tracks were reset before this frame (first frame, stamp jump or gap)
+    # events that make an error in this frame likely (sgnet_model/inference/uncertainty.py, docs/flywheel.md)
+    uncertainty: FrameUncertainty = FrameUncertainty()

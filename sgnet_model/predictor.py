@@ -35,6 +35,7 @@ from sgnet_model.config import TRACKER_PROFILES, ModelConfig, PredictorConfig, S
 from sgnet_model.inference.mask_nms import suppress_overlapping_masks
 from sgnet_model.inference.postprocess import FrameTensors
 from sgnet_model.inference.tracker import CenterTracker
+from sgnet_model.inference.uncertainty import FrameUncertainty, frame_uncertainty
 from sgnet_model.instances import FrameResult, TrackedInstance, moved
 from sgnet_model.network.backbone import fold_batch_norms
 from sgnet_model.network.model import SGNet
@@ -78,6 +79,7 @@ class StreamState:
         self.runner_key: RunnerKey | None = None
         self.timestamp: float | None = None
         self.last_detected: dict[int, TrackedInstance] = {}  # track id -> its latest detected instance
+        self.classes: dict[int, int] | None = None  # track id -> class of the previous frame's detected tracks
 
     def reset(self) -> None:
         """Forget the tracks and the cached previous frame (the tracker's ID counter goes on)."""
@@ -85,6 +87,7 @@ class StreamState:
         self.forget_towers()
         self.timestamp = None
         self.last_detected = {}
+        self.classes = None
 
     def carried(self, detected: list[TrackedInstance], elapsed: float) -> list[TrackedInstance]:
         """The tracks of the latest update that no detection continued but were matched at most
@@ -338,16 +341,16 @@ class StreamingPredictor:
                 continue
             for (index, reset, elapsed), stream, (tensors, towers) in zip(members, streams, outputs):
                 stream.towers, stream.runner_key = towers, runner.key
-                instances = self._track(stream, tensors, frames[index].timestamp, elapsed)
+                instances, uncertainty = self._track(stream, tensors, frames[index].timestamp, elapsed)
                 results[index] = FrameResult(timestamp=frames[index].timestamp, instances=instances,
                                              inference_ms=(time.perf_counter() - started) * 1000.0,
-                                             tracks_reset=reset)
+                                             tracks_reset=reset, uncertainty=uncertainty)
         return results
 
     def _track(self, stream: StreamState, frame: FrameTensors, timestamp: float,
-               elapsed: float) -> list[TrackedInstance]:
-        """One frame's instances from the device, tracked by its stream's tracker; with ``fill_gaps_s``, the
-        tracks it missed carried over the gap."""
+               elapsed: float) -> tuple[list[TrackedInstance], FrameUncertainty]:
+        """One frame's instances from the device, tracked by its stream's tracker (with ``fill_gaps_s``, the
+        tracks it missed carried over the gap), and the frame's uncertainty events."""
         with stage("to_host"):
             numbers, masks_np = self._to_host(frame)
         with stage("tracking"):  # the suppression by mask overlap, when on, and the tracker
@@ -357,6 +360,8 @@ class StreamingPredictor:
             boxes, motion_np, scores = numbers[:, :4], numbers[:, 4:6], numbers[:, 6]
             labels = numbers[:, 7].astype(np.int64)
             track_ids = stream.tracker.update(boxes, scores, labels, motion_np, timestamp)
+            uncertainty = frame_uncertainty(scores, track_ids, labels, stream.classes, stream.tracker.config)
+            stream.classes = {int(t): int(c) for t, c in zip(track_ids, labels) if t > 0}
             detected = [
                 TrackedInstance(track_id=int(track_ids[i]), class_id=int(labels[i]),
                                 class_name=self.class_names[int(labels[i])], score=float(scores[i]), box=boxes[i],
@@ -365,7 +370,7 @@ class StreamingPredictor:
             ]
             if stream.tracker.config.fill_gaps_s > 0:
                 detected += stream.carried(detected, elapsed)
-        return detected
+        return detected, uncertainty
 
     @staticmethod
     def _to_host(frame: FrameTensors) -> tuple[np.ndarray, np.ndarray]:

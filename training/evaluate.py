@@ -26,7 +26,7 @@ import json
 import math
 import sys
 from pathlib import Path
-from typing import Any, Sequence
+from typing import Any, Callable, Sequence
 
 import numpy as np
 from tqdm import tqdm
@@ -88,10 +88,12 @@ def _read_split(path: Path) -> list[int]:
 
 
 def predict_videos(predictor: Any, annotations: YTVISData, video_ids: Sequence[int], frames_dir: Path,
-                   fps: float | None = None, progress: bool = True) -> tuple[list[VideoResult], list[float]]:
+                   fps: float | None = None, progress: bool = True,
+                   on_frame: Callable[[int, int, Any], None] | None = None) -> tuple[list[VideoResult], list[float]]:
     """Run ``predictor`` (a :class:`sgnet_model.predictor.StreamingPredictor`) over the videos, each frame at its
     real time (``Video.frame_times``, from the file names), or frame ``i`` at ``i / fps`` when ``fps`` is given;
-    returns the video-level results and the predictor's milliseconds of every frame."""
+    returns the video-level results and the predictor's milliseconds of every frame. ``on_frame(video_id, index,
+    frame_result)`` sees every frame's :class:`FrameResult`."""
     category_ids = annotations.category_ids
     results: list[VideoResult] = []
     inference_ms: list[float] = []
@@ -105,6 +107,8 @@ def predict_videos(predictor: Any, annotations: YTVISData, video_ids: Sequence[i
             for index, name in enumerate(video.file_names):
                 image = read_frame(frames_dir / name, video.height, video.width, f"video {video_id}, frame {index}")
                 frame_result = predictor.step(image, times[index])
+                if on_frame is not None:
+                    on_frame(video_id, index, frame_result)
                 frames.append(frame_result.instances)
                 inference_ms.append(frame_result.inference_ms)
                 bar.update(1)

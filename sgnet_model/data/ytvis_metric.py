@@ -199,12 +199,8 @@ def tracking_figures(annotations: YTVISData, results: Sequence[VideoResult], vid
     matched_ious: list[float] = []
     hota_sequences: list[dict[str, Any]] = []
     for video_id in videos:
-        truths = [a.segmentations for a in annotations.annotations[video_id] if not a.iscrowd]
-        tracks = [r.segmentations for r in results if r.video_id == video_id]
-        length = annotations.videos[video_id].length
-        if any(len(t) != length for t in tracks):
-            raise ValueError(f"video {video_id}: a result's segmentations are not one per frame ({length})")
-        video = _track_video(truths, tracks, length, iou_threshold)
+        truths, tracks = _video_tracks(annotations, results, video_id)
+        video = _track_video(truths, tracks, annotations.videos[video_id].length, iou_threshold)
         id_true_positives += video["idtp"]
         switches += video["switches"]
         misses += video["misses"]
@@ -224,6 +220,29 @@ def tracking_figures(annotations: YTVISData, results: Sequence[VideoResult], vid
             "mask_iou_frames": len(matched_ious)}
 
 
+def frame_errors(annotations: YTVISData, results: Sequence[VideoResult], video_ids: Sequence[int] | None = None,
+                 iou_threshold: float = MATCH_IOU) -> dict[int, np.ndarray]:
+    """Per video, the (T,) errors of each frame as ``tracking_figures`` counts them: objects missed, predicted
+    instances matching no object, and ID switches (CLEAR MOT's per-frame terms)."""
+    errors = {}
+    for video_id in list(annotations.videos) if video_ids is None else video_ids:
+        truths, tracks = _video_tracks(annotations, results, video_id)
+        errors[video_id] = _track_video(truths, tracks, annotations.videos[video_id].length,
+                                        iou_threshold)["frame_errors"]
+    return errors
+
+
+def _video_tracks(annotations: YTVISData, results: Sequence[VideoResult],
+                  video_id: int) -> tuple[list[Track], list[Track]]:
+    """The video's ground-truth tracks (crowd left out) and predicted tracks, each one entry per frame."""
+    truths = [a.segmentations for a in annotations.annotations[video_id] if not a.iscrowd]
+    tracks = [r.segmentations for r in results if r.video_id == video_id]
+    length = annotations.videos[video_id].length
+    if any(len(t) != length for t in tracks):
+        raise ValueError(f"video {video_id}: a result's segmentations are not one per frame ({length})")
+    return truths, tracks
+
+
 def _track_video(truths: Sequence[Track], tracks: Sequence[Track], num_frames: int,
                  iou_threshold: float) -> dict[str, Any]:
     frame_matches = np.zeros((len(truths), len(tracks)), np.int64)  # (G, H) frames where the pair matches
@@ -231,6 +250,7 @@ def _track_video(truths: Sequence[Track], tracks: Sequence[Track], num_frames: i
     last_track: dict[int, int] = {}  # ground truth -> track it was last matched to
     previous: dict[int, int] = {}  # ground truth -> track, in the previous frame
     counts = dict(switches=0, misses=0, false_positives=0, truth_masks=0, predicted_masks=0)
+    errors = np.zeros(num_frames, np.int64)  # (T,) misses + false positives + switches of each frame
     for frame in range(num_frames):
         g_index, g_rles, _ = _present(truths, frame)
         h_index, h_rles, _ = _present(tracks, frame)
@@ -257,13 +277,15 @@ def _track_video(truths: Sequence[Track], tracks: Sequence[Track], num_frames: i
                     g, h = int(g_index[free_rows[r]]), int(h_index[free_cols[c]])
                     if last_track.get(g, h) != h:
                         counts["switches"] += 1
+                        errors[frame] += 1
                     matches[g] = h
         last_track.update(matches)
         previous = matches
         counts["misses"] += len(g_index) - len(matches)
         counts["false_positives"] += len(h_index) - len(matches)
+        errors[frame] += len(g_index) + len(h_index) - 2 * len(matches)
     rows, cols = linear_sum_assignment(frame_matches, maximize=True)
-    return {"idtp": int(frame_matches[rows, cols].sum()), **counts, "frame_ious": frame_ious,
+    return {"idtp": int(frame_matches[rows, cols].sum()), **counts, "frame_ious": frame_ious, "frame_errors": errors,
             "matched_ious": _matched_ious(frame_ious, dict(zip(rows.tolist(), cols.tolist())), frame_matches)}
 
 

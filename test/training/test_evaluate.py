@@ -196,7 +196,7 @@ def test_model_mode_writes_the_submission_and_scores_it(random_checkpoint, tmp_p
     assert report["runtime"] == "torch cpu fp32" and report["runtime_choice"] == "as asked"  # the defaults
     assert report["tracker_profile"] == "evaluation" and report["tracker_source"] == f"checkpoint {random_checkpoint}"
     assert report["tracker"] == {"new_track_score": 0.0, "continue_score": 0.0, "max_lost_s": 2.0,
-                                 "radius_scale": 1.5, "match_across_classes": True}
+                                 "radius_scale": 1.5, "match_across_classes": True, "fill_gaps_s": 0.0}
     assert report["videos"] == 2 and report["frames"] == 6
     assert 0 < report["ms_median"] <= report["ms_p90"]
 
@@ -237,7 +237,7 @@ def test_tracker_profile_flag_and_config_override_and_the_report_names_them(rand
     robot = run_json(capsys, [*argv, "--tracker-profile", "robot"])
     assert robot["tracker_profile"] == "robot"
     assert robot["tracker"] == {"new_track_score": 0.99, "continue_score": 0.99, "max_lost_s": 1.0, "radius_scale": 1.0,
-                                "match_across_classes": True}
+                                "match_across_classes": True, "fill_gaps_s": 0.0}
     assert json.loads((tmp_path / "out" / "results.json").read_text()) == []  # no random detection scores 0.99
 
     # --config replaces the checkpoint's values by the config's section of the chosen profile.
@@ -247,10 +247,10 @@ def test_tracker_profile_flag_and_config_override_and_the_report_names_them(rand
     custom = run_json(capsys, [*argv, "--config", str(config)])
     assert custom["tracker_profile"] == "custom" and custom["tracker_source"] == f"config {config}, evaluation profile"
     assert custom["tracker"] == {"new_track_score": 0.2, "continue_score": 0.1, "max_lost_s": 2.5, "radius_scale": 1.0,
-                                 "match_across_classes": True}
+                                 "match_across_classes": True, "fill_gaps_s": 0.0}
     custom = run_json(capsys, [*argv, "--config", str(config), "--tracker-profile", "robot"])
     assert custom["tracker"] == {"new_track_score": 0.7, "continue_score": 0.3, "max_lost_s": 2.5, "radius_scale": 1.0,
-                                 "match_across_classes": True}
+                                 "match_across_classes": True, "fill_gaps_s": 0.0}
 
     # The printed report says it too.
     assert main(argv) == 0

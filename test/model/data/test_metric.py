@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 
 from sgnet_model.data.ytvis import VideoResult, encode_mask, parse_annotations
-from sgnet_model.data.ytvis_metric import evaluate_vis, spatiotemporal_iou, tracking_figures
+from sgnet_model.data.ytvis_metric import evaluate_vis, frame_errors, spatiotemporal_iou, tracking_figures
 
 H, W = 40, 60  # frame size of the small cases
 
@@ -235,6 +235,18 @@ def test_tracking_keeps_a_valid_correspondence_misses_and_false_positives():
     assert figures["mota"] == pytest.approx(0.0)
     # IDTP: A <-> t1 for 2 frames (t2 only 1); masks: 3 of the object, 4 predicted.
     assert figures["idf1"] == pytest.approx(2 * 2 / (3 + 4))
+
+
+def test_frame_errors_place_each_miss_false_positive_and_switch_in_its_frame():
+    # the case above: frame 1 has t2's false positive, frame 2 t3's and A's miss
+    shifted = box(5, 7, 10, 10)
+    data = dataset({1: [(1, track(LEFT, LEFT, LEFT))]})
+    tracks = [track(shifted, shifted, None), track(None, LEFT, None), track(None, None, RIGHT)]
+    assert frame_errors(data, [VideoResult(1, 1, 0.9, t) for t in tracks])[1].tolist() == [0, 1, 2]
+    # the fragmented track: B changes from t2 to t3 at frame 2, one switch there and nothing else
+    data = dataset({1: [(1, track(*[LEFT] * 5)), (1, track(*[RIGHT] * 5))]})
+    tracks = [track(*[LEFT] * 5), track(RIGHT, RIGHT, None, None, None), track(None, None, RIGHT, RIGHT, RIGHT)]
+    assert frame_errors(data, [VideoResult(1, 1, 0.9, t) for t in tracks])[1].tolist() == [0, 0, 1, 0, 0]
 
 
 def test_hota_by_hand_association_and_localisation():
