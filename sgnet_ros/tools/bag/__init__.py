@@ -34,8 +34,9 @@ format.py names what a bag holds (types, topics, storage, the ground truth's key
 depth.py the depth beside them, writer.py writes the bag and its ground truth, cli.py is the command line.
 ``python -m sgnet_ros.tools.bag`` and the ``sgnet-bag`` console script run ``main``.
 """
+from sgnet_ros.bag_flavour import BAG_METADATA_VERSION
 from sgnet_ros.tools.bag.cli import main
-from sgnet_ros.tools.bag.format import (BAG_KEY, BAG_METADATA_VERSION, CAMERA_INFO_TYPE, COMPRESSED_SUFFIX,
+from sgnet_ros.tools.bag.format import (BAG_KEY, CAMERA_INFO_TYPE, COMPRESSED_SUFFIX,
                                         COMPRESSED_TYPE, DEPTH_KEY, DEPTH_TOPIC, IMAGE_TYPE, STORAGES, BagError,
                                         camera_info_topic, ros_typestore, stamp_ns)
 

@@ -8,8 +8,10 @@ from pathlib import Path
 from typing import Any
 
 from rosbags.rosbag2 import StoragePlugin
-from rosbags.typesys import Stores, get_types_from_msg, get_typestore
+from rosbags.typesys import get_types_from_msg, get_typestore
 from rosbags.typesys.store import Typestore
+
+from sgnet_ros.bag_flavour import ROS_STORE
 
 IMAGE_TYPE = "sensor_msgs/msg/Image"
 COMPRESSED_TYPE = "sensor_msgs/msg/CompressedImage"
@@ -18,14 +20,10 @@ DEFAULT_TOPIC = "/camera/image_raw"
 COMPRESSED_SUFFIX = "/compressed"  # image_transport's name for the compressed form of a topic
 DEFAULT_FRAME_ID = "camera"
 
-# rosbag2 metadata version of the bags written here: 8 is the newest that Humble's `ros2 bag` reads
-# (`offered_qos_profiles` as a YAML string); Jazzy and Kilted read it too. rosbags would write 9.
-BAG_METADATA_VERSION = 8
 STORAGES = {"mcap": StoragePlugin.MCAP, "sqlite3": StoragePlugin.SQLITE3}
 STORAGE_SUFFIXES = {".mcap": "mcap", ".db3": "sqlite3"}
 GROUND_TRUTH_SUFFIX = ".ground_truth.json"
 BAG_KEY = "sgnet_bag"  # the key of the stamp -> (video, frame) mapping in the ground-truth file
-ROS_STORE = Stores.ROS2_KILTED
 MESSAGE_PACKAGE = "sgnet_ros"
 MESSAGE_NAMES = ("Instance", "InstanceArray")
 

@@ -18,8 +18,9 @@ from rosbags.typesys.store import Typestore
 from tqdm import tqdm
 
 from sgnet_model.data.ytvis import YTVISData
+from sgnet_ros.bag_flavour import BAG_METADATA_VERSION
 from sgnet_ros.tools.bag.depth import DepthSource, DepthWriter, depth_truth
-from sgnet_ros.tools.bag.format import (BAG_KEY, BAG_METADATA_VERSION, COMPRESSED_SUFFIX, COMPRESSED_TYPE,
+from sgnet_ros.tools.bag.format import (BAG_KEY, COMPRESSED_SUFFIX, COMPRESSED_TYPE,
                                         DEFAULT_FRAME_ID, DEFAULT_TOPIC, ENCODINGS, IMAGE_TYPE, ROS_STORE, STORAGES,
                                         BagError, bag_layout, camera_frame_id, ground_truth_path)
 from sgnet_ros.tools.bag.sources import Frame

@@ -26,7 +26,8 @@ from sensor_msgs.msg import Image
 
 from sgnet_model.config import TrackerConfig
 from sgnet_ros.msg import InstanceArray
-from sgnet_ros.tools.bag.format import BAG_METADATA_VERSION, IMAGE_TYPE, STORAGES, stamp_ns
+from sgnet_ros.bag_flavour import BAG_METADATA_VERSION
+from sgnet_ros.tools.bag.format import IMAGE_TYPE, STORAGES, stamp_ns
 
 INSTANCES_TYPE = "sgnet_ros/msg/InstanceArray"
 DIAGNOSTICS_TYPE = "diagnostic_msgs/msg/DiagnosticArray"
