@@ -34,7 +34,7 @@ def by_score(instances: list[TrackedInstance]) -> list[TrackedInstance]:
     return sorted(instances, key=lambda instance: -instance.score)
 
 
-def instance_msg(instance: TrackedInstance, located: Instance3D | None = None) -> Instance:
+def instance_msg(instance: TrackedInstance, located: Instance3D | None = None, uncertain: bool = False) -> Instance:
     x1, y1, x2, y2 = (float(v) for v in instance.box)
     height, width = instance.mask.shape
     spatial = {}
@@ -48,7 +48,8 @@ def instance_msg(instance: TrackedInstance, located: Instance3D | None = None) -
         track_id=instance.track_id, class_id=instance.class_id, class_name=instance.class_name,
         score=float(instance.score), box_x1=x1, box_y1=y1, box_x2=x2, box_y2=y2,
         centre_x=float(instance.centre[0]), centre_y=float(instance.centre[1]),
-        motion_x=float(instance.motion[0]), motion_y=float(instance.motion[1]),
+        motion_x=float(instance.motion[0]), motion_y=float(instance.motion[1]), predicted=instance.predicted,
+        uncertain=uncertain,
         mask_height=height, mask_width=width,
         mask_counts=array.array("I", encode_mask(instance.mask).tobytes()),  # uint32[] takes array("I")
         **spatial)
@@ -56,9 +57,14 @@ def instance_msg(instance: TrackedInstance, located: Instance3D | None = None) -
 
 def instance_array_msg(result: FrameResult, header: Header, spatial: Spatial | None = None) -> InstanceArray:
     spatial = spatial or {}
-    return InstanceArray(header=header, instances=[instance_msg(i, spatial.get(i.track_id))
+    events = result.uncertainty
+    return InstanceArray(header=header, instances=[instance_msg(i, spatial.get(i.track_id),
+                                                                i.track_id in events.tracks)
                                                    for i in by_score(result.instances)],
-                         inference_ms=float(result.inference_ms), tracks_reset=result.tracks_reset)
+                         inference_ms=float(result.inference_ms), tracks_reset=result.tracks_reset,
+                         uncertainty_borderline=min(events.borderline, 65535),
+                         uncertainty_started=min(events.started, 65535), uncertainty_lost=min(events.lost, 65535),
+                         uncertainty_class_changes=min(events.class_changes, 65535))
 
 
 def detection_array_msg(result: FrameResult, header: Header, class_id: str = "name") -> "Detection2DArray":

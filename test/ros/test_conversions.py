@@ -14,6 +14,7 @@ from std_msgs.msg import Header
 from sgnet_model.instances import FrameResult, TrackedInstance
 from sgnet_ros.images import ImageError, compressed_size, compressed_to_rgb, image_to_rgb, labels_to_image, rgb_to_image
 from sgnet_ros.masks import MaskError, class_image, decode_mask, encode_mask, instance_mask, label_image, label_value
+from sgnet_model.inference.uncertainty import FrameUncertainty
 from sgnet_ros.outputs import instance_array_msg
 
 BIG = 10**9  # max_image_pixels that never limits
@@ -106,11 +107,16 @@ def test_instance_message_round_trip():
     mask[5:12, 8:20] = True
     mask[20:25, 30:38] = True
     low, high = tracked(3, 0.25, mask, (8, 5, 38, 25)), tracked(12, 0.75, ~mask, (0, 0, 40, 30))
+    high.predicted = True
     header = Header(frame_id="camera")
     header.stamp.sec, header.stamp.nanosec = 12, 500
+    events = FrameUncertainty(borderline=2, started=1, lost=4, class_changes=3, tracks=(3,))
     message = instance_array_msg(FrameResult(timestamp=12.0, instances=[low, high], inference_ms=42.5,
-                                             tracks_reset=True), header)
+                                             tracks_reset=True, uncertainty=events), header)
     assert message.header == header and message.inference_ms == 42.5 and message.tracks_reset
+    assert (message.uncertainty_borderline, message.uncertainty_started, message.uncertainty_lost,
+            message.uncertainty_class_changes) == (2, 1, 4, 3)
+    assert [(i.track_id, i.uncertain, i.predicted) for i in message.instances] == [(12, False, True), (3, True, False)]
     assert [i.track_id for i in message.instances] == [12, 3]  # highest score first
     first = message.instances[1]
     assert (first.class_id, first.class_name, first.score) == (1, "square", 0.25)
