@@ -152,7 +152,7 @@ def test_lock_step_replay_equals_sgnet_eval(ros, node, bag, synthetic, checkpoin
     # Both reports name the tracker values they ran: the node's parameters, sgnet-eval's --config.
     assert report["tracker"] == direct["tracker"] == {"new_track_score": 0.0, "continue_score": 0.0,
                                                       "max_lost_s": 2.5, "radius_scale": 1.0,
-                                                      "match_across_classes": True}
+                                                      "match_across_classes": True, "fill_gaps_s": 0.0}
     # The same tracks with the same scores and masks, video by video.
     ours, theirs = sorted_results(tmp_path / "replay" / "results.json"), sorted_results(tmp_path / "eval" / "results.json")
     assert len(ours) == len(theirs) > 0

@@ -25,7 +25,9 @@ from sgnet_model.predictor import PredictorError, StreamFrame, StreamingPredicto
 from training.export import main as sgnet_export
 
 SMALL = named_config("resnet18_small")
-CONFIG = dataclasses.replace(SMALL.model, score_threshold=0.2, detections_per_frame=10)
+# the suppression by mask overlap runs on the host after every backend, the same code for all: off here, so that
+# every frame keeps detections_per_frame instances of the random weights to compare
+CONFIG = dataclasses.replace(SMALL.model, score_threshold=0.2, detections_per_frame=10, mask_nms_threshold=0.0)
 EVERYTHING = TrackerConfig(new_track_score=0.0, continue_score=0.0)  # random weights: track every detection
 FRAMES = 6
 
