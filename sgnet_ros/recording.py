@@ -1,13 +1,13 @@
 """Recording the uncertain moments (docs/flywheel.md): the frames around each frame whose uncertainty events reach
-``record_min_events``, written into an MCAP bag beside the node, for labelling.
+``RecordingSettings.min_events``, written into an MCAP bag, for labelling.
 
-The inference thread only hands the received message to a bounded queue (``offer``, never blocking: when the queue
-is full the frame is not recorded and counted). A writer thread keeps each camera's last ``record_window_s``
-seconds of frames serialized; an uncertain frame, at most one per ``record_min_interval_s`` per camera, writes them
-and the frames of the next ``record_window_s`` seconds. The bag (``<record_folder>/sgnet_uncertain_<time>``) is
-opened at the first moment and closed, with its metadata, when the node cleans up. A bag that would pass
-``record_max_mb``, an unwritable folder or a full disk stop the recording with a warning in /diagnostics; the
-node serves on.
+The caller (the inference thread) only hands a served frame's message to a bounded queue (``offer``, never
+blocking: when the queue is full the frame is not recorded and counted). A writer thread keeps each camera's last
+``window_s`` seconds of frames serialized; an uncertain frame, at most one per ``min_interval_s`` per camera, writes
+them and the frames of the next ``window_s`` seconds. The bag (``<folder>/sgnet_uncertain_<time>``) is opened at
+the first moment and closed, with its metadata, by ``close()``. A bag that would pass ``max_bytes``, an unwritable
+folder or a full disk stop the recording with a reason (``status()``, for /diagnostics); nothing is raised. Not
+wired into the node yet (issue 31, item 2).
 """
 from __future__ import annotations
 
@@ -50,7 +50,8 @@ class UncertainMomentRecorder:
         self.settings = settings
         self._cameras = {name: _Camera(topic, kind) for name, (topic, kind) in cameras.items()}
         self._queue: queue.Queue = queue.Queue(QUEUE_FRAMES)
-        self._writer: Any = None
+        self._writer: Any = None  # rosbags' Writer and its typestore, from the first moment on
+        self._store: Any = None
         self.bag: Path | None = None
         self.moments = self.frames_written = self.bytes_written = self.frames_skipped = 0
         self.stopped_because = ""  # set when recording stopped for good: the warning /diagnostics shows
@@ -115,7 +116,7 @@ class UncertainMomentRecorder:
     def _write(self, camera: _Camera, frames: list[tuple[int, bytes]]) -> None:
         size = sum(len(data) for _, data in frames)
         if self.bytes_written + size > self.settings.max_bytes:
-            self.stopped_because = (f"the bag {self.bag} reached record_max_mb "
+            self.stopped_because = (f"the bag {self.bag} reached its budget "
                                     f"({self.settings.max_bytes / 1e6:g} MB)")
             return
         if self._writer is None:

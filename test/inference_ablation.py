@@ -31,6 +31,16 @@ ABLATIONS = {
 }
 
 
+def model_files(folder: Path) -> tuple[Path, Path, Path]:
+    """model.pt, the held-out annotations and the frames folder of a cache entry of test/session_model.py or of the
+    demo's cache; a ValueError naming the folder when it is neither."""
+    val = folder / "val.json" if (folder / "val.json").is_file() else folder / "split" / "val.json"
+    model, frames = folder / "run" / "model.pt", folder / "synth" / "JPEGImages"
+    if not (model.is_file() and val.is_file()):
+        raise ValueError(f"{folder} is neither a cache entry of test/session_model.py nor the demo's cache")
+    return model, val, frames
+
+
 def figures(model: Path, val: Path, frames: Path, profile: str, every: int, settings: tuple) -> list[str]:
     from sgnet_model.data.ytvis import parse_annotations
     from sgnet_model.data.ytvis_metric import evaluate_vis, tracking_figures
@@ -62,10 +72,10 @@ def main() -> int:
     settings = ABLATIONS[args.ablation]
     print("model, profile | " + " | ".join(label for label, _, _ in settings))
     for folder in args.folders:
-        val = folder / "val.json" if (folder / "val.json").is_file() else folder / "split" / "val.json"
-        model, frames = folder / "run" / "model.pt", folder / "synth" / "JPEGImages"
-        if not (model.is_file() and val.is_file()):
-            parser.error(f"{folder} is neither a cache entry of test/session_model.py nor the demo's cache")
+        try:
+            model, val, frames = model_files(folder)
+        except ValueError as error:
+            parser.error(str(error))
         for profile, every in (("robot", 2), ("evaluation", 1)):
             cells = figures(model, val, frames, profile, every, settings)
             print(f"{folder.name.split('-')[0]}, {profile} | " + " | ".join(cells), flush=True)

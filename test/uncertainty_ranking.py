@@ -21,6 +21,8 @@ from pathlib import Path
 
 import numpy as np
 
+from inference_ablation import SHIPPED_NMS, model_files
+
 ROOT = Path(__file__).resolve().parents[1]
 PARTS = ("borderline", "started", "lost", "class_changes", "events")
 BUDGET = 0.2  # share of the frames chosen
@@ -50,14 +52,14 @@ def rank_model(folder: Path) -> dict[str, float]:
     from sgnet_model.predictor import StreamingPredictor
     from training.evaluate import predict_videos
 
-    val = folder / "val.json" if (folder / "val.json").is_file() else folder / "split" / "val.json"
+    model, val, frames = model_files(folder)
     annotations = parse_annotations(json.loads(val.read_text()))
-    predictor = StreamingPredictor.from_checkpoint(folder / "run" / "model.pt", profile="robot")
+    predictor = StreamingPredictor.from_checkpoint(model, profile="robot")
     # the shipped suppression (box NMS 0.7, mask NMS 0.5), which models trained before it lack
-    predictor.model_config = dataclasses.replace(predictor.model_config, nms_threshold=0.7, mask_nms_threshold=0.5)
+    predictor.model_config = dataclasses.replace(predictor.model_config, **SHIPPED_NMS)
     signals: dict[tuple[int, int], object] = {}
-    results, _ = predict_videos(predictor, annotations, list(annotations.videos), folder / "synth" / "JPEGImages",
-                                progress=False, on_frame=lambda v, i, r: signals.__setitem__((v, i), r.uncertainty))
+    results, _ = predict_videos(predictor, annotations, list(annotations.videos), frames, progress=False,
+                                on_frame=lambda v, i, r: signals.__setitem__((v, i), r.uncertainty))
     errors = frame_errors(annotations, results)
     keys = sorted(signals)
     wrong = np.array([errors[v][i] > 0 for v, i in keys])

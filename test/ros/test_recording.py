@@ -57,7 +57,7 @@ def test_the_budget_stops_the_recording_with_a_reason(tmp_path):
     size = len(serialize_message(image(0)))
     recorder = record(tmp_path / "rec", {10, 25}, max_bytes=5 * size)
     healthy, text, _ = recorder.status()
-    assert not healthy and "reached record_max_mb" in text and recorder.frames_written == 5
+    assert not healthy and "reached its budget" in text and recorder.frames_written == 5
     with Reader(recorder.bag) as reader:
         assert [stamp for _, stamp, _ in reader.messages()] == [index * STEP_NS for index in range(7, 12)]
 
