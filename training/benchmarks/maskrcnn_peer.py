@@ -11,7 +11,9 @@ asked for ``weights=None``. Its transform keeps the frames at the model config's
 (``_skip_resize``, as torchvision's own detection reference scripts set it when they augment the scale
 themselves): the frames come from :class:`training.datasets.YTVISClipDataset` (one-frame clips) with the training
 config's scale and flip augmentation, exactly as SG-Net's clips do. Detection thresholds follow the model
-config: ``score_threshold``, ``nms_threshold``, ``detections_per_frame``.
+config: ``score_threshold``, ``nms_threshold``, ``detections_per_frame``, and after the network the same
+suppression by mask overlap as SG-Net's predictor (``mask_nms_threshold``; the box threshold of 0.7 it pairs with
+would otherwise leave the peer the duplicates the mask step removes).
 
 Training: SGD with the training config's momentum, weight decay and gradient clipping, and sgnet-train's own
 schedule (``training.train.schedule_progress`` and ``learning_rate_factor``: warm-up, then exponential decay over
@@ -36,6 +38,7 @@ from tqdm import tqdm
 
 from sgnet_model.config import ModelConfig
 from sgnet_model.data.ytvis import YTVISData
+from sgnet_model.inference.mask_nms import suppress_overlapping_masks
 from sgnet_model.instances import FrameResult, TrackedInstance
 from sgnet_model.network.backbone import fold_batch_norms
 from training.benchmarks.iou_tracker import MaskIoUTracker
@@ -136,12 +139,14 @@ class MaskRCNNPredictor:
     frame to a tensor, the network with its pre- and post-processing (masks pasted at the frame's size), the
     masks to the host, and tracking."""
 
-    def __init__(self, model: MaskRCNN, class_names: tuple[str, ...], tracker: MaskIoUTracker) -> None:
+    def __init__(self, model: MaskRCNN, class_names: tuple[str, ...], tracker: MaskIoUTracker,
+                 mask_nms_threshold: float = 0.0) -> None:
         model = model.eval()
         fold_batch_norms(model.backbone)
         self.model = model.to(memory_format=torch.channels_last)
         self.class_names = class_names
         self.tracker = tracker
+        self.mask_nms_threshold = mask_nms_threshold  # as ModelConfig's: 0 is off
         self._reset = True
 
     def reset(self) -> None:
@@ -158,6 +163,9 @@ class MaskRCNNPredictor:
         masks = (output["masks"][:, 0] >= MASK_THRESHOLD).numpy()  # (N, H, W)
         scores, labels = output["scores"].numpy(), output["labels"].numpy() - 1  # background is label 0
         boxes = output["boxes"].numpy()
+        if self.mask_nms_threshold > 0:
+            keep = suppress_overlapping_masks(scores, masks, self.mask_nms_threshold)
+            masks, scores, labels, boxes = masks[keep], scores[keep], labels[keep], boxes[keep]
         track_ids = self.tracker.update(masks, scores, labels)
         reset, self._reset = self._reset, False
         instances = [TrackedInstance(track_id=int(track_ids[i]), class_id=int(labels[i]),

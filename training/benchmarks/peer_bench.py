@@ -107,7 +107,8 @@ def run_maskrcnn(config: TrainConfig, train_set: YTVISData, val: YTVISData, fram
     seconds = time.monotonic() - started
     predictors = {name: MaskRCNNPredictor(model, train_set.class_names,
                                           MaskIoUTracker(profile.new_track_score, profile.continue_score,
-                                                         match_across_classes=profile.match_across_classes))
+                                                         match_across_classes=profile.match_across_classes),
+                                          config.model.mask_nms_threshold)
                   for name, profile in profiles.items()}
     figures = evaluate(predictors, val, frames, progress)
     figures.update(training_iterations=trained.iterations, training_minutes=seconds / 60, lr=lr,

@@ -236,3 +236,28 @@ def test_ctrl_c_stops_it_cleanly(tiny_set, tmp_path):
     assert process.returncode == 130, stderr[-3000:]
     assert "sgnet-peer-bench: interrupted; no figures written" in stderr and "Traceback" not in stderr
     assert stdout == "" and not (tmp_path / "peer.json").exists()
+
+
+class FixedDetections(nn.Module):
+    """Stands in for Mask R-CNN's network, whose random weights cannot be made to give a duplicate: three
+    detections of its output format, the second a shifted copy of the first (mask IoU 80 / 120 = 0.67), the third
+    apart."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.backbone = nn.Sequential()  # what MaskRCNNPredictor folds
+        masks = torch.zeros((3, 1, H, W))
+        masks[0, 0, 5:15, 5:15] = masks[1, 0, 5:15, 7:17] = masks[2, 0, 20:30, 30:50] = 1.0
+        self.output = {"masks": masks, "scores": torch.tensor([0.9, 0.8, 0.7]), "labels": torch.tensor([1, 1, 2]),
+                       "boxes": torch.tensor([[5.0, 5, 15, 15], [7, 5, 17, 15], [30, 20, 50, 30]])}
+
+    def forward(self, images):
+        return [self.output]
+
+
+@pytest.mark.parametrize("threshold, kept_scores", [(0.5, [0.9, 0.7]), (0.0, [0.9, 0.8, 0.7])])
+def test_the_peer_gets_the_model_configs_suppression_by_mask_overlap(threshold, kept_scores):
+    predictor = maskrcnn_peer.MaskRCNNPredictor(FixedDetections(), ("a", "b"), MaskIoUTracker(0.0, 0.0),
+                                                mask_nms_threshold=threshold)
+    result = predictor.step(np.zeros((H, W, 3), np.uint8), 0.0)
+    assert sorted((i.score for i in result.instances), reverse=True) == pytest.approx(kept_scores)
