@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import dataclasses
 import threading
+from typing import Any
 
 import numpy as np
 from std_msgs.msg import Header
@@ -24,6 +25,8 @@ class PendingFrame:
     rgb: np.ndarray  # (H, W, 3) uint8
     received: float  # time.monotonic() at arrival
     received_before: float | None  # header stamp (s) of the camera's frame received just before this one
+    topic: str = ""  # the input topic it came on (resolved)
+    message: Any = None  # the message as received (sensor_msgs Image or CompressedImage), for the recorder
 
 
 class CameraSlots:

@@ -12,13 +12,14 @@ from typing import Any, Callable
 
 import numpy as np
 from rclpy.lifecycle import LifecycleNode
-from rclpy.qos import QoSProfile, ReliabilityPolicy
+from rclpy.qos import QoSProfile, ReliabilityPolicy, qos_policy_name_from_kind
 from sensor_msgs.msg import CameraInfo, CompressedImage, Image
 from std_msgs.msg import Header
 
 from sgnet_model.instances import FrameResult
 from sgnet_model.predictor import PredictorError, check_frame
 from sgnet_ros.batching import CameraSlots, PendingFrame
+from sgnet_ros.compat import QoSMessageLostInfo, QoSRequestedIncompatibleQoSInfo
 from sgnet_ros.depth_input import DepthInput
 from sgnet_ros.diagnostics import NodeStatistics
 from sgnet_ros.images import ImageError, compressed_to_rgb, image_to_rgb, labels_to_image, rgb_to_image
@@ -30,6 +31,7 @@ from sgnet_ros.msg import InstanceArray
 from sgnet_ros.outputs import Detection2DArray, camera_info_msg, detection_array_msg, instance_array_msg
 from sgnet_ros.overlay import render_overlay
 from sgnet_ros.params import CameraSpec, NodeSettings
+from sgnet_ros.recording import UncertainMomentRecorder
 
 IMAGE_OUTPUTS = ("label_image", "class_image", "debug_image")
 
@@ -55,6 +57,7 @@ class Camera:
         self._previous_stamp: float | None = None
         self._zero_stamp_warned = False
         self.markers = InstanceMarkers()  # the 3D markers' builder: remembers which tracks to delete
+        self.recorder: UncertainMomentRecorder | None = None  # from activate
         self.outputs = self._create_publishers()
 
     @property
@@ -87,19 +90,22 @@ class Camera:
 
     # Activation -------------------------------------------------------------------------------------------------
 
-    def activate(self, slots: CameraSlots, on_incompatible: Callable[[str, Any], None],
-                 on_lost: Callable[[str, Any], None]) -> None:
-        """Subscribe to the camera's image topic(s), its camera_info and its depth input."""
+    def activate(self, slots: CameraSlots, recorder: UncertainMomentRecorder | None) -> None:
+        """Subscribe to the camera's image topic(s), its camera_info and its depth input; ``recorder``: where the
+        served frames are offered (recording.folder set), or None."""
         node, config = self.node, self.settings.node
+        self.recorder = recorder
         self._last_received_stamp = self._previous_stamp = None
         self._zero_stamp_warned = False
         self.depth = DepthInput.create(node, self.settings, self.spec)
         for message_type, topic, decode in ((Image, self.spec.image_topic, image_to_rgb),
                                             (CompressedImage, self.spec.compressed_image_topic, compressed_to_rgb)):
             if topic:
+                resolved = node.resolve_topic_name(topic)
                 self.inputs.append(CameraSubscription(
-                    node, message_type, topic, lambda msg, decode=decode: self._receive(slots, msg, decode),
-                    config.qos_depth, config.qos_reliability, on_incompatible, on_lost))
+                    node, message_type, topic,
+                    lambda msg, decode=decode, resolved=resolved: self._receive(slots, msg, decode, resolved),
+                    config.qos_depth, config.qos_reliability, self._on_incompatible_qos, self._on_message_lost))
         camera_info = sibling_camera_info(self.inputs[0].topic)
         republished = node.resolve_topic_name(self.spec.output("camera_info"))
         if camera_info == republished:
@@ -110,6 +116,21 @@ class Camera:
         sensor_data = QoSProfile(depth=1, reliability=ReliabilityPolicy.BEST_EFFORT)  # hears any publisher
         self._camera_info_subscription = node.create_subscription(CameraInfo, camera_info, self._receive_camera_info,
                                                                   sensor_data)
+
+    def _on_incompatible_qos(self, topic: str, event: QoSRequestedIncompatibleQoSInfo) -> None:
+        policy = qos_policy_name_from_kind(event.last_policy_kind)
+        self.node.get_logger().warning(
+            f"a publisher on '{topic}' offers QoS incompatible with this node's subscription (policy {policy}): "
+            f"no images arrive from it. The node subscribes with qos_reliability "
+            f"{self.settings.node.qos_reliability}; auto matches the publishers")
+
+    def _on_message_lost(self, topic: str, event: QoSMessageLostInfo) -> None:
+        self.statistics.count_lost(event.total_count_change)
+        self.log_limited("message lost", (
+            f"{event.total_count} image(s) on '{topic}' lost in transport so far: the middleware could not deliver "
+            f"them whole. On Fast DDS, images over its default 512 KB shared-memory segment are lost unless both "
+            f"the camera's process and this node use config/fastdds_large_images.xml (the launch file sets it for "
+            f"the node; see docs/ros.md); with a reliable camera, qos_reliability auto or reliable also helps"))
 
     def refresh_inputs(self) -> None:
         for subscription in self.inputs:
@@ -131,8 +152,8 @@ class Camera:
             self.depth.destroy()
             self.depth = None
 
-    def _receive(self, slots: CameraSlots, msg: Image | CompressedImage,
-                 decode: Callable[[Any, int], np.ndarray]) -> None:
+    def _receive(self, slots: CameraSlots, msg: Image | CompressedImage, decode: Callable[[Any, int], np.ndarray],
+                 topic: str) -> None:
         """Decode the image here, in the subscription callback (not in the inference thread, which serves every
         camera), and put it in the camera's slot; an image that cannot be decoded is this camera's rejected
         frame."""
@@ -148,7 +169,7 @@ class Camera:
             self.log_limited(str(error), f"skipped a frame of {self.label}: {error}")
             return
         self.statistics.count_received(slots.put(PendingFrame(self.index, msg.header, rgb, received,
-                                                              received_before)))
+                                                              received_before, topic, msg)))
 
     def _receive_camera_info(self, msg: CameraInfo) -> None:
         self.camera_info = msg
@@ -195,6 +216,9 @@ class Camera:
             publishers["debug_image"].publish(rgb_to_image(render_overlay(rgb, result.instances), header))
         if spatial is not None and self._subscribed(MARKERS_TOPIC):
             publishers[MARKERS_TOPIC].publish(self.markers.build(result, header, spatial))
+        if self.recorder is not None:  # after the outputs: recording never delays them
+            stamp_ns = header.stamp.sec * 1_000_000_000 + header.stamp.nanosec or time.time_ns()
+            self.recorder.offer(self.name, frame.topic, frame.message, stamp_ns, result.uncertainty.events)
 
     def _subscribed(self, name: str) -> bool:
         publisher = self.outputs.get(name)

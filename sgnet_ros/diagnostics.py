@@ -8,7 +8,12 @@ import statistics
 import threading
 import time
 
+from typing import TYPE_CHECKING
+
 from diagnostic_msgs.msg import DiagnosticStatus, KeyValue
+
+if TYPE_CHECKING:
+    from sgnet_ros.recording import UncertainMomentRecorder
 
 # An input age (the node's clock at inference start minus the image's header stamp) outside this range is no age:
 # the stamps come from another clock, such as a bag's recording time replayed to a node that is not on the
@@ -209,6 +214,15 @@ def diagnostic_status(report: StatisticsReport, name: str, device: str, active: 
         **(extra or {}),
     }
     return DiagnosticStatus(level=level, name=name, message=message, hardware_id=device,
+                            values=[KeyValue(key=key, value=value) for key, value in values.items()])
+
+
+def recording_status(name: str, recorder: "UncertainMomentRecorder") -> DiagnosticStatus:
+    """The recorder's status: OK while it records (or waits for a moment), WARN with the reason once it stopped
+    (its budget reached, the folder unwritable, the disk full)."""
+    healthy, message, values = recorder.status()
+    return DiagnosticStatus(level=DiagnosticStatus.OK if healthy else DiagnosticStatus.WARN, name=name,
+                            message=message, hardware_id="none",
                             values=[KeyValue(key=key, value=value) for key, value in values.items()])
 
 

@@ -62,7 +62,7 @@ from rclpy.exceptions import (InvalidParameterTypeException, InvalidParameterVal
 from rclpy.executors import ExternalShutdownException, SingleThreadedExecutor
 from rclpy.impl.implementation_singleton import rclpy_implementation
 from rclpy.lifecycle import LifecycleNode, LifecycleState, TransitionCallbackReturn
-from rclpy.qos import DurabilityPolicy, QoSProfile, ReliabilityPolicy, qos_policy_name_from_kind
+from rclpy.qos import DurabilityPolicy, QoSProfile, ReliabilityPolicy
 from rclpy.signals import SignalHandlerOptions
 
 from sgnet_model.checkpoint import CheckpointError
@@ -70,13 +70,14 @@ from sgnet_model.config import ConfigError, TrackerConfig
 from sgnet_model.predictor import PredictorError, StreamFrame, StreamingPredictor
 from sgnet_ros.batching import CameraSlots, PendingFrame
 from sgnet_ros.cameras import Camera
-from sgnet_ros.compat import QoSMessageLostInfo, QoSRequestedIncompatibleQoSInfo
-from sgnet_ros.diagnostics import BatchStatistics, batch_values, diagnostic_status, model_status, unconfigured_status
+from sgnet_ros.diagnostics import (BatchStatistics, batch_values, diagnostic_status, model_status, recording_status,
+                                   unconfigured_status)
 from sgnet_ros.outputs import LabelInfo, label_info_msg
 from sgnet_ros.params import (LIVE, NodeSettings, ParameterError, applies_when, build_parser, camera_specs,
                               checkpoint_parameter_types, live_settings, parameter_defaults, parameter_descriptor,
                               parameter_names, settings_from)
 from sgnet_ros.predictor_loading import load_predictor
+from sgnet_ros.recording import UncertainMomentRecorder
 
 NODE_NAME = "sgnet"
 STOP_POLL_S = 0.1  # the main loop's spin step: how soon it notices a stop signal
@@ -110,6 +111,7 @@ class SGNetNode(LifecycleNode):
         self._refresh_timer = None
         self._slots = CameraSlots(1, 1)
         self._worker: threading.Thread | None = None
+        self._recorder: UncertainMomentRecorder | None = None  # while active with recording.folder set
         self._batches = BatchStatistics()
         self._warming: set[tuple[int, int]] = set()  # frame sizes being prepared in the background
         self._warming_lock = threading.Lock()
@@ -215,10 +217,12 @@ class SGNetNode(LifecycleNode):
             self._label_info.publish(label_info_msg(self._predictor.class_names,
                                                     self._predictor.model_config.score_threshold))
         self._slots = CameraSlots(len(self._cameras), self._settings.node.max_batch_size)
+        recording = self._settings.recording
+        self._recorder = UncertainMomentRecorder(recording) if recording.folder else None
         self._worker = threading.Thread(target=self._run_inference, name="sgnet-inference", daemon=True)
         self._worker.start()
         for camera in self._cameras:
-            camera.activate(self._slots, self._on_incompatible_qos, self._on_message_lost)
+            camera.activate(self._slots, self._recorder)
         self._refresh_timer = self.create_timer(1.0, self._refresh_inputs)
         self._active = True
         inputs = ", ".join(f"{i.topic} ({i.reliability.name.lower()})" for c in self._cameras for i in c.inputs)
@@ -271,6 +275,9 @@ class SGNetNode(LifecycleNode):
         if self._worker is not None:
             self._worker.join()
             self._worker = None
+        if self._recorder is not None:  # after the inference thread: what it offered is written, the bag closed
+            self._recorder.close()
+            self._recorder = None
         for camera in self._cameras:
             camera.destroy_depth()
 
@@ -381,23 +388,6 @@ class SGNetNode(LifecycleNode):
         self._last_logged[kind] = now
         (self.get_logger().error if error else self.get_logger().warning)(text)
 
-    def _on_incompatible_qos(self, topic: str, event: QoSRequestedIncompatibleQoSInfo) -> None:
-        policy = qos_policy_name_from_kind(event.last_policy_kind)
-        self.get_logger().warning(
-            f"a publisher on '{topic}' offers QoS incompatible with this node's subscription (policy {policy}): "
-            f"no images arrive from it. The node subscribes with qos_reliability "
-            f"{self._settings.node.qos_reliability}; auto matches the publishers")
-
-    def _on_message_lost(self, topic: str, event: QoSMessageLostInfo) -> None:
-        for camera in self._cameras:
-            if any(subscription.topic == topic for subscription in camera.inputs):
-                camera.statistics.count_lost(event.total_count_change)
-        self._log_limited("message lost", (
-            f"{event.total_count} image(s) on '{topic}' lost in transport so far: the middleware could not deliver "
-            f"them whole. On Fast DDS, images over its default 512 KB shared-memory segment are lost unless both "
-            f"the camera's process and this node use config/fastdds_large_images.xml (the launch file sets it for "
-            f"the node; see docs/ros.md); with a reliable camera, qos_reliability auto or reliable also helps"))
-
     def _on_set_parameters(self, parameters: list[rclpy.Parameter]) -> SetParametersResult:
         """Refuse invalid values at once, and configure-time ones while configured; thresholds and tracker
         settings apply to the running model."""
@@ -450,6 +440,8 @@ class SGNetNode(LifecycleNode):
                                            self._active, [i.topic for i in camera.inputs]
                                            or list(camera.spec.input_topics))
                          for camera in cameras]
+        if self._recorder is not None:
+            statuses.append(recording_status(f"{self.get_fully_qualified_name()}: recording", self._recorder))
         message = DiagnosticArray(status=statuses)
         message.header.stamp = self.get_clock().now().to_msg()
         self._diagnostics_publisher.publish(message)

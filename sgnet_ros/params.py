@@ -25,6 +25,7 @@ from rcl_interfaces.msg import FloatingPointRange, IntegerRange, ParameterDescri
 
 from sgnet_model.config import (BACKENDS, PRECISIONS, TRACKER_PROFILES, ConfigError, ModelConfig, PredictorConfig,
                                 TrackerConfig, from_dict, to_dict)
+from sgnet_ros.recording import RecordingConfig
 
 RELIABILITIES = ("auto", "best_effort", "reliable")
 DETECTION_CLASS_IDS = ("name", "index")
@@ -208,6 +209,7 @@ class ParameterGroup:
 PARAMETER_GROUPS = (  # parameters with defaults of their own
     ParameterGroup("", NodeConfig, tuple(f.name for f in dataclasses.fields(NodeConfig))),
     ParameterGroup("predictor.", PredictorConfig, tuple(f.name for f in dataclasses.fields(PredictorConfig))),
+    ParameterGroup("recording.", RecordingConfig, tuple(f.name for f in dataclasses.fields(RecordingConfig))),
 )
 CHECKPOINT_GROUPS = (  # parameters whose defaults are the checkpoint's
     ParameterGroup("model.", ModelConfig, THRESHOLD_FIELDS),
@@ -269,6 +271,13 @@ DESCRIPTIONS = {
     "predictor.cpu_batch_pixels": "on the CPU, one network pass takes at most this many input pixels (several "
                                   "cameras' frames of one size batch up to it: small frames gain from a batch, large "
                                   "ones only hold more memory)",
+    "recording.folder": "record the frames around uncertain moments into an MCAP bag in this folder, one bag per "
+                        "activation (docs/flywheel.md); empty: no recording",
+    "recording.min_events": "a frame with at least this many uncertainty events (InstanceArray.uncertainty_*) is an "
+                            "uncertain moment; 0: every frame",
+    "recording.window_s": "seconds of the camera's frames recorded before and after each moment",
+    "recording.min_interval_s": "at most one moment per camera per this many seconds",
+    "recording.max_mb": "the bag's budget in MB: recording stops there, with a warning in /diagnostics",
     "model.score_threshold": "minimum detection score (default: the checkpoint's)",
     "model.nms_threshold": "IoU above which NMS suppresses a detection, across classes unless the checkpoint's model "
                            "config says class-wise (default: the checkpoint's)",
@@ -304,6 +313,10 @@ RANGES: dict[str, tuple[float, float]] = {
     "bad_input_log_period_s": (0.0, 3600.0),
     "predictor.max_gap_s": (0.001, 3600.0),
     "predictor.cpu_batch_pixels": (1, 2 ** 31 - 1),
+    "recording.min_events": (0, 1000),
+    "recording.window_s": (0.0, 60.0),
+    "recording.min_interval_s": (0.0, 86400.0),
+    "recording.max_mb": (0.001, 1e9),
     "model.score_threshold": (0.0, 1.0),
     "model.nms_threshold": (0.01, 1.0),
     "model.mask_nms_threshold": (0.0, 1.0),
@@ -384,6 +397,7 @@ class NodeSettings:
 
     node: NodeConfig
     predictor: PredictorConfig
+    recording: RecordingConfig
     thresholds: dict[str, Any]  # model.* given: score_threshold, nms_threshold, detections_per_frame
     tracker: dict[str, Any]  # tracker.* given
 
@@ -404,11 +418,11 @@ def settings_from(get_value: Callable[[str], Any]) -> NodeSettings:
     """Validate the parameters (``get_value(name)`` gives each value, None for a checkpoint parameter not given);
     ParameterError names a wrong one. The given checkpoint parameters are checked against the checkpoint's values
     by :func:`live_settings`."""
-    node, predictor = (_build(group, {name: get_value(name) for name in parameter_defaults()})
-                       for group in PARAMETER_GROUPS)
+    node, predictor, recording = (_build(group, {name: get_value(name) for name in parameter_defaults()})
+                                  for group in PARAMETER_GROUPS)
     given = [{field: value for field in group.fields if (value := get_value(group.prefix + field)) is not None}
              for group in CHECKPOINT_GROUPS]
-    return NodeSettings(node=node, predictor=predictor, thresholds=given[0], tracker=given[1])
+    return NodeSettings(node=node, predictor=predictor, recording=recording, thresholds=given[0], tracker=given[1])
 
 
 def live_settings(settings: NodeSettings, model: ModelConfig,

@@ -1,18 +1,20 @@
 """Recording the uncertain moments (docs/flywheel.md): the frames around each frame whose uncertainty events reach
-``RecordingSettings.min_events``, written into an MCAP bag, for labelling.
+``RecordingConfig.min_events``, written as the camera sent them into an MCAP bag, for labelling.
 
-The caller (the inference thread) only hands a served frame's message to a bounded queue (``offer``, never
-blocking: when the queue is full the frame is not recorded and counted). A writer thread keeps each camera's last
-``window_s`` seconds of frames serialized; an uncertain frame, at most one per ``min_interval_s`` per camera, writes
-them and the frames of the next ``window_s`` seconds. The bag (``<folder>/sgnet_uncertain_<time>``) is opened at
-the first moment and closed, with its metadata, by ``close()``. A bag that would pass ``max_bytes``, an unwritable
-folder or a full disk stop the recording with a reason (``status()``, for /diagnostics); nothing is raised. Not
-wired into the node yet (issue 31, item 2).
+The caller (the node's inference thread, after a frame's outputs are published) only hands the received message to
+a bounded queue (``offer``, never blocking: when the queue is full the frame is not recorded and counted). A writer
+thread keeps each camera's last ``window_s`` seconds of frames (the messages, serialized only if written); an
+uncertain frame, at most one per ``min_interval_s`` per camera, writes them and the frames of the next ``window_s``
+seconds. The bag
+(``<folder>/sgnet_uncertain_<time>``) is opened at the first moment and closed, with its metadata, by ``close()``
+(the node closes it when it deactivates or stops). A bag that would pass ``max_mb``, an unwritable folder or a full
+disk stop the recording with a reason (``status()``, a warning in /diagnostics); nothing is raised.
 """
 from __future__ import annotations
 
 import collections
 import dataclasses
+import itertools
 import queue
 import threading
 import time
@@ -21,34 +23,49 @@ from typing import Any
 
 from rclpy.serialization import serialize_message
 
+from sgnet_model.config import ConfigError
+
 QUEUE_FRAMES = 64  # frames waiting for the writer thread; more are not recorded (and counted)
 
 
 @dataclasses.dataclass(frozen=True)
-class RecordingSettings:
-    folder: Path
-    min_events: int  # a frame with at least this many uncertainty events is a moment
-    window_s: float  # seconds of frames before and after a moment
-    min_interval_s: float  # at most one moment started per camera per this many seconds
-    max_bytes: int  # the bag's budget
+class RecordingConfig:
+    """The node's ``recording.*`` parameters."""
+
+    folder: str = ""  # where the bags go (one per activation); empty: no recording
+    min_events: int = 2  # a frame with at least this many uncertainty events is a moment (0: every frame)
+    window_s: float = 1.0  # seconds of frames before and after a moment
+    min_interval_s: float = 10.0  # at most one moment started per camera per this many seconds
+    max_mb: float = 2000.0  # the bag's budget in MB; recording stops at it
+
+    def __post_init__(self) -> None:
+        for field, ok, message in (("min_events", self.min_events >= 0, "must be 0 or more"),
+                                   ("window_s", self.window_s >= 0, "must be 0 or more"),
+                                   ("min_interval_s", self.min_interval_s >= 0, "must be 0 or more"),
+                                   ("max_mb", self.max_mb > 0, "must be positive")):
+            if not ok:
+                raise ConfigError(f"{field}: {message}, got {getattr(self, field)}")
+
+
+def ros_type_name(message: Any) -> str:
+    """The ROS type name of an rclpy message, e.g. sensor_msgs/msg/Image."""
+    return f"{type(message).__module__.split('.')[0]}/msg/{type(message).__name__}"
 
 
 @dataclasses.dataclass
 class _Camera:
-    topic: str
-    message_type: str  # sensor_msgs/msg/Image or sensor_msgs/msg/CompressedImage
-    recent: collections.deque = dataclasses.field(default_factory=collections.deque)  # (stamp_ns, bytes)
+    recent: collections.deque = dataclasses.field(default_factory=collections.deque)  # (topic, stamp_ns, bytes)
     writing_until_ns: int = -1
     last_moment_ns: int | None = None
-    connection: Any = None
 
 
 class UncertainMomentRecorder:
-    """See the module docstring. ``cameras``: camera name -> (input topic, ROS message type name)."""
+    """See the module docstring."""
 
-    def __init__(self, settings: RecordingSettings, cameras: dict[str, tuple[str, str]]) -> None:
+    def __init__(self, settings: RecordingConfig) -> None:
         self.settings = settings
-        self._cameras = {name: _Camera(topic, kind) for name, (topic, kind) in cameras.items()}
+        self._cameras: dict[str, _Camera] = collections.defaultdict(_Camera)  # camera name -> its window
+        self._connections: dict[str, Any] = {}  # topic -> the bag's connection
         self._queue: queue.Queue = queue.Queue(QUEUE_FRAMES)
         self._writer: Any = None  # rosbags' Writer and its typestore, from the first moment on
         self._store: Any = None
@@ -58,12 +75,13 @@ class UncertainMomentRecorder:
         self._thread = threading.Thread(target=self._run, name="sgnet-recording", daemon=True)
         self._thread.start()
 
-    def offer(self, camera: str, message: Any, stamp_ns: int, events: int) -> None:
-        """A served frame (the received message), from the inference thread: never blocks."""
+    def offer(self, camera: str, topic: str, message: Any, stamp_ns: int, events: int) -> None:
+        """A served frame: the message as received on ``topic`` (sensor_msgs Image or CompressedImage), from the
+        inference thread; never blocks."""
         if self.stopped_because:
             return
         try:
-            self._queue.put_nowait((camera, message, stamp_ns, events))
+            self._queue.put_nowait((camera, topic, message, stamp_ns, events))
         except queue.Full:
             self.frames_skipped += 1
 
@@ -95,37 +113,38 @@ class UncertainMomentRecorder:
         except Exception as error:
             self.stopped_because = self.stopped_because or f"cannot close {self.bag}: {type(error).__name__}: {error}"
 
-    def _take(self, camera_name: str, message: Any, stamp_ns: int, events: int) -> None:
+    def _take(self, camera_name: str, topic: str, message: Any, stamp_ns: int, events: int) -> None:
         camera = self._cameras[camera_name]
-        data = serialize_message(message)
+        frame = (topic, message, stamp_ns)  # serialized only when written: most frames never are
         window_ns = round(self.settings.window_s * 1e9)
         if stamp_ns <= camera.writing_until_ns:
-            self._write(camera, [(stamp_ns, data)])
+            self._write([frame])
             return
-        camera.recent.append((stamp_ns, data))
-        while camera.recent and camera.recent[0][0] < stamp_ns - window_ns:
+        camera.recent.append(frame)
+        while camera.recent and camera.recent[0][2] < stamp_ns - window_ns:
             camera.recent.popleft()
         interval_ns = round(self.settings.min_interval_s * 1e9)
         if events >= self.settings.min_events and (camera.last_moment_ns is None
                                                    or stamp_ns - camera.last_moment_ns >= interval_ns):
             camera.last_moment_ns, camera.writing_until_ns = stamp_ns, stamp_ns + window_ns
             self.moments += 1
-            self._write(camera, list(camera.recent))
+            self._write(list(camera.recent))
             camera.recent.clear()
 
-    def _write(self, camera: _Camera, frames: list[tuple[int, bytes]]) -> None:
-        size = sum(len(data) for _, data in frames)
-        if self.bytes_written + size > self.settings.max_bytes:
-            self.stopped_because = (f"the bag {self.bag} reached its budget "
-                                    f"({self.settings.max_bytes / 1e6:g} MB)")
+    def _write(self, frames: list[tuple[str, Any, int]]) -> None:
+        """frames: (topic, message, stamp_ns)."""
+        serialized = [(topic, ros_type_name(message), stamp_ns, serialize_message(message))
+                      for topic, message, stamp_ns in frames]
+        size = sum(len(data) for *_, data in serialized)
+        if self.bytes_written + size > self.settings.max_mb * 1e6:
+            self.stopped_because = f"the bag {self.bag} reached its budget ({self.settings.max_mb:g} MB)"
             return
         if self._writer is None:
             self._open()
-        if camera.connection is None:
-            camera.connection = self._writer.add_connection(camera.topic, camera.message_type,
-                                                            typestore=self._store)
-        for stamp_ns, data in frames:
-            self._writer.write(camera.connection, stamp_ns, data)
+        for topic, type_name, stamp_ns, data in serialized:
+            if topic not in self._connections:
+                self._connections[topic] = self._writer.add_connection(topic, type_name, typestore=self._store)
+            self._writer.write(self._connections[topic], stamp_ns, data)
         self.frames_written += len(frames)
         self.bytes_written += size
 
@@ -135,8 +154,14 @@ class UncertainMomentRecorder:
 
         from sgnet_ros.bag_flavour import BAG_METADATA_VERSION, ROS_STORE
 
-        self.settings.folder.mkdir(parents=True, exist_ok=True)
-        self.bag = self.settings.folder / time.strftime("sgnet_uncertain_%Y%m%d_%H%M%S")
+        folder = Path(self.settings.folder).expanduser()
+        folder.mkdir(parents=True, exist_ok=True)
+        name = time.strftime("sgnet_uncertain_%Y%m%d_%H%M%S")
+        self.bag = folder / name
+        for index in itertools.count(2):  # another bag begun within the same second (a node reactivated, a second node)
+            if not self.bag.exists():
+                break
+            self.bag = folder / f"{name}_{index}"
         self._store = get_typestore(ROS_STORE)
         self._writer = Writer(self.bag, version=BAG_METADATA_VERSION, storage_plugin=StoragePlugin.MCAP)
         self._writer.open()

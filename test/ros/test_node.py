@@ -356,3 +356,68 @@ def test_images_lost_in_transport_are_counted_and_explained(stream):
     assert wait_until(lambda: int(stream.diagnostics(time.time())["frames_lost"]) > int(before["frames_lost"]), 20)
     assert wait_until(lambda: any("lost in transport" in log.msg and "fastdds_large_images.xml" in log.msg
                                   for log in stream.client.logs(stream.node)), 5)
+
+
+def bag_messages(bag: Path) -> list[tuple[str, str, int, object]]:
+    """(topic, type, log time, message) of each message in a bag, read with rosbags."""
+    from rosbags.rosbag2 import Reader
+    from rosbags.typesys import Stores, get_typestore
+
+    store = get_typestore(Stores.ROS2_HUMBLE)
+    with Reader(bag) as reader:
+        return [(connection.topic, connection.msgtype, stamp, store.deserialize_cdr(data, connection.msgtype))
+                for connection, stamp, data in reader.messages()]
+
+
+def recording_status(stream, after: float) -> tuple[int, str, dict] | None:
+    """(level, message, values) of the node's recording status in the newest /diagnostics message stamped after
+    ``after``; None before there is one."""
+    for message in reversed(stream.client.received("/diagnostics")):
+        for status in message.status:
+            if status.name == f"{stream.node.fully_qualified_name}: recording" and stamp_of(message) > after:
+                return int.from_bytes(status.level, "little"), status.message, {v.key: v.value for v in status.values}
+    return None
+
+
+def test_recording_writes_the_served_frames_as_received_and_an_unwritable_folder_is_a_warning(stream, tmp_path):
+    """recording.min_events 0 with no window and no interval: every served frame is a moment, written as it
+    arrived (raw and compressed, each on its own topic with its type) into one MCAP bag, closed readable when the
+    node deactivates. A folder that cannot be made stops the recording with a warning; the node keeps serving."""
+    from ros_harness import assert_humble_readable, reconfigure
+
+    every_frame = dict(recording__min_events=0, recording__window_s=0.0, recording__min_interval_s=0.0)
+    try:
+        reconfigure(stream.client, stream.node, recording__folder=str(tmp_path / "bags"), **every_frame)
+        sent = [image_message(picture(20 + index), 9000.0 + index / 10) for index in range(3)]
+        for message in sent:
+            stream.send(message)
+        ok, png = cv2.imencode(".png", picture(23)[:, :, ::-1])
+        compressed = CompressedImage(format="png", data=png.tobytes())
+        compressed.header = image_message(picture(23), 9000.3).header
+        stream.send(compressed, topic="compressed")
+        after = time.time()  # the writer thread takes the frames on its own time: the count reaches 4
+        assert wait_until(lambda: (recording_status(stream, after) or (0, "", {}))[2].get("recording_moments") == "4",
+                          20), recording_status(stream, after)
+        assert recording_status(stream, after)[:2] == (0, "recording uncertain moments")
+        (tmp_path / "blocked").write_text("a file where the folder should be")
+        reconfigure(stream.client, stream.node, recording__folder=str(tmp_path / "blocked" / "bags"))  # closes the bag
+        bag, = (tmp_path / "bags").iterdir()
+        assert_humble_readable(bag)
+        read = bag_messages(bag)
+        assert [(topic, kind, stamp) for topic, kind, stamp, _ in read] == [
+            *((f"{NAMESPACE}/image", "sensor_msgs/msg/Image", 9_000_000_000_000 + index * 100_000_000)
+              for index in range(3)),
+            (f"{NAMESPACE}/image/compressed", "sensor_msgs/msg/CompressedImage", 9_000_300_000_000)]
+        for message, (*_, recorded) in zip([*sent, compressed], read):
+            assert bytes(recorded.data) == bytes(message.data)
+            assert (recorded.header.frame_id, recorded.header.stamp.sec) == (message.header.frame_id,
+                                                                              message.header.stamp.sec)
+
+        stream.send(image_message(picture(24), 9001.0))  # the first moment finds the folder unwritable
+        after = time.time()
+        assert wait_until(lambda: (recording_status(stream, after) or (0,))[0] == 1, 20), recording_status(stream, after)
+        assert recording_status(stream, after)[1].startswith(
+            f"recording stopped: cannot write {tmp_path / 'blocked' / 'bags'}")
+        assert stream.send(image_message(picture(25), 9001.1))  # still serving
+    finally:
+        reconfigure(stream.client, stream.node, recording__folder="")

@@ -9,6 +9,7 @@ import yaml
 from sgnet_model.config import ModelConfig, PredictorConfig, TrackerConfig
 from sgnet_ros.params import (DESCRIPTIONS, NodeConfig, ParameterError, live_settings, parameter_defaults,
                               parameter_names, settings_from)
+from sgnet_ros.recording import RecordingConfig
 
 SHIPPED_YAML = Path(__file__).resolve().parents[2] / "config" / "sgnet.yaml"
 
@@ -28,6 +29,7 @@ def dataclass_defaults() -> dict:
     expected = {f.name: list(f.default) if isinstance(f.default, tuple) else f.default  # ROS arrays are lists
                 for f in dataclasses.fields(NodeConfig)}
     expected.update({f"predictor.{f.name}": f.default for f in dataclasses.fields(PredictorConfig)})
+    expected.update({f"recording.{f.name}": f.default for f in dataclasses.fields(RecordingConfig)})
     return expected
 
 
@@ -78,6 +80,8 @@ def validated(values: dict, model: ModelConfig = ModelConfig(), profile: Tracker
     ({"qos_depth": "deep"}, "parameter qos_depth: expected int, got 'deep'"),
     ({"smoke_test": "yes"}, "parameter smoke_test: expected bool, got 'yes'"),
     ({"image_topic": "", "compressed_image_topic": ""}, "parameter image_topic: is empty and so is"),
+    ({"recording__max_mb": 0.0}, "parameter recording.max_mb: must be positive, got 0.0"),
+    ({"recording__min_events": -1}, "parameter recording.min_events: must be 0 or more, got -1"),
 ])
 def test_invalid_values_name_the_parameter(changes, message):
     values = values_with(**changes)

@@ -6,7 +6,7 @@ from rosbags.typesys import Stores, get_typestore
 from rclpy.serialization import serialize_message
 from sensor_msgs.msg import Image
 
-from sgnet_ros.recording import RecordingSettings, UncertainMomentRecorder
+from sgnet_ros.recording import RecordingConfig, UncertainMomentRecorder
 
 STEP_NS = 100_000_000  # 10 Hz
 
@@ -17,12 +17,11 @@ def image(index: int) -> Image:
     return message
 
 
-def record(folder, events_at: set[int], frames: int = 30, max_bytes: int = 10 ** 9) -> UncertainMomentRecorder:
-    recorder = UncertainMomentRecorder(RecordingSettings(folder, min_events=1, window_s=0.3, min_interval_s=1.0,
-                                                         max_bytes=max_bytes),
-                                       {"front": ("/front/image_raw", "sensor_msgs/msg/Image")})
+def record(folder, events_at: set[int], frames: int = 30, max_mb: float = 1000.0) -> UncertainMomentRecorder:
+    recorder = UncertainMomentRecorder(RecordingConfig(str(folder), min_events=1, window_s=0.3, min_interval_s=1.0,
+                                                       max_mb=max_mb))
     for index in range(frames):
-        recorder.offer("front", image(index), index * STEP_NS, 2 if index in events_at else 0)
+        recorder.offer("front", "/front/image_raw", image(index), index * STEP_NS, 2 if index in events_at else 0)
     recorder.close()
     return recorder
 
@@ -55,7 +54,7 @@ def test_the_budget_stops_the_recording_with_a_reason(tmp_path):
     """A budget of 5 frames: the moment at 10 writes frames 7-10, then 11; frame 12 would pass the budget and
     stops the recording. The bag keeps what was written and is closed readable."""
     size = len(serialize_message(image(0)))
-    recorder = record(tmp_path / "rec", {10, 25}, max_bytes=5 * size)
+    recorder = record(tmp_path / "rec", {10, 25}, max_mb=5 * size / 1e6)
     healthy, text, _ = recorder.status()
     assert not healthy and "reached its budget" in text and recorder.frames_written == 5
     with Reader(recorder.bag) as reader:
@@ -67,4 +66,4 @@ def test_an_unwritable_folder_stops_the_recording_with_a_reason(tmp_path):
     recorder = record(tmp_path / "file" / "rec", {10})
     healthy, text, _ = recorder.status()
     assert not healthy and text.startswith(f"recording stopped: cannot write {tmp_path / 'file' / 'rec'}")
-    recorder.offer("front", image(40), 40 * STEP_NS, 5)  # offered after it stopped: ignored, no exception
+    recorder.offer("front", "/front/image_raw", image(40), 40 * STEP_NS, 5)  # after it stopped: ignored, no exception

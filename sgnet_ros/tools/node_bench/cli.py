@@ -3,8 +3,10 @@ from __future__ import annotations
 
 import argparse
 import os
+import shutil
 import statistics
 import sys
+import tempfile
 from pathlib import Path
 from typing import Any
 
@@ -15,6 +17,7 @@ from sgnet_model.runinfo import emit_json, runtime_info
 from sgnet_ros.tools.node_bench.common import BenchError, frames
 from sgnet_ros.tools.node_bench.depth_path import DepthFeed, measure_depth_path
 from sgnet_ros.tools.node_bench.overhead import BenchNode, measure_overhead, measure_stream, wait_ready
+from sgnet_ros.tools.node_bench.recording_path import EVERY_FRAME, measure_recorder, recorded_frames
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -41,6 +44,9 @@ def build_parser() -> argparse.ArgumentParser:
                         help="also measure the node with depth on (overhead over DDS, and the depth path in-process)")
     parser.add_argument("--depth-instances", type=int, default=10,
                         help="instances per frame of the in-process depth timing (discs a fifth of the height across)")
+    parser.add_argument("--record", action="store_true",
+                        help="also measure the node recording every frame it serves (recording.* with min_events 0: "
+                             "the recorder's worst case) against the same node not recording")
     parser.add_argument("--cameras", type=int, default=0,
                         help="instead: one node serving this many cameras against 1 and against as many separate "
                              "nodes, streaming at --rate for --stream-seconds")
@@ -91,6 +97,8 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
                                                  args.stream_seconds, f"/sgnet_node_bench_{os.getpid()}")
             return results
         parts = [("overhead", args.model_config), ("stream", args.stream_model_config)]
+        if args.record:
+            parts.append(("overhead_recording", args.model_config))
         if args.depth:
             parts.append(("overhead_depth", args.model_config))
             results["depth_path"] = measure_depth_path(client, args.width, args.height, args.depth_instances,
@@ -99,6 +107,10 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
             parameters = node_parameters(args, config)
             if part == "overhead_depth":
                 parameters["depth_image_topic"] = "depth/image_raw"
+            if part == "overhead_recording":
+                bags = Path(tempfile.mkdtemp(prefix="sgnet_node_bench_"))
+                parameters.update({"recording.folder": str(bags),
+                                   **{f"recording.{name}": value for name, value in EVERY_FRAME.items()}})
             node = BenchNode(client, f"/sgnet_node_bench_{os.getpid()}_{part}", parameters)
             try:
                 wait_ready(executor, node, images[0])
@@ -111,6 +123,9 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
                             "depth_ack_ms": feed.ack_ms}
                     finally:
                         feed.close()
+                elif part == "overhead_recording":
+                    sequence = [images[i % len(images)] for i in range(args.frames)]
+                    results[part] = measure_overhead(executor, node, sequence, progress)
                 elif part == "overhead":
                     sequence = [images[i % len(images)] for i in range(args.frames)]
                     results["overhead"] = {"model": args.checkpoint or config,
@@ -123,6 +138,10 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
                 node.stop()
                 client.destroy_subscription(node.subscription)
                 client.destroy_publisher(node.publisher)
+            if part == "overhead_recording":  # the node has stopped: its bag is closed
+                results[part].update(recorded_frames(bags, args.frames))
+                shutil.rmtree(bags, ignore_errors=True)
+                results[part].update(measure_recorder(images, args.stream_seconds))
     finally:
         executor.remove_node(client)
         client.destroy_node()
@@ -161,6 +180,22 @@ def table(results: dict[str, Any]) -> str:
         rows.append(("node GPU memory first / last quarter", f"{stream['gpu_mb_first_quarter']:.0f} / "
                                                               f"{stream['gpu_mb_last_quarter']:.0f} MB "
                                                               f"({stream['gpu_mb_growth']:+.1f} MB)"))
+    if "overhead_recording" in results:
+        recording = results["overhead_recording"]
+        rows += [
+            ("recording: node overhead, median", f"{recording['overhead_ms_median']:.1f} ms (not recording: "
+                                                 f"{overhead['overhead_ms_median']:.1f} ms)"),
+            ("recording: node CPU per frame", f"{recording['cpu_ms_per_frame']:.1f} ms (not recording: "
+                                              f"{overhead['cpu_ms_per_frame']:.1f} ms)"),
+            ("recorder, in-process", f"{recording['recorder_every_frame_cpu_ms_per_frame']:.2f} ms CPU a frame "
+                                     f"recording every frame, {recording['recorder_shipped_cpu_ms_per_frame']:.2f} "
+                                     f"ms with the shipped settings ({recording['recorder_shipped_frames_written']} "
+                                     f"of {recording['recorder_every_frame_frames_written']} frames written); "
+                                     f"offer at most {recording['offer_ms_max']:.3f} ms"),
+            ("recording: frames in the bag", f"{recording['measured_frames_recorded']} of {recording['frames']} "
+                                             f"measured ({recording['frames_recorded']} with warm-up), "
+                                             f"{recording['bag_mb']:.1f} MB"),
+        ]
     if "depth_path" in results:
         path, depth = results["depth_path"], results["overhead_depth"]
         rows += [

@@ -26,9 +26,10 @@ def test_refuses_bad_options_with_status_2(tmp_path, capsys):
 
 @pytest.mark.slow
 def test_json_figures(ros):
-    """One run of every part (--depth adds the depth path and a node with depth to the overhead and the stream):
-    each part's figures, and those derived from others worked out here."""
-    run = subprocess.run([*BENCH, "--json", "--depth", "--width", "320", "--height", "192", "--frames", "4",
+    """One run of every part (--depth adds the depth path and a node with depth to the overhead and the stream,
+    --record a node recording every frame and the recorder timed alone): each part's figures, and those derived
+    from others worked out here."""
+    run = subprocess.run([*BENCH, "--json", "--depth", "--record", "--width", "320", "--height", "192", "--frames", "4",
                           "--depth-instances", "3", "--stream-model-config", "resnet18_small", "--rate", "30",
                           "--stream-seconds", "2"], capture_output=True, text=True, timeout=600)
     assert run.returncode == 0, run.stderr
@@ -40,6 +41,17 @@ def test_json_figures(ros):
     assert 0 < stream["latency_ms_median"] <= stream["latency_ms_p95"] <= stream["latency_ms_max"]
     assert stream["latency_max_over_model"] == pytest.approx(stream["latency_ms_max"] / stream["model_ms_median"])
     assert stream["rss_mb_growth"] == pytest.approx(stream["rss_mb_last_quarter"] - stream["rss_mb_first_quarter"])
+
+    recording = results["overhead_recording"]
+    assert (recording["frames"], recording["measured_frames_recorded"]) == (4, 4)  # every answered frame is in the bag
+    assert recording["frames_recorded"] >= 4  # and the warm-up frames the node answered
+    image_bytes = 192 * 320 * 3
+    assert recording["frames_recorded"] * image_bytes / 1e6 < recording["bag_mb"] < \
+        (recording["frames_recorded"] * (image_bytes + 200) + 100_000) / 1e6  # headers, index, metadata.yaml
+    # the recorder alone on 2 s at 30 Hz: every frame 60; shipped settings, a moment at the first frame and none
+    # 10 s after: that frame and the next second's 30 frames (frame 31 lies exactly 1 s after frame 1)
+    assert (recording["recorder_every_frame_frames_written"], recording["recorder_shipped_frames_written"]) == (60, 31)
+    assert 0 < recording["recorder_shipped_cpu_ms_per_frame"] and 0 < recording["recorder_every_frame_cpu_ms_per_frame"]
 
     path, depth = results["depth_path"], results["overhead_depth"]
     assert (path["frames"], path["instances"], depth["frames"], len(depth["depth_ack_ms"])) == (4, 3, 4, 4)
