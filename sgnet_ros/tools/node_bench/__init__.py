@@ -21,6 +21,9 @@ time agree on an idle machine; on a loaded one the CPU time is the cost). On the
 building time (sgnet_ros/markers.py, done only while ``markers`` has subscribers), what the node does for them when
 nobody subscribes (its subscription count check), and the debug overlay's rendering time (sgnet_ros/overlay.py).
 
+With ``--record``, the overhead measurement again on a node recording every frame it serves into a bag (the
+recorder's worst case), and the recorder timed alone (recording_path.py; docs/flywheel.md has the figures).
+
 With ``--cameras N``, instead: one node serving N cameras against one serving 1 and against N separate nodes
 (memory, total frames per second, each camera's share; cameras.py), on --model-config.
 
@@ -29,7 +32,7 @@ Images go over reliable QoS: with Fast DDS's default transports, a best-effort s
 than its 512 KB shared-memory segment (640x360 rgb8 is 691 KB).
 
 common.py holds what both benchmarks share, overhead.py the node process and the first two measurements,
-depth_path.py the depth figures, cameras.py the ``--cameras`` runs, cli.py the command line.
+depth_path.py the depth figures, recording_path.py the recording figures, cameras.py the ``--cameras`` runs, cli.py the command line.
 ``python -m sgnet_ros.tools.node_bench`` and the ``sgnet-node-bench`` console script run ``main``.
 """
 from sgnet_ros.tools.node_bench.cli import main
