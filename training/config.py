@@ -6,6 +6,7 @@ fields of its ``model`` section; class names always come from the training set's
 from __future__ import annotations
 
 import dataclasses
+import re
 from pathlib import Path
 from typing import Any
 
@@ -72,6 +73,9 @@ class TrainConfig:
     # the robot profile's start score is chosen for the trained model on this many of its training videos
     # (training/calibrate.py, docs/model.md), after the schedule completes; 0 keeps the model config's
     calibration_videos: int = 24
+    # fine-tuning (training/finetune.py): a checkpoint whose weights, network and tracker profiles this run starts
+    # from (model_config and model are then not used); the schedule starts afresh. Empty: a new model
+    init_from: str = ""
 
     def __post_init__(self) -> None:
         if self.calibration_videos < 0:
@@ -84,6 +88,15 @@ class TrainConfig:
             raise ConfigError("max_minutes must be 0 (no budget) or positive")
         if self.threads < 0:
             raise ConfigError(f"threads must be 0 (as torch is set) or a number of CPU threads, got {self.threads}")
+
+
+def override_value(text: str) -> Any:
+    """An override's value as YAML reads it, but for exponents without a dot (1e-5), which YAML 1.1 leaves a
+    string: a float, as anyone typing a learning rate means it."""
+    value = yaml.safe_load(text)
+    if isinstance(value, str) and re.fullmatch(r"[-+]?\d+[eE][-+]?\d+", value.strip()):
+        return float(value)
+    return value
 
 
 def load_train_config(path: str | Path | None, overrides: list[str] = ()) -> TrainConfig:
@@ -101,7 +114,7 @@ def load_train_config(path: str | Path | None, overrides: list[str] = ()) -> Tra
             node = node.setdefault(part, {})
             if not isinstance(node, dict):
                 raise ConfigError(f"override {override!r}: {part} is not a section")
-        node[leaf] = yaml.safe_load(value)
+        node[leaf] = override_value(value)
     model_overrides = raw.pop("model", None) or {}
     base = named_config(str(raw.get("model_config", TrainConfig.model_config))).model
     raw["model"] = {**to_dict(base), **model_overrides}

@@ -45,6 +45,7 @@ from sgnet_model.network.model import SGNet
 from sgnet_model.runtime.backends import cpu_supports_bf16
 from training.config import TrainConfig, load_train_config
 from training.datasets import ClipAugmentation, DatasetError, YTVISClipDataset, collate_clips
+from training.finetune import load_start_weights
 
 LOSS_NAMES = ("cls", "box", "centerness", "mask", "motion")
 
@@ -183,8 +184,11 @@ def _train(config: TrainConfig, output_dir: Path, resume: Path | None, progress:
                             "(e.g. --set data.annotations=DATA/train.json --set data.frames=DATA/JPEGImages)")
     torch.manual_seed(config.seed)
     annotations = load_annotations(config.data.annotations)
-    model_config = dataclasses.replace(config.model, class_names=annotations.class_names)
-    tracker_profiles = named_config(config.model_config).tracker_profiles()  # stored with the weights
+    start = load_checkpoint(config.init_from) if config.init_from else None  # fine-tuning: its network and weights
+    model_config = dataclasses.replace(start.model_config if start else config.model,
+                                       class_names=annotations.class_names)
+    # stored with the weights
+    tracker_profiles = start.tracker_profiles if start else named_config(config.model_config).tracker_profiles()
     clips = YTVISClipDataset(annotations, config.data.frames, model_config, clip_length=config.data.clip_length,
                              augmentation=ClipAugmentation(config.data.scale_range, config.data.flip_probability,
                                                            config.data.max_frame_gap))
@@ -196,7 +200,7 @@ def _train(config: TrainConfig, output_dir: Path, resume: Path | None, progress:
         raise TrainingError(f"the training set has {len(dataset)} clips, fewer than one batch of "
                             f"{config.batch_size} per process; lower batch_size")
 
-    model = SGNet(model_config).to(device)
+    model = SGNet(model_config, load_pretrained=start is None).to(device)
     parameters = [p for p in model.parameters() if p.requires_grad]
     optimizer = torch.optim.SGD(parameters, lr=config.optim.base_lr, momentum=config.optim.momentum,
                                 weight_decay=config.optim.weight_decay)
@@ -215,6 +219,12 @@ def _train(config: TrainConfig, output_dir: Path, resume: Path | None, progress:
         restore_rng_states(state["rng"][process.rank] if process.rank < len(state["rng"]) else state["rng"][0])
         iteration = int(state["iteration"])
         spent_before = float(state.get("elapsed_s", 0.0))
+    elif start is not None:
+        new_classes = load_start_weights(model, start, config.init_from)
+        if process.main:
+            print(f"sgnet-train: fine-tuning {config.init_from}: {len(model_config.class_names) - len(new_classes)} "
+                  f"of its classes kept" + (f", new: {', '.join(new_classes)}" if new_classes else "")
+                  + "; a fresh schedule", file=sys.stderr)
     network = DistributedDataParallel(model, device_ids=[device.index] if device.type == "cuda" else None,
                                       find_unused_parameters=True) if process.world_size > 1 else model
 
@@ -397,6 +407,9 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--output", required=True, type=Path, help="folder for last.pt, model.pt and tb/")
     parser.add_argument("--resume", nargs="?", const="", default=None, metavar="CKPT",
                         help="continue from CKPT, or from OUTPUT/last.pt when no file is given")
+    parser.add_argument("--init-from", metavar="CKPT",
+                        help="fine-tune: start from CKPT's weights, network and tracker profiles, with a fresh "
+                             "schedule (shorthand for --set init_from=CKPT; docs/flywheel.md)")
     parser.add_argument("--seed", type=int, help="shorthand for --set seed=N")
     parser.add_argument("--stop-after", type=int, metavar="N",
                         help="end this run after iteration N with last.pt written (a scheduler's time slot); "
@@ -407,7 +420,8 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
-    overrides = args.set + ([f"seed={args.seed}"] if args.seed is not None else [])
+    overrides = (args.set + ([f"seed={args.seed}"] if args.seed is not None else [])
+                 + ([f"init_from={args.init_from}"] if args.init_from else []))
     resume = None if args.resume is None else Path(args.resume or args.output / "last.pt")
     try:
         config = load_train_config(args.config, overrides)

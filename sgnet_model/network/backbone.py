@@ -84,15 +84,16 @@ class ResNetFPN(BackboneWithFPN):
         return self.fpn(features), detail
 
 
-def build_backbone(config: ModelConfig) -> ResNetFPN:
+def build_backbone(config: ModelConfig, load_pretrained: bool = True) -> ResNetFPN:
     """ResNet C3..C5 -> FPN P3..P5, plus P6 and P7 by stride-2 convs on P5 (as torchvision's FCOS); C2 passes
-    through untouched for the base mask module."""
+    through untouched for the base mask module. ``load_pretrained=False``: the network a pretrained config
+    describes (frozen BatchNorm and early layers) without reading the weights file."""
     pretrained = config.pretrained != "none"
     # Pretrained ResNets keep their BatchNorm statistics frozen (tiny video batches would ruin them);
     # from scratch the BatchNorm layers must learn.
     norm_layer = FrozenBatchNorm2d if pretrained else nn.BatchNorm2d
     resnet = getattr(torchvision.models, config.backbone)(weights=None, norm_layer=norm_layer)
-    if config.pretrained == "imagenet":
+    if config.pretrained == "imagenet" and load_pretrained:
         file = pretrained_file(config)
         copy_weights(resnet, read_weights_file(file), file)  # its fc layer too, dropped with the classifier below
     channels = detail_channels(config) * 2  # C3 channels: 128 for ResNet-18/34, 512 for ResNet-50/101

@@ -67,10 +67,12 @@ def decode_boxes(regression: Tensor, centres: Tensor, strides: Tensor) -> Tensor
 
 
 class SGNet(nn.Module):
-    def __init__(self, config: ModelConfig) -> None:
+    def __init__(self, config: ModelConfig, load_pretrained: bool = True) -> None:
+        """``load_pretrained=False`` builds the network of a pretrained config (``config.pretrained``) without
+        reading its weights file: for weights that come from a checkpoint (fine-tuning, training/finetune.py)."""
         super().__init__()
         self.config = config
-        self.backbone = build_backbone(config)
+        self.backbone = build_backbone(config, load_pretrained)
         # torchvision's FCOS head: the same module names, so COCO FCOS weights load into it.
         self.head = FCOSHead(config.fpn_channels, num_anchors=1, num_classes=config.num_classes,
                              num_convs=config.head_convs)
@@ -80,7 +82,7 @@ class SGNet(nn.Module):
         self.blender = GranularityBlender(config)
         self.register_buffer("image_mean", torch.tensor(IMAGE_MEAN).view(1, 3, 1, 1) * 255, persistent=False)
         self.register_buffer("image_std", torch.tensor(IMAGE_STD).view(1, 3, 1, 1) * 255, persistent=False)
-        if config.pretrained == "coco_fcos":
+        if config.pretrained == "coco_fcos" and load_pretrained:
             load_coco_fcos(self, config)
 
     def forward(self, batch: ClipBatch) -> dict[str, Tensor]:

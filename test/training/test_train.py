@@ -66,6 +66,15 @@ def test_bad_overrides_are_named(override, message):
         load_train_config(SMALL_YAML, [override])
 
 
+def test_an_exponent_without_a_dot_is_a_number():
+    """YAML 1.1 reads 1e-5 as a string; an override means the number (1e-5 typed by hand, 1.0e-5 YAML's own)."""
+    config = load_train_config(SMALL_YAML, ["optim.base_lr=1e-5", "optim.warmup_start_fraction=2.5E-1",
+                                            "model_config=resnet18_small"])
+    assert (config.optim.base_lr, config.optim.warmup_start_fraction) == (0.00001, 0.25)
+    with pytest.raises(ConfigError, match="max_iters: expected int"):  # still no float where an int belongs
+        load_train_config(SMALL_YAML, ["max_iters=3e2"])
+
+
 def test_missing_config_file_is_a_clear_error(tmp_path, capsys):
     assert main(["--config", str(tmp_path / "nope.yaml"), "--output", str(tmp_path)]) == 2
     assert "does not exist" in capsys.readouterr().err
