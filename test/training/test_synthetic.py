@@ -10,8 +10,8 @@ import pytest
 
 from sgnet_model.data.ytvis import load_annotations
 from training.synthetic import (DEFAULT_CLASSES, DEFAULT_FRAMES, DEFAULT_HEIGHT, DEFAULT_OBJECTS, DEFAULT_VIDEOS,
-                                DEFAULT_WIDTH, MIN_VISIBLE_FRAMES, SHAPES, ShapeTrack, SyntheticError,
-                                generate_synthetic_set, main, render_frame)
+                                DEFAULT_WIDTH, DOMAINS, MIN_VISIBLE_FRAMES, SHAPES, Domain, ShapeTrack, SyntheticError,
+                                generate_synthetic_set, main, random_video, render_frame)
 
 COLOUR, SHADE = (250, 20, 30), (120, 10, 15)
 
@@ -192,6 +192,34 @@ def test_default_set_has_the_documented_make_up(tmp_path):
                 grown = cv2.dilate(a.astype(np.uint8), np.ones((3, 3), np.uint8)).astype(bool)
                 touching += sum(bool((grown & b).any()) for b in masks[i + 1:])
     assert touching >= 5
+
+
+def test_a_domain_changes_what_the_camera_sees_not_the_scene():
+    """The same seed in a dimmer, blurred domain draws the same scene: the same masks exactly; each frame's mean is
+    the lighting times the base frame's (the sensor noise is the same draw; clipping at 0 and 255 and rounding
+    aside), and blur takes away fine detail (the Laplacian's variance, a second measure, falls)."""
+    args = (12, 96, 160, 3, SHAPES[:4], (24.0, 60.0))
+    base = random_video(np.random.default_rng(7), *args)
+    seen = random_video(np.random.default_rng(7), *args, Domain(lighting=0.5, blur=1.5))
+    assert all(np.array_equal(a, b) if a is not None else b is None
+               for track_a, track_b in zip(base.masks, seen.masks) for a, b in zip(track_a, track_b))
+    for plain, dim in zip(base.frames, seen.frames):
+        assert dim.mean() == pytest.approx(0.5 * plain.mean(), abs=2.0)
+        sharpness = [cv2.Laplacian(frame.astype(np.float64), cv2.CV_64F).var() for frame in (plain, dim)]
+        assert sharpness[1] < 0.5 * sharpness[0]
+
+
+def test_a_domain_weighs_the_classes():
+    """Weights 1, 1, 3, 3: 3 in 4 objects are triangles or stars. Over 600 draws the share lies within 4.5
+    binomial standard deviations (0.0177) of 0.75; uniform weights give 0.5."""
+    shifted = DOMAINS["shifted"]
+    draws = [track.shape for seed in range(200)
+             for track in random_video(np.random.default_rng(seed), 1, 64, 96, 3, SHAPES[:4], (16.0, 24.0),
+                                       shifted).tracks]
+    share = sum(shape in ("triangle", "star") for shape in draws) / len(draws)
+    assert abs(share - 0.75) < 4.5 * math.sqrt(0.75 * 0.25 / len(draws))
+    with pytest.raises(SyntheticError, match="weighs 4 classes; the set has 3"):
+        random_video(np.random.default_rng(0), 2, 96, 160, 1, SHAPES[:3], (24.0, 40.0), shifted)
 
 
 def test_bad_options_and_existing_output_are_refused(tmp_path):

@@ -37,10 +37,11 @@ video.py draws and renders one video, depth.py adds its depth, generate.py write
 from training.synthetic.depth import CAMERA_INFO_FILE, DEPTH_DIR, DEPTH_TRUTH_FILE, PinholeCamera, depth_video
 from training.synthetic.generate import (DEFAULT_CLASSES, DEFAULT_FRAMES, DEFAULT_HEIGHT, DEFAULT_OBJECTS,
                                          DEFAULT_VIDEOS, DEFAULT_WIDTH, generate_synthetic_set, main)
-from training.synthetic.video import (DEFAULT_SIZES, MIN_VISIBLE_FRAMES, SHAPES, ShapeTrack, SyntheticError,
-                                      random_video, render_frame)
+from training.synthetic.video import (DEFAULT_SIZES, DOMAINS, MIN_VISIBLE_FRAMES, SHAPES, Domain, ShapeTrack,
+                                      SyntheticError, random_video, render_frame)
 
 __all__ = ["CAMERA_INFO_FILE", "DEFAULT_CLASSES", "DEFAULT_FRAMES", "DEFAULT_HEIGHT", "DEFAULT_OBJECTS",
-           "DEFAULT_SIZES", "DEFAULT_VIDEOS", "DEFAULT_WIDTH", "DEPTH_DIR", "DEPTH_TRUTH_FILE", "MIN_VISIBLE_FRAMES",
+           "DEFAULT_SIZES", "DEFAULT_VIDEOS", "DEFAULT_WIDTH", "DEPTH_DIR", "DEPTH_TRUTH_FILE", "DOMAINS", "Domain",
+           "MIN_VISIBLE_FRAMES",
            "SHAPES", "PinholeCamera", "ShapeTrack", "SyntheticError", "depth_video", "generate_synthetic_set", "main",
            "random_video", "render_frame"]

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import json
 import shutil
 import sys
@@ -18,7 +19,7 @@ from tqdm import tqdm
 from sgnet_model.data.ytvis import encode_mask
 from training.synthetic.depth import (CAMERA_INFO_FILE, DEPTH_DIR, DEPTH_TRUTH_FILE, PinholeCamera, write_depth_set,
                                       write_depth_video)
-from training.synthetic.video import DEFAULT_SIZES, SHAPES, SyntheticError, random_video
+from training.synthetic.video import DEFAULT_SIZES, DOMAINS, SHAPES, Domain, SyntheticError, random_video
 
 # The default set: the small config (ResNet-18, 320x192 input) learns it on the CPU in minutes; split it with
 # `sgnet-split --val-count 8` for 40 training and 8 held-out videos.
@@ -70,7 +71,8 @@ def generate_synthetic_set(out_dir: str | Path, *, videos: int = DEFAULT_VIDEOS,
                            height: int = DEFAULT_HEIGHT, objects: int | tuple[int, int] = DEFAULT_OBJECTS,
                            sizes: tuple[float, float] = DEFAULT_SIZES, classes: int = DEFAULT_CLASSES,
                            seed: int = 0, jpeg_quality: int = JPEG_QUALITY, overwrite: bool = False,
-                           progress: bool = False, depth: bool = False, depth_dropout: float = 0.0) -> Path:
+                           progress: bool = False, depth: bool = False, depth_dropout: float = 0.0,
+                           domain: Domain = Domain()) -> Path:
     """Write a synthetic set to ``out_dir`` (``JPEGImages/`` and ``annotations.json``); returns the path of
     ``annotations.json``. The frame paths in it are relative to ``out_dir / "JPEGImages"``.
 
@@ -81,7 +83,8 @@ def generate_synthetic_set(out_dir: str | Path, *, videos: int = DEFAULT_VIDEOS,
 
     With ``depth``, also ``Depth/`` (16-bit PNG depth in millimetres per frame), ``camera_info.yaml`` and
     ``depth_ground_truth.json`` (see :func:`depth_video`); the colour frames and annotations stay the same.
-    ``depth_dropout``: the fraction of depth pixels left without depth (0), at random.
+    ``depth_dropout``: the fraction of depth pixels left without depth (0), at random. ``domain``: the world shown
+    (lighting, blur, backgrounds, class mix; :data:`DOMAINS`), written into the info section unless the default.
     """
     frame_range = (frames, frames) if isinstance(frames, int) else tuple(frames)
     object_range = (objects, objects) if isinstance(objects, int) else tuple(objects)
@@ -104,7 +107,7 @@ def generate_synthetic_set(out_dir: str | Path, *, videos: int = DEFAULT_VIDEOS,
     data: dict[str, Any] = {
         "info": {"description": "sgnet-synth synthetic shapes", "seed": seed, "videos": videos,
                  "frames": list(frame_range), "width": width, "height": height, "objects": list(object_range),
-                 "sizes": list(sizes)},
+                 "sizes": list(sizes), **({"domain": dataclasses.asdict(domain)} if domain != Domain() else {})},
         "videos": [], "annotations": [],
         "categories": [{"id": i + 1, "name": name, "supercategory": "shape"} for i, name in enumerate(shapes)],
     }
@@ -112,7 +115,7 @@ def generate_synthetic_set(out_dir: str | Path, *, videos: int = DEFAULT_VIDEOS,
         rng = np.random.default_rng([seed, index])  # video i depends on the seed and i only
         video_id, name = index + 1, f"video_{index + 1:04d}"
         video = random_video(rng, int(rng.integers(frame_range[0], frame_range[1] + 1)), height, width,
-                             int(rng.integers(object_range[0], object_range[1] + 1)), shapes, sizes)
+                             int(rng.integers(object_range[0], object_range[1] + 1)), shapes, sizes, domain)
         (frames_dir / name).mkdir(parents=True)
         file_names = []
         for t, image in enumerate(video.frames):
@@ -172,6 +175,9 @@ def build_parser() -> argparse.ArgumentParser:
                         help="object size in frame 0: the diameter of its circumscribed circle, pixels")
     parser.add_argument("--classes", type=int, default=DEFAULT_CLASSES,
                         help=f"number of shape classes, the first of {', '.join(SHAPES)}")
+    parser.add_argument("--domain", choices=sorted(DOMAINS), default="base",
+                        help="the world shown: base (what the models here train on) or shifted (dimmer, blurred, "
+                             "busy backgrounds, mostly triangles and stars; docs/flywheel.md)")
     parser.add_argument("--seed", type=int, default=0, help="the same seed and options give the same set")
     parser.add_argument("--jpeg-quality", type=int, default=JPEG_QUALITY, help="OpenCV JPEG quality")
     parser.add_argument("--overwrite", action="store_true", help="replace a set already in OUTPUT")
@@ -194,7 +200,7 @@ def main(argv: Sequence[str] | None = None) -> int:
                                       height=args.height, objects=args.objects, sizes=args.sizes,
                                       classes=args.classes, seed=args.seed, jpeg_quality=args.jpeg_quality,
                                       overwrite=args.overwrite, progress=not args.no_progress, depth=args.depth,
-                                      depth_dropout=args.depth_dropout)
+                                      depth_dropout=args.depth_dropout, domain=DOMAINS[args.domain])
     except (SyntheticError, OSError) as error:
         print(f"sgnet-synth: error: {error}", file=sys.stderr)
         return 2

@@ -28,6 +28,40 @@ class SyntheticError(ValueError):
 
 
 @dataclasses.dataclass(frozen=True)
+class Domain:
+    """The world a synthetic set shows. The default is the world every model here trains on; another one stands in
+    for a robot's own (docs/flywheel.md): other lighting, a blurrier camera, busier backgrounds, another mix of
+    classes. The default draws the same random numbers as before domains existed: the same seed, the same set."""
+
+    lighting: float = 1.0  # the rendered scene's brightness is multiplied by this (before the sensor noise)
+    blur: float = 0.0  # Gaussian blur of the rendered scene, sigma in pixels (0: sharp)
+    vivid_backgrounds: bool = False  # saturated, high-contrast backgrounds (stripes and checkers as busy as objects)
+    class_weights: tuple[float, ...] = ()  # relative frequency of each class in order; empty: all alike
+
+    def __post_init__(self) -> None:
+        if not self.lighting > 0 or self.blur < 0 or any(w < 0 for w in self.class_weights) or (
+                self.class_weights and not sum(self.class_weights) > 0):
+            raise SyntheticError("a domain needs lighting > 0, blur >= 0 and class weights >= 0 that are not all 0")
+
+    def class_probabilities(self, classes: int) -> np.ndarray | None:
+        """The chance of each of the first ``classes`` classes, None when all are alike."""
+        if not self.class_weights:
+            return None
+        if len(self.class_weights) != classes:
+            raise SyntheticError(f"the domain weighs {len(self.class_weights)} classes; the set has {classes}")
+        weights = np.asarray(self.class_weights, np.float64)
+        return weights / weights.sum()
+
+
+DOMAINS = {  # sgnet-synth --domain
+    "base": Domain(),
+    # a dim, slightly blurred camera over busy backgrounds, seeing mostly triangles and stars: what the base world's
+    # models miss (docs/flywheel.md measures the loop on it)
+    "shifted": Domain(lighting=0.6, blur=1.2, vivid_backgrounds=True, class_weights=(1.0, 1.0, 3.0, 3.0)),
+}
+
+
+@dataclasses.dataclass(frozen=True)
 class ClassLook:
     hue: float  # OpenCV hue, 0..180
     texture: str  # a key of TEXTURES
@@ -163,11 +197,13 @@ def _hsv_to_rgb(hue: float, saturation: float, value: float) -> tuple[int, int, 
     return tuple(int(c) for c in cv2.cvtColor(pixel, cv2.COLOR_HSV2RGB)[0, 0])
 
 
-def random_background(rng: np.random.Generator, height: int, width: int) -> np.ndarray:
-    """(H, W, 3) uint8 RGB background in muted colours: smooth noise, a gradient or stripes."""
-    low = np.array(_hsv_to_rgb(rng.uniform(0, 180), rng.uniform(0, 90), rng.uniform(30, 150)), np.float64)
-    high = np.array(_hsv_to_rgb(rng.uniform(0, 180), rng.uniform(0, 90), rng.uniform(110, 230)), np.float64)
-    kind = rng.choice(("noise", "gradient", "stripes"))
+def random_background(rng: np.random.Generator, height: int, width: int, vivid: bool = False) -> np.ndarray:
+    """(H, W, 3) uint8 RGB background in muted colours: smooth noise, a gradient or stripes. ``vivid``: saturated
+    colours far apart in brightness, and stripes twice as often (busy, like the objects' own textures)."""
+    saturation = (120, 255) if vivid else (0, 90)
+    low = np.array(_hsv_to_rgb(rng.uniform(0, 180), rng.uniform(*saturation), rng.uniform(30, 150)), np.float64)
+    high = np.array(_hsv_to_rgb(rng.uniform(0, 180), rng.uniform(*saturation), rng.uniform(110, 230)), np.float64)
+    kind = rng.choice(("noise", "gradient", "stripes", "stripes") if vivid else ("noise", "gradient", "stripes"))
     ys, xs = np.mgrid[0:height, 0:width].astype(np.float64)
     if kind == "noise":
         cells = rng.uniform(0, 1, (int(rng.integers(3, 9)), int(rng.integers(4, 13))))
@@ -212,12 +248,16 @@ class SyntheticVideo:
 
 
 def random_video(rng: np.random.Generator, frames: int, height: int, width: int, objects: int,
-                 shapes: Sequence[str], sizes: tuple[float, float]) -> SyntheticVideo:
-    """A video of ``objects`` shapes of random classes among ``shapes``, each visible in at least
-    MIN_VISIBLE_FRAMES frames (the objects are drawn again until they are)."""
-    background = random_background(rng, height, width)
+                 shapes: Sequence[str], sizes: tuple[float, float], domain: Domain = Domain()) -> SyntheticVideo:
+    """A video of ``objects`` shapes of random classes among ``shapes`` (as often as ``domain`` weighs them), each
+    visible in at least MIN_VISIBLE_FRAMES frames (the objects are drawn again until they are), in ``domain``'s
+    light, blur and backgrounds."""
+    background = random_background(rng, height, width, domain.vivid_backgrounds)
+    probabilities = domain.class_probabilities(len(shapes))
+    draw = (lambda: str(rng.choice(shapes))) if probabilities is None else (
+        lambda: str(rng.choice(shapes, p=probabilities)))
     for _ in range(MAX_ATTEMPTS):
-        tracks = [random_track(rng, str(rng.choice(shapes)), frames, height, width, sizes) for _ in range(objects)]
+        tracks = [random_track(rng, draw(), frames, height, width, sizes) for _ in range(objects)]
         rendered = [render_frame(background, tracks, t) for t in range(frames)]
         masks = [[frame_masks[i] for _, frame_masks in rendered] for i in range(objects)]
         if all(sum(m is not None for m in track_masks) >= min(MIN_VISIBLE_FRAMES, frames) for track_masks in masks):
@@ -225,6 +265,14 @@ def random_video(rng: np.random.Generator, frames: int, height: int, width: int,
     else:
         raise SyntheticError(f"could not place {objects} objects visible in {MIN_VISIBLE_FRAMES} frames each in "
                              f"{MAX_ATTEMPTS} tries: use fewer objects, smaller ones or a larger frame")
-    noisy = [np.clip(image + rng.normal(0, SENSOR_NOISE, image.shape), 0, 255).round().astype(np.uint8)
+    noisy = [np.clip(_seen(image, domain) + rng.normal(0, SENSOR_NOISE, image.shape), 0, 255).round().astype(np.uint8)
              for image, _ in rendered]
     return SyntheticVideo(noisy, tracks, masks)
+
+
+def _seen(image: np.ndarray, domain: Domain) -> np.ndarray:
+    """The rendered scene as the domain's camera sees it, before its sensor noise: blurred, then lit. The masks
+    stay the scene's own (what a labeller would draw)."""
+    if domain.blur > 0:
+        image = cv2.GaussianBlur(image, (0, 0), domain.blur)
+    return image * domain.lighting if domain.lighting != 1.0 else image
