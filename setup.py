@@ -45,6 +45,7 @@ setup(
             "sgnet-node-bench = sgnet_ros.tools.node_bench:main",
             "sgnet-replay = sgnet_ros.tools.replay:main",
             "sgnet-bag = sgnet_ros.tools.bag:main",
+            "sgnet-label = sgnet_ros.tools.label:main",
             "sgnet-demo = sgnet_ros.tools.demo:main",
         ],
     },

@@ -14,7 +14,8 @@ import pytest
 
 ROOT = Path(__file__).resolve().parents[2]
 SOURCES = ("CMakeLists.txt", "package.xml", "msg", "sgnet_ros", "sgnet_model", "training", "launch", "config")
-PROGRAMS = {"sgnet_node", "sgnet_node_bench", "sgnet_replay", "sgnet_bag", "sgnet_demo", "sgnet_weights", "sgnet_export"}
+PROGRAMS = {"sgnet_node", "sgnet_node_bench", "sgnet_replay", "sgnet_bag", "sgnet_label", "sgnet_demo", "sgnet_weights",
+            "sgnet_export"}
 
 
 def run(command: list[str], **kwargs) -> None:
