@@ -7,12 +7,16 @@ tracker profiles; the training config's ``model_config`` and ``model`` section a
 brings its classes, matched to the checkpoint's by name: a class the checkpoint knows keeps its classifier row, a
 new class starts where a fresh network's does (the classification prior, Focal loss's initialisation). Only the
 weights come from the checkpoint: the optimiser, the learning-rate schedule and the iteration count start afresh
-and follow the training config (``sgnet-train --resume`` continues a run, schedule included).
+and follow the training config (``sgnet-train --resume`` continues a run, schedule included). BatchNorm layers keep
+the checkpoint's statistics (``keep_batchnorm_statistics``): re-estimated from a small labelled set of the new
+world alone, they would fit it and shift every feature the old world's weights expect (measured in docs/flywheel.md).
 """
 from __future__ import annotations
 
 import dataclasses
 from pathlib import Path
+
+from torch import nn
 
 from sgnet_model.checkpoint import Checkpoint, load_model_state
 from sgnet_model.network.model import SGNet
@@ -36,3 +40,11 @@ def load_start_weights(model: SGNet, start: Checkpoint, path: str | Path) -> lis
         state[key] = rows
     load_model_state(model, dataclasses.replace(start, model_state=state), path)
     return [name for name in model.config.class_names if name not in known]
+
+
+def keep_batchnorm_statistics(model: nn.Module) -> None:
+    """BatchNorm layers normalise with their running statistics and stop updating them (their weight and bias
+    still learn): call after ``model.train()``."""
+    for module in model.modules():
+        if isinstance(module, nn.modules.batchnorm._BatchNorm):
+            module.eval()

@@ -45,7 +45,7 @@ from sgnet_model.network.model import SGNet
 from sgnet_model.runtime.backends import cpu_supports_bf16
 from training.config import TrainConfig, load_train_config
 from training.datasets import ClipAugmentation, DatasetError, YTVISClipDataset, collate_clips
-from training.finetune import load_start_weights
+from training.finetune import keep_batchnorm_statistics, load_start_weights
 
 LOSS_NAMES = ("cls", "box", "centerness", "mask", "motion")
 
@@ -240,6 +240,8 @@ def _train(config: TrainConfig, output_dir: Path, resume: Path | None, progress:
                disable=not (progress and process.main), dynamic_ncols=True)
     started = time.monotonic()
     model.train()
+    if start is not None:
+        keep_batchnorm_statistics(model)
 
     def elapsed() -> float:
         """Training time spent, over all the runs that resumed one another."""
