@@ -84,7 +84,8 @@ class ModelConfig:
     # keeps), on the host before mask NMS and the tracker (sgnet_model/inference/mask_rescoring.py): "off", the
     # network's score; "ranking", the rescored score orders mask NMS and is the score reported (what video AP
     # ranks) while the tracker starts and continues tracks on the network's score; "all", the tracker too.
-    # docs/model.md, "Ranking by mask quality".
+    # Off: neither raised AP, AP75 and AP90 on most of 6 models, and "all" cost the robot profile IDF1 (docs/model.md,
+    # "Ranking by mask quality"). A checkpoint keeps its own value; one written before the field loads as off.
     mask_rescoring: str = "off"
     detections_per_frame: int = 50
     candidates_per_level: int = 1000
