@@ -22,6 +22,7 @@ YOUTUBE_VIS_2019_CLASSES: tuple[str, ...] = (
 )
 
 BACKBONES = ("resnet18", "resnet34", "resnet50", "resnet101")
+MASK_RESCORING = ("off", "ranking", "all")  # ModelConfig.mask_rescoring
 PRETRAINED = ("none", "imagenet", "coco_fcos")
 
 
@@ -79,6 +80,13 @@ class ModelConfig:
     # After box NMS, drop an instance whose mask's IoU with a higher-scored one's is above this (0: off);
     # sgnet_model/inference/mask_nms.py. A checkpoint keeps the values it was trained with.
     mask_nms_threshold: float = 0.5
+    # Rank by score x mask quality (SOLOv2's "maskness", the mean foreground probability over the pixels a mask
+    # keeps), on the host before mask NMS and the tracker (sgnet_model/inference/mask_rescoring.py): "off", the
+    # network's score; "ranking", the rescored score orders mask NMS and is the score reported (what video AP
+    # ranks) while the tracker starts and continues tracks on the network's score; "all", the tracker too.
+    # Off: neither raised AP, AP75 and AP90 on most of 6 models, and "all" cost the robot profile IDF1 (docs/model.md,
+    # "Ranking by mask quality"). A checkpoint keeps its own value; one written before the field loads as off.
+    mask_rescoring: str = "off"
     detections_per_frame: int = 50
     candidates_per_level: int = 1000
     # Initialisation: "none" (random), "imagenet" (torchvision ResNet) or "coco_fcos" (torchvision FCOS R50).
@@ -113,6 +121,8 @@ class ModelConfig:
         _check(0.0 <= self.score_threshold <= 1.0, "score_threshold", "must lie in [0, 1]")
         _check(0.0 < self.nms_threshold <= 1.0, "nms_threshold", "must lie in (0, 1]")
         _check(0.0 <= self.mask_nms_threshold <= 1.0, "mask_nms_threshold", "must lie in [0, 1] (0: off)")
+        _check(self.mask_rescoring in MASK_RESCORING, "mask_rescoring",
+               f"must be one of {MASK_RESCORING}, got {self.mask_rescoring!r}")
         _check(0 <= self.trainable_backbone_layers <= 5, "trainable_backbone_layers", "must lie in 0..5")
 
     @property

@@ -33,6 +33,7 @@ import torch
 from sgnet_model.checkpoint import CheckpointError, load_checkpoint, load_model_state
 from sgnet_model.config import TRACKER_PROFILES, ModelConfig, PredictorConfig, SGNetConfig, TrackerConfig
 from sgnet_model.inference.mask_nms import suppress_overlapping_masks
+from sgnet_model.inference.mask_rescoring import rescored
 from sgnet_model.inference.postprocess import FrameTensors
 from sgnet_model.inference.tracker import CenterTracker
 from sgnet_model.inference.uncertainty import FrameUncertainty, frame_uncertainty
@@ -353,14 +354,17 @@ class StreamingPredictor:
         tracks it missed carried over the gap), and the frame's uncertainty events."""
         with stage("to_host"):
             numbers, masks_np = self._to_host(frame)
-        with stage("tracking"):  # the suppression by mask overlap, when on, and the tracker
+        with stage("tracking"):  # ranking by mask quality and the suppression by mask overlap, when on; the tracker
+            # (N,) each: what ranks the detections and what the tracker's start and continue scores compare
+            scores, tracker_scores = rescored(numbers[:, 6], numbers[:, 9], self.model_config.mask_rescoring)
             if self.model_config.mask_nms_threshold > 0:
-                keep = suppress_overlapping_masks(numbers[:, 6], masks_np, self.model_config.mask_nms_threshold)
+                keep = suppress_overlapping_masks(scores, masks_np, self.model_config.mask_nms_threshold)
                 numbers, masks_np = numbers[keep], masks_np[keep]
-            boxes, motion_np, scores = numbers[:, :4], numbers[:, 4:6], numbers[:, 6]
+                scores, tracker_scores = scores[keep], tracker_scores[keep]
+            boxes, motion_np = numbers[:, :4], numbers[:, 4:6]
             labels = numbers[:, 7].astype(np.int64)
-            track_ids = stream.tracker.update(boxes, scores, labels, motion_np, timestamp)
-            uncertainty = frame_uncertainty(scores, track_ids, labels, stream.classes, stream.tracker.config)
+            track_ids = stream.tracker.update(boxes, tracker_scores, labels, motion_np, timestamp)
+            uncertainty = frame_uncertainty(tracker_scores, track_ids, labels, stream.classes, stream.tracker.config)
             stream.classes = {int(t): int(c) for t, c in zip(track_ids, labels) if t > 0}
             detected = [
                 TrackedInstance(track_id=int(track_ids[i]), class_id=int(labels[i]),
@@ -374,7 +378,7 @@ class StreamingPredictor:
 
     @staticmethod
     def _to_host(frame: FrameTensors) -> tuple[np.ndarray, np.ndarray]:
-        """The valid instances' numbers (N, 9) and masks (N, H, W) as numpy arrays.
+        """The valid instances' numbers (N, 10) and masks (N, H, W) as numpy arrays.
 
         From a GPU: the numbers first (a few hundred bytes), then the masks of the valid slots only (the
         fixed-shape path pads to detections_per_frame, and masks are the biggest output by far), each through

@@ -1,11 +1,15 @@
 """Inference-only ablations on the suite's trained models (test/session_model.py cache entries, one per training
 seed) and on the demo's model (its cache folder): for each setting, the robot profile's IDF1 (ID switches) and
-HOTA on the held-out videos at every 2nd frame (3 frames a second), and the evaluation profile's IDF1 (switches),
-HOTA and video AP at the full rate (6 a second). docs/model.md has the tables.
+HOTA and matched masks' IoU on the held-out videos at every 2nd frame (3 frames a second), and the evaluation
+profile's IDF1 (switches), HOTA, video AP, AP75, AP90, AR100 and matched masks' IoU at the full rate (6 a second).
+docs/model.md has the tables.
 
 - ``mask_nms`` ("Suppression by mask overlap"): box NMS and mask NMS thresholds (0: off).
 - ``fill_gaps`` ("Tracks carried over missed frames"): TrackerConfig.fill_gaps_s, seconds a track without a
   detection is still reported, moved along its velocity.
+- ``mask_rescoring`` ("Ranking by mask quality"): ModelConfig.mask_rescoring, the score times the mask's mean
+  probability over its pixels, for ranking only ("ranking": the tracker starts and continues tracks on the
+  network's score) or everywhere ("all").
 
     .venv/bin/python test/inference_ablation.py mask_nms ~/.cache/sgnet_ros/test-model/seed*-*/ ~/.cache/sgnet_ros/demo/*/
 """
@@ -28,6 +32,9 @@ ABLATIONS = {
     "fill_gaps": (("no filling", SHIPPED_NMS, {"fill_gaps_s": 0.0}),
                   ("fill 0.4 s", SHIPPED_NMS, {"fill_gaps_s": 0.4}),
                   ("fill 0.7 s", SHIPPED_NMS, {"fill_gaps_s": 0.7})),
+    "mask_rescoring": (("off", {**SHIPPED_NMS, "mask_rescoring": "off"}, {}),
+                       ("ranking (tracker on the network's score)", {**SHIPPED_NMS, "mask_rescoring": "ranking"}, {}),
+                       ("all (tracker on the rescored score)", {**SHIPPED_NMS, "mask_rescoring": "all"}, {})),
 }
 
 
@@ -58,7 +65,9 @@ def figures(model: Path, val: Path, frames: Path, profile: str, every: int, sett
         tracking = tracking_figures(annotations, results, with_hota=True)
         cell = f"{tracking['idf1']:.3f} ({tracking['id_switches']}), HOTA {tracking['hota']:.3f}"
         if profile == "evaluation":
-            cell += f", AP {evaluate_vis(annotations, results)['AP']:.3f}"
+            metrics = evaluate_vis(annotations, results)
+            cell += "".join(f", {name} {metrics[name]:.3f}" for name in ("AP", "AP75", "AP90", "AR100"))
+        cell += f", IoU {tracking['mask_iou_mean']:.3f}" if tracking["mask_iou_mean"] is not None else ", IoU -"
         cells.append(cell)
     return cells
 

@@ -119,7 +119,8 @@ def predict_videos(predictor: Any, annotations: YTVISData, video_ids: Sequence[i
 def score(annotations: YTVISData, results: Sequence[VideoResult], video_ids: Sequence[int]) -> dict[str, Any]:
     """The metric and the tracking figures (None where the annotation file has no ground truth), and the
     numbers of videos and frames."""
-    report: dict[str, Any] = {name: None for name in (*METRIC_NAMES, "AP_per_class", *TRACKING_NAMES, *HOTA_NAMES)}
+    report: dict[str, Any] = {name: None for name in (*METRIC_NAMES, "AP90", "AP_per_class", *TRACKING_NAMES,
+                                                      *HOTA_NAMES)}
     if annotations.has_annotations:
         report.update(evaluate_vis(annotations, results, video_ids))
         report.update(tracking_figures(annotations, results, video_ids, with_hota=True))

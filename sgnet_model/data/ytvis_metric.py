@@ -133,7 +133,7 @@ class _VideoCOCOeval(COCOeval):
 
 def evaluate_vis(annotations: YTVISData, results: Sequence[VideoResult],
                  video_ids: Sequence[int] | None = None) -> dict[str, Any]:
-    """AP, AP50, AP75, APs, APm, APl, AR1, AR10, AR100 of ``results`` on the videos ``video_ids`` (default:
+    """AP, AP50, AP75, APs, APm, APl, AR1, AR10, AR100 and AP90 of ``results`` on the videos ``video_ids`` (default:
     every video of ``annotations``), and ``AP_per_class`` ({class name: AP, or None for a class without ground
     truth in these videos}). Results on other videos are left out."""
     videos = list(annotations.videos) if video_ids is None else list(video_ids)
@@ -157,8 +157,17 @@ def evaluate_vis(annotations: YTVISData, results: Sequence[VideoResult],
         evaluator.summarize()
     # COCOeval.stats: AP, AP50, AP75, APs, APm, APl, AR1, AR10, AR100, ARs, ARm, ARl.
     metrics: dict[str, Any] = {name: float(value) for name, value in zip(METRIC_NAMES, evaluator.stats)}
+    # AP at IoU 0.9 alone, as COCOeval's summary computes AP75 at 0.75: the masks a robot can trust
+    iou_090 = int(np.flatnonzero(np.isclose(evaluator.params.iouThrs, 0.9))[0])
+    metrics["AP90"] = _mean_defined(evaluator.eval["precision"][iou_090, :, :, 0, -1], -1.0)
     metrics["AP_per_class"] = _per_class_ap(evaluator, {c.id: c.name for c in annotations.categories})
     return metrics
+
+
+def _mean_defined(values: np.ndarray, undefined: float | None) -> float | None:
+    """The mean of COCOeval's precision ``values`` where defined (-1 marks undefined), ``undefined`` if none is."""
+    defined = values[values > -1]
+    return float(defined.mean()) if defined.size else undefined
 
 
 def _per_class_ap(evaluator: COCOeval, names: dict[int, str]) -> dict[str, float | None]:
@@ -166,12 +175,8 @@ def _per_class_ap(evaluator: COCOeval, names: dict[int, str]) -> dict[str, float
     over IoU thresholds and recall points, all areas, the most predictions per video. A category without ground
     truth has -1 throughout its slice (COCOeval skips it): None."""
     precision = evaluator.eval["precision"]  # (IoU thresholds, recall points, categories, areas, max detections)
-    per_class: dict[str, float | None] = {}
-    for index, category_id in enumerate(evaluator.params.catIds):
-        values = precision[:, :, index, 0, -1]
-        defined = values[values > -1]
-        per_class[names[category_id]] = float(defined.mean()) if defined.size else None
-    return per_class
+    return {names[category_id]: _mean_defined(precision[:, :, index, 0, -1], None)
+            for index, category_id in enumerate(evaluator.params.catIds)}
 
 
 def _coco_entry(entry_id: int, video_id: int, category_id: int, segmentations: Track,

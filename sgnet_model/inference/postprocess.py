@@ -10,7 +10,7 @@ Two paths compute the same instances:
   the device never waits for the host and the whole frame can be captured in a CUDA graph with the network
   (frame.GraphedFrames). The work is that of all slots over the whole frame, which a GPU absorbs.
 Both share the candidate selection, the box geometry and the mask head's functions, and return the same boxes,
-scores, labels and masks (test_predictor.py checks the one against the other).
+scores, labels, masks and mask qualities (test_predictor.py checks the one against the other).
 """
 from __future__ import annotations
 
@@ -218,9 +218,17 @@ def _instance_groups(cost: Tensor, limit: int) -> list[Tensor]:
     return [torch.tensor(group, device=cost.device) for group in groups]
 
 
+def mask_quality(kept_probability_sum: Tensor, kept_pixels: Tensor) -> Tensor:
+    """Each mask's quality (N,) float32 in [0, 1] from (N,) sums over the pixels it keeps (probability > 0.5): the
+    mean foreground probability over those pixels, SOLOv2's "maskness" (Wang et al., NeurIPS 2020: the class score
+    times the mean of the soft mask over its pixels above 0.5 ranks sharp masks first); 0 for an empty mask."""
+    return kept_probability_sum / torch.clamp(kept_pixels, min=1.0)
+
+
 def paste_masks(model: SGNet, outputs: PyramidOutputs, detections: Detections, scale: float,
-                output_size: tuple[int, int]) -> Tensor:
-    """Masks of the detections at the output resolution: (N, H, W) bool.
+                output_size: tuple[int, int]) -> tuple[Tensor, Tensor]:
+    """Masks of the detections at the output resolution, (N, H, W) bool, and their quality (N,) float32
+    (``mask_quality``: the mean probability over each mask's pixels).
 
     ``scale`` maps output pixels to network-input pixels. The blender (Eq. 2) runs at the resolution of the
     base features F (H/2 x W/2 of the input, Section 3.2), on each mask region (the box grown by the model's
@@ -234,9 +242,12 @@ def paste_masks(model: SGNet, outputs: PyramidOutputs, detections: Detections, s
     """
     height, width = output_size
     count = detections.boxes.shape[0]
-    masks = torch.zeros(count * height * width, dtype=torch.bool, device=detections.boxes.device)
+    device = detections.boxes.device
+    masks = torch.zeros(count * height * width, dtype=torch.bool, device=device)
+    kept_probability_sum = torch.zeros(count, dtype=torch.float32, device=device)  # (N,) over each mask's pixels
+    kept_pixels = torch.zeros(count, dtype=torch.float32, device=device)  # (N,)
     if count == 0:
-        return masks.view(count, height, width)
+        return masks.view(count, height, width), mask_quality(kept_probability_sum, kept_pixels)
     base_height, base_width = outputs.base.shape[-2:]
     base_pixel = _base_pixel(outputs)
     regions = mask_regions(detections.boxes, model.config.mask_margin)
@@ -283,13 +294,18 @@ def paste_masks(model: SGNet, outputs: PyramidOutputs, detections: Detections, s
         value = (_at(along_x, _at(top, pixel) + pixel_column) * _at(1 - wy, pixel)
                  + _at(along_x, _at(bottom, pixel) + pixel_column) * _at(wy, pixel))
         target = (group[out_box] * height + o_low[out_box, 1] + out_row) * width + o_low[out_box, 0]
-        masks[_at(target, pixel) + pixel_column] = value > 0
-    return masks.view(count, height, width)
+        kept = value > 0  # (P,) logit > 0: probability > 0.5
+        masks[_at(target, pixel) + pixel_column] = kept
+        owner = _at(group[out_box], pixel)  # (P,) the instance of each output pixel
+        kept_probability_sum.index_add_(0, owner, torch.sigmoid(value) * kept)
+        kept_pixels.index_add_(0, owner, kept.float())
+    return masks.view(count, height, width), mask_quality(kept_probability_sum, kept_pixels)
 
 
 def paste_masks_fixed(model: SGNet, outputs: PyramidOutputs, detections: FixedDetections, scale: float,
-                      output_size: tuple[int, int]) -> Tensor:
-    """``paste_masks`` with fixed shapes: (slots, H, W) bool, False in the invalid slots.
+                      output_size: tuple[int, int]) -> tuple[Tensor, Tensor]:
+    """``paste_masks`` with fixed shapes: (slots, H, W) bool, False in the invalid slots, and (slots,) quality,
+    0 in the invalid slots.
 
     The same numbers as paste_masks: the blender's logits at the centres of F pixels, bilinear at the output
     pixels inside each mask region from the four neighbours within the region's grown block. Here the logits are taken
@@ -317,7 +333,7 @@ def paste_masks_fixed(model: SGNet, outputs: PyramidOutputs, detections: FixedDe
         torch.arange(height, device=device), scale, base_pixel)  # (W,), (H,)
     x0, y0 = fx.floor(), fy.floor()
     wx, wy = (fx - x0).clamp(0, 1), (fy - y0).clamp(0, 1)
-    masks = []
+    masks, qualities = [], []
     group = max(1, MAX_MASK_POINTS // max(rows.shape[0], height * width))
     for first in range(0, slots, group):  # a fixed number of groups of slots
         s = torch.arange(first, min(first + group, slots), device=device)
@@ -340,17 +356,21 @@ def paste_masks_fixed(model: SGNet, outputs: PyramidOutputs, detections: FixedDe
         in_columns = (u[None, :] >= inside_low[s, 0, None]) & (u[None, :] < inside_high[s, 0, None])  # (n, W)
         in_rows = (v[None, :] >= inside_low[s, 1, None]) & (v[None, :] < inside_high[s, 1, None])  # (n, H)
         inside = in_rows[:, :, None] & in_columns[:, None, :] & detections.valid[s, None, None]
-        masks.append(inside & (value > 0))
+        kept = inside & (value > 0)  # (n, H, W)
+        masks.append(kept)
+        qualities.append(mask_quality((torch.sigmoid(value) * kept).sum(dim=(1, 2)), kept.sum(dim=(1, 2)).float()))
     if not masks:
-        return torch.zeros((0, height, width), dtype=torch.bool, device=device)
-    return torch.cat(masks)
+        return torch.zeros((0, height, width), dtype=torch.bool, device=device), torch.zeros(0, device=device)
+    return torch.cat(masks), torch.cat(qualities)
 
 
 @dataclasses.dataclass
 class FrameTensors:
     """A frame's instances on the device, ready for one transfer to the host."""
 
-    numbers: Tensor  # (N, 9) float32: x1 y1 x2 y2 and movement dx dy in frame pixels, score, label, valid
+    # (N, 10) float32: x1 y1 x2 y2 and movement dx dy in frame pixels, score, label, valid, mask quality
+    # (mask_quality; the predictor multiplies it into the score with ModelConfig.mask_rescoring)
+    numbers: Tensor
     masks: Tensor  # (N, H, W) bool at the frame's resolution
 
 
@@ -366,11 +386,11 @@ def frame_tensors(model: SGNet, config: ModelConfig, outputs: PyramidOutputs, py
                         config.detections_per_frame, config.candidates_per_level,
                         class_agnostic=config.class_agnostic_nms)
     with stage("masks"):
-        masks = paste(model, outputs, detections, scale, output_size)
+        masks, quality = paste(model, outputs, detections, scale, output_size)
     strides = 8 * 2 ** detections.locations.level.to(detections.boxes.dtype)  # a float Pow (TensorRT: no int64 Pow)
     motion = model.motion(outputs.regression_towers, previous_towers, detections.locations, elapsed_s)
     motion = motion * strides[:, None]
     valid = detections.valid if fixed else torch.ones_like(detections.scores, dtype=torch.bool)
     numbers = torch.cat((detections.boxes / scale, motion / scale, detections.scores[:, None],
-                         detections.labels[:, None], valid[:, None]), dim=1).float()
+                         detections.labels[:, None], valid[:, None], quality[:, None]), dim=1).float()
     return FrameTensors(numbers, masks)

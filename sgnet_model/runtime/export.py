@@ -5,11 +5,12 @@ network, the detection slots (score threshold, top-k, NMS), each slot's mask at 
 movement head. Inputs: ``image`` (1, 3, H, W) float in 0..255, resized and padded as the predictor prepares it;
 ``still`` (bool: the movement head sees this frame twice, the first frame of a stream); ``elapsed_s`` (1,) seconds
 since the previous frame; ``previous_tower_0..4``, that frame's regression towers. Outputs: ``numbers``
-(slots, 9): x1 y1 x2 y2, movement dx dy in frame pixels, score, label, valid; ``masks`` (slots, frame H, W) bool;
+(slots, 10): x1 y1 x2 y2, movement dx dy in frame pixels, score, label, valid, mask quality (the mean probability
+over the mask's pixels, postprocess.mask_quality); ``masks`` (slots, frame H, W) bool;
 ``tower_0..4``, this frame's towers for the next call. A graph with masks "host" stops before the masks and
 outputs ``attention`` (slots, G*G, K) and ``base`` (1, K, h, w) instead, from which the runner pastes the valid
-slots' masks on the host (frame.py: a CPU pastes every slot over the whole frame slower than it runs the network;
-sgnet-export --masks host). The frame size, the thresholds and the number of slots are
+slots' masks and their quality on the host (frame.py: a CPU pastes every slot over the whole frame slower than it
+runs the network; sgnet-export --masks host). The frame size, the thresholds and the number of slots are
 fixed in the graph; the model's config, class names, tracker profiles and where the weights came from are in its
 metadata (``metadata_props``), so that a ``.onnx`` file serves as a checkpoint.
 
@@ -46,7 +47,7 @@ from sgnet_model.runtime.frame import (FixedFrame, fixed_frame, fixed_frame_for_
 from sgnet_model.stages import stage
 
 FORMAT = "sgnet_ros.frame_graph"
-VERSION = 1
+VERSION = 2  # 2: numbers gained the mask quality (column 9)
 OPSET = 17
 LEVELS = 5  # P3..P7: one regression tower each
 INPUTS = ("image", "still", "elapsed_s", *(f"previous_tower_{level}" for level in range(LEVELS)))
@@ -62,6 +63,7 @@ THRESHOLDS = ("score_threshold", "nms_threshold", "detections_per_frame", "candi
 BOX_TOLERANCE_PX = 0.5
 SCORE_TOLERANCE = 1e-3
 MASK_IOU = 0.99
+MASK_QUALITY_TOLERANCE = 0.01  # of the mean probability over a mask's pixels (numbers' column 9)
 
 
 class ExportError(ValueError):
@@ -272,7 +274,7 @@ def read_graph_info(path: str | Path) -> GraphInfo:
     slots = config.detections_per_frame
     if info.masks not in MASKS:
         raise ExportError(f"{path}: the frame graph's metadata is damaged (masks {info.masks!r}); export it again")
-    expected = {"image": [1, 3, *info.input_size], "numbers": [slots, 9]}
+    expected = {"image": [1, 3, *info.input_size], "numbers": [slots, 10]}
     if info.masks == "graph":
         expected["masks"] = [slots, *info.frame_size]
     found = {**inputs, **outputs}
@@ -289,8 +291,9 @@ def read_graph_info(path: str | Path) -> GraphInfo:
 
 def compare_frames(expected: FrameTensors, got: FrameTensors) -> list[str]:
     """How ``got``'s valid instances differ from ``expected``'s, as text (empty: the same within BOX_TOLERANCE_PX,
-    SCORE_TOLERANCE and MASK_IOU, with equal labels). Instances are paired in score order; one whose score lies
-    within SCORE_TOLERANCE of the weakest kept score may be missing on either side (a tie at the cut)."""
+    SCORE_TOLERANCE, MASK_IOU and MASK_QUALITY_TOLERANCE, with equal labels). Instances are paired in score order;
+    one whose score lies within SCORE_TOLERANCE of the weakest kept score may be missing on either side (a tie at
+    the cut)."""
     def valid(frame: FrameTensors) -> tuple[np.ndarray, np.ndarray]:
         numbers, masks = frame.numbers.cpu().float().numpy(), frame.masks.cpu().numpy()
         keep = numbers[:, 8] > 0
@@ -314,6 +317,8 @@ def compare_frames(expected: FrameTensors, got: FrameTensors) -> list[str]:
         iou = np.logical_and(masks[index], other_masks[match]).sum() / union if union else 1.0
         if iou < MASK_IOU:
             problems.append(f"instance {index}: mask IoU {iou:.4f} < {MASK_IOU}")
+        if abs(other[match, 9] - row[9]) > MASK_QUALITY_TOLERANCE:
+            problems.append(f"instance {index}: mask quality {other[match, 9]:.4f}, torch's {row[9]:.4f}")
     problems += [f"an extra instance (class {int(row[7])}, score {row[6]:.4f})" for j, row in enumerate(other)
                  if j not in used and row[6] > cut]
     return problems
@@ -356,16 +361,17 @@ class _OnnxRuntimeCheck:
 
 def frame_tensors_from(info: GraphInfo, outputs: list[np.ndarray]) -> FrameTensors:
     """A frame graph's outputs (but the towers) as FrameTensors: with masks "host", the valid slots' masks pasted
-    here (frame.paste_host_masks)."""
-    numbers = torch.from_numpy(np.asarray(outputs[0], np.float32))
+    here (frame.paste_host_masks), and their quality written into the numbers."""
+    numbers = torch.from_numpy(np.array(outputs[0], np.float32))  # a copy: column 9 is written below
     if info.masks == "graph":
         return FrameTensors(numbers, torch.from_numpy(outputs[1]))
     count = int(numbers[:, 8].sum())  # the valid slots come first
     attention, base = (torch.from_numpy(np.asarray(array, np.float32)) for array in outputs[1:3])
     scale, _, _ = frame_geometry(info.model_config, *info.frame_size)
     with stage("masks"):
-        masks = paste_host_masks(info.model_config, numbers[:count], attention[:count], base, info.input_size,
-                                 scale, info.frame_size)
+        masks, quality = paste_host_masks(info.model_config, numbers[:count], attention[:count], base,
+                                          info.input_size, scale, info.frame_size)
+    numbers[:count, 9] = quality
     return FrameTensors(numbers, masks)
 
 

@@ -104,9 +104,9 @@ def fixed_frame_for_host_masks(model: SGNet, config: ModelConfig, pyramid: Pyram
                                ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, list[torch.Tensor]]:
     """``fixed_frame`` up to the masks, for runtimes on a CPU: pasting every slot over the whole frame (what a GPU
     absorbs) costs a CPU more than the network, so the masks of the valid slots are pasted on the host instead
-    (``paste_host_masks``, the data-dependent path torch runs on the CPU). Returns the frame's numbers (slots, 9)
-    as frame_tensors makes them, each slot's attention scores (slots, G*G, K), the base features F (1, K, h, w) and
-    the frame's towers."""
+    (``paste_host_masks``, the data-dependent path torch runs on the CPU). Returns the frame's numbers (slots, 10)
+    as frame_tensors makes them but for the mask quality (column 9, 0 here: the host fills it in as it pastes the
+    masks), each slot's attention scores (slots, G*G, K), the base features F (1, K, h, w) and the frame's towers."""
     outputs = model.pyramid_outputs(images)
     towers = outputs.regression_towers
     previous = [torch.where(still, now, before) for now, before in zip(towers, previous_towers)]
@@ -117,7 +117,8 @@ def fixed_frame_for_host_masks(model: SGNet, config: ModelConfig, pyramid: Pyram
     strides = 8 * 2 ** detections.locations.level.to(detections.boxes.dtype)
     motion = model.motion(towers, previous, detections.locations, elapsed_s) * strides[:, None]
     numbers = torch.cat((detections.boxes / scale, motion / scale, detections.scores[:, None],
-                         detections.labels[:, None], detections.valid[:, None]), dim=1).float()
+                         detections.labels[:, None], detections.valid[:, None],
+                         torch.zeros_like(detections.scores)[:, None]), dim=1).float()
     attention = model.attention.scores_at(outputs.attention_towers, detections.locations)
     return numbers, attention, outputs.base, towers
 
@@ -134,9 +135,10 @@ class _SlotAttention:
 
 
 def paste_host_masks(config: ModelConfig, numbers: torch.Tensor, attention: torch.Tensor, base: torch.Tensor,
-                     input_size: tuple[int, int], scale: float, output_size: tuple[int, int]) -> torch.Tensor:
-    """The masks (N, H, W) of the first N slots of ``fixed_frame_for_host_masks``'s outputs (numbers (N, 9),
-    attention (N, G*G, K)), pasted by postprocess.paste_masks at the frame's resolution."""
+                     input_size: tuple[int, int], scale: float, output_size: tuple[int, int]
+                     ) -> tuple[torch.Tensor, torch.Tensor]:
+    """The masks (N, H, W) and their quality (N,) of the first N slots of ``fixed_frame_for_host_masks``'s outputs
+    (numbers (N, 10), attention (N, G*G, K)), pasted by postprocess.paste_masks at the frame's resolution."""
     count = numbers.shape[0]
     zeros = torch.zeros(count, dtype=torch.long)
     detections = Detections(numbers[:, :4] * scale, numbers[:, 6], numbers[:, 7].long(),

@@ -155,15 +155,16 @@ def test_pasted_masks_equal_dense_blending_then_bilinear_upsampling():
         outputs = model.pyramid_outputs(image)
         detections = select_detections(outputs, outputs.pyramid(), 0, (192, 320), 0.0, 1.0, 6, 1000,
                                        class_agnostic=False)
-        fast = paste_masks(model, outputs, detections, scale, (384, 640))
+        fast, quality = paste_masks(model, outputs, detections, scale, (384, 640))
         height, width = outputs.base.shape[-2:]
         ys, xs = torch.meshgrid(torch.arange(height), torch.arange(width), indexing="ij")
         centres = torch.stack(((xs.flatten() + 0.5) * 2, (ys.flatten() + 0.5) * 2), dim=1).float()
         count = len(detections.scores)
         instance = torch.arange(count).repeat_interleave(centres.shape[0])
         logits = model.mask_logits(outputs, detections.locations, detections.boxes, instance, centres.repeat(count, 1))
-        dense = F.interpolate(logits.view(1, count, height, width), size=(384, 640), mode="bilinear",
-                              align_corners=False)[0] > 0
+        dense_logits = F.interpolate(logits.view(1, count, height, width), size=(384, 640), mode="bilinear",
+                                     align_corners=False)[0]
+        dense = dense_logits > 0
         rows, columns = torch.meshgrid(torch.arange(384) + 0.5, torch.arange(640) + 0.5, indexing="ij")
         boxes = detections.boxes / scale
         margin = model.config.mask_margin * (boxes[:, 2:] - boxes[:, :2])  # the mask region: the box grown
@@ -173,6 +174,9 @@ def test_pasted_masks_equal_dense_blending_then_bilinear_upsampling():
     expected = dense & inside
     assert expected.sum() > 1000  # the comparison is not vacuous
     assert (fast != expected).float().mean() < 1e-4
+    # the mask quality: the mean probability over each mask's pixels, here from the dense logits
+    expected_quality = (torch.sigmoid(dense_logits) * expected).sum((1, 2)) / expected.sum((1, 2)).clamp(min=1)
+    assert torch.allclose(quality, expected_quality, atol=1e-3)
     assert grid_sizes(detections.boxes, 50.0, 6).max() > 1  # and sub-regions are in play
 
 

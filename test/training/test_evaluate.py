@@ -20,7 +20,7 @@ from training.evaluate import main
 from training.split import every_nth_frame
 
 H, W = 48, 64
-REPORT_KEYS = {"AP", "AP50", "AP75", "APs", "APm", "APl", "AR1", "AR10", "AR100", "AP_per_class", "idf1",
+REPORT_KEYS = {"AP", "AP50", "AP75", "AP90", "APs", "APm", "APl", "AR1", "AR10", "AR100", "AP_per_class", "idf1",
                "id_switches", "mota", "hota", "deta", "assa", "mask_iou_mean", "mask_iou_p10", "mask_iou_frames",
                "videos", "frames"}
 

@@ -48,7 +48,7 @@ def test_perfect_prediction_scores_one():
     data = dataset(truth)
     results = [VideoResult(v, c, 0.9, s) for v, objects in truth.items() for c, s in objects]
     metrics = evaluate_vis(data, results)
-    for name in ("AP", "AP50", "AP75", "APs", "AR1", "AR10", "AR100"):
+    for name in ("AP", "AP50", "AP75", "AP90", "APs", "AR1", "AR10", "AR100"):
         assert metrics[name] == pytest.approx(1.0), name
     # No object reaches 128^2 pixels: medium and large are undefined, which COCO reports as -1.
     assert metrics["APm"] == -1 and metrics["APl"] == -1
@@ -71,8 +71,18 @@ def test_track_missing_half_its_frames():
     # IoU 0.5 matches at the 0.50 threshold only: AP50 = 1, AP75 = 0, AP = 1 / 10 thresholds.
     metrics = evaluate_vis(dataset({1: [(1, truth)]}), [VideoResult(1, 1, 0.8, half)])
     assert metrics["AP50"] == pytest.approx(1.0)
-    assert metrics["AP75"] == 0.0
+    assert metrics["AP75"] == 0.0 and metrics["AP90"] == 0.0
     assert metrics["AP"] == pytest.approx(0.1)
+
+
+def test_ap90_counts_a_match_at_iou_0_9_and_not_below():
+    """Exact in 11 of the object's 12 frames: IoU 11 / 12 = 0.917 matches at the thresholds 0.50 ... 0.90 and
+    not at 0.95 (AP 9 / 10); in 10 of 12 (IoU 0.833) it misses 0.85 and 0.90 too."""
+    truth = track(*[A] * 12)
+    metrics = evaluate_vis(dataset({1: [(1, truth)]}), [VideoResult(1, 1, 0.8, track(*[A] * 11, None))])
+    assert (metrics["AP75"], metrics["AP90"], metrics["AP"]) == pytest.approx((1.0, 1.0, 0.9))
+    metrics = evaluate_vis(dataset({1: [(1, truth)]}), [VideoResult(1, 1, 0.8, track(*[A] * 10, None, None))])
+    assert (metrics["AP75"], metrics["AP90"], metrics["AP"]) == pytest.approx((1.0, 0.0, 0.7))
 
 
 def test_wrong_category_does_not_match():

@@ -80,7 +80,7 @@ def test_fixed_shape_frame_runs_on_cuda_without_a_host_sync():
             [(result, _)] = fixed(batch, [None], [0.0])
         finally:
             torch.cuda.set_sync_debug_mode("default")
-    assert result.numbers.shape == (8, 9) and result.masks.shape == (8, 240, 400)
+    assert result.numbers.shape == (8, 10) and result.masks.shape == (8, 240, 400)
     assert bool(result.numbers[:, 8].all()) and bool(result.masks.any())
 
 

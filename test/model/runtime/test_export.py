@@ -26,8 +26,11 @@ from training.export import main as sgnet_export
 
 SMALL = named_config("resnet18_small")
 # the suppression by mask overlap runs on the host after every backend, the same code for all: off here, so that
-# every frame keeps detections_per_frame instances of the random weights to compare
-CONFIG = dataclasses.replace(SMALL.model, score_threshold=0.2, detections_per_frame=10, mask_nms_threshold=0.0)
+# every frame keeps detections_per_frame instances of the random weights to compare. Ranking by mask quality on:
+# each score is then the network's times the mask quality that each backend computes (in the graph, or on the
+# host as it pastes the masks), so the scores compared below compare the qualities too
+CONFIG = dataclasses.replace(SMALL.model, score_threshold=0.2, detections_per_frame=10, mask_nms_threshold=0.0,
+                             mask_rescoring="all")
 EVERYTHING = TrackerConfig(new_track_score=0.0, continue_score=0.0)  # random weights: track every detection
 FRAMES = 6
 

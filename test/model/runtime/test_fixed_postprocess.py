@@ -71,11 +71,14 @@ def test_fixed_shapes_give_the_same_detections_and_masks(score_quantile, nms_thr
         assert torch.equal(fixed.labels[:count], dynamic.labels)
         for field in dataclasses.fields(Locations):
             assert torch.equal(getattr(fixed.locations, field.name)[:count], getattr(dynamic.locations, field.name))
-        masks = paste_masks(model, outputs, dynamic, 0.75, (240, 427))
-        fixed_masks = paste_masks_fixed(model, outputs, fixed, 0.75, (240, 427))
-    assert fixed_masks.shape == (slots, 240, 427)
+        masks, quality = paste_masks(model, outputs, dynamic, 0.75, (240, 427))
+        fixed_masks, fixed_quality = paste_masks_fixed(model, outputs, fixed, 0.75, (240, 427))
+    assert fixed_masks.shape == (slots, 240, 427) and fixed_quality.shape == (slots,)
     assert torch.equal(fixed_masks[:count], masks)
     assert not fixed_masks[count:].any()  # empty slots have empty masks
+    # the mean probability over each mask's pixels: the same sums in another order; 0 for the empty slots
+    assert torch.allclose(fixed_quality[:count], quality, atol=1e-5) and not fixed_quality[count:].any()
+    assert bool(((quality > 0.5) | (masks.flatten(1).sum(1) == 0)).all()) and bool((quality <= 1).all())
     if score_quantile is None:
         assert count == slots and masks.sum() > 5000  # the comparison is not vacuous
     elif score_quantile == 0.5:
@@ -100,7 +103,8 @@ def test_a_fixed_frame_stream_equals_the_data_dependent_path_with_movement():
             expected = frame_tensors(model, config, outputs, outputs.pyramid(), previous or towers,
                                      torch.full((1,), elapsed), 0.5, (180, 320), (360, 640), fixed=False)
             [(got, fed)] = fixed(batch, [fed], [elapsed])
-            assert torch.equal(got.numbers, expected.numbers)  # boxes, movement, scores, labels, all valid
+            assert torch.equal(got.numbers[:, :9], expected.numbers[:, :9])  # boxes, movement, scores, labels, valid
+            assert torch.allclose(got.numbers[:, 9], expected.numbers[:, 9], atol=1e-5)  # mask quality
             assert torch.equal(got.masks, expected.masks)
             if index > 0:
                 assert got.numbers[:, 4:6].abs().max() > 0  # the movement head saw two different frames
