@@ -60,17 +60,15 @@ def frame_events(model: Path, pool: Path, frames: Path) -> dict[tuple[int, int],
 def choose_moments(ranked: list[tuple[int, int]], lengths: dict[int, int], budget: int, window: int
                    ) -> list[tuple[int, int, int]]:
     """Moments (video id, first frame, last frame) around the frames of ``ranked`` in order, each the frame and
-    ``window`` neighbours on either side within its video, none overlapping one already chosen, until ``budget``
-    frames are chosen (the last moment cut to fit)."""
-    taken: dict[int, set[int]] = {}
+    ``window`` neighbours on either side within its video, at most one per video (the node records at most one
+    moment per camera per recording.min_interval_s, 10 s, longer than these videos), until ``budget`` frames are
+    chosen (the last moment cut to fit)."""
     moments, count = [], 0
     for video, index in ranked:
-        first, last = max(0, index - window), min(lengths[video] - 1, index + window)
-        span = set(range(first, last + 1))
-        if span & taken.setdefault(video, set()):
+        if any(video == chosen for chosen, _, _ in moments):
             continue
+        first, last = max(0, index - window), min(lengths[video] - 1, index + window)
         last = min(last, first + budget - count - 1)
-        taken[video] |= set(range(first, last + 1))
         moments.append((video, first, last))
         count += last - first + 1
         if count == budget:
@@ -91,6 +89,24 @@ def labelled_set(pool: dict, moments: list[tuple[int, int, int]]) -> dict:
             if any(segmentation is not None for segmentation in part["segmentations"]):
                 data["annotations"].append({**annotation, **part, "id": len(data["annotations"]) + 1,
                                             "video_id": number})
+    return data
+
+
+def with_rehearsal(labelled: dict, old: dict, repeats: int) -> dict:
+    """The labelled moments (each video ``repeats`` times) and the base model's own training set, as one YouTube-VIS
+    set over a frames folder holding both worlds (file names under ``shifted/`` and ``base/``): fine-tuning on the
+    new world alone forgets the old one (docs/flywheel.md)."""
+    data = {"categories": labelled["categories"], "videos": [], "annotations": []}
+    parts = [(old, "base")] + [(labelled, "shifted")] * repeats
+    for part, folder in parts:
+        renumbered = {}
+        for video in part["videos"]:
+            renumbered[video["id"]] = len(data["videos"]) + 1
+            data["videos"].append({**video, "id": renumbered[video["id"]],
+                                   "file_names": [f"{folder}/{name}" for name in video["file_names"]]})
+        for annotation in part["annotations"]:
+            data["annotations"].append({**annotation, "id": len(data["annotations"]) + 1,
+                                        "video_id": renumbered[annotation["video_id"]]})
     return data
 
 
@@ -117,6 +133,8 @@ def main() -> int:
     parser.add_argument("--window", type=int, default=2, help="neighbours on either side of a chosen frame")
     parser.add_argument("--iterations", type=int, default=80, help="fine-tuning iterations")
     parser.add_argument("--base-lr", type=float, default=0.003, help="fine-tuning learning rate")
+    parser.add_argument("--repeats", type=int, default=3,
+                        help="the labelled moments' weight against the base training set mixed in (0: no mixing)")
     args = parser.parse_args()
     sys.path[:0] = [str(ROOT), str(ROOT / "test")]
     from inference_ablation import model_files
@@ -137,6 +155,11 @@ def main() -> int:
     for folder in args.folders:
         model, val_a, frames_a = model_files(folder)
         name, seed = folder.name.split("-")[0], len(rows)
+        both_worlds = args.output / name / "frames"  # the fine-tuning set's frames: base/ and shifted/
+        both_worlds.mkdir(parents=True, exist_ok=True)
+        for link, target in (("base", frames_a), ("shifted", frames_b)):
+            if not (both_worlds / link).exists():
+                (both_worlds / link).symlink_to(target.resolve())
         events = frame_events(model, shifted / "pool.json", frames_b)
         rng = np.random.default_rng(seed)
         tiebreak = {frame: rng.uniform() for frame in sorted(events)}
@@ -148,8 +171,14 @@ def main() -> int:
             moments = choose_moments(ranked, lengths, args.budget, args.window)
             run = args.output / name / choice
             run.mkdir(parents=True, exist_ok=True)
-            (run / "labelled.json").write_text(json.dumps(labelled_set(pool, moments)))
-            tuned = fine_tune(model, run / "labelled.json", frames_b, run / "train", args.iterations, args.base_lr,
+            labelled = labelled_set(pool, moments)
+            if args.repeats:
+                labelled = with_rehearsal(labelled, json.loads((folder / "train.json").read_text()), args.repeats)
+            else:
+                labelled["videos"] = [{**v, "file_names": [f"shifted/{n}" for n in v["file_names"]]}
+                                      for v in labelled["videos"]]
+            (run / "labelled.json").write_text(json.dumps(labelled))
+            tuned = fine_tune(model, run / "labelled.json", both_worlds, run / "train", args.iterations, args.base_lr,
                               seed)
             row[choice] = {**evaluate(tuned, shifted / "val.json", frames_b),
                            "AP_base_world": evaluate(tuned, val_a, frames_a)["AP"],
