@@ -15,11 +15,12 @@ import pytest
 import torch
 from torch import nn
 
-from sgnet_model.config import ModelConfig
+from sgnet_model.config import ModelConfig, TrackerConfig
+from sgnet_model.inference.tracker import CenterTracker
 from sgnet_model.instances import TrackedInstance
 from sgnet_model.data.ytvis import build_video_results, encode_mask
 from training.benchmarks import maskrcnn_peer, peer_bench
-from training.benchmarks.iou_tracker import MaskIoUTracker, mask_iou
+from training.benchmarks.iou_tracker import MaskIoUTracker, lost_frames, mask_iou
 from training.split import held_out_videos, split_annotations
 from training.synthetic import generate_synthetic_set
 
@@ -99,6 +100,47 @@ def test_score_gates_and_reset():
         MaskIoUTracker(new_track_score=0.1, continue_score=0.3)
     with pytest.raises(ValueError, match=r"masks \(N, H, W\)"):
         tracker.update(np.zeros((H, W), bool), np.array([0.9]), np.array([0]))
+
+
+def test_a_lost_track_is_continued_within_max_lost_frames_over_its_last_mask():
+    """An object seen, gone for one frame, back where it was: the same ID when one lost frame is allowed, a new one
+    without persistence (the plain tracker)."""
+    seen, gone = frame(square(5, 5, 10)), frame()
+    for max_lost, expected in ((1, [[1], [], [1]]), (0, [[1], [], [2]])):
+        tracker = MaskIoUTracker(max_lost_frames=max_lost)
+        ids = [tracker.update(masks, np.full(len(masks), 0.9), np.zeros(len(masks), np.int64))
+               for masks in (seen, gone, seen)]
+        assert [list(i) for i in ids] == expected, max_lost
+    # gone for two frames: one more than allowed ends it; a live track and a lost one side by side
+    tracker = MaskIoUTracker(max_lost_frames=1)
+    other = square(25, 40, 8)
+    sequence = [frame(square(5, 5, 10), other), frame(other), frame(other), frame(square(5, 5, 10), other)]
+    ids = [tracker.update(masks, np.full(len(masks), 0.9), np.zeros(len(masks), np.int64)) for masks in sequence]
+    assert [list(i) for i in ids] == [[1, 2], [2], [2], [3, 2]]
+    tracker.reset()  # a new video forgets the lost tracks too
+    assert list(tracker.update(frame(other), np.array([0.9]), np.array([0]))) == [4]
+    with pytest.raises(ValueError, match="max_lost_frames must be 0 or more"):
+        MaskIoUTracker(max_lost_frames=-1)
+
+
+def test_lost_frames_is_sgnets_max_lost_s_at_the_frame_rate():
+    """SG-Net's tracker continues a track up to max_lost_s after its last match: 2.5 s at 6 frames a second is 15
+    frames later, 14 missed frames in between; the mask tracker with lost_frames(2.5, 6) agrees on gaps of 14 and
+    15 frames."""
+    assert lost_frames(2.5, 6.0) == 14 and lost_frames(2.5, 30.0) == 74 and lost_frames(0.5, 6.0) == 2
+    assert lost_frames(0.0, 6.0) == 0 and lost_frames(0.1, 6.0) == 0  # the next frame can always continue it
+    for gap in (14, 15):
+        centre = CenterTracker(TrackerConfig(new_track_score=0.0, continue_score=0.0, max_lost_s=2.5))
+        masks = MaskIoUTracker(max_lost_frames=lost_frames(2.5, 6.0))
+        present = [True] + [False] * gap + [True]
+        centre_ids, mask_ids = [], []
+        for t, here in enumerate(present):
+            count = int(here)
+            centre_ids += list(centre.update(np.tile([[5.0, 5, 15, 15]], (count, 1)), np.full(count, 0.9),
+                                             np.zeros(count, np.int64), np.zeros((count, 2)), t / 6.0))
+            mask_ids += list(masks.update(frame(*[square(5, 5, 10)] * count), np.full(count, 0.9),
+                                          np.zeros(count, np.int64)))
+        assert centre_ids == mask_ids == ([1, 1] if gap == 14 else [1, 2]), gap
 
 
 def test_a_track_scores_the_mean_of_its_detections():
