@@ -21,6 +21,7 @@ from sgnet_model.config import ModelConfig, TrackerConfig
 from sgnet_model.inference.tracker import CenterTracker
 from sgnet_model.instances import TrackedInstance
 from sgnet_model.data.ytvis import build_video_results, encode_mask, load_annotations, parse_annotations
+from sgnet_model.data.ytvis_metric import METRIC_NAMES
 from training.benchmarks import maskrcnn_peer, peer_bench
 from training.benchmarks.iou_tracker import MaskIoUTracker, lost_frames, mask_iou
 from training.config import OptimConfig, TrainConfig
@@ -330,17 +331,17 @@ def test_the_frame_rate_is_the_videos_median_interval(tiny_set):
 
 def figures(ap: float | None, iterations: int = 7, lr: float = 0.01) -> dict:
     """What evaluate and the runs return, every figure ``ap`` or ``iterations``."""
-    names = ("AP", "AP50", "AP75", "APs", "APm", "APl", "AR1", "AR10", "AR100")
-    return {**{name: ap for name in names}, "ms_median": 1.0, "ms_p90": 2.0, "training_iterations": iterations,
-            "training_minutes": 0.5, "training_frames": 2 * iterations, "lr": lr,
-            **{f"{name}_{profile}": ap for name in ("idf1", "id_switches", "mota") for profile in ("evaluation", "robot")}}
+    tracking = {f"{name}_{profile}": ap for name in ("idf1", "id_switches", "mota") for profile in peer_bench.PROFILES}
+    return {**{name: ap for name in METRIC_NAMES}, "ms_median": 1.0, "ms_p90": 2.0, "training_iterations": iterations,
+            "training_minutes": 0.5, "training_frames": 2 * iterations, "lr": lr, **tracking}
 
 
 def test_the_sweep_keeps_the_best_held_out_ap_and_trains_it_again_for_sgnets_iterations(tiny_set, tmp_path,
                                                                                          monkeypatch, capsys):
-    """Stand-in runs, no training: SG-Net 37 iterations with a warm-up share of 0.25; the peer at 0.01, 0.02 and
-    0.04 scores AP 0.2, 0.5 and 0.5 at equal time (the first of the two best kept), then 0.02 again for exactly 37
-    iterations with no clock. The peer gets the share, anchors from the tiny set's objects and 14 lost frames."""
+    """Stand-in runs, no training: SG-Net 37 iterations with a warm-up share of 0.25; the peer at 0.01, 0.02, 0.04
+    and 0.08 scores AP 0.2, 0.5, 0.5 and none (it found nothing) at equal time (the first of the two best kept),
+    then 0.02 again for exactly 37 iterations with no clock. The peer gets the share, anchors from the tiny set's
+    objects and each profile's max_lost_s at 6 fps: 2.5 s, 14 lost frames; 1 s, 5."""
     profiles = {"robot": TrackerConfig(new_track_score=0.5, continue_score=0.3),
                 "evaluation": TrackerConfig(new_track_score=0.3, continue_score=0.1, max_lost_s=1.0,
                                             match_across_classes=False)}
@@ -350,30 +351,30 @@ def test_the_sweep_keeps_the_best_held_out_ap_and_trains_it_again_for_sgnets_ite
 
     def run_maskrcnn(config, train_set, val, frames, given, lr, settings, progress):
         calls.append((config.max_minutes, config.max_iters, lr, settings))
-        ap = {0.01: 0.2, 0.02: 0.5, 0.04: 0.5}[lr] if config.max_minutes else 0.6
+        ap = {0.01: 0.2, 0.02: 0.5, 0.04: 0.5, 0.08: None}[lr] if config.max_minutes else 0.6
         return figures(ap, 37 if not config.max_minutes else 20, lr)
 
     monkeypatch.setattr(peer_bench, "run_maskrcnn", run_maskrcnn)
-    assert peer_bench.main([*tiny_command(tiny_set, tmp_path), "--minutes", "3", "--peer-lr", "0.01,0.02,0.04",
+    assert peer_bench.main([*tiny_command(tiny_set, tmp_path), "--minutes", "3", "--peer-lr", "0.01,0.02,0.04,0.08",
                             "--json", str(tmp_path / "peer.json")]) == 0
     side = maskrcnn_peer.small_object_side(load_annotations(tiny_set["train"]),
                                            ModelConfig(input_width=320, input_height=192), 0.8)
     settings = peer_bench.PeerSettings(0.25, side, {"robot": 14, "evaluation": 5})  # 2.5 s and 1 s at 6 fps
-    assert calls == [(3.0, 700, 0.01, settings), (3.0, 700, 0.02, settings), (3.0, 700, 0.04, settings),
-                     (0.0, 37, 0.02, settings)]
+    equal_time = [(3.0, 700, lr, settings) for lr in (0.01, 0.02, 0.04, 0.08)]  # the recipe's max_iters, 700
+    assert calls == [*equal_time, (0.0, 37, 0.02, settings)]
     result = json.loads((tmp_path / "peer.json").read_text())
     assert (result["maskrcnn"]["lr"], result["maskrcnn"]["AP"]) == (0.02, 0.5)
     assert result["maskrcnn_equal_iterations"]["lr"] == 0.02
     assert result["maskrcnn_equal_iterations"]["training_iterations"] == result["sgnet"]["training_iterations"] == 37
     assert result["peer_lr_sweep"] == [{"lr": lr, **{name: ap for name in ("AP", "AP75", "AR100", "idf1_evaluation",
                                                                            "idf1_robot")}, "training_iterations": 20}
-                                       for lr, ap in ((0.01, 0.2), (0.02, 0.5), (0.04, 0.5))]
+                                       for lr, ap in ((0.01, 0.2), (0.02, 0.5), (0.04, 0.5), (0.08, None))]
     assert (result["warmup_share"], result["warmup_iters"], result["frame_rate"]) == (0.25, 50, pytest.approx(6.0))
     assert result["peer"] == {"small_object_px": pytest.approx(side), "max_lost_frames": {"robot": 14, "evaluation": 5},
                               "anchor_sizes": [s[0] for s in maskrcnn_peer.anchor_sizes(side)]}
     out = capsys.readouterr().out
     assert "Mask R-CNN's learning rate 0.02, the best held-out AP at equal time of 0.01: AP 0.200, 0.02: AP 0.500, " \
-           "0.04: AP 0.500" in out
+           "0.04: AP 0.500, 0.08: AP n/a" in out
     assert "equal iters: for SG-Net's 37 iterations, no clock. Warm-up: the first 25.0 % of each schedule" in out
 
 
