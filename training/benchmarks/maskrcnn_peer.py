@@ -1,39 +1,68 @@
 """torchvision's Mask R-CNN as sgnet-peer-bench's peer: built from random weights on the same ResNet as a SG-Net
-model config, trained on the same frames with the same augmentation and optimiser recipe within a wall-clock
-budget, and run frame by frame behind the predictor's interface with a plain mask-IoU tracker (iou_tracker.py).
+model config and sized like it for the set at hand, trained on the same frames with the same augmentation and
+optimiser recipe, with the same share of its schedule in warm-up, and run frame by frame behind the predictor's
+interface with a mask-IoU tracker that keeps lost tracks (iou_tracker.py).
 
-The network: ``resnet_fpn_backbone(backbone_name=<the config's ResNet>, weights=None, trainable_layers=5)`` with
-trainable BatchNorm (SG-Net's backbone from scratch has it too; torchvision's default, frozen BatchNorm, only
-makes sense on pretrained weights), torchvision's FPN (P2-P5 and a pooled level, 256 channels) and standard
-Mask R-CNN heads, ``num_classes`` = the set's classes + background. Nothing is downloaded: every builder is
-asked for ``weights=None``. Its transform keeps the frames at the model config's input size (``min_size`` and
-``max_size`` are the input's short and long sides), and while training it does not resize at all
-(``_skip_resize``, as torchvision's own detection reference scripts set it when they augment the scale
-themselves): the frames come from :class:`training.datasets.YTVISClipDataset` (one-frame clips) with the training
-config's scale and flip augmentation, exactly as SG-Net's clips do. Detection thresholds follow the model
-config: ``score_threshold``, ``nms_threshold``, ``detections_per_frame``, and after the network the same
+The network, torchvision's Mask R-CNN with its sizes set as SG-Net's model config and the set call for (what
+torchvision's defaults are sized for is COCO at 800x1333 pixels, up to about 100 objects an image):
+
+- Backbone: ``torchvision.models.get_model(<the config's ResNet>, weights=None, norm_layer=nn.BatchNorm2d)``, every
+  layer trainable with trainable BatchNorm (SG-Net's backbone from scratch has it too; torchvision's default, frozen
+  BatchNorm, only makes sense on pretrained weights), under torchvision's ``BackboneWithFPN`` (P2-P5 and a pooled
+  level) ``fpn_channels`` wide, SG-Net's FPN width (64 for the demo's ``resnet18_small``, not 256).
+- Heads: torchvision's, with each width that equals its FPN's 256 set to ``fpn_channels`` (the four mask-head
+  convolutions and the mask deconvolution) and the box head's 1024-wide MLP kept at 4x the FPN width.
+- Anchors (:func:`anchor_sizes`): one size a level over the 5 levels, aspect ratios 0.5, 1 and 2 (torchvision's),
+  doubling from the largest power of two not above the set's small objects: the 5th percentile of the training
+  boxes' sides (square root of the box area) at the model's input size, times the smallest augmentation scale
+  (:func:`small_object_side`). The demo's set (objects of 24-90 px circumscribed diameter, sgnet-synth's
+  ``DEFAULT_SIZES``, at 320x192) has a 5th percentile of 22.8 px, 18.2 px at scale 0.8: anchors 16, 32, 64, 128
+  and 256 px, where torchvision's 32-512 px left the finest level's anchors larger than most of its objects.
+- Proposals: ``RPN_TOP_N_TRAIN`` (600 a level before NMS, 300 after) and ``RPN_TOP_N_TEST`` (300 and 100) instead
+  of 2000/2000 and 1000/1000. The demo's frames hold 1-3 objects (2.1 on average), and a 320x192 frame has 15345
+  anchors (16 times fewer than an 800x1216 COCO image); 300 proposals leave the RoI sampler's 32 positives
+  (128 x 0.25) plenty to draw from, and 100 at test time are 5 times the demo's ``detections_per_frame`` (20).
+- Sampling: ``SAMPLED_PER_IMAGE`` (128) anchors for the RPN's losses and RoIs for the box and mask heads' a frame,
+  instead of 256 and 512: a frame has a few objects, not COCO's dozens.
+
+Nothing is downloaded: every builder is asked for ``weights=None``. Its transform keeps the frames at the model
+config's input size (``min_size`` and ``max_size`` are the input's short and long sides), and while training it
+does not resize at all (``_skip_resize``, as torchvision's own detection reference scripts set it when they
+augment the scale themselves): the frames come from :class:`training.datasets.YTVISClipDataset` (one-frame clips)
+with the training config's scale and flip augmentation, exactly as SG-Net's clips do. Detection thresholds follow
+the model config: ``score_threshold``, ``nms_threshold``, ``detections_per_frame``, and after the network the same
 suppression by mask overlap as SG-Net's predictor (``mask_nms_threshold``; the box threshold of 0.7 it pairs with
 would otherwise leave the peer the duplicates the mask step removes).
 
-Training: SGD with the training config's momentum, weight decay and gradient clipping, and sgnet-train's own
-schedule (``training.train.schedule_progress`` and ``learning_rate_factor``: warm-up, then exponential decay over
-the larger of the iteration share of ``max_iters`` and the time share of ``max_minutes``), so the peer's schedule
-completes within the same budget as SG-Net's. A step takes as many frames as a SG-Net step (``batch_size`` clips
-x ``clip_length`` frames).
+Training: SGD with the training config's momentum, weight decay and gradient clipping, over sgnet-train's
+schedule progress (``training.train.schedule_progress``: the larger of the iteration share of ``max_iters`` and the
+time share of ``max_minutes``), so the peer's schedule completes within the same budget as SG-Net's. Its learning
+rate (:func:`peer_learning_rate_factor`) decays as SG-Net's (``training.train.learning_rate_factor``'s exponential
+decay) after a linear warm-up from ``warmup_start_fraction`` over the first ``warmup_share`` of the schedule's
+progress: the share SG-Net's ``warmup_iters`` took of its own run (sgnet-peer-bench measures it), so the peer does
+not spend its whole budget warming up when its steps are slower than SG-Net's. A step takes as many frames as a
+SG-Net step (``batch_size`` clips x ``clip_length`` frames).
 """
 from __future__ import annotations
 
 import dataclasses
+import math
 import sys
 import time
 from pathlib import Path
 
 import numpy as np
+import pycocotools.mask as mask_utils
 import torch
 from torch import nn
 from torch.utils.data import DataLoader
+from torchvision.models import get_model
 from torchvision.models.detection import MaskRCNN
-from torchvision.models.detection.backbone_utils import resnet_fpn_backbone
+from torchvision.models.detection.anchor_utils import AnchorGenerator
+from torchvision.models.detection.backbone_utils import BackboneWithFPN
+from torchvision.models.detection.faster_rcnn import FastRCNNPredictor, TwoMLPHead
+from torchvision.models.detection.mask_rcnn import MaskRCNNHeads, MaskRCNNPredictor as MaskPredictor
+from torchvision.ops.feature_pyramid_network import LastLevelMaxPool
 from tqdm import tqdm
 
 from sgnet_model.config import ModelConfig
@@ -47,6 +76,14 @@ from training.datasets import Clip, ClipAugmentation, YTVISClipDataset
 from training.train import SeededClips, learning_rate_factor, schedule_progress
 
 MASK_THRESHOLD = 0.5  # Mask R-CNN's mask probabilities -> binary masks
+FPN_LEVELS = 5  # torchvision's FPN: P2-P5 and a max-pooled P6
+ASPECT_RATIOS = (0.5, 1.0, 2.0)  # torchvision's, at every level
+SMALL_OBJECT_PERCENTILE = 5  # the anchors start at this percentile of the training boxes' sides
+RPN_TOP_N_TRAIN = (600, 300)  # proposals a frame while training: before NMS (per level), after NMS
+RPN_TOP_N_TEST = (300, 100)  # the same at inference
+SAMPLED_PER_IMAGE = 128  # anchors (RPN) and RoIs (box and mask heads) sampled a frame for the losses
+BOX_HEAD_WIDTH = 4  # the box head's MLP width over the FPN's (torchvision's 1024 over 256)
+MASK_HEAD_CONVS = 4  # torchvision's
 
 
 class PeerError(RuntimeError):
@@ -61,14 +98,61 @@ class PeerTraining:
     images: int
 
 
-def build_maskrcnn(model_config: ModelConfig, num_classes: int) -> MaskRCNN:
-    """Mask R-CNN with random weights on ``model_config``'s ResNet, for ``num_classes`` object classes."""
-    backbone = resnet_fpn_backbone(backbone_name=model_config.backbone, weights=None, norm_layer=nn.BatchNorm2d,
-                                   trainable_layers=5)
+def anchor_sizes(small_object: float, levels: int = FPN_LEVELS) -> tuple[tuple[int, ...], ...]:
+    """One anchor size a level, in input pixels: the largest power of two not above ``small_object`` (at least 1),
+    doubling from the finest level (stride 4) to the coarsest; ``((16,), (32,), (64,), (128,), (256,))`` for 18.2."""
+    finest = 2 ** max(0, math.floor(math.log2(small_object)))
+    return tuple((finest * 2 ** level,) for level in range(levels))
+
+
+def small_object_side(annotations: YTVISData, model_config: ModelConfig, min_scale: float = 1.0) -> float:
+    """The ``SMALL_OBJECT_PERCENTILE``-th percentile of the boxes' sides (square root of the box area) over every
+    visible object of every frame, in pixels of the frames resized to fit the model's input, times ``min_scale``
+    (the training augmentation's smallest scale). A percentile, not the minimum: an object entering the frame
+    shows a sliver of itself."""
+    sides = []
+    for video_id, video in annotations.videos.items():
+        scale = min(model_config.input_width / video.width, model_config.input_height / video.height)
+        rles = [rle for annotation in annotations.annotations[video_id] for rle in annotation.segmentations if rle]
+        if rles:
+            boxes = mask_utils.toBbox(rles)  # (n, 4) x y w h
+            sides.append(np.sqrt(boxes[:, 2] * boxes[:, 3])[boxes[:, 2] * boxes[:, 3] > 0] * scale)
+    if not sum(map(len, sides)):
+        raise PeerError(f"{annotations.source} has no object to size the anchors by")
+    return float(np.percentile(np.concatenate(sides), SMALL_OBJECT_PERCENTILE)) * min_scale
+
+
+def build_maskrcnn(model_config: ModelConfig, num_classes: int, small_object: float) -> MaskRCNN:
+    """Mask R-CNN with random weights on ``model_config``'s ResNet and FPN width, for ``num_classes`` object
+    classes, its anchors starting at ``small_object`` input pixels (:func:`small_object_side`)."""
+    resnet = get_model(model_config.backbone, weights=None, norm_layer=nn.BatchNorm2d)
+    stage_channels = [resnet.inplanes // 8 * 2 ** stage for stage in range(4)]  # layer1-layer4, as torchvision's
+    width = model_config.fpn_channels
+    backbone = BackboneWithFPN(resnet, {f"layer{stage + 1}": str(stage) for stage in range(4)}, stage_channels,
+                               width, extra_blocks=LastLevelMaxPool())
+    anchors = AnchorGenerator(anchor_sizes(small_object), (ASPECT_RATIOS,) * FPN_LEVELS)
     sides = sorted((model_config.input_width, model_config.input_height))
-    return MaskRCNN(backbone, num_classes=num_classes + 1, min_size=sides[0], max_size=sides[1],
+    return MaskRCNN(backbone, num_classes=None, min_size=sides[0], max_size=sides[1], rpn_anchor_generator=anchors,
+                    rpn_pre_nms_top_n_train=RPN_TOP_N_TRAIN[0], rpn_post_nms_top_n_train=RPN_TOP_N_TRAIN[1],
+                    rpn_pre_nms_top_n_test=RPN_TOP_N_TEST[0], rpn_post_nms_top_n_test=RPN_TOP_N_TEST[1],
+                    rpn_batch_size_per_image=SAMPLED_PER_IMAGE, box_batch_size_per_image=SAMPLED_PER_IMAGE,
+                    box_head=TwoMLPHead(width * 7 ** 2, BOX_HEAD_WIDTH * width),  # on 7x7 RoIs, as torchvision's
+                    box_predictor=FastRCNNPredictor(BOX_HEAD_WIDTH * width, num_classes + 1),
+                    mask_head=MaskRCNNHeads(width, (width,) * MASK_HEAD_CONVS, 1),
+                    mask_predictor=MaskPredictor(width, width, num_classes + 1),
                     box_score_thresh=model_config.score_threshold, box_nms_thresh=model_config.nms_threshold,
                     box_detections_per_img=model_config.detections_per_frame, _skip_resize=True)
+
+
+def peer_learning_rate_factor(progress: float, warmup_share: float, config: TrainConfig) -> float:
+    """The learning rate over the base rate at schedule ``progress`` (0 to 1): ``training.train``'s exponential
+    decay, times a linear warm-up from ``warmup_start_fraction`` to 1 over progress [0, ``warmup_share``]."""
+    decay = learning_rate_factor(0, progress, dataclasses.replace(
+        config, optim=dataclasses.replace(config.optim, warmup_iters=0)))  # the decay alone
+    if progress >= warmup_share:
+        return decay
+    start = config.optim.warmup_start_fraction
+    return decay * (start + (1 - start) * progress / warmup_share)
 
 
 def _inputs(clips: list[Clip]) -> tuple[list[torch.Tensor], list[dict[str, torch.Tensor]]]:
@@ -80,10 +164,12 @@ def _inputs(clips: list[Clip]) -> tuple[list[torch.Tensor], list[dict[str, torch
 
 
 def train_maskrcnn(model: MaskRCNN, config: TrainConfig, annotations: YTVISData, frames: Path, base_lr: float,
-                   progress: bool = True) -> PeerTraining:
+                   warmup_share: float, progress: bool = True) -> PeerTraining:
     """Train ``model`` in place on ``annotations``' frames with ``config``'s data and optimiser recipe and its
-    schedule (sgnet-train's: over ``max_minutes`` of wall clock and at most ``max_iters`` steps), at learning
-    rate ``base_lr``."""
+    schedule (sgnet-train's: over ``max_minutes`` of wall clock, when set, and at most ``max_iters`` steps), at
+    learning rate ``base_lr`` warmed up over the first ``warmup_share`` of the schedule's progress."""
+    if not 0.0 <= warmup_share <= 1.0:
+        raise PeerError(f"the warm-up share must lie in [0, 1], got {warmup_share}")
     torch.manual_seed(config.seed)
     model_config = dataclasses.replace(config.model, class_names=annotations.class_names)
     frames_per_step = config.batch_size * config.data.clip_length
@@ -112,7 +198,7 @@ def train_maskrcnn(model: MaskRCNN, config: TrainConfig, annotations: YTVISData,
                 bar.close()
                 return PeerTraining(iteration, images)
             for group in optimizer.param_groups:
-                group["lr"] = base_lr * learning_rate_factor(iteration, done, config)
+                group["lr"] = base_lr * peer_learning_rate_factor(done, warmup_share, config)
             inputs, targets = _inputs(batch)
             losses = model(inputs, targets)
             loss = sum(losses.values())
