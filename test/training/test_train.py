@@ -320,8 +320,8 @@ def recording_batches(*args, **kwargs):
     return chosen
 
 class RecordedSGNet(trainer.SGNet):
-    def __init__(self, config):
-        super().__init__(config)
+    def __init__(self, config, **options):
+        super().__init__(config, **options)
         networks.append(self)
         torch.save({k: v.detach().clone() for k, v in self.named_parameters()}, probe / f"initial.rank{rank}.pt")
 
