@@ -214,6 +214,16 @@ def encode_mask(mask: np.ndarray) -> RLE:
     return {"size": [int(s) for s in rle["size"]], "counts": rle["counts"].decode("ascii")}
 
 
+def annotation_entry(annotation_id: int, video_id: int, category_id: int,
+                     segmentations: Sequence[RLE | None]) -> dict[str, Any]:
+    """A YouTube-VIS annotation entry: the segmentations (compressed RLE or None per frame), their boxes
+    ([x, y, w, h]) and areas in pixels, iscrowd 0."""
+    return {"id": annotation_id, "video_id": video_id, "category_id": category_id, "iscrowd": 0,
+            "segmentations": list(segmentations),
+            "bboxes": [None if s is None else [float(v) for v in mask_utils.toBbox(s)] for s in segmentations],
+            "areas": [None if s is None else int(mask_utils.area(s)) for s in segmentations]}
+
+
 def decode_mask(rle: RLE | None) -> np.ndarray | None:
     """(H, W) bool mask of a compressed RLE, None for None."""
     if rle is None:

@@ -13,10 +13,9 @@ from typing import Any, Callable, Sequence
 
 import cv2
 import numpy as np
-import pycocotools.mask as mask_utils
 from tqdm import tqdm
 
-from sgnet_model.data.ytvis import encode_mask
+from sgnet_model.data.ytvis import annotation_entry, encode_mask
 from training.synthetic.depth import (CAMERA_INFO_FILE, DEPTH_DIR, DEPTH_TRUTH_FILE, PinholeCamera, write_depth_set,
                                       write_depth_video)
 from training.synthetic.video import DEFAULT_SIZES, DOMAINS, SHAPES, Domain, SyntheticError, random_video
@@ -60,10 +59,8 @@ def _check_options(videos: int, frames: tuple[int, int], width: int, height: int
 def _annotation(annotation_id: int, video_id: int, category_id: int, masks: Sequence[np.ndarray | None],
                 height: int, width: int) -> dict[str, Any]:
     segmentations = [encode_mask(m) if m is not None else None for m in masks]
-    return {"id": annotation_id, "video_id": video_id, "category_id": category_id, "iscrowd": 0,
-            "height": height, "width": width, "length": len(masks), "segmentations": segmentations,
-            "bboxes": [mask_utils.toBbox(s).tolist() if s is not None else None for s in segmentations],
-            "areas": [int(mask_utils.area(s)) if s is not None else None for s in segmentations]}
+    return {**annotation_entry(annotation_id, video_id, category_id, segmentations),
+            "height": height, "width": width, "length": len(masks)}
 
 
 def generate_synthetic_set(out_dir: str | Path, *, videos: int = DEFAULT_VIDEOS,

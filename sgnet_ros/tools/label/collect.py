@@ -24,10 +24,10 @@ import json
 from pathlib import Path, PurePosixPath
 from typing import Any, Mapping
 
-from sgnet_model.data.ytvis import Video, YTVISData, parse_annotations
+from sgnet_model.data.ytvis import Video, YTVISData, annotation_entry, parse_annotations
 from sgnet_model.data.ytvis_json import RLE, Frames, parse_segmentation, read_json
 from sgnet_ros.tools.label.cvat import read_export
-from sgnet_ros.tools.label.format import DRAFTS_JSON, LabelError, log, present, ytvis_annotation
+from sgnet_ros.tools.label.format import DRAFTS_JSON, LabelError, log, present
 from training.split import SplitError, split_annotations
 
 VAL_JSON = "val.json"
@@ -183,6 +183,6 @@ def _annotation_file(drafts: YTVISData, labelled: dict[int, tuple[list[int], lis
         videos.append({"id": video.id, "file_names": file_names, "height": video.height, "width": video.width,
                        "length": len(file_names)})
         for category_id, segmentations in found:
-            annotations.append(ytvis_annotation(len(annotations) + 1, video.id, category_id, segmentations))
+            annotations.append(annotation_entry(len(annotations) + 1, video.id, category_id, segmentations))
     return {"info": {"description": "sgnet-label collect: corrected labels from CVAT"}, "videos": videos,
             "categories": [{"id": c.id, "name": c.name} for c in drafts.categories], "annotations": annotations}

@@ -27,11 +27,11 @@ from typing import Any
 import cv2
 
 from sgnet_model.config import PredictorConfig
-from sgnet_model.data.ytvis import build_video_results
+from sgnet_model.data.ytvis import annotation_entry, build_video_results
 from sgnet_ros.tools.bag.writer import JPEG_QUALITY
 from sgnet_ros.tools.label.cvat import coco_file, write_coco_zip, write_frames_zip
 from sgnet_ros.tools.label.format import (CVAT_DIR, DRAFTS_JSON, FRAMES_DIR, FRAMES_ZIP_SUFFIX, LABEL_KEY, LabelError,
-                                          frame_file_names, log, present, ytvis_annotation)
+                                          frame_file_names, log, present)
 from sgnet_ros.tools.label.videos import Video, bag_topics, bag_videos
 
 
@@ -106,7 +106,7 @@ def _write(options: DraftOptions, topics: dict[Path, list[str]], predictor: Any)
                 segmentations = present(result.segmentations)
                 if not any(segmentations):
                     continue
-                annotation = ytvis_annotation(len(annotations) + 1, video_id, result.category_id, segmentations)
+                annotation = annotation_entry(len(annotations) + 1, video_id, result.category_id, segmentations)
                 annotation["score"] = result.score
                 annotations.append(annotation)
                 tracks.append((annotation["id"], result.category_id - 1, segmentations))

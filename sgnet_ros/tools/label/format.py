@@ -3,7 +3,7 @@ and the YouTube-VIS annotation entries both commands write."""
 from __future__ import annotations
 
 import sys
-from typing import Any, Sequence
+from typing import Sequence
 
 import pycocotools.mask as mask_utils
 from tqdm import tqdm
@@ -48,13 +48,3 @@ def present(segmentations: Sequence[RLE | None]) -> list[RLE | None]:
     """The segmentations with empty masks as None: an object whose mask has no pixel is not in that frame (CVAT
     cannot import an empty mask, and training skips it)."""
     return [None if s is None or mask_utils.area(s) == 0 else s for s in segmentations]
-
-
-def ytvis_annotation(annotation_id: int, video_id: int, category_id: int,
-                     segmentations: Sequence[RLE | None]) -> dict[str, Any]:
-    """A YouTube-VIS annotation entry: the segmentations (compressed RLE or null per frame), their boxes
-    ([x, y, w, h]) and areas in pixels, iscrowd 0."""
-    return {"id": annotation_id, "video_id": video_id, "category_id": category_id, "iscrowd": 0,
-            "segmentations": list(segmentations),
-            "bboxes": [None if s is None else [float(v) for v in mask_utils.toBbox(s)] for s in segmentations],
-            "areas": [None if s is None else int(mask_utils.area(s)) for s in segmentations]}
