@@ -5,10 +5,9 @@ The caller (the node's inference thread, after a frame's outputs are published) 
 a bounded queue (``offer``, never blocking: when the queue is full the frame is not recorded and counted). A writer
 thread keeps each camera's last ``window_s`` seconds of frames (the messages, serialized only if written); an
 uncertain frame, at most one per ``min_interval_s`` per camera, writes them and the frames of the next ``window_s``
-seconds. The bag
-(``<folder>/sgnet_uncertain_<time>``) is opened at the first moment and closed, with its metadata, by ``close()``
-(the node closes it when it deactivates or stops). A bag that would pass ``max_mb``, an unwritable folder or a full
-disk stop the recording with a reason (``status()``, a warning in /diagnostics); nothing is raised.
+seconds. The bag (``<folder>/sgnet_uncertain_<time>``) is opened at the first moment and closed, with its metadata,
+by ``close()`` (the node closes it when it deactivates or stops). A bag that would pass ``max_mb``, an unwritable
+folder or a full disk stop the recording with a reason (``status()``, a warning in /diagnostics); nothing is raised.
 """
 from __future__ import annotations
 
@@ -54,7 +53,7 @@ def ros_type_name(message: Any) -> str:
 
 @dataclasses.dataclass
 class _Camera:
-    recent: collections.deque = dataclasses.field(default_factory=collections.deque)  # (topic, stamp_ns, bytes)
+    recent: collections.deque = dataclasses.field(default_factory=collections.deque)  # (topic, message, stamp_ns)
     writing_until_ns: int = -1
     last_moment_ns: int | None = None
 

@@ -22,8 +22,9 @@ ROOT = Path(__file__).resolve().parents[1]
 SMALL_YAML = ROOT / "config" / "train" / "synthetic_small.yaml"
 
 
-def evaluate(model: Path, val: Path, frames: Path) -> dict[str, float]:
-    """Video AP (evaluation profile) and HOTA, IDF1 (robot profile, every frame) on a held-out set."""
+def evaluate(model: Path, val: Path, frames: Path, tracking: bool = True) -> dict[str, float]:
+    """Video AP (evaluation profile) and, with ``tracking``, HOTA, IDF1 (robot profile, every frame) on a held-out
+    set."""
     from sgnet_model.data.ytvis import load_annotations
     from sgnet_model.data.ytvis_metric import evaluate_vis, tracking_figures
     from sgnet_model.predictor import StreamingPredictor
@@ -31,7 +32,7 @@ def evaluate(model: Path, val: Path, frames: Path) -> dict[str, float]:
 
     annotations = load_annotations(val)
     figures = {}
-    for profile in ("evaluation", "robot"):
+    for profile in ("evaluation", "robot") if tracking else ("evaluation",):
         predictor = StreamingPredictor.from_checkpoint(model, profile=profile)
         results, _ = predict_videos(predictor, annotations, list(annotations.videos), frames, progress=False)
         if profile == "evaluation":
@@ -166,7 +167,7 @@ def main() -> int:
         choices = {"uncertainty": sorted(events, key=lambda frame: (-events[frame], tiebreak[frame])),
                    "random": sorted(events, key=lambda frame: tiebreak[frame])}
         row = {"model": name, "base": {**evaluate(model, shifted / "val.json", frames_b),
-                                       "AP_base_world": evaluate(model, val_a, frames_a)["AP"]}}
+                                       "AP_base_world": evaluate(model, val_a, frames_a, tracking=False)["AP"]}}
         for choice, ranked in choices.items():
             moments = choose_moments(ranked, lengths, args.budget, args.window)
             run = args.output / name / choice
@@ -181,7 +182,7 @@ def main() -> int:
             tuned = fine_tune(model, run / "labelled.json", both_worlds, run / "train", args.iterations, args.base_lr,
                               seed)
             row[choice] = {**evaluate(tuned, shifted / "val.json", frames_b),
-                           "AP_base_world": evaluate(tuned, val_a, frames_a)["AP"],
+                           "AP_base_world": evaluate(tuned, val_a, frames_a, tracking=False)["AP"],
                            "events": sum(events[(v, i)] for v, a, b in moments for i in range(a, b + 1)),
                            "moments": len(moments)}
         for choice in ("base", "uncertainty", "random"):

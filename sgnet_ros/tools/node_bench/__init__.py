@@ -32,7 +32,8 @@ Images go over reliable QoS: with Fast DDS's default transports, a best-effort s
 than its 512 KB shared-memory segment (640x360 rgb8 is 691 KB).
 
 common.py holds what both benchmarks share, overhead.py the node process and the first two measurements,
-depth_path.py the depth figures, recording_path.py the recording figures, cameras.py the ``--cameras`` runs, cli.py the command line.
+depth_path.py the depth figures, recording_path.py the recording figures, cameras.py the ``--cameras`` runs, cli.py
+the command line.
 ``python -m sgnet_ros.tools.node_bench`` and the ``sgnet-node-bench`` console script run ``main``.
 """
 from sgnet_ros.tools.node_bench.cli import main

@@ -103,6 +103,7 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
             parts.append(("overhead_depth", args.model_config))
             results["depth_path"] = measure_depth_path(client, args.width, args.height, args.depth_instances,
                                                        args.frames)
+        sequence = [images[i % len(images)] for i in range(args.frames)]  # the overhead parts' frames
         for part, config in parts:
             parameters = node_parameters(args, config)
             if part == "overhead_depth":
@@ -117,17 +118,14 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
                 if part == "overhead_depth":
                     feed = DepthFeed(client, node.namespace, args.width, args.height)
                     try:
-                        sequence = [images[i % len(images)] for i in range(args.frames)]
                         results["overhead_depth"] = {
                             **measure_overhead(executor, node, sequence, progress, feed.before_frame),
                             "depth_ack_ms": feed.ack_ms}
                     finally:
                         feed.close()
                 elif part == "overhead_recording":
-                    sequence = [images[i % len(images)] for i in range(args.frames)]
                     results[part] = measure_overhead(executor, node, sequence, progress)
                 elif part == "overhead":
-                    sequence = [images[i % len(images)] for i in range(args.frames)]
                     results["overhead"] = {"model": args.checkpoint or config,
                                            **measure_overhead(executor, node, sequence, progress)}
                 else:
