@@ -24,6 +24,7 @@ import torch
 
 from sgnet_model.config import PredictorConfig
 from sgnet_model.inference.postprocess import FrameTensors
+from sgnet_model.runtime.backbone_precision import FEATURE_NAME, split_at_backbone
 from sgnet_model.runtime.export import (INPUTS, LEVELS, TOWERS, ExportError, GraphInfo, engine_cache_dir, file_sha256,
                                         frame_tensors_from, require, write_atomically)
 from sgnet_model.runtime.frame import RunnerKey, Towers
@@ -234,6 +235,9 @@ def openvino_core() -> openvino.Core:
 
 
 class OpenVinoFrame(FrameRunner):
+    """The frame graph in OpenVINO. In a reduced precision (bf16, fp16) only the backbone runs in it and the rest in
+    fp32, as two compiled models (backbone_precision.py: where the accuracy is lost)."""
+
     def __init__(self, path: Path, info: GraphInfo, key: RunnerKey, device: str, precision: str) -> None:
         super().__init__(info, key, np.float32)
         core = openvino_core()
@@ -241,22 +245,42 @@ class OpenVinoFrame(FrameRunner):
             raise BackendError(f"OpenVINO device {device!r} is not available here (OpenVINO sees "
                                f"{core.available_devices}); set openvino_device to one of them")
         # an explicit precision: on CPUs with bf16, OpenVINO would otherwise compute in bf16 by itself
-        properties = {"INFERENCE_PRECISION_HINT": OPENVINO_PRECISIONS[precision], "PERFORMANCE_HINT": "LATENCY"}
+        properties = {"INFERENCE_PRECISION_HINT": "f32", "PERFORMANCE_HINT": "LATENCY"}
         if device.upper().startswith("CPU"):
             properties["INFERENCE_NUM_THREADS"] = torch.get_num_threads()
-        self.compiled = core.compile_model(str(path), device, properties)
+        self.backbone = None
+        if precision == "fp32":
+            self.compiled = core.compile_model(str(path), device, properties)
+        else:
+            front, rest = split_at_backbone(core.read_model(str(path)))
+            self.backbone = core.compile_model(front, device, {
+                **properties, "INFERENCE_PRECISION_HINT": OPENVINO_PRECISIONS[precision]})
+            self.backbone_request = self.backbone.create_infer_request()
+            self.compiled = core.compile_model(rest, device, properties)
         self.request = self.compiled.create_infer_request()
-        self.shapes = [list(i.get_shape()) for i in self.compiled.inputs[3:]]
+        self.shapes = [list(self.compiled.input(name).get_shape()) for name in INPUTS[3:]]
         self.description = f"openvino {device} {precision}"
 
     def run(self, feeds: dict[str, np.ndarray]) -> list[np.ndarray]:
         # Shared outputs are views of the request's memory, overwritten by the next request: the base features and
         # attention scores are read before that (frame_tensors_from pastes the masks at once); the numbers and the
-        # towers (kept by the camera until its next frame) are copied.
+        # towers (kept by the camera until its next frame) are copied. The backbone's features are read by the
+        # rest's request before the backbone's next.
+        if self.backbone is not None:
+            features = self.backbone_request.infer(_feeds_of(self.backbone, feeds), share_inputs=True,
+                                                   share_outputs=True)
+            feeds = _feeds_of(self.compiled, {**feeds, **{FEATURE_NAME.format(index): features[output]
+                                                          for index, output in enumerate(self.backbone.outputs)}})
         results = self.request.infer(feeds, share_inputs=True, share_outputs=True)
         kept = {"numbers", "masks", *TOWERS}  # masks: a graph that pastes them itself
         return [results[output].copy() if output.get_names() & kept else results[output]
                 for output in self.compiled.outputs]
+
+
+def _feeds_of(compiled: openvino.CompiledModel, feeds: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
+    """The values among ``feeds`` (by input name) that ``compiled`` takes, by one of each input's names (the ONNX
+    reader gives an input the names of the tensors it feeds as well)."""
+    return {name: feeds[name] for port in compiled.inputs for name in port.get_names() & feeds.keys()}
 
 
 class TensorRtFrame:
