@@ -176,16 +176,16 @@ ONNX_PROVIDERS = ("tensorrt", "cuda", "cpu")
 class PredictorConfig:
     """How the streaming predictor runs (docs/export.md for the backends and precisions)."""
 
-    device: str = "cpu"  # "cpu", "cuda", "cuda:N" or "auto" (CUDA where there is a GPU, else the CPU)
+    device: str = "auto"  # "auto" (CUDA where there is a GPU, else the CPU), "cpu", "cuda" or "cuda:N"
     fp16: bool = False  # half precision, CUDA only: the same as precision fp16 (kept for older parameter files)
     cuda_graphs: bool = True  # on CUDA, replay the network from a CUDA graph per frame size (no launch overhead)
     # tracks reset when a frame's stamp is more than this after the stamp of the frame the source delivered
     # before it (processed or not), or when the stamps go back
     max_gap_s: float = 2.0
-    # what runs a frame's network and masks: torch, onnxruntime, openvino, tensorrt, or auto (the fastest present
-    # here, by the rule of backends.choose_runtime; docs/export.md)
-    backend: str = "torch"
-    precision: str = "fp32"  # fp32; fp16 (CUDA); bf16 (CPUs with AVX-512 BF16 or AMX); auto (with the backend's rule)
+    # what runs a frame's network and masks: auto (the fastest that keeps the model's accuracy here, by the rule of
+    # backends.choose_runtime, docs/export.md), torch, onnxruntime, openvino or tensorrt
+    backend: str = "auto"
+    precision: str = "auto"  # auto (with the backend's rule); fp32; fp16 (CUDA); bf16 (CPUs with AVX-512 BF16 or AMX)
     onnx_providers: str = "tensorrt,cuda,cpu"  # onnxruntime's execution providers in order of preference
     openvino_device: str = "CPU"  # OpenVINO's device name (CPU, GPU, NPU, ...), passed through
     # On the CPU, torch's network pass over several cameras' frames of one size takes at most this many input
@@ -201,7 +201,7 @@ class PredictorConfig:
         _check(self.cpu_batch_pixels >= 1, "cpu_batch_pixels", f"must be at least 1, got {self.cpu_batch_pixels}")
         _check(self.backend in BACKENDS, "backend", f"must be one of {BACKENDS}, got {self.backend!r}")
         _check(self.precision in PRECISIONS, "precision", f"must be one of {PRECISIONS}, got {self.precision!r}")
-        _check(not self.fp16 or self.precision in ("fp32", "fp16"), "fp16",
+        _check(not self.fp16 or self.precision in ("auto", "fp32", "fp16"), "fp16",
                f"is true but precision is {self.precision!r}; set only precision")
         providers = self.onnx_providers.split(",")
         _check(bool(providers) and all(p in ONNX_PROVIDERS for p in providers), "onnx_providers",

@@ -12,7 +12,7 @@ from typing import Any
 import torch
 
 from sgnet_model.config import ConfigError, named_config
-from sgnet_model.predictor import StreamingPredictor
+from sgnet_model.predictor import StreamingPredictor, resolve_device
 from sgnet_ros.params import NodeSettings, ParameterError
 
 
@@ -28,7 +28,7 @@ def load_predictor(settings: NodeSettings, logger: Any) -> StreamingPredictor:
                        f"(allow_cpu_fallback is true)")
         predictor_config = dataclasses.replace(predictor_config, device="cpu", fp16=False, precision="fp32"
                                                if predictor_config.precision == "fp16" else predictor_config.precision)
-    if predictor_config.fp16 and not predictor_config.device.startswith("cuda"):
+    if predictor_config.fp16 and resolve_device(predictor_config.device).type != "cuda":
         raise ParameterError("parameter predictor.fp16: half precision runs on CUDA only; set it to false "
                              "for predictor.device cpu")
     if node.smoke_test:

@@ -9,11 +9,12 @@ import torchvision
 
 from sgnet_model.network.backbone import fold_batch_norms
 from sgnet_model.checkpoint import save_checkpoint
-from sgnet_model.config import ModelConfig, PredictorConfig, SGNetConfig, TrackerConfig, named_config
+from sgnet_model.config import ModelConfig, SGNetConfig, TrackerConfig, named_config
 from sgnet_model.network.mask_head import grid_sizes
 from sgnet_model.network.model import SGNet, flatten_levels
 from sgnet_model.inference.postprocess import paste_masks, select_detections
 from sgnet_model.predictor import PredictorError, StreamingPredictor
+from runtime_reference import REFERENCE
 
 SMALL = named_config("resnet18_small")
 EVERYTHING = TrackerConfig(new_track_score=0.0, continue_score=0.0)  # random weights: track every detection
@@ -21,7 +22,7 @@ EVERYTHING = TrackerConfig(new_track_score=0.0, continue_score=0.0)  # random we
 
 def small_predictor(seed: int = 0, **predictor) -> StreamingPredictor:
     torch.manual_seed(seed)
-    predictor = StreamingPredictor.from_config(SGNetConfig(SMALL.model, EVERYTHING), PredictorConfig(**predictor))
+    predictor = StreamingPredictor.from_config(SGNetConfig(SMALL.model, EVERYTHING), dataclasses.replace(REFERENCE, **predictor))
     predictor.update_thresholds(score_threshold=0.0, detections_per_frame=5)
     return predictor
 
@@ -130,8 +131,8 @@ def test_checkpoint_round_trip_gives_the_same_instances(tmp_path):
     model = SGNet(SMALL.model)
     state = {k: v.clone() for k, v in model.state_dict().items()}
     save_checkpoint(tmp_path / "model.pt", SMALL.model, state)
-    direct = StreamingPredictor(model, EVERYTHING)
-    loaded = StreamingPredictor.from_checkpoint(tmp_path / "model.pt", tracker_config=EVERYTHING)
+    direct = StreamingPredictor(model, EVERYTHING, REFERENCE)
+    loaded = StreamingPredictor.from_checkpoint(tmp_path / "model.pt", REFERENCE, tracker_config=EVERYTHING)
     for predictor in (direct, loaded):
         predictor.update_thresholds(score_threshold=0.0, detections_per_frame=5)
     a, b = direct.step(frame(), 0.0), loaded.step(frame(), 0.0)

@@ -5,10 +5,11 @@ import numpy as np
 import pytest
 import torch
 
-from sgnet_model.config import PredictorConfig, SGNetConfig, TrackerConfig, named_config
+from sgnet_model.config import SGNetConfig, TrackerConfig, named_config
 from sgnet_model.network.model import SGNet
 from sgnet_model.runtime.frame import FixedFrame, frame_geometry
 from sgnet_model.predictor import PredictorError, StreamFrame, StreamingPredictor
+from runtime_reference import REFERENCE
 
 SMALL = named_config("resnet18_small")
 EVERYTHING = TrackerConfig(new_track_score=0.0, continue_score=0.0)  # random weights: track every detection
@@ -16,7 +17,7 @@ EVERYTHING = TrackerConfig(new_track_score=0.0, continue_score=0.0)  # random we
 
 def predictor(**settings) -> StreamingPredictor:
     torch.manual_seed(0)
-    made = StreamingPredictor.from_config(SGNetConfig(SMALL.model, EVERYTHING), PredictorConfig(**settings))
+    made = StreamingPredictor.from_config(SGNetConfig(SMALL.model, EVERYTHING), dataclasses.replace(REFERENCE, **settings))
     made.update_thresholds(score_threshold=0.0, detections_per_frame=5)
     return made
 

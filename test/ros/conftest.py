@@ -14,6 +14,11 @@ from ros_harness import Client, NodeProcess, Zygote
 from sgnet_ros.inputs import fastdds_profile_environment
 
 LAUNCH_PROFILE = str(Path(__file__).resolve().parents[2] / "config" / "fastdds_large_images.xml")
+# The runtime of the nodes the tests start, unless a test asks for another or for the shipped default
+# (``shipped_runtime=True``: predictor.backend and precision auto, which on a CPU with bf16 exports the model's frame
+# graph for OpenVINO at configure): torch in fp32, the reference arithmetic, the same on every CPU kind. The tests of
+# the shipped runtime: test_camera_delivery.py (drivers' settings, every default) and test_diagnostics.py.
+REFERENCE_RUNTIME = {"predictor__backend": "torch", "predictor__precision": "fp32"}
 
 
 class RosSession:
@@ -23,9 +28,12 @@ class RosSession:
         self.client = Client()
 
     def start_node(self, name: str, namespace: str, environment: dict[str, str] | None = None,
-                   new_session: bool = False, fresh_interpreter: bool = False, **parameters) -> NodeProcess:
+                   new_session: bool = False, fresh_interpreter: bool = False, shipped_runtime: bool = False,
+                   **parameters) -> NodeProcess:
         """The node program forked by the zygote (node_zygote.py: the imports done once), or with
-        ``fresh_interpreter`` started as ``python -m sgnet_ros.node`` (for tests of the program's own start)."""
+        ``fresh_interpreter`` started as ``python -m sgnet_ros.node`` (for tests of the program's own start); on
+        REFERENCE_RUNTIME unless ``shipped_runtime`` or the parameters name a runtime."""
+        parameters = parameters if shipped_runtime else {**REFERENCE_RUNTIME, **parameters}
         return NodeProcess(self.root, name, namespace, {key.replace("__", "."): value
                                                        for key, value in parameters.items()},
                            environment, new_session, None if fresh_interpreter else self.zygote)

@@ -3,7 +3,7 @@
 A camera driver publishes 30 rgb8 frames at 5 Hz, reliable or best effort, at 640x360 (691 KB) and 1280x720
 (2.8 MB): both above Fast DDS's default shared-memory segment of 512 KB. Both processes get the Fast DDS profile
 the launch file sets (config/fastdds_large_images.xml, through the same environment variable), and the node
-runs with its default parameters (qos_reliability auto) on random weights of a tiny network (tiny_model.yaml)
+runs with its default parameters (qos_reliability auto, the runtime auto) on random weights of a tiny network (tiny_model.yaml)
 with one torch thread: this machine's two cores are shared with other work, and a two-thread OpenMP pool on a
 busy CPU takes seconds a frame, which would measure the CPU instead of the transport.
 
@@ -22,6 +22,7 @@ import pytest
 from diagnostic_msgs.msg import DiagnosticArray
 
 from ros_harness import diagnostic_values, stamp_of, wait_until
+from runtime_reference import shipped_cpu_runtime
 from sgnet_ros.inputs import fastdds_profile_environment
 from sgnet_ros.msg import InstanceArray
 
@@ -42,8 +43,12 @@ def profile_environment() -> dict[str, str]:
 @pytest.fixture(scope="module")
 def node(ros, node_factory, profile_environment):
     node = node_factory("sgnet", NAMESPACE, environment={**profile_environment, "OMP_NUM_THREADS": "1"},
-                        smoke_test=True, model_config=str(TINY_MODEL))
+                        smoke_test=True, model_config=str(TINY_MODEL), shipped_runtime=True)
     assert wait_until(lambda: any(log.msg.startswith("active") for log in ros.client.logs(node)), 120), node.output()
+    # the runtime docs/export.md's table gives this machine, named with the rule's reasons in the configured line
+    backend, precision = shipped_cpu_runtime()
+    configured = next(log.msg for log in ros.client.logs(node) if log.msg.startswith("configured"))
+    assert f"backend auto: {backend}" in configured and f"precision auto: {precision}" in configured, configured
     ros.client.subscribe(f"{NAMESPACE}/instances", InstanceArray)
     ros.client.subscribe("/diagnostics", DiagnosticArray)
     return node

@@ -16,13 +16,14 @@ from rclpy.qos import ReliabilityPolicy
 from sensor_msgs.msg import Image
 
 from ros_harness import image_message, stamp_of, wait_until
-from sgnet_model.config import ConfigError, PredictorConfig, named_config
+from sgnet_model.config import ConfigError, named_config
 from sgnet_model.predictor import StreamingPredictor
 from sgnet_ros.batching import CameraSlots, PendingFrame
 from sgnet_ros.inputs import fastdds_profile_environment
 from sgnet_ros.masks import instance_mask
 from sgnet_ros.msg import InstanceArray
 from sgnet_ros.params import CameraSpec, NodeConfig, camera_specs, string_list
+from runtime_reference import REFERENCE
 
 ROOT = Path(__file__).resolve().parents[2]
 PROFILE = str(ROOT / "config" / "fastdds_large_images.xml")
@@ -122,7 +123,7 @@ def two_cameras(ros, node_factory, wrong_list):
 def lone_predictor() -> StreamingPredictor:
     """What the node runs (its smoke-test weights, the thresholds of EVERYTHING), in this process, for one camera."""
     torch.manual_seed(0)
-    alone = StreamingPredictor.from_config(named_config("resnet18_small"), PredictorConfig())
+    alone = StreamingPredictor.from_config(named_config("resnet18_small"), REFERENCE)
     alone.update_thresholds(score_threshold=0.0, detections_per_frame=4)
     alone.tracker_config = dataclasses.replace(alone.tracker_config, new_track_score=0.0, continue_score=0.0)
     return alone

@@ -17,6 +17,7 @@ from sgnet_ros.depth import CameraIntrinsics, locate_instance
 from sgnet_ros.masks import instance_mask
 from sgnet_ros.msg import InstanceArray
 from training.synthetic import DEFAULT_SIZES, SHAPES, PinholeCamera, depth_video, random_video
+from runtime_reference import REFERENCE
 
 NAMESPACE = "/depth_trained"
 HEIGHT, WIDTH, FRAMES = 192, 320, 12
@@ -72,7 +73,7 @@ def relative_errors(video, truth, masks_per_frame, positions_per_frame):
 @pytest.mark.parametrize("dropout, target", [(0.0, 0.02), (DROPOUT, 0.03)])
 def test_predicted_masks_locate_objects_within_the_targets(trained_checkpoint, model_figures, videos, dropout,
                                                            target):
-    predictor = StreamingPredictor.from_checkpoint(trained_checkpoint.checkpoint)
+    predictor = StreamingPredictor.from_checkpoint(trained_checkpoint.checkpoint, REFERENCE)
     intrinsics = CameraIntrinsics.from_camera_info(CAMERA.k(), WIDTH, HEIGHT)
     errors, missed, scored = [], 0, 0
     for index, (video, depth, truth) in enumerate(videos):

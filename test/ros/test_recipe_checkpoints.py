@@ -32,6 +32,7 @@ from test_replay import REPORT_METRICS, make_bag, read_bag, replay_json, sorted_
 from training.config import load_train_config
 from training.evaluate import main as sgnet_eval
 from training.synthetic import generate_synthetic_set
+from runtime_reference import REFERENCE_ARGUMENTS
 
 pytestmark = pytest.mark.slow
 
@@ -94,7 +95,7 @@ def test_node_serves_the_recipe_checkpoint_and_lock_step_replay_equals_sgnet_eva
     capsys.readouterr()
     assert sgnet_eval(["--checkpoint", str(model_pt), "--annotations", str(tiny_set), "--frames", str(frames_dir),
                        "--config", str(tracker_yaml), "--output", str(tmp_path / "eval"), "--json",
-                       "--no-progress"]) == 0
+                       "--no-progress", *REFERENCE_ARGUMENTS]) == 0
     direct = json.loads(capsys.readouterr().out)
 
     # Every frame in came out, each answer under its input image's header.

@@ -35,6 +35,7 @@ from sgnet_ros.masks import instance_mask
 from sgnet_ros.msg import InstanceArray
 from training.evaluate import main as sgnet_eval
 from training.synthetic import SHAPES, generate_synthetic_set
+from runtime_reference import REFERENCE_ARGUMENTS
 
 NAMESPACE = "/replay"
 DETECTIONS = 4
@@ -142,7 +143,7 @@ def test_lock_step_replay_equals_sgnet_eval(ros, node, bag, synthetic, checkpoin
                             "--ground-truth", str(truth), "--output", str(tmp_path / "replay"))
     assert sgnet_eval(["--checkpoint", str(checkpoint), "--annotations", str(synthetic), "--frames",
                        str(synthetic.parent / "JPEGImages"), "--config", str(tracker_config),
-                       "--output", str(tmp_path / "eval"), "--json", "--no-progress"]) == 0
+                       "--output", str(tmp_path / "eval"), "--json", "--no-progress", *REFERENCE_ARGUMENTS]) == 0
     direct = json.loads(capsys.readouterr().out)
 
     frames = sum(v.length for v in load_annotations(synthetic).videos.values())
@@ -208,7 +209,7 @@ def test_a_bag_of_two_cameras_replays_through_one_node_and_each_camera_equals_sg
                             "--as-fast-as-node", "--ground-truth", str(truth), "--output", str(tmp_path / "replay"))
     assert sgnet_eval(["--checkpoint", str(checkpoint), "--annotations", str(synthetic), "--frames",
                        str(synthetic.parent / "JPEGImages"), "--config", str(tracker_config),
-                       "--output", str(tmp_path / "eval"), "--json", "--no-progress"]) == 0
+                       "--output", str(tmp_path / "eval"), "--json", "--no-progress", *REFERENCE_ARGUMENTS]) == 0
     direct = json.loads(capsys.readouterr().out)
     frames = sum(v.length for v in load_annotations(synthetic).videos.values())
     assert (report["frames_in"], report["frames_out"], report["frames_dropped"]) == (2 * frames, 2 * frames, 0)
@@ -243,7 +244,7 @@ def test_jpeg_bag_gives_sgnet_eval_results_through_the_compressed_input(ros, nod
     assert report["node_topic"] == f"{NAMESPACE}/image/compressed" and report["frames_dropped"] == 0
     assert sgnet_eval(["--checkpoint", str(checkpoint), "--annotations", str(synthetic), "--frames", str(frames_dir),
                        "--videos", "2", "--config", str(tracker_config), "--output", str(tmp_path / "eval"),
-                       "--json", "--no-progress"]) == 0
+                       "--json", "--no-progress", *REFERENCE_ARGUMENTS]) == 0
     capsys.readouterr()
     ours, theirs = sorted_results(tmp_path / "r" / "results.json"), sorted_results(tmp_path / "eval" / "results.json")
     assert [(r["category_id"], r["segmentations"]) for r in ours] == \
@@ -472,7 +473,7 @@ def test_trained_model_replay_equals_sgnet_eval(ros, node_factory, trained, tmp_
                             "--output", str(tmp_path / "replay"))
     assert sgnet_eval(["--checkpoint", str(trained.checkpoint), "--annotations", str(trained.annotations),
                        "--frames", str(trained.frames), "--videos", videos, "--output", str(tmp_path / "eval"),
-                       "--json", "--no-progress"]) == 0
+                       "--json", "--no-progress", *REFERENCE_ARGUMENTS]) == 0
     direct = json.loads(capsys.readouterr().out)
     assert report["frames_dropped"] == 0
     assert direct["tracker_profile"] == "evaluation" and report["tracker"] == direct["tracker"]

@@ -12,6 +12,7 @@ import pytest
 from sgnet_model.config import TrackerConfig
 from sgnet_model.data.ytvis import encode_mask, parse_annotations
 from training.calibrate import FrameDetections, Recording, calibrate_start_score, choose_start_score, record, retrack
+from runtime_reference import REFERENCE
 
 H, W = 40, 60
 
@@ -71,7 +72,7 @@ def test_retracking_a_recording_gives_the_predictors_own_tracks(tmp_path):
     config = named_config("resnet18_small")
     model = dataclasses.replace(config.model, class_names=parse_annotations(annotations).class_names,
                                 score_threshold=0.0, detections_per_frame=8)
-    predictor = StreamingPredictor.from_config(dataclasses.replace(config, model=model))
+    predictor = StreamingPredictor.from_config(dataclasses.replace(config, model=model), REFERENCE)
     profile = TrackerConfig(new_track_score=0.08, continue_score=0.06)
     recording = record(predictor, annotations, frames, stride=2, floor=0.05)
     assert sum(len(frame.scores) for video in recording.frames.values() for frame in video) > 0
@@ -92,7 +93,7 @@ def test_calibration_leaves_the_predictors_profile_as_it_was(tmp_path):
     annotations = json.loads(generate_synthetic_set(tmp_path / "set", videos=1, frames=4, seed=5).read_text())
     config = named_config("resnet18_small")
     model = dataclasses.replace(config.model, class_names=parse_annotations(annotations).class_names)
-    predictor = StreamingPredictor.from_config(dataclasses.replace(config, model=model))
+    predictor = StreamingPredictor.from_config(dataclasses.replace(config, model=model), REFERENCE)
     before = predictor.tracker_config
     calibration = calibrate_start_score(predictor, annotations, tmp_path / "set" / "JPEGImages")
     assert predictor.tracker_config == before and calibration.strides == (1, 2)
@@ -122,7 +123,7 @@ def test_training_writes_the_start_score_it_chose_and_a_stopped_run_does_not_cho
     chosen = load_checkpoint(model).tracker_profiles["robot"]
     assert f"sgnet-train: robot profile start score {chosen.new_track_score:g} (IDF1 on the training videos" in \
         capsys.readouterr().err
-    predictor = StreamingPredictor.from_checkpoint(model, profile="robot")
+    predictor = StreamingPredictor.from_checkpoint(model, REFERENCE, profile="robot")
     predictor.tracker_config = shipped
     _, three = split_annotations(json.loads(annotations_path.read_text()), val_count=3)
     expected = calibrate_start_score(predictor, three, frames)

@@ -18,6 +18,7 @@ from sgnet_model.config import TrackerConfig
 from sgnet_model.data.ytvis import encode_mask, load_annotations, load_results
 from training.evaluate import main
 from training.split import every_nth_frame
+from runtime_reference import REFERENCE, REFERENCE_ARGUMENTS
 
 H, W = 48, 64
 REPORT_KEYS = {"AP", "AP50", "AP75", "AP90", "APs", "APm", "APl", "AR1", "AR10", "AR100", "AP_per_class", "idf1",
@@ -190,7 +191,7 @@ def test_model_mode_writes_the_submission_and_scores_it(random_checkpoint, tmp_p
     output = tmp_path / "out"
     # The checkpoint's evaluation profile (the default) tracks every detection of the random model.
     report = run_json(capsys, ["--checkpoint", str(random_checkpoint), "--annotations", str(annotations),
-                               "--frames", str(frames), "--output", str(output), "--no-progress"])
+                               "--frames", str(frames), "--output", str(output), "--no-progress", *REFERENCE_ARGUMENTS])
     assert set(report) == REPORT_KEYS | {"ms_median", "ms_p90", "tracker_profile", "tracker_source", "tracker",
                                          "runtime", "runtime_choice"}
     assert report["runtime"] == "torch cpu fp32" and report["runtime_choice"] == "as asked"  # the defaults
@@ -223,7 +224,7 @@ def test_model_mode_writes_the_submission_and_scores_it(random_checkpoint, tmp_p
     (tmp_path / "valid.json").write_text(json.dumps(valid))
     report = run_json(capsys, ["--checkpoint", str(random_checkpoint), "--annotations", str(tmp_path / "valid.json"),
                                "--frames", str(frames), "--output", str(tmp_path / "submission"), "--no-progress",
-                               "--videos", "2"])
+                               "--videos", "2", *REFERENCE_ARGUMENTS])
     assert report["AP"] is None and report["idf1"] is None and report["videos"] == 1 and report["ms_median"] > 0
     assert {r.video_id for r in load_results(tmp_path / "submission" / "results.zip")} <= {2}
 
@@ -233,7 +234,7 @@ def test_tracker_profile_flag_and_config_override_and_the_report_names_them(rand
     frames = tmp_path / "frames"
     write_frames(frames, annotations)
     argv = ["--checkpoint", str(random_checkpoint), "--annotations", str(annotations), "--frames", str(frames),
-            "--output", str(tmp_path / "out"), "--no-progress", "--videos", "1"]
+            "--output", str(tmp_path / "out"), "--no-progress", "--videos", "1", *REFERENCE_ARGUMENTS]
     robot = run_json(capsys, [*argv, "--tracker-profile", "robot"])
     assert robot["tracker_profile"] == "robot"
     assert robot["tracker"] == {"new_track_score": 0.99, "continue_score": 0.99, "max_lost_s": 1.0, "radius_scale": 1.0,
@@ -291,7 +292,7 @@ def test_trained_model_on_held_out_synthetic_videos(trained_checkpoint, model_fi
     report = run_json(capsys, ["--checkpoint", str(trained_checkpoint.checkpoint),
                                "--annotations", str(trained_checkpoint.annotations),
                                "--frames", str(trained_checkpoint.frames), "--output", str(output),
-                               "--no-progress"])
+                               "--no-progress", *REFERENCE_ARGUMENTS])
     assert report["tracker_profile"] == "evaluation"
     assert (output / "results.zip").is_file()
     assert report["AP50"] >= max(report["AP"], report["AP75"])
@@ -312,7 +313,7 @@ def test_trained_model_keeps_identities_at_any_frame_rate(trained_checkpoint, mo
     from training.evaluate import predict_videos
 
     annotations = parse_annotations(every_nth_frame(json.loads(trained_checkpoint.annotations.read_text()), every))
-    predictor = StreamingPredictor.from_checkpoint(trained_checkpoint.checkpoint, profile="robot")
+    predictor = StreamingPredictor.from_checkpoint(trained_checkpoint.checkpoint, REFERENCE, profile="robot")
     results, _ = predict_videos(predictor, annotations, list(annotations.videos), trained_checkpoint.frames,
                                 progress=False)
     figures = tracking_figures(annotations, results)

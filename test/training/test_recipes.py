@@ -24,6 +24,7 @@ from training import evaluate, train
 from training.config import load_train_config
 from training.datasets import read_frame
 from training.synthetic import generate_synthetic_set
+from runtime_reference import REFERENCE, REFERENCE_ARGUMENTS
 
 RECIPES = Path(__file__).resolve().parents[2] / "config" / "train"
 WIDTH, HEIGHT, FRAMES = 96, 64, 3  # small frames at the network's input size: the ResNet-50 runs stay short
@@ -85,14 +86,14 @@ def test_recipe_trains_evaluates_and_serves(recipe, pretrained, source, tiny_set
     capsys.readouterr()
     code = evaluate.main(["--checkpoint", str(model_pt), "--annotations", str(annotations), "--frames",
                           str(frames), "--videos", "1", "--output", str(tmp_path / "eval"), "--json",
-                          "--no-progress"])
+                          "--no-progress", *REFERENCE_ARGUMENTS])
     output = capsys.readouterr()
     assert code == 0, output.err
     report = json.loads(output.out)
     assert report["videos"] == 1 and report["frames"] == FRAMES and 0.0 <= report["AP"] <= 1.0
     assert (tmp_path / "eval" / "results.json").is_file()
 
-    predictor = StreamingPredictor.from_checkpoint(model_pt)
+    predictor = StreamingPredictor.from_checkpoint(model_pt, REFERENCE)
     video = load_annotations(annotations).videos[1]
     frame = read_frame(frames / video.file_names[0], HEIGHT, WIDTH, "frame 0")
     result = predictor.step(frame, 0.0)
@@ -146,7 +147,7 @@ def test_imagenet_weights_of_the_other_backbones_reach_the_network_and_its_check
     for key in ("conv1.weight", "layer3.1.conv1.weight", "layer4.0.downsample.1.running_var"):
         assert torch.equal(network.state_dict()[f"backbone.body.{key}"], file[key]), key
     save_checkpoint(tmp_path / "model.pt", config, network.state_dict())
-    predictor = StreamingPredictor.from_checkpoint(tmp_path / "model.pt")
+    predictor = StreamingPredictor.from_checkpoint(tmp_path / "model.pt", REFERENCE)
     assert predictor.step(np.full((64, 64, 3), 128, np.uint8), 0.0).tracks_reset
 
 

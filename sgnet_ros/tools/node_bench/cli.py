@@ -12,12 +12,15 @@ from typing import Any
 
 import torch
 
-from sgnet_model.config import BACKENDS, PRECISIONS
+from sgnet_model.config import BACKENDS, PRECISIONS, PredictorConfig
+from sgnet_model.predictor import resolve_device
 from sgnet_model.runinfo import emit_json, runtime_info
 from sgnet_ros.tools.node_bench.common import BenchError, frames
 from sgnet_ros.tools.node_bench.depth_path import DepthFeed, measure_depth_path
 from sgnet_ros.tools.node_bench.overhead import BenchNode, measure_overhead, measure_stream, wait_ready
 from sgnet_ros.tools.node_bench.recording_path import EVERY_FRAME, measure_recorder, recorded_frames
+
+SHIPPED = PredictorConfig()  # the node's defaults: what the nodes run unless told otherwise
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -29,11 +32,12 @@ def build_parser() -> argparse.ArgumentParser:
                         help="random-weight model of the overhead measurement (config/model name or YAML)")
     parser.add_argument("--stream-model-config", default="resnet50",
                         help="random-weight model of the stream measurement; it should be slower than the frame period")
-    parser.add_argument("--device", default="cpu", help="predictor.device of the nodes")
+    parser.add_argument("--device", default=SHIPPED.device, help="predictor.device of the nodes")
     parser.add_argument("--fp16", action="store_true", help="predictor.fp16 of the nodes (CUDA only)")
-    parser.add_argument("--backend", default="torch", choices=BACKENDS,
+    parser.add_argument("--backend", default=SHIPPED.backend, choices=BACKENDS,
                         help="predictor.backend of the nodes (docs/export.md)")
-    parser.add_argument("--precision", default="fp32", choices=PRECISIONS, help="predictor.precision of the nodes")
+    parser.add_argument("--precision", default=SHIPPED.precision, choices=PRECISIONS,
+                        help="predictor.precision of the nodes")
     parser.add_argument("--no-cuda-graphs", action="store_true", help="predictor.cuda_graphs false on the nodes")
     parser.add_argument("--width", type=int, default=640)
     parser.add_argument("--height", type=int, default=360)
@@ -86,7 +90,7 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
     executor.add_node(client)
     results: dict[str, Any] = {"width": args.width, "height": args.height, "checkpoint": args.checkpoint or None,
                                "backend": args.backend, "precision": args.precision,
-                               **runtime_info(args.device, torch.float16 if args.fp16 else torch.float32,
+                               **runtime_info(resolve_device(args.device), torch.float16 if args.fp16 else torch.float32,
                                               not args.no_cuda_graphs)}
     try:
         if args.cameras:

@@ -13,6 +13,7 @@ from sgnet_model.inference.postprocess import FrameTensors
 from sgnet_model.network.model import SGNet
 from sgnet_model.predictor import StreamingPredictor
 from sgnet_model.runtime.frame import paste_host_masks
+from runtime_reference import REFERENCE
 
 
 def logit(probability: float) -> float:
@@ -61,7 +62,7 @@ def predictor() -> StreamingPredictor:
     """A small model on the CPU; only its host-side step (_track) is used, on numbers and masks made by hand."""
     torch.manual_seed(0)
     return StreamingPredictor(SGNet(named_config("resnet18_small").model),
-                              TrackerConfig(new_track_score=0.5, continue_score=0.3))
+                              TrackerConfig(new_track_score=0.5, continue_score=0.3), REFERENCE)
 
 
 def frame() -> FrameTensors:

@@ -6,6 +6,7 @@ import numpy as np
 from sgnet_model.predictor import StreamingPredictor
 from sgnet_model.data.ytvis import load_annotations
 from training.datasets import read_frame
+from runtime_reference import REFERENCE
 
 
 def box_centre(mask: np.ndarray) -> np.ndarray:
@@ -20,7 +21,7 @@ def test_motion_head_beats_the_zero_motion_guess_on_held_out_videos(trained_chec
     centre, summed over all of them, against the sum of the true movements themselves (the zero guess's error).
     Over 5 training seeds the ratio was 0.42 to 0.76 (docs/development.md: the seed sweep and its margin)."""
     annotations = load_annotations(trained_checkpoint.annotations)
-    predictor = StreamingPredictor.from_checkpoint(trained_checkpoint.checkpoint, profile="robot")
+    predictor = StreamingPredictor.from_checkpoint(trained_checkpoint.checkpoint, REFERENCE, profile="robot")
     predicted_error = zero_error = 0.0
     pairs = 0
     for video_id, video in annotations.videos.items():

@@ -16,7 +16,8 @@ import pytest
 import torch
 
 from ros.footage import bikes_video
-from sgnet_model.runtime.backends import choose_runtime, cpu_supports_bf16, installed_runtimes
+from runtime_reference import REFERENCE, cpuid_says_bf16, shipped_cpu_runtime
+from sgnet_model.runtime.backends import choose_runtime, cpu_supports_bf16
 from sgnet_model.checkpoint import CheckpointError, save_checkpoint
 from sgnet_model.config import ConfigError, PredictorConfig, TrackerConfig, named_config
 from sgnet_model.runtime.export import read_graph_info
@@ -96,7 +97,7 @@ def assert_same_instances(expected: list, got: list) -> None:
 @pytest.fixture(scope="module")
 def torch_instances(footage) -> list:
     """torch on the CPU: the eager path with data-dependent shapes, a second method to the graph's fixed shapes."""
-    predictor = StreamingPredictor(distinct_model(), EVERYTHING, PredictorConfig())
+    predictor = StreamingPredictor(distinct_model(), EVERYTHING, REFERENCE)
     instances = run(predictor, footage)
     assert all(len(frame) == CONFIG.detections_per_frame for frame in instances)
     assert sum(int(i.mask.sum()) for i in instances[0]) > 1000  # the masks are not empty
@@ -109,7 +110,7 @@ def torch_instances(footage) -> list:
 @pytest.mark.parametrize("backend", ["onnxruntime", "openvino"])
 def test_a_backend_gives_torchs_instances_and_track_ids_on_real_footage(backend, engine_cache, footage,
                                                                           torch_instances):
-    predictor = StreamingPredictor(distinct_model(), EVERYTHING, PredictorConfig(backend=backend))
+    predictor = StreamingPredictor(distinct_model(), EVERYTHING, PredictorConfig(backend=backend, precision="fp32"))
     assert predictor.backend_description.startswith(backend) and predictor.backend_description.endswith("fp32")
     assert_same_instances(torch_instances, run(predictor, footage))
     # one export for the model's frame size, shared by both backends through the cache
@@ -122,9 +123,9 @@ def test_a_backend_serves_a_camera_as_alone_beside_a_camera_that_misbehaves(back
     """Isolation on a runtime's graphs: camera A's IDs, boxes, masks and movement, frame by frame, are exactly
     those of A alone while camera B shares its batches (the same size), switches to another size, sends a corrupt
     frame and resets (stamps going back). A stale or swapped tower state would change A's movement."""
-    alone = StreamingPredictor(distinct_model(), EVERYTHING, PredictorConfig(backend=backend))
+    alone = StreamingPredictor(distinct_model(), EVERYTHING, PredictorConfig(backend=backend, precision="fp32"))
     expected = [alone.step(frame, index / 25.0) for index, frame in enumerate(footage)]
-    shared = StreamingPredictor(distinct_model(), EVERYTHING, PredictorConfig(backend=backend))
+    shared = StreamingPredictor(distinct_model(), EVERYTHING, PredictorConfig(backend=backend, precision="fp32"))
     half = [np.ascontiguousarray(frame[::2, ::2]) for frame in footage]
     b_frames = [footage[-1], footage[-2], half[0], np.zeros((4, 4, 3), np.uint8), footage[0], footage[1]]
     b_stamps = [5.0, 5.04, 5.08, 5.12, 1.0, 1.04]  # back at frame 4: B resets
@@ -173,8 +174,8 @@ def test_sgnet_export_writes_a_checked_graph_that_carries_the_checkpoint(exporte
 def test_a_onnx_checkpoint_serves_like_its_pt(exported, footage):
     checkpoint, output = exported
     frames = [cv2.resize(frame, (400, 240)) for frame in footage[:3]]
-    expected = run(StreamingPredictor.from_checkpoint(checkpoint, tracker_config=EVERYTHING), frames)
-    served = StreamingPredictor.from_checkpoint(output, tracker_config=EVERYTHING)
+    expected = run(StreamingPredictor.from_checkpoint(checkpoint, REFERENCE, tracker_config=EVERYTHING), frames)
+    served = StreamingPredictor.from_checkpoint(output, REFERENCE, tracker_config=EVERYTHING)  # torch: ONNX Runtime
     assert served.model is None and served.backend_description.startswith("onnxruntime")
     assert served.class_names == SMALL.model.class_names
     assert_same_instances(expected, run(served, frames))
@@ -356,12 +357,6 @@ def test_device_auto_runs_on_the_cpu_without_a_gpu_and_tensorrt_needs_one():
         StreamingPredictor(model, EVERYTHING, PredictorConfig(device="auto", backend="tensorrt"))
 
 
-def cpuid_says_bf16() -> bool:
-    """A second method to /proc/cpuinfo's flags: the CPUID instruction itself, through the cpuinfo library torch
-    carries (AVX-512 BF16, or AMX tiles, which every AMX CPU pairs with AMX-BF16)."""
-    return torch.cpu._is_avx512_bf16_supported() or torch.cpu._is_amx_tile_supported()
-
-
 @pytest.mark.slow  # the first bf16 runs take tens of seconds here
 def test_bf16_is_offered_exactly_where_the_cpu_has_it(footage):
     assert cpu_supports_bf16() == cpuid_says_bf16()
@@ -473,8 +468,7 @@ def test_auto_runs_what_the_rule_picks_for_this_machine(engine_cache, footage, t
     """On this machine, with what it has installed and its CPU's bf16 as CPUID tells it, docs/export.md's table says
     what auto runs (worked out here, not asked of choose_runtime): the predictor runs that, says why, and gives the
     instances and track IDs of the same backend and precision asked for by name (torch fp32: the eager path)."""
-    bf16, installed = cpuid_says_bf16(), installed_runtimes()
-    expected = (("openvino" if {"openvino", "onnx"} <= installed else "torch", "bf16") if bf16 else ("torch", "fp32"))
+    expected = shipped_cpu_runtime()
     predictor = StreamingPredictor(distinct_model(), EVERYTHING, PredictorConfig(backend="auto", precision="auto"))
     assert predictor.backend_description.startswith(expected[0]) and predictor.backend_description.endswith(expected[1])
     assert f"backend auto: {expected[0]}" in predictor.runtime_choice
