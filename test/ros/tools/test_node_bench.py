@@ -7,6 +7,7 @@ import numpy as np
 import pytest
 
 BENCH = [sys.executable, "-m", "sgnet_ros.tools.node_bench"]
+REFERENCE = ["--backend", "torch", "--precision", "fp32"]  # the runtime is not these tests' subject (no exports)
 
 
 def test_refuses_bad_options_with_status_2(tmp_path, capsys):
@@ -29,7 +30,7 @@ def test_json_figures(ros):
     """One run of every part (--depth adds the depth path and a node with depth to the overhead and the stream,
     --record a node recording every frame and the recorder timed alone): each part's figures, and those derived
     from others worked out here."""
-    run = subprocess.run([*BENCH, "--json", "--depth", "--record", "--width", "320", "--height", "192", "--frames", "4",
+    run = subprocess.run([*BENCH, *REFERENCE, "--json", "--depth", "--record", "--width", "320", "--height", "192", "--frames", "4",
                           "--depth-instances", "3", "--stream-model-config", "resnet18_small", "--rate", "30",
                           "--stream-seconds", "2"], capture_output=True, text=True, timeout=600)
     assert run.returncode == 0, run.stderr
@@ -68,7 +69,7 @@ def test_json_figures(ros):
 def test_cameras_figures_hang_together(ros):
     """One node serving 2 cameras against one serving 1 and 2 separate nodes: every camera of every run got frames
     out, and the derived figures are those worked out here from each run's raw counts, seconds and memory."""
-    run = subprocess.run([*BENCH, "--json", "--cameras", "2", "--width", "320", "--height", "192", "--rate", "5",
+    run = subprocess.run([*BENCH, *REFERENCE, "--json", "--cameras", "2", "--width", "320", "--height", "192", "--rate", "5",
                           "--stream-seconds", "2"], capture_output=True, text=True, timeout=1200)
     assert run.returncode == 0, run.stderr
     figures = json.loads(run.stdout)["cameras"]
