@@ -249,7 +249,7 @@ class OpenVinoFrame(FrameRunner):
         if device.upper().startswith("CPU"):
             properties["INFERENCE_NUM_THREADS"] = torch.get_num_threads()
         self.backbone = None
-        if precision == "fp32":
+        if precision not in ("bf16", "fp16"):
             self.compiled = core.compile_model(str(path), device, properties)
         else:
             front, rest = split_at_backbone(core.read_model(str(path)))
