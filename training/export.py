@@ -112,8 +112,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 2
     print(f"wrote {args.output}: {config.backbone}, frames of every size (network input {info.input_size[1]}x"
           f"{info.input_size[0]}), {info.precision}, {config.detections_per_frame} slots, score threshold "
-          f"{config.score_threshold:g}, NMS {config.nms_threshold:g}, masks {info.masks}; checked against torch on {len(frames)} frames; "
-          f"{time.perf_counter() - started:.1f} s")
+          f"{config.score_threshold:g}, NMS {config.nms_threshold:g}, masks {info.masks}; checked against torch on "
+          f"{len(frames)} frames; {time.perf_counter() - started:.1f} s")
     return 0
 
 

@@ -148,8 +148,7 @@ def graph_precision(backend: str, precision: str) -> str:
 
 def open_runner(path: Path, info: GraphInfo, config: PredictorConfig, device: torch.device, key: RunnerKey
                 ) -> "FrameRunner | TensorRtFrame":
-    """A runtime's session of the graph at ``path``, for frames of the network's input size (``for_frame`` makes
-    its runner for frames of another size)."""
+    """A runtime's session of the graph at ``path``: ``for_frame`` makes its runner for frames of each size."""
     if config.backend == "onnxruntime":
         return OnnxRuntimeFrame(path, info, key, config.onnx_providers.split(","), device, config.run_precision)
     if config.backend == "openvino":
@@ -170,14 +169,16 @@ def for_frame(runner: "FrameRunner | TensorRtFrame", key: RunnerKey, frame_size:
 
 
 class FrameRunner:
-    """A frame graph in some runtime, on host arrays."""
+    """A frame graph in some runtime, on host arrays; called through ``for_frame``'s copies, which know the frame
+    size."""
 
     description = ""  # what runs, for logs and diagnostics (e.g. "onnxruntime CPUExecutionProvider fp32")
+    frame_size: tuple[int, int]  # (H, W) of the frames it serves, and how they enter the network: for_frame's
+    scale: float
+    valid_size: tuple[int, int]
 
     def __init__(self, info: GraphInfo, key: RunnerKey, dtype: type) -> None:
         self.info, self.key, self.dtype = info, key, dtype
-        self.frame_size = self.valid_size = info.input_size  # frames of the input's size: for_frame sets others
-        self.scale = 1.0
         self.shapes: list[list[int]] = []  # the towers' shapes (1, C, h, w) per level, set by the runtime
 
     def __call__(self, images: torch.Tensor, previous: list[Towers | None], elapsed: list[float]
@@ -291,8 +292,6 @@ class TensorRtFrame:
             raise BackendError(f"{path} leaves its masks' blending to the host (sgnet-export --masks host); TensorRT "
                                f"runs graphs with the blending inside: export with --masks graph")
         self.info, self.key, self.device = info, key, device
-        self.frame_size = self.valid_size = info.input_size  # frames of the input's size: for_frame sets others
-        self.scale = 1.0
         logger = tensorrt.Logger(tensorrt.Logger.WARNING)
         # an engine is tied to the TensorRT version that built it: the version is in its name
         engine_path = engine_cache_dir() / (f"{path.stem}-{file_sha256(path)[:12]}-{precision}-"
