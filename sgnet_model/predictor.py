@@ -210,9 +210,11 @@ class StreamingPredictor:
     def prepared(self, frame_size: tuple[int, int]) -> bool:
         """Whether frames of ``frame_size`` (H, W) are served now without an export or a runtime's session to
         build first (or would fail at once: a size that could not be prepared keeps its error). Torch always is:
-        the CPU runs eagerly, and a CUDA graph's capture takes a few frames' time."""
+        the CPU runs eagerly, and a CUDA graph's capture takes a few frames' time; so is every size once the
+        graph's session is up (it serves them all)."""
         key = self.runner_key(frame_size)
-        return self.predictor_config.backend == "torch" or key in self._runners or key in self._failed
+        return self.predictor_config.backend == "torch" or key in self._runners or key in self._failed or \
+            graph_key(key) in self._sessions
 
     @classmethod
     def from_checkpoint(cls, path: str | Path, predictor_config: PredictorConfig = PredictorConfig(),
@@ -423,12 +425,12 @@ class StreamingPredictor:
             runner = GraphedFrames(*arguments) if self._cuda_graphs else EagerFrames(*arguments, self.precision,
                                                                                      batch_pixels)
         else:
-            graph_key = (None, *key[1:])  # one graph and its runtime session serve every frame size
             try:
-                if graph_key not in self._sessions:
+                if graph_key(key) not in self._sessions:
                     path, info = self._frame_graph()
-                    self._sessions[graph_key] = open_runner(path, info, self.predictor_config, self.device, graph_key)
-                runner = for_frame(self._sessions[graph_key], key, tuple(frame_size))
+                    self._sessions[graph_key(key)] = open_runner(path, info, self.predictor_config, self.device,
+                                                                 graph_key(key))
+                runner = for_frame(self._sessions[graph_key(key)], key, tuple(frame_size))
             except (ExportError, BackendError) as error:
                 self._failed[key] = PredictorError(str(error))
                 raise self._failed[key] from None
@@ -456,6 +458,11 @@ class StreamingPredictor:
     def _prepare(self, image: np.ndarray) -> tuple[torch.Tensor, float, tuple[int, int]]:
         return prepare_frame(image, self.model_config, self.device, self.dtype,
                              channels_last=self.predictor_config.backend == "torch")
+
+
+def graph_key(key: RunnerKey) -> RunnerKey:
+    """A runner key without its frame size: what one frame graph and its runtime session serve (every size)."""
+    return (None, *key[1:])
 
 
 def check_stream_frame(frame: StreamFrame) -> None:

@@ -68,8 +68,8 @@ def _candidates(outputs: PyramidOutputs, pyramid: Pyramid, image: int, valid_siz
     the padding, outside the valid image (a frame of another aspect than the input's leaves much of it), scores
     0: it sees no frame. Fixed shapes, no host sync."""
     boxes, scores, labels, locations = [], [], [], []
-    limits = valid_size.flip(0) if isinstance(valid_size, Tensor) else torch.tensor(valid_size[::-1])  # (2,) W H
-    inside = (pyramid.centres < limits.to(pyramid.centres)).all(dim=1)  # (L,)
+    # (L,) numbers or 0-d tensors compared: no copy from the host (a CUDA graph's capture allows none)
+    inside = (pyramid.centres[:, 0] < valid_size[1]) & (pyramid.centres[:, 1] < valid_size[0])
     start = 0
     for level, (height, width) in enumerate(pyramid.sizes):  # five levels
         class_prob = torch.sigmoid(outputs.class_logits[level][image].flatten(1))  # (C, h*w)
