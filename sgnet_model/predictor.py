@@ -45,7 +45,8 @@ from sgnet_model.runtime.backends import (BackendError, FrameRunner, TensorRtFra
                                           for_frame, open_runner)
 from sgnet_model.runtime.export import (THRESHOLDS, ExportError, GraphInfo, cached_frame_graph, check_streams,
                                         file_sha256, read_graph_info)
-from sgnet_model.runtime.frame import EagerFrames, GraphedFrames, RunnerKey, Towers, frame_geometry, prepare_frame
+from sgnet_model.runtime.frame import (EagerFrames, GraphedFrames, RunnerKey, Towers, frame_geometry, graph_key,
+                                       prepare_frame)
 from sgnet_model.stages import stage
 
 __all__ = ["PredictorError", "StreamFrame", "StreamingPredictor", "check_frame"]  # the seam's public surface
@@ -458,11 +459,6 @@ class StreamingPredictor:
     def _prepare(self, image: np.ndarray) -> tuple[torch.Tensor, float, tuple[int, int]]:
         return prepare_frame(image, self.model_config, self.device, self.dtype,
                              channels_last=self.predictor_config.backend == "torch")
-
-
-def graph_key(key: RunnerKey) -> RunnerKey:
-    """A runner key without its frame size: what one frame graph and its runtime session serve (every size)."""
-    return (None, *key[1:])
 
 
 def check_stream_frame(frame: StreamFrame) -> None:

@@ -37,6 +37,11 @@ Towers = list  # one frame's regression towers, per level (1, C, h, w): torch te
 RunnerKey = tuple  # what a runner serves: frame size, thresholds, precision (predictor.StreamingPredictor.runner_key)
 
 
+def graph_key(key: RunnerKey) -> RunnerKey:
+    """A runner key without its frame size: what one frame graph and its runtime session serve (every size)."""
+    return (None, *key[1:])
+
+
 def prepare_frame(image: np.ndarray, config: ModelConfig, device: torch.device, dtype: torch.dtype,
                   channels_last: bool = True) -> tuple[torch.Tensor, float, tuple[int, int]]:
     """Resize to fit the input size keeping the aspect, pad to a multiple of 32: (1, 3, H, W), the scale
