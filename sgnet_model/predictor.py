@@ -42,10 +42,11 @@ from sgnet_model.network.backbone import fold_batch_norms
 from sgnet_model.network.model import SGNet
 from sgnet_model.runtime.backends import (BackendError, FrameRunner, TensorRtFrame, check_precision, choose_runtime,
                                           cpu_supports_bf16, graph_precision, host_masks, installed_runtimes,
-                                          open_runner)
-from sgnet_model.runtime.export import (THRESHOLDS, ExportError, GraphInfo, cached_frame_graph, check_stream,
+                                          for_frame, open_runner)
+from sgnet_model.runtime.export import (THRESHOLDS, ExportError, GraphInfo, cached_frame_graph, check_streams,
                                         file_sha256, read_graph_info)
-from sgnet_model.runtime.frame import EagerFrames, GraphedFrames, RunnerKey, Towers, frame_geometry, prepare_frame
+from sgnet_model.runtime.frame import (EagerFrames, GraphedFrames, RunnerKey, Towers, frame_geometry, graph_key,
+                                       prepare_frame)
 from sgnet_model.stages import stage
 
 __all__ = ["PredictorError", "StreamFrame", "StreamingPredictor", "check_frame"]  # the seam's public surface
@@ -144,9 +145,9 @@ class StreamingPredictor:
         the model came with and ``tracker_profile`` which of them ``tracker_config`` is ("custom": neither).
         ``model`` None: a frame graph written by sgnet-export (``graph``: its path and metadata) runs alone.
 
-        A backend other than torch runs a frame graph: the one given, or the model's, exported now for frames of
-        the model's input size (or found in the cache, see export.cached_frame_graph); other frame sizes and
-        thresholds get theirs when they first come."""
+        A backend other than torch runs a frame graph: the one given, or the model's, exported now (or found in the
+        cache, see export.cached_frame_graph); one graph and its runtime session serve frames of every size, and
+        other thresholds get theirs when they first come."""
         self.device = resolve_device(predictor_config.device)
         backend = predictor_config.backend
         if model is None and backend == "torch":
@@ -183,15 +184,14 @@ class StreamingPredictor:
                                   torch.float32 if exports else self.dtype, memory_format=torch.channels_last)
         self.backend_description = f"torch {self.device} {self.precision}"
         self._runners: dict[RunnerKey, Runner] = {}
+        self._sessions: dict[RunnerKey, Runner] = {}  # a backend's graph sessions, one per graph: for every frame size
         self._failed: dict[RunnerKey, PredictorError] = {}  # runners that could not be built, with the reason
         self.prepare()
 
     @property
     def expected_frame_size(self) -> tuple[int, int]:
-        """(H, W) of the frames this predictor expects unless told otherwise: a given graph's, else the model's
-        input size."""
-        return self._graph[1].frame_size if self._graph else (self.model_config.input_height,
-                                                              self.model_config.input_width)
+        """(H, W) of the frames this predictor expects unless told otherwise: the model's input size."""
+        return self.model_config.input_height, self.model_config.input_width
 
     def prepare(self, frame_sizes: Iterable[tuple[int, int]] = ()) -> None:
         """Build now (at configure or activate, not on a camera's first frame) the runners for frames of these
@@ -211,9 +211,11 @@ class StreamingPredictor:
     def prepared(self, frame_size: tuple[int, int]) -> bool:
         """Whether frames of ``frame_size`` (H, W) are served now without an export or a runtime's session to
         build first (or would fail at once: a size that could not be prepared keeps its error). Torch always is:
-        the CPU runs eagerly, and a CUDA graph's capture takes a few frames' time."""
+        the CPU runs eagerly, and a CUDA graph's capture takes a few frames' time; so is every size once the
+        graph's session is up (it serves them all)."""
         key = self.runner_key(frame_size)
-        return self.predictor_config.backend == "torch" or key in self._runners or key in self._failed
+        return self.predictor_config.backend == "torch" or key in self._runners or key in self._failed or \
+            graph_key(key) in self._sessions
 
     @classmethod
     def from_checkpoint(cls, path: str | Path, predictor_config: PredictorConfig = PredictorConfig(),
@@ -425,8 +427,11 @@ class StreamingPredictor:
                                                                                      batch_pixels)
         else:
             try:
-                path, info = self._frame_graph(tuple(frame_size))
-                runner = open_runner(path, info, self.predictor_config, self.device, key)
+                if graph_key(key) not in self._sessions:
+                    path, info = self._frame_graph()
+                    self._sessions[graph_key(key)] = open_runner(path, info, self.predictor_config, self.device,
+                                                                 graph_key(key))
+                runner = for_frame(self._sessions[graph_key(key)], key, tuple(frame_size))
             except (ExportError, BackendError) as error:
                 self._failed[key] = PredictorError(str(error))
                 raise self._failed[key] from None
@@ -434,21 +439,22 @@ class StreamingPredictor:
         self._runners[key] = runner
         return runner
 
-    def _frame_graph(self, frame_size: tuple[int, int]) -> tuple[Path, GraphInfo]:
-        """The frame graph for frames of ``frame_size`` (H, W) at the current thresholds: the one given (when it
-        fits), or the model's from the export cache."""
+    def _frame_graph(self) -> tuple[Path, GraphInfo]:
+        """The frame graph (for frames of every size) at the current thresholds: the one given (when it has them),
+        or the model's from the export cache."""
         if self.model is None:
             path, info = self._graph
-            mismatch = info.mismatch(self.model_config, frame_size)
+            mismatch = info.mismatch(self.model_config)
             if mismatch:
-                raise ExportError(f"{path} cannot serve {mismatch}: its frame size and thresholds are fixed at export; "
-                                  f"export the checkpoint again with sgnet-export --width {frame_size[1]} --height "
-                                  f"{frame_size[0]} (thresholds from the checkpoint's config or --set)")
+                raise ExportError(f"{path} cannot serve {mismatch}: its thresholds are fixed at export; export the "
+                                  f"checkpoint again with sgnet-export and the thresholds wanted (--score-threshold, "
+                                  f"--nms-threshold, --detections-per-frame)")
             return path, info
         backend = self.predictor_config.backend
         fp16 = graph_precision(backend, self.precision) == "fp16"
-        return cached_frame_graph(self.model, self.model_config, self.tracker_profiles, frame_size, fp16,
-                                  host_masks(backend, self.device), check_stream(*frame_size), self._checkpoint_sha256)
+        return cached_frame_graph(self.model, self.model_config, self.tracker_profiles, fp16,
+                                  host_masks(backend, self.device), check_streams(self.model_config),
+                                  self._checkpoint_sha256)
 
     def _prepare(self, image: np.ndarray) -> tuple[torch.Tensor, float, tuple[int, int]]:
         return prepare_frame(image, self.model_config, self.device, self.dtype,

@@ -48,16 +48,33 @@ class FixedDetections(Detections):
     valid: Tensor  # (slots,) bool
 
 
-def _candidates(outputs: PyramidOutputs, pyramid: Pyramid, image: int, valid_size: tuple[int, int],
+ValidSize = tuple[int, int] | Tensor  # (H, W) of the image inside the padded input: numbers, or a frame graph's input
+
+
+def clip_to_valid(boxes: Tensor, valid_size: ValidSize) -> Tensor:
+    """(N, 4) boxes clipped to the valid image; ``valid_size`` a (2,) tensor in a frame graph, which serves frames of
+    every size (Max and Min against it: TensorRT's parser clips no tensor bounds)."""
+    if not isinstance(valid_size, Tensor):
+        return clip_boxes_to_image(boxes, valid_size)
+    limits = valid_size.flip(0).to(boxes.dtype).repeat(2)  # (4,) W H W H
+    return torch.minimum(torch.maximum(boxes, torch.zeros_like(limits)), limits)
+
+
+def _candidates(outputs: PyramidOutputs, pyramid: Pyramid, image: int, valid_size: ValidSize,
                 candidates_per_level: int) -> tuple[Tensor, Tensor, Tensor, Tensor]:
     """FCOS's candidates for one image: score = sqrt(sigmoid(class) * sigmoid(centerness)), the best
     ``candidates_per_level`` per level and then over all levels, in decreasing score order: boxes (K, 4)
-    clipped to the valid image, scores (K,), labels (K,), pyramid locations (K,). Fixed shapes, no host sync."""
+    clipped to the valid image, scores (K,), labels (K,), pyramid locations (K,). A location whose centre lies in
+    the padding, outside the valid image (a frame of another aspect than the input's leaves much of it), scores
+    0: it sees no frame. Fixed shapes, no host sync."""
     boxes, scores, labels, locations = [], [], [], []
+    # (L,) numbers or 0-d tensors compared: no copy from the host (a CUDA graph's capture allows none)
+    inside = (pyramid.centres[:, 0] < valid_size[1]) & (pyramid.centres[:, 1] < valid_size[0])
     start = 0
     for level, (height, width) in enumerate(pyramid.sizes):  # five levels
         class_prob = torch.sigmoid(outputs.class_logits[level][image].flatten(1))  # (C, h*w)
         centerness = torch.sigmoid(outputs.centerness[level][image].flatten(1))  # (1, h*w)
+        centerness = centerness * inside[start:start + height * width]
         level_scores = torch.sqrt(class_prob * centerness).t().flatten()  # (h*w*C,), location-major
         top = level_scores.topk(min(candidates_per_level, level_scores.numel()))
         num_classes = class_prob.shape[0]
@@ -73,7 +90,7 @@ def _candidates(outputs: PyramidOutputs, pyramid: Pyramid, image: int, valid_siz
     # then the best candidates_per_level over all levels: NMS time grows with its input, and no more than
     # max_detections survive it anyway
     best = all_scores.topk(min(candidates_per_level, all_scores.numel())).indices
-    return (clip_boxes_to_image(torch.cat(boxes)[best], valid_size), all_scores[best], torch.cat(labels)[best],
+    return (clip_to_valid(torch.cat(boxes)[best], valid_size), all_scores[best], torch.cat(labels)[best],
             torch.cat(locations)[best])
 
 
@@ -102,7 +119,7 @@ def select_detections(outputs: PyramidOutputs, pyramid: Pyramid, image: int, val
     return _detections(pyramid, image, boxes, scores, labels, where, keep[:max_detections])
 
 
-def select_detections_fixed(outputs: PyramidOutputs, pyramid: Pyramid, image: int, valid_size: tuple[int, int],
+def select_detections_fixed(outputs: PyramidOutputs, pyramid: Pyramid, image: int, valid_size: ValidSize,
                             score_threshold: float, nms_threshold: float, max_detections: int,
                             candidates_per_level: int, *, class_agnostic: bool) -> FixedDetections:
     """``select_detections`` with fixed shapes: ``max_detections`` slots, the valid ones first."""
@@ -226,7 +243,7 @@ def mask_quality(kept_probability_sum: Tensor, kept_pixels: Tensor) -> Tensor:
 
 
 def paste_masks(model: SGNet, outputs: PyramidOutputs, detections: Detections, scale: float,
-                output_size: tuple[int, int]) -> tuple[Tensor, Tensor]:
+                output_size: tuple[int, int], slot_logits: Tensor | None = None) -> tuple[Tensor, Tensor]:
     """Masks of the detections at the output resolution, (N, H, W) bool, and their quality (N,) float32
     (``mask_quality``: the mean probability over each mask's pixels).
 
@@ -238,7 +255,8 @@ def paste_masks(model: SGNet, outputs: PyramidOutputs, detections: Detections, s
     sub-regions of Eq. 1-2 follow the box itself: a pixel of the margin takes the box's nearest cell. The
     upsampling is separable: along x for every row of the block at the box's output columns, then along y at the
     box's output pixels. The work grows with the boxes' area, not with the number
-    of instances times the frame.
+    of instances times the frame. ``slot_logits`` (N, h, w): the blender's logits at every F pixel, computed
+    already (``slot_logits_fixed``, in a frame graph), read here instead of computed.
     """
     height, width = output_size
     count = detections.boxes.shape[0]
@@ -254,7 +272,8 @@ def paste_masks(model: SGNet, outputs: PyramidOutputs, detections: Detections, s
     block_low, block_high = pixel_spans(_grown_boxes(regions, base_pixel), base_height, base_width)
     out_low, out_high = pixel_spans(regions / scale, height, width)
     block, out = block_high - block_low, out_high - out_low  # (N, 2) columns and rows of F block and output box
-    attention = model.attention.scores_at(outputs.attention_towers, detections.locations)  # (N, G*G, K)
+    if slot_logits is None:
+        attention = model.attention.scores_at(outputs.attention_towers, detections.locations)  # (N, G*G, K)
     grids = grid_sizes(detections.boxes, model.config.grid_cell_pixels, model.config.max_grid)  # (N, 2)
     cost = block[:, 0] * block[:, 1] + block[:, 1] * out[:, 0] + out[:, 0] * out[:, 1]
     for group in _instance_groups(cost, MAX_MASK_POINTS):
@@ -264,10 +283,12 @@ def paste_masks(model: SGNet, outputs: PyramidOutputs, detections: Detections, s
         row_box, row = enumerate_counts(b_size[:, 1])
         pixel_row, column = enumerate_counts(_at(b_size[:, 0], row_box))
         instance = _at(row_box, pixel_row)
-        logits = _logits_at_base_pixels(model, outputs, attention[group], detections.boxes[group], grids[group],
-                                        detections.locations.batch[group], instance,
-                                        _at(b_low[:, 0], instance) + column,
-                                        _at(b_low[:, 1], instance) + _at(row, pixel_row))
+        u, v = _at(b_low[:, 0], instance) + column, _at(b_low[:, 1], instance) + _at(row, pixel_row)
+        if slot_logits is None:
+            logits = _logits_at_base_pixels(model, outputs, attention[group], detections.boxes[group], grids[group],
+                                            detections.locations.batch[group], instance, u, v)
+        else:
+            logits = slot_logits[group][instance, v, u].float()
         row_start = _first(_at(b_size[:, 0], row_box))
         # 2. along x: every block row at every output column of its box; the x neighbours (clamped to the
         #    block) and weights of each output column first
@@ -323,32 +344,25 @@ def paste_masks_fixed(model: SGNet, outputs: PyramidOutputs, detections: FixedDe
     # the block's last column and row, relative to low (Max, not Clip: TensorRT's parser clips no int64)
     last = torch.maximum(high - low - 1, torch.zeros_like(low))
     inside_low, inside_high = pixel_spans(regions / scale, height, width)
-    # every F pixel, row-major, for every slot
-    rows, columns = torch.meshgrid(torch.arange(base_height, device=device), torch.arange(base_width, device=device),
-                                   indexing="ij")
-    rows, columns = rows.flatten(), columns.flatten()
-    attention = model.attention.scores_at(outputs.attention_towers, detections.locations)  # (S, G*G, K)
-    grids = grid_sizes(detections.boxes, model.config.grid_cell_pixels, model.config.max_grid)  # (S, 2)
+    logits = slot_logits_fixed(model, outputs, detections)  # (S, h, w)
     fx, fy = _frame_to_base(torch.arange(width, device=device), scale, base_pixel), _frame_to_base(
         torch.arange(height, device=device), scale, base_pixel)  # (W,), (H,)
     x0, y0 = fx.floor(), fy.floor()
     wx, wy = (fx - x0).clamp(0, 1), (fy - y0).clamp(0, 1)
     masks, qualities = [], []
-    group = max(1, MAX_MASK_POINTS // max(rows.shape[0], height * width))
+    group = max(1, MAX_MASK_POINTS // max(base_height * base_width, height * width))
     for first in range(0, slots, group):  # a fixed number of groups of slots
         s = torch.arange(first, min(first + group, slots), device=device)
         n = s.shape[0]
-        logits = _logits_at_base_pixels(model, outputs, attention, detections.boxes, grids,
-                                        detections.locations.batch, s[:, None].expand(n, rows.shape[0]).flatten(),
-                                        columns.repeat(n), rows.repeat(n)).view(n, base_height, base_width)
 
         def neighbour(at: Tensor, axis: int) -> Tensor:  # (n, len(at)) F index clamped to each slot's block
             relative = at.long()[None, :] - low[s, axis, None]
             relative = torch.maximum(relative, torch.zeros_like(relative))
             return torch.minimum(relative, last[s, axis, None]) + low[s, axis, None]
 
-        along_x = (logits.gather(2, neighbour(x0, 0)[:, None, :].expand(n, base_height, width)) * (1 - wx)
-                   + logits.gather(2, neighbour(x0 + 1, 0)[:, None, :].expand(n, base_height, width)) * wx)
+        part = logits[first:first + n]  # (n, h, w)
+        along_x = (part.gather(2, neighbour(x0, 0)[:, None, :].expand(n, base_height, width)) * (1 - wx)
+                   + part.gather(2, neighbour(x0 + 1, 0)[:, None, :].expand(n, base_height, width)) * wx)
         top = along_x.gather(1, neighbour(y0, 1)[:, :, None].expand(n, height, width))
         bottom = along_x.gather(1, neighbour(y0 + 1, 1)[:, :, None].expand(n, height, width))
         value = top * (1 - wy[:, None]) + bottom * wy[:, None]  # (n, H, W)
@@ -362,6 +376,29 @@ def paste_masks_fixed(model: SGNet, outputs: PyramidOutputs, detections: FixedDe
     if not masks:
         return torch.zeros((0, height, width), dtype=torch.bool, device=device), torch.zeros(0, device=device)
     return torch.cat(masks), torch.cat(qualities)
+
+
+def slot_logits_fixed(model: SGNet, outputs: PyramidOutputs, detections: FixedDetections) -> Tensor:
+    """The blender's logits (Eq. 2) at every F pixel for every slot, (S, h, w) float32, in groups of slots that
+    keep the temporaries near MAX_MASK_POINTS: what ``paste_masks_fixed`` upsamples, and what a frame graph with
+    masks "graph" outputs for the host to paste at the frame's own size (``paste_masks`` with ``slot_logits``)."""
+    slots = detections.boxes.shape[0]
+    device = detections.boxes.device
+    base_height, base_width = outputs.base.shape[-2:]
+    rows, columns = torch.meshgrid(torch.arange(base_height, device=device), torch.arange(base_width, device=device),
+                                   indexing="ij")
+    rows, columns = rows.flatten(), columns.flatten()  # every F pixel, row-major
+    attention = model.attention.scores_at(outputs.attention_towers, detections.locations)  # (S, G*G, K)
+    grids = grid_sizes(detections.boxes, model.config.grid_cell_pixels, model.config.max_grid)  # (S, 2)
+    group = max(1, MAX_MASK_POINTS // rows.shape[0])
+    logits = []
+    for first in range(0, slots, group):  # a fixed number of groups of slots
+        s = torch.arange(first, min(first + group, slots), device=device)
+        n = s.shape[0]
+        logits.append(_logits_at_base_pixels(model, outputs, attention, detections.boxes, grids,
+                                             detections.locations.batch, s[:, None].expand(n, rows.shape[0]).flatten(),
+                                             columns.repeat(n), rows.repeat(n)).view(n, base_height, base_width))
+    return torch.cat(logits) if logits else torch.zeros((0, base_height, base_width), device=device)
 
 
 @dataclasses.dataclass

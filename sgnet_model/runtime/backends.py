@@ -11,6 +11,7 @@ an error that names the backends that do it.
 """
 from __future__ import annotations
 
+import copy
 import dataclasses
 import functools
 import importlib.util
@@ -27,7 +28,7 @@ from sgnet_model.inference.postprocess import FrameTensors
 from sgnet_model.runtime.backbone_precision import FEATURE_NAME, split_at_backbone
 from sgnet_model.runtime.export import (INPUTS, LEVELS, TOWERS, ExportError, GraphInfo, engine_cache_dir, file_sha256,
                                         frame_tensors_from, require, write_atomically)
-from sgnet_model.runtime.frame import RunnerKey, Towers
+from sgnet_model.runtime.frame import RunnerKey, Towers, frame_geometry
 
 if TYPE_CHECKING:
     import openvino
@@ -148,6 +149,7 @@ def graph_precision(backend: str, precision: str) -> str:
 
 def open_runner(path: Path, info: GraphInfo, config: PredictorConfig, device: torch.device, key: RunnerKey
                 ) -> "FrameRunner | TensorRtFrame":
+    """A runtime's session of the graph at ``path``: ``for_frame`` makes its runner for frames of each size."""
     if config.backend == "onnxruntime":
         return OnnxRuntimeFrame(path, info, key, config.onnx_providers.split(","), device, config.run_precision)
     if config.backend == "openvino":
@@ -157,10 +159,24 @@ def open_runner(path: Path, info: GraphInfo, config: PredictorConfig, device: to
     raise BackendError(f"backend {config.backend!r} runs no frame graph")  # pragma: no cover - a programming error
 
 
+def for_frame(runner: "FrameRunner | TensorRtFrame", key: RunnerKey, frame_size: tuple[int, int]
+              ) -> "FrameRunner | TensorRtFrame":
+    """``runner``'s graph session as the runner for frames of ``frame_size`` (H, W): a copy that shares the session
+    (one graph serves every frame size) and knows how such frames enter the network."""
+    sized = copy.copy(runner)
+    sized.key, sized.frame_size = key, tuple(frame_size)
+    sized.scale, sized.valid_size, _ = frame_geometry(runner.info.model_config, *frame_size)
+    return sized
+
+
 class FrameRunner:
-    """A frame graph in some runtime, on host arrays."""
+    """A frame graph in some runtime, on host arrays; called through ``for_frame``'s copies, which know the frame
+    size."""
 
     description = ""  # what runs, for logs and diagnostics (e.g. "onnxruntime CPUExecutionProvider fp32")
+    frame_size: tuple[int, int]  # (H, W) of the frames it serves, and how they enter the network: for_frame's
+    scale: float
+    valid_size: tuple[int, int]
 
     def __init__(self, info: GraphInfo, key: RunnerKey, dtype: type) -> None:
         self.info, self.key, self.dtype = info, key, dtype
@@ -174,9 +190,11 @@ class FrameRunner:
             still = before is None  # the towers fed are then ignored: any of the right shape will do
             towers = self._zero_towers() if still else before
             feeds = (np.ascontiguousarray(image[None]), np.array(still), np.array([0.0 if still else seconds],
-                                                                                    self.dtype))
+                                                                                    self.dtype),
+                     np.array(self.valid_size, self.dtype))
             outputs = self.run(dict(zip(INPUTS, (*feeds, *towers))))
-            results.append((frame_tensors_from(self.info, outputs[:-LEVELS]), outputs[-LEVELS:]))
+            results.append((frame_tensors_from(self.info, outputs[:-LEVELS], self.scale, self.frame_size),
+                            outputs[-LEVELS:]))
         return results
 
     def run(self, feeds: dict[str, np.ndarray]) -> list[np.ndarray]:
@@ -210,7 +228,7 @@ class OnnxRuntimeFrame(FrameRunner):
         self.session = onnxruntime.InferenceSession(str(path), session_options, providers=[
             (name, options.get(name, {})) for name in chosen])
         self.description = f"onnxruntime {self.session.get_providers()[0]} {precision}"
-        self.shapes = [i.shape for i in self.session.get_inputs()[3:]]
+        self.shapes = [i.shape for i in self.session.get_inputs()[len(INPUTS) - LEVELS:]]
 
     def run(self, feeds: dict[str, np.ndarray]) -> list[np.ndarray]:
         return self.session.run(list(self.info.outputs), feeds)
@@ -258,21 +276,21 @@ class OpenVinoFrame(FrameRunner):
             self.backbone_request = self.backbone.create_infer_request()
             self.compiled = core.compile_model(rest, device, properties)
         self.request = self.compiled.create_infer_request()
-        self.shapes = [list(self.compiled.input(name).get_shape()) for name in INPUTS[3:]]
+        self.shapes = [list(self.compiled.input(name).get_shape()) for name in INPUTS[len(INPUTS) - LEVELS:]]
         self.description = f"openvino {device} {precision}"
 
     def run(self, feeds: dict[str, np.ndarray]) -> list[np.ndarray]:
-        # Shared outputs are views of the request's memory, overwritten by the next request: the base features and
-        # attention scores are read before that (frame_tensors_from pastes the masks at once); the numbers and the
-        # towers (kept by the camera until its next frame) are copied. The backbone's features are read by the
-        # rest's request before the backbone's next.
+        # Shared outputs are views of the request's memory, overwritten by the next request: the logits, base
+        # features and attention scores are read before that (frame_tensors_from pastes the masks at once); the
+        # numbers and the towers (kept by the camera until its next frame) are copied. The backbone's features are
+        # read by the rest's request before the backbone's next.
         if self.backbone is not None:
             features = self.backbone_request.infer(_feeds_of(self.backbone, feeds), share_inputs=True,
                                                    share_outputs=True)
             feeds = _feeds_of(self.compiled, {**feeds, **{FEATURE_NAME.format(index): features[output]
                                                           for index, output in enumerate(self.backbone.outputs)}})
         results = self.request.infer(feeds, share_inputs=True, share_outputs=True)
-        kept = {"numbers", "masks", *TOWERS}  # masks: a graph that pastes them itself
+        kept = {"numbers", *TOWERS}
         return [results[output].copy() if output.get_names() & kept else results[output]
                 for output in self.compiled.outputs]
 
@@ -295,8 +313,8 @@ class TensorRtFrame:
                                f"execute_async_v3); this is TensorRT {tensorrt.__version__}: pip install "
                                f"'tensorrt>={TENSORRT_MAJOR}'")
         if info.masks != "graph":
-            raise BackendError(f"{path} leaves its masks to the host (sgnet-export --masks host); TensorRT runs "
-                               f"graphs with the masks inside: export with --masks graph")
+            raise BackendError(f"{path} leaves its masks' blending to the host (sgnet-export --masks host); TensorRT "
+                               f"runs graphs with the blending inside: export with --masks graph")
         self.info, self.key, self.device = info, key, device
         logger = tensorrt.Logger(tensorrt.Logger.WARNING)
         # an engine is tied to the TensorRT version that built it: the version is in its name
@@ -351,11 +369,14 @@ class TensorRtFrame:
                 buffers["image"].copy_(image[None])
                 buffers["still"].fill_(before is None)
                 buffers["elapsed_s"].fill_(0.0 if before is None else seconds)
+                buffers["valid_size"].copy_(torch.tensor(self.valid_size))
                 for level, tower in enumerate(before or ()):
                     buffers[f"previous_tower_{level}"].copy_(tower)
                 if not self.context.execute_async_v3(self.stream.cuda_stream):
                     raise BackendError("TensorRT failed to run the frame graph")
-                frame = FrameTensors(buffers["numbers"].to(torch.float32, copy=True), buffers["masks"].clone())
+                # the masks pasted at once on the device, before the next image overwrites the logits
+                frame = frame_tensors_from(self.info, [buffers["numbers"], buffers["logits"]], self.scale,
+                                           self.frame_size)
                 results.append((frame, [buffers[f"tower_{level}"].clone() for level in range(LEVELS)]))
         torch.cuda.current_stream(self.device).wait_stream(self.stream)  # the results, for the host copies
         return results

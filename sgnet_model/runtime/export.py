@@ -1,22 +1,27 @@
-"""One ONNX graph for a frame's whole fixed-shape work, as the predictor's other backends run it.
+"""One ONNX graph for a frame's whole fixed-shape work, as the predictor's other backends run it, for frames of
+every size.
 
-The graph is ``frame.fixed_frame`` traced once (what FixedFrame runs and GraphedFrames replays on CUDA): the
-network, the detection slots (score threshold, top-k, NMS), each slot's mask at the frame's resolution, and the
-movement head. Inputs: ``image`` (1, 3, H, W) float in 0..255, resized and padded as the predictor prepares it;
-``still`` (bool: the movement head sees this frame twice, the first frame of a stream); ``elapsed_s`` (1,) seconds
-since the previous frame; ``previous_tower_0..4``, that frame's regression towers. Outputs: ``numbers``
-(slots, 10): x1 y1 x2 y2, movement dx dy in frame pixels, score, label, valid, mask quality (the mean probability
-over the mask's pixels, postprocess.mask_quality); ``masks`` (slots, frame H, W) bool;
-``tower_0..4``, this frame's towers for the next call. A graph with masks "host" stops before the masks and
-outputs ``attention`` (slots, G*G, K) and ``base`` (1, K, h, w) instead, from which the runner pastes the valid
-slots' masks and their quality on the host (frame.py: a CPU pastes every slot over the whole frame slower than it
-runs the network; sgnet-export --masks host). The frame size, the thresholds and the number of slots are
-fixed in the graph; the model's config, class names, tracker profiles and where the weights came from are in its
-metadata (``metadata_props``), so that a ``.onnx`` file serves as a checkpoint.
+The graph is ``frame.fixed_frame_for_host`` traced once: the network, the detection slots (score threshold,
+top-k, NMS) and the movement head, in the network's pixels. It takes the network's one input size: the host
+resizes each frame keeping its aspect into it and pads the rest (``prepare_frame``), then scales the numbers to
+the frame and pastes the valid slots' masks at the frame's own size (``frame_tensors_from``). Inputs: ``image``
+(1, 3, H, W) float in 0..255; ``still`` (bool: the movement head sees this frame twice, the first frame of a
+stream); ``elapsed_s`` (1,) seconds since the previous frame; ``valid_size`` (2,) the resized frame's H, W inside
+the padded input (boxes are clipped to it); ``previous_tower_0..4``, that frame's regression towers. Outputs:
+``numbers`` (slots, 10): x1 y1 x2 y2, movement dx dy in network pixels, score, label, valid, 0 (the host writes
+the mask quality there as it pastes the masks); with masks "graph", ``logits`` (slots, h, w): the blender's
+logits at every pixel of the base features F, which the host upsamples into the frame (as torch does: the same
+numbers); with masks "host", ``attention`` (slots, G*G, K) and ``base`` (1, K, h, w), from which the host blends
+the valid slots' mask regions only (a CPU blends every slot over all of F slower than it runs the network;
+sgnet-export --masks host); ``tower_0..4``, this frame's towers for the next call. The input size, the
+thresholds and the number of slots are fixed in the graph; the model's config, class names, tracker profiles
+and where the weights came from are in its metadata (``metadata_props``), so that a ``.onnx`` file serves as a
+checkpoint.
 
-A graph is checked with ``onnx.checker`` and run with ONNX Runtime against torch on frames before it is written,
-and written atomically. The predictor exports on demand into a cache keyed by the weights, the frame size, the
-thresholds, the precision and this package's code (``cached_frame_graph``), as engines are cached on robots.
+A graph is checked with ``onnx.checker`` and run with ONNX Runtime against torch on frames (of several sizes
+by default) before it is written, and written atomically. The predictor exports on demand into a cache keyed by
+the weights, the input size, the thresholds, the precision and this package's code (``cached_frame_graph``), as
+engines are cached on robots: cameras of every size share one export.
 """
 from __future__ import annotations
 
@@ -33,7 +38,7 @@ import secrets
 import warnings
 from pathlib import Path
 from types import ModuleType
-from typing import Iterable, Iterator
+from typing import Iterable, Iterator, Sequence
 
 import numpy as np
 import torch
@@ -42,18 +47,17 @@ from torch import Tensor, nn
 from sgnet_model.config import ConfigError, ModelConfig, TrackerConfig, from_dict, to_dict
 from sgnet_model.inference.postprocess import FrameTensors
 from sgnet_model.network.targets import Pyramid
-from sgnet_model.runtime.frame import (FixedFrame, fixed_frame, fixed_frame_for_host_masks, frame_geometry,
-                                       paste_host_masks, prepare_frame)
+from sgnet_model.runtime.frame import FixedFrame, fixed_frame_for_host, input_size, paste_host_masks, prepare_frame
 from sgnet_model.stages import stage
 
 FORMAT = "sgnet_ros.frame_graph"
-VERSION = 2  # 2: numbers gained the mask quality (column 9)
+VERSION = 3  # 2: numbers gained the mask quality (column 9); 3: one graph for every frame size (valid_size, logits)
 OPSET = 17
 LEVELS = 5  # P3..P7: one regression tower each
-INPUTS = ("image", "still", "elapsed_s", *(f"previous_tower_{level}" for level in range(LEVELS)))
+INPUTS = ("image", "still", "elapsed_s", "valid_size", *(f"previous_tower_{level}" for level in range(LEVELS)))
 TOWERS = tuple(f"tower_{level}" for level in range(LEVELS))
-OUTPUTS = ("numbers", "masks", *TOWERS)
-HOST_MASK_OUTPUTS = ("numbers", "attention", "base", *TOWERS)  # masks "host": pasted by the runner (frame.py)
+OUTPUTS = ("numbers", "logits", *TOWERS)  # masks "graph": blended in the graph, pasted by the host
+HOST_MASK_OUTPUTS = ("numbers", "attention", "base", *TOWERS)  # masks "host": blended and pasted by the host
 MASKS = ("graph", "host")
 GRAPH_PRECISIONS = ("fp32", "fp16")
 # the settings of ModelConfig a graph fixes besides its weights (the predictor can change them at run time)
@@ -85,10 +89,9 @@ class GraphInfo:
 
     model_config: ModelConfig
     tracker_profiles: dict[str, TrackerConfig]
-    frame_size: tuple[int, int]  # (H, W) of the frames it takes
-    input_size: tuple[int, int]  # (H, W) of its padded image input
+    input_size: tuple[int, int]  # (H, W) of its padded image input: frames of every size are resized into it
     precision: str  # fp32 or fp16: the graph's own arithmetic
-    masks: str  # "graph": masks are an output; "host": the runner pastes them from attention and base
+    masks: str  # "graph": the slots' mask logits are an output; "host": the runner blends them from attention and base
     weights_sha256: str  # of the network's weights (state dict)
     checkpoint_sha256: str  # of the checkpoint file it was exported from; "" when none
     code_sha256: str  # of the sgnet_model sources that traced it
@@ -98,7 +101,7 @@ class GraphInfo:
         return {"format": FORMAT, "version": str(VERSION), "model_config": json.dumps(to_dict(config)),
                 "class_names": json.dumps(list(config.class_names)),
                 "tracker_profiles": json.dumps({name: to_dict(p) for name, p in self.tracker_profiles.items()}),
-                "frame_size": json.dumps(list(self.frame_size)), "input_size": json.dumps(list(self.input_size)),
+                "input_size": json.dumps(list(self.input_size)),
                 "precision": self.precision, "masks": self.masks, "weights_sha256": self.weights_sha256,
                 "checkpoint_sha256": self.checkpoint_sha256, "code_sha256": self.code_sha256}
 
@@ -106,34 +109,26 @@ class GraphInfo:
     def outputs(self) -> tuple[str, ...]:
         return OUTPUTS if self.masks == "graph" else HOST_MASK_OUTPUTS
 
-    def mismatch(self, config: ModelConfig, frame_size: tuple[int, int]) -> str:
-        """Why this graph cannot serve frames of ``frame_size`` with ``config``'s thresholds ("" when it can)."""
-        problems = [f"frames of {frame_size[1]}x{frame_size[0]} (it takes {self.frame_size[1]}x{self.frame_size[0]})"
-                    ] if tuple(frame_size) != self.frame_size else []
-        for name in THRESHOLDS:
-            if getattr(config, name) != getattr(self.model_config, name):
-                problems.append(f"{name} {getattr(config, name)} (it has {getattr(self.model_config, name)})")
-        return "; ".join(problems)
+    def mismatch(self, config: ModelConfig) -> str:
+        """Why this graph cannot serve frames with ``config``'s thresholds ("" when it can; it serves every frame
+        size)."""
+        return "; ".join(f"{name} {getattr(config, name)} (it has {getattr(self.model_config, name)})"
+                         for name in THRESHOLDS if getattr(config, name) != getattr(self.model_config, name))
 
 
 class FrameGraph(nn.Module):
-    """``fixed_frame`` (or ``fixed_frame_for_host_masks``) as a module of tensors only, for tracing."""
+    """``fixed_frame_for_host`` as a module of tensors only, for tracing."""
 
-    def __init__(self, model: nn.Module, config: ModelConfig, pyramid: Pyramid, scale: float,
-                 valid_size: tuple[int, int], output_size: tuple[int, int], host_masks: bool) -> None:
+    def __init__(self, model: nn.Module, config: ModelConfig, pyramid: Pyramid, host_masks: bool) -> None:
         super().__init__()
-        self.model, self.config, self.pyramid = model, config, pyramid
-        self.scale, self.valid_size, self.output_size, self.host_masks = scale, valid_size, output_size, host_masks
+        self.model, self.config, self.pyramid, self.host_masks = model, config, pyramid, host_masks
 
-    def forward(self, image: Tensor, still: Tensor, elapsed_s: Tensor, *previous: Tensor) -> tuple[Tensor, ...]:
-        if self.host_masks:
-            numbers, attention, base, towers = fixed_frame_for_host_masks(
-                self.model, self.config, self.pyramid, image, still, elapsed_s, list(previous), self.scale,
-                self.valid_size)
-            return (numbers, attention, base, *towers)
-        frame, towers = fixed_frame(self.model, self.config, self.pyramid, image, still, elapsed_s, list(previous),
-                                    self.scale, self.valid_size, self.output_size)
-        return (frame.numbers, frame.masks, *towers)
+    def forward(self, image: Tensor, still: Tensor, elapsed_s: Tensor, valid_size: Tensor,
+                *previous: Tensor) -> tuple[Tensor, ...]:
+        numbers, pasted_from, towers = fixed_frame_for_host(self.model, self.config, self.pyramid, image, still,
+                                                            elapsed_s, list(previous), valid_size,
+                                                            slot_logits=not self.host_masks)
+        return (numbers, *pasted_from, *towers)
 
 
 def weights_sha256(model: nn.Module) -> str:
@@ -165,26 +160,27 @@ def code_sha256() -> str:
 
 
 def export_frame_graph(model: nn.Module, config: ModelConfig, tracker_profiles: dict[str, TrackerConfig],
-                       frame_size: tuple[int, int], path: str | Path, check_frames: Iterable[np.ndarray],
-                       fp16: bool = False, checkpoint_sha256: str = "", host_masks: bool = False) -> GraphInfo:
-    """Trace ``model`` (SGNet in eval mode, float32, on the CPU) with ``config``'s thresholds for frames of
-    ``frame_size`` (H, W), check it, run it against torch on ``check_frames`` ((H, W, 3) uint8 RGB, in stream
-    order, 30 Hz), and write it to ``path`` atomically. ``fp16``: the graph computes in half precision (for CUDA
-    and TensorRT; its check against torch then needs ONNX Runtime's CUDA provider and is skipped without one).
-    ``host_masks``: the graph stops before the masks, which the runner pastes (masks "host", for CPUs)."""
+                       path: str | Path, check_frames: Iterable[np.ndarray], fp16: bool = False,
+                       checkpoint_sha256: str = "", host_masks: bool = False) -> GraphInfo:
+    """Trace ``model`` (SGNet in eval mode, float32, on the CPU) with ``config``'s thresholds for its input size
+    (frames of every size), check it, run it against torch on ``check_frames`` ((H, W, 3) uint8 RGB, in stream
+    order, 30 Hz; a frame of another size than the one before starts a stream of its own), and write it to
+    ``path`` atomically. ``fp16``: the graph computes in half precision (for CUDA and TensorRT; its check against
+    torch then needs ONNX Runtime's CUDA provider and is skipped without one). ``host_masks``: the graph stops
+    before the masks' blending, which the runner does (masks "host", for CPUs)."""
     onnx = require("onnx", "onnx", "exporting to ONNX")
     path = Path(path)
-    height, width = frame_size
-    scale, valid_size, padded = frame_geometry(config, height, width)
-    info = GraphInfo(config, dict(tracker_profiles), (height, width), padded, "fp16" if fp16 else "fp32",
+    padded = input_size(config)
+    info = GraphInfo(config, dict(tracker_profiles), padded, "fp16" if fp16 else "fp32",
                      "host" if host_masks else "graph", weights_sha256(model), checkpoint_sha256, code_sha256())
     dtype = torch.float16 if fp16 else torch.float32
     traced = copy.deepcopy(model).to(dtype) if fp16 else model
     with torch.inference_mode(False), torch.no_grad():
         example = torch.zeros((1, 3, *padded), dtype=dtype)
-        fixed = FixedFrame(traced, config, (), example, scale, valid_size, frame_size)
-        graph = FrameGraph(traced, config, fixed.pyramid, scale, valid_size, frame_size, host_masks)
-        arguments = (example, torch.ones((), dtype=torch.bool), torch.zeros(1, dtype=dtype), *fixed.previous)
+        fixed = FixedFrame(traced, config, (), example, 1.0, padded, padded)
+        graph = FrameGraph(traced, config, fixed.pyramid, host_masks)
+        arguments = (example, torch.ones((), dtype=torch.bool), torch.zeros(1, dtype=dtype),
+                     torch.tensor(padded, dtype=dtype), *fixed.previous)
         buffer = io.BytesIO()
         with _onnx_gaps_filled(), warnings.catch_warnings():
             # the tracer warns where sizes become constants: by design, every shape here is fixed per graph
@@ -210,27 +206,28 @@ def export_frame_graph(model: nn.Module, config: ModelConfig, tracker_profiles: 
 
 
 def cached_frame_graph(model: nn.Module, config: ModelConfig, tracker_profiles: dict[str, TrackerConfig],
-                       frame_size: tuple[int, int], fp16: bool, host_masks: bool, check_frames: Iterable[np.ndarray],
+                       fp16: bool, host_masks: bool, check_frames: Iterable[np.ndarray],
                        checkpoint_sha256: str = "") -> tuple[Path, GraphInfo]:
-    """The frame graph for this model, frame size, thresholds and precision from the cache, exported first when
-    it is not there: its path and metadata."""
+    """The frame graph for this model, input size, thresholds and precision from the cache (one for cameras of
+    every size), exported first when it is not there: its path and metadata."""
     weights = weights_sha256(model)
-    key = json.dumps([FORMAT, VERSION, weights, list(frame_size), fp16, host_masks, code_sha256(),
+    padded = input_size(config)
+    key = json.dumps([FORMAT, VERSION, weights, list(padded), fp16, host_masks, code_sha256(),
                       [getattr(config, name) for name in THRESHOLDS]])
-    name = (f"sgnet-{weights[:12]}-{frame_size[1]}x{frame_size[0]}-{'fp16' if fp16 else 'fp32'}-"
+    name = (f"sgnet-{weights[:12]}-{padded[1]}x{padded[0]}-{'fp16' if fp16 else 'fp32'}-"
             f"{'host' if host_masks else 'graph'}-"
             f"{hashlib.sha256(key.encode()).hexdigest()[:12]}.onnx")
     path = engine_cache_dir() / name
     if path.is_file():
         try:
             info = read_graph_info(path)
-            if info.weights_sha256 == weights and info.masks == ("host" if host_masks else "graph") and not \
-                    info.mismatch(config, frame_size):
+            if info.weights_sha256 == weights and info.masks == ("host" if host_masks else "graph") and \
+                    info.input_size == padded and not info.mismatch(config):
                 return path, info
         except ExportError:
             pass  # a damaged cache entry is exported again
-    return path, export_frame_graph(model, config, tracker_profiles, frame_size, path, check_frames, fp16,
-                                    checkpoint_sha256, host_masks)
+    return path, export_frame_graph(model, config, tracker_profiles, path, check_frames, fp16, checkpoint_sha256,
+                                    host_masks)
 
 
 def engine_cache_dir() -> Path:
@@ -256,6 +253,10 @@ def read_graph_info(path: str | Path) -> GraphInfo:
     if metadata.get("format") != FORMAT:
         raise ExportError(f"{path} is an ONNX file but not an sgnet_ros frame graph (no {FORMAT!r} metadata); "
                           f"export the checkpoint with sgnet-export")
+    if metadata.get("version") in ("1", "2"):
+        raise ExportError(f"{path} is a frame graph of format version {metadata['version']}, which serves one frame "
+                          f"size; this sgnet_ros reads version {VERSION}, one graph for every frame size: export the "
+                          f"checkpoint again with sgnet-export (no --width/--height)")
     if metadata.get("version") != str(VERSION):
         raise ExportError(f"{path} is a frame graph of format version {metadata.get('version')!r}; this sgnet_ros "
                           f"reads version {VERSION}: export the checkpoint again with sgnet-export")
@@ -263,9 +264,8 @@ def read_graph_info(path: str | Path) -> GraphInfo:
         config = from_dict(ModelConfig, json.loads(metadata["model_config"]), f"{path}: model_config")
         profiles = {name: from_dict(TrackerConfig, value, f"{path}: tracker_profiles.{name}")
                     for name, value in json.loads(metadata["tracker_profiles"]).items()}
-        frame_size, input_size = (tuple(int(v) for v in json.loads(metadata[key])) for key in ("frame_size",
-                                                                                              "input_size"))
-        info = GraphInfo(config, profiles, frame_size, input_size, metadata["precision"], metadata["masks"],
+        padded = tuple(int(v) for v in json.loads(metadata["input_size"]))
+        info = GraphInfo(config, profiles, padded, metadata["precision"], metadata["masks"],
                          metadata["weights_sha256"], metadata["checkpoint_sha256"], metadata["code_sha256"])
     except (KeyError, ValueError, TypeError, ConfigError) as error:
         raise ExportError(f"{path}: the frame graph's metadata is damaged ({error}); export it again") from None
@@ -274,9 +274,7 @@ def read_graph_info(path: str | Path) -> GraphInfo:
     slots = config.detections_per_frame
     if info.masks not in MASKS:
         raise ExportError(f"{path}: the frame graph's metadata is damaged (masks {info.masks!r}); export it again")
-    expected = {"image": [1, 3, *info.input_size], "numbers": [slots, 10]}
-    if info.masks == "graph":
-        expected["masks"] = [slots, *info.frame_size]
+    expected = {"image": [1, 3, *info.input_size], "valid_size": [2], "numbers": [slots, 10]}
     found = {**inputs, **outputs}
     wrong = [f"{name} {found.get(name)} (expected {shape})" for name, shape in expected.items()
              if found.get(name) != shape]
@@ -340,6 +338,13 @@ def check_stream(height: int, width: int, count: int = 3) -> list[np.ndarray]:
     return frames
 
 
+def check_streams(config: ModelConfig, count: int = 3) -> list[np.ndarray]:
+    """The frames an export is checked on when none are given: ``check_stream`` at the network's input size, then
+    at that size turned portrait (another aspect, letterboxed into the same input)."""
+    return check_stream(config.input_height, config.input_width, count) + check_stream(config.input_width,
+                                                                                       config.input_height, count)
+
+
 class _OnnxRuntimeCheck:
     """The graph in ONNX Runtime, fed as the predictor's backends feed it."""
 
@@ -349,57 +354,58 @@ class _OnnxRuntimeCheck:
         self.session = onnxruntime.InferenceSession(data, providers=providers)
         self.info = info
         self.dtype = np.float16 if info.precision == "fp16" else np.float32
-        self.previous = [np.zeros(i.shape, self.dtype) for i in self.session.get_inputs()[3:]]
+        self.previous = [np.zeros(i.shape, self.dtype) for i in self.session.get_inputs()[len(INPUTS) - LEVELS:]]
 
-    def __call__(self, image: Tensor, still: bool, elapsed: float) -> FrameTensors:
+    def __call__(self, image: Tensor, still: bool, elapsed: float, scale: float, valid_size: tuple[int, int],
+                 frame_size: tuple[int, int]) -> FrameTensors:
         feeds = dict(zip(INPUTS, (image.cpu().numpy().astype(self.dtype), np.array(still),
-                                  np.array([elapsed], self.dtype), *self.previous)))
+                                  np.array([elapsed], self.dtype), np.array(valid_size, self.dtype), *self.previous)))
         outputs = self.session.run(list(self.info.outputs), feeds)
         self.previous = outputs[-LEVELS:]
-        return frame_tensors_from(self.info, outputs[:-LEVELS])
+        return frame_tensors_from(self.info, outputs[:-LEVELS], scale, frame_size)
 
 
-def frame_tensors_from(info: GraphInfo, outputs: list[np.ndarray]) -> FrameTensors:
-    """A frame graph's outputs (but the towers) as FrameTensors: with masks "host", the valid slots' masks pasted
-    here (frame.paste_host_masks), and their quality written into the numbers."""
-    numbers = torch.from_numpy(np.array(outputs[0], np.float32))  # a copy: column 9 is written below
-    if info.masks == "graph":
-        return FrameTensors(numbers, torch.from_numpy(outputs[1]))
+def frame_tensors_from(info: GraphInfo, outputs: Sequence[np.ndarray | Tensor], scale: float,
+                       frame_size: tuple[int, int]) -> FrameTensors:
+    """A frame graph's outputs (but the towers; host arrays, or tensors on the runner's device) as FrameTensors of
+    a frame of ``frame_size`` (H, W) that entered the network at ``scale``: the numbers in the frame's pixels, the
+    valid slots' masks pasted at its size (frame.paste_host_masks) and their quality written into the numbers."""
+    numbers = torch.as_tensor(outputs[0]).to(torch.float32, copy=True)  # a copy: written below
     count = int(numbers[:, 8].sum())  # the valid slots come first
-    attention, base = (torch.from_numpy(np.asarray(array, np.float32)) for array in outputs[1:3])
-    scale, _, _ = frame_geometry(info.model_config, *info.frame_size)
+    pasted_from = [torch.as_tensor(array).float() for array in outputs[1:]]
     with stage("masks"):
-        masks, quality = paste_host_masks(info.model_config, numbers[:count], attention[:count], base,
-                                          info.input_size, scale, info.frame_size)
+        masks, quality = paste_host_masks(info.model_config, numbers[:count], pasted_from, info.input_size, scale,
+                                          frame_size)
+    numbers[:, :6] /= scale
     numbers[:count, 9] = quality
     return FrameTensors(numbers, masks)
 
 
 def _check_against_torch(model: nn.Module, config: ModelConfig, data: bytes, info: GraphInfo,
                          frames: list[np.ndarray]) -> None:
-    """Run the graph and torch's FixedFrame side by side over ``frames`` (a 30 Hz stream); an fp16 graph on CUDA
-    against torch in fp16 on CUDA."""
+    """Run the graph and torch's FixedFrame (which pastes every slot at the frame's size itself) side by side over
+    ``frames`` (30 Hz streams: one per run of frames of one size); an fp16 graph on CUDA against torch in fp16 on
+    CUDA."""
     if not frames:
         raise ExportError("an export is checked against torch on frames before it is written; none were given")
     runtime = _OnnxRuntimeCheck(data, info)
     device, dtype = (torch.device("cuda"), torch.float16) if info.precision == "fp16" else (torch.device("cpu"),
                                                                                           torch.float32)
     model = model.to(device, dtype)  # a no-op for fp32 (the CPU); fp16 checks a copy
-    fixed, towers = None, None
+    fixed, towers, size = None, None, None
     with torch.no_grad():
         for index, frame in enumerate(frames):
-            if frame.shape[:2] != info.frame_size:
-                raise ExportError(f"check frame {index} is {frame.shape[1]}x{frame.shape[0]}, the export is for "
-                                  f"{info.frame_size[1]}x{info.frame_size[0]}")
+            still = frame.shape[:2] != size
+            size = frame.shape[:2]
             batch, scale, valid_size = prepare_frame(frame, config, device, dtype)
-            if fixed is None:
-                fixed = FixedFrame(model, config, (), batch, scale, valid_size, info.frame_size)
-            still, elapsed = index == 0, 0.0 if index == 0 else 1.0 / 30
+            if still:
+                fixed, towers = FixedFrame(model, config, (), batch, scale, valid_size, size), None
+            elapsed = 0.0 if still else 1.0 / 30
             [(expected, towers)] = fixed(batch, [towers], [elapsed])
-            problems = compare_frames(expected, runtime(batch, still, elapsed))
+            problems = compare_frames(expected, runtime(batch, still, elapsed, scale, valid_size, size))
             if problems:
-                raise ExportError(f"the exported graph differs from torch on check frame {index}: "
-                                  + "; ".join(problems[:3])
+                raise ExportError(f"the exported graph differs from torch on check frame {index} "
+                                  f"({size[1]}x{size[0]}): " + "; ".join(problems[:3])
                                   + (f" and {len(problems) - 3} more" if len(problems) > 3 else ""))
 
 

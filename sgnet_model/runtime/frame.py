@@ -1,8 +1,10 @@
 """A frame's way into the network and the torch runners that take it from there.
 
-``prepare_frame`` resizes and pads a frame for the network. ``fixed_frame`` is a frame's whole fixed-shape work
-(network, fixed-shape post-processing, movement) in one call: export.py writes it as one ONNX graph, FixedFrame
-runs it for a batch and GraphedFrames replays that from a CUDA graph. EagerFrames is what the CPU runs by default:
+``prepare_frame`` resizes a frame keeping its aspect and pads it to the network's one input size. ``fixed_frame``
+is a frame's whole fixed-shape work (network, fixed-shape post-processing, movement) in one call: FixedFrame runs
+it for a batch and GraphedFrames replays that from a CUDA graph. ``fixed_frame_for_host`` is the same up to the
+masks, in network pixels: export.py writes it as one ONNX graph that serves frames of every size, and
+``paste_host_masks`` brings its outputs to the frame's own size. EagerFrames is what the CPU runs by default:
 data-dependent shapes, less work where nothing is captured.
 
 Runners hold no stream state. A runner serves one frame size at one set of thresholds and one precision (its
@@ -24,7 +26,7 @@ from collections.abc import Sequence
 
 from sgnet_model.config import ModelConfig
 from sgnet_model.inference.postprocess import (Detections, FrameTensors, frame_tensors, paste_masks,
-                                               select_detections_fixed)
+                                               select_detections_fixed, slot_logits_fixed)
 from sgnet_model.network.locations import Locations
 from sgnet_model.network.mask_head import GranularityBlender
 from sgnet_model.network.model import PyramidOutputs, SGNet
@@ -33,6 +35,11 @@ from sgnet_model.network.targets import Pyramid
 SIZE_DIVISOR = 32  # P7 has stride 128, but torchvision's FCOS pads to 32 as well; extra rows just stay empty
 Towers = list  # one frame's regression towers, per level (1, C, h, w): torch tensors, or numpy arrays from a runtime
 RunnerKey = tuple  # what a runner serves: frame size, thresholds, precision (predictor.StreamingPredictor.runner_key)
+
+
+def graph_key(key: RunnerKey) -> RunnerKey:
+    """A runner key without its frame size: what one frame graph and its runtime session serve (every size)."""
+    return (None, *key[1:])
 
 
 def prepare_frame(image: np.ndarray, config: ModelConfig, device: torch.device, dtype: torch.dtype,
@@ -53,10 +60,18 @@ def prepare_frame(image: np.ndarray, config: ModelConfig, device: torch.device, 
 
 def frame_geometry(config: ModelConfig, height: int, width: int) -> tuple[float, tuple[int, int], tuple[int, int]]:
     """How a height x width frame enters the network: the scale from frame to network pixels, the resized (valid)
-    size and the padded size (multiples of 32), both (H, W)."""
+    size and the padded size, both (H, W). Every frame is resized keeping its aspect to fit the input size and
+    padded (below and to the right) to ``input_size``: one network input for frames of every size, so that one
+    frame graph serves them all."""
     scale = min(config.input_width / width, config.input_height / height)
     resized = (max(1, round(height * scale)), max(1, round(width * scale)))
-    return scale, resized, tuple(math.ceil(side / SIZE_DIVISOR) * SIZE_DIVISOR for side in resized)
+    return scale, resized, input_size(config)
+
+
+def input_size(config: ModelConfig) -> tuple[int, int]:
+    """The network's padded input (H, W): the input size rounded up to multiples of 32, whatever the frame's size."""
+    return (math.ceil(config.input_height / SIZE_DIVISOR) * SIZE_DIVISOR,
+            math.ceil(config.input_width / SIZE_DIVISOR) * SIZE_DIVISOR)
 
 
 def fixed_frame(model: SGNet, config: ModelConfig, pyramid: Pyramid, images: torch.Tensor, still: torch.Tensor,
@@ -98,51 +113,65 @@ def image_outputs(outputs: PyramidOutputs, image: int) -> PyramidOutputs:
     return PyramidOutputs(**{field.name: one(getattr(outputs, field.name)) for field in dataclasses.fields(outputs)})
 
 
-def fixed_frame_for_host_masks(model: SGNet, config: ModelConfig, pyramid: Pyramid, images: torch.Tensor,
-                               still: torch.Tensor, elapsed_s: torch.Tensor, previous_towers: list[torch.Tensor],
-                               scale: float, valid_size: tuple[int, int]
-                               ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, list[torch.Tensor]]:
-    """``fixed_frame`` up to the masks, for runtimes on a CPU: pasting every slot over the whole frame (what a GPU
-    absorbs) costs a CPU more than the network, so the masks of the valid slots are pasted on the host instead
-    (``paste_host_masks``, the data-dependent path torch runs on the CPU). Returns the frame's numbers (slots, 10)
-    as frame_tensors makes them but for the mask quality (column 9, 0 here: the host fills it in as it pastes the
-    masks), each slot's attention scores (slots, G*G, K), the base features F (1, K, h, w) and the frame's towers."""
+def fixed_frame_for_host(model: SGNet, config: ModelConfig, pyramid: Pyramid, images: torch.Tensor,
+                         still: torch.Tensor, elapsed_s: torch.Tensor, previous_towers: list[torch.Tensor],
+                         valid_size: torch.Tensor, slot_logits: bool
+                         ) -> tuple[torch.Tensor, tuple[torch.Tensor, ...], list[torch.Tensor]]:
+    """``fixed_frame`` up to the masks, in the network's pixels: what a frame graph computes, for frames of every
+    size (``valid_size`` (2,) the resized frame's H, W inside the padded input). The host scales the numbers to
+    the frame and pastes the valid slots' masks at the frame's own size (``paste_host_masks``, the data-dependent
+    path torch runs on the CPU: pasting every slot over the whole frame costs a CPU more than the network).
+
+    Returns the numbers (slots, 10) as frame_tensors makes them but in network pixels and for the mask quality
+    (column 9, 0 here: the host fills it in as it pastes), what the masks are pasted from and the frame's towers.
+    ``slot_logits``: the blender's logits at every F pixel of each slot, ((slots, h, w),) (masks "graph": the
+    graph does the blending, which a GPU absorbs); else each slot's attention scores (slots, G*G, K) and the
+    base features F (1, K, h, w) (masks "host": the host blends the valid slots' mask regions only)."""
     outputs = model.pyramid_outputs(images)
     towers = outputs.regression_towers
     previous = [torch.where(still, now, before) for now, before in zip(towers, previous_towers)]
     detections = select_detections_fixed(outputs, pyramid, 0, valid_size, config.score_threshold,
                                          config.nms_threshold, config.detections_per_frame, config.candidates_per_level,
                                          class_agnostic=config.class_agnostic_nms)
-    # the rest of frame_tensors(fixed=True) but the masks: movement in frame pixels, the numbers laid out alike
+    # the rest of frame_tensors(fixed=True) but the masks: movement, the numbers laid out alike
     strides = 8 * 2 ** detections.locations.level.to(detections.boxes.dtype)
     motion = model.motion(towers, previous, detections.locations, elapsed_s) * strides[:, None]
-    numbers = torch.cat((detections.boxes / scale, motion / scale, detections.scores[:, None],
-                         detections.labels[:, None], detections.valid[:, None],
-                         torch.zeros_like(detections.scores)[:, None]), dim=1).float()
+    numbers = torch.cat((detections.boxes, motion, detections.scores[:, None], detections.labels[:, None],
+                         detections.valid[:, None], torch.zeros_like(detections.scores)[:, None]), dim=1).float()
+    if slot_logits:
+        return numbers, (slot_logits_fixed(model, outputs, detections),), towers
     attention = model.attention.scores_at(outputs.attention_towers, detections.locations)
-    return numbers, attention, outputs.base, towers
+    return numbers, (attention, outputs.base), towers
 
 
 class _SlotAttention:
     """What postprocess.paste_masks reads of the model when a frame graph has computed the slots' attention
-    scores: the config, the blender (it has no weights) and ``scores_at``, answered with the graph's scores."""
+    scores (or their logits): the config, the blender (it has no weights) and ``scores_at``, answered with the
+    graph's scores."""
 
-    def __init__(self, config: ModelConfig, scores: torch.Tensor) -> None:
+    def __init__(self, config: ModelConfig, scores: torch.Tensor | None) -> None:
         self.config, self.blender, self.attention, self.scores = config, GranularityBlender(config), self, scores
 
-    def scores_at(self, towers: list[torch.Tensor], locations: Locations) -> torch.Tensor:
+    def scores_at(self, towers: list[torch.Tensor], locations: Locations) -> torch.Tensor | None:
         return self.scores
 
 
-def paste_host_masks(config: ModelConfig, numbers: torch.Tensor, attention: torch.Tensor, base: torch.Tensor,
+def paste_host_masks(config: ModelConfig, numbers: torch.Tensor, pasted_from: Sequence[torch.Tensor],
                      input_size: tuple[int, int], scale: float, output_size: tuple[int, int]
                      ) -> tuple[torch.Tensor, torch.Tensor]:
-    """The masks (N, H, W) and their quality (N,) of the first N slots of ``fixed_frame_for_host_masks``'s outputs
-    (numbers (N, 10), attention (N, G*G, K)), pasted by postprocess.paste_masks at the frame's resolution."""
+    """The masks (N, H, W) and their quality (N,) of the first N slots of ``fixed_frame_for_host``'s outputs
+    (numbers (N, 10) in network pixels; ``pasted_from`` its attention (N, G*G, K) and base (1, K, h, w), or its
+    slots' logits (N, h, w)), pasted by postprocess.paste_masks at the frame's resolution (``scale``: frame to
+    network pixels)."""
     count = numbers.shape[0]
-    zeros = torch.zeros(count, dtype=torch.long)
-    detections = Detections(numbers[:, :4] * scale, numbers[:, 6], numbers[:, 7].long(),
-                            Locations(zeros, zeros, zeros, zeros))
+    zeros = torch.zeros(count, dtype=torch.long, device=numbers.device)
+    detections = Detections(numbers[:, :4], numbers[:, 6], numbers[:, 7].long(), Locations(zeros, zeros, zeros, zeros))
+    if len(pasted_from) == 1:
+        [logits] = pasted_from
+        base = logits.new_zeros((1, 0, *logits.shape[-2:]))  # only its size is read
+        outputs = PyramidOutputs([], [], [], [], [], base, input_size)
+        return paste_masks(_SlotAttention(config, None), outputs, detections, scale, output_size, logits[:count])
+    attention, base = pasted_from
     outputs = PyramidOutputs([], [], [], [], [], base, input_size)
     return paste_masks(_SlotAttention(config, attention), outputs, detections, scale, output_size)
 

@@ -8,6 +8,7 @@ import sys
 import time
 from pathlib import Path
 
+import cv2
 import numpy as np
 import pytest
 import torch
@@ -129,8 +130,8 @@ def lone_predictor() -> StreamingPredictor:
     return alone
 
 
-def outputs(client, camera: str, stamp: float, topic: str = "instances") -> list:
-    return [m for m in client.received(f"/multi/{camera}/{topic}") if abs(stamp_of(m) - stamp) < 1e-6]
+def outputs(client, camera: str, stamp: float, topic: str = "instances", prefix: str = "/multi") -> list:
+    return [m for m in client.received(f"{prefix}/{camera}/{topic}") if abs(stamp_of(m) - stamp) < 1e-6]
 
 
 def mirrored(image: np.ndarray) -> np.ndarray:
@@ -314,3 +315,68 @@ def test_two_cameras_at_5_hz_with_defaults_deliver_at_least_29_of_30_frames_each
         assert counts["frames_received"] >= 29, node.output()[-3000:]
         assert len(served) >= 29, node.output()[-3000:]  # frames out, not only frames in
         assert len(served) == counts["frames_processed"] == counts["frames_received"] - counts["frames_dropped"]
+
+
+@pytest.mark.slow  # exports a graph, then two cameras' frames through a node
+def test_one_onnx_checkpoint_serves_two_cameras_of_different_sizes(ros, node_factory, tmp_path_factory):
+    """A node given one .onnx (sgnet-export of a checkpoint, no frame size named) and two cameras, 400x240 and
+    240x400 (portrait: another aspect than the network's 320x192, letterboxed into it): each camera's IDs, boxes and
+    masks, at its own size, are those of torch on the checkpoint for that camera alone, within the export's parity
+    tolerances (boxes 0.5 px, mask IoU 0.99)."""
+    from sgnet_model.checkpoint import save_checkpoint
+    from sgnet_model.network.model import SGNet
+    from training.export import main as sgnet_export
+
+    folder = tmp_path_factory.mktemp("onnx_cameras")
+    small = named_config("resnet18_small")
+    config = dataclasses.replace(small.model, score_threshold=0.0, detections_per_frame=4)
+    torch.manual_seed(0)
+    model = SGNet(config)
+    with torch.no_grad():  # real-sized boxes and well-spread scores (as test_export.py's distinct model)
+        model.head.regression_head.bbox_reg.bias.fill_(2.0)
+        model.head.classification_head.cls_logits.weight.mul_(10.0)
+    save_checkpoint(folder / "model.pt", config, model.state_dict(), tracker_profiles=small.tracker_profiles())
+    assert sgnet_export([str(folder / "model.pt"), "-o", str(folder / "model.onnx")]) == 0
+    sizes = {"front": (400, 240), "rear": (240, 400)}  # W x H; under 512 KB a frame: reliable over Fast DDS
+    node = node_factory("sgnet", "/onnx", checkpoint=str(folder / "model.onnx"),
+                        image_topics=[f"/{camera}/image_raw" for camera in sizes], qos_reliability="reliable",
+                        tracker__new_track_score=0.0, tracker__continue_score=0.0)
+    client = ros.client
+    for camera in sizes:
+        client.subscribe(f"/onnx/{camera}/instances", InstanceArray)
+    publishers = {camera: client.publisher(f"/{camera}/image_raw", Image, reliable=True) for camera in sizes}
+    ready = lambda: all(p.get_subscription_count() for p in publishers.values()) and all(
+        client.node.count_publishers(f"/onnx/{camera}/instances") for camera in sizes)
+    assert wait_until(ready, 120), f"the node did not come up:\n{node.output()}"
+    video = {camera: lambda t, size=size: cv2.resize(picture(t), size) for camera, size in sizes.items()}
+    for _ in range(60):  # discovery settles on each side on its own time
+        for camera, publisher in publishers.items():
+            publisher.publish(image_message(video[camera](0), 0.5, frame_id=camera))
+        if wait_until(lambda: all(client.received(f"/onnx/{c}/instances") for c in sizes), 1.0):
+            break
+    alone = {}
+    for camera in sizes:
+        alone[camera] = StreamingPredictor.from_checkpoint(folder / "model.pt")
+        alone[camera].tracker_config = dataclasses.replace(alone[camera].tracker_config, new_track_score=0.0,
+                                                           continue_score=0.0)
+    offsets: dict[str, int] = {}
+    for t in range(3):
+        stamp = 20.0 + 0.2 * t  # a jump from the warm-up frames: both cameras reset at t = 0
+        for camera, publisher in publishers.items():
+            publisher.publish(image_message(video[camera](t), stamp, frame_id=camera))
+        for camera, (width, height) in sizes.items():
+            assert wait_until(lambda: outputs(client, camera, stamp, prefix="/onnx"), 30), node.output()[-3000:]
+            expected = {i.track_id: i for i in alone[camera].step(video[camera](t), stamp).instances}
+            got = {i.track_id: i for i in outputs(client, camera, stamp, prefix="/onnx")[-1].instances}
+            assert len(got) == 4 and len(expected) == 4
+            assert t > 0 or sum(int(i.mask.sum()) for i in expected.values()) > 0  # masks to compare
+            offsets.setdefault(camera, min(got) - min(expected))
+            assert sorted(track - offsets[camera] for track in got) == sorted(expected)
+            for track, instance in got.items():
+                mine = expected[track - offsets[camera]]
+                assert np.abs(np.array([instance.box_x1, instance.box_y1, instance.box_x2, instance.box_y2])
+                              - mine.box).max() <= 0.5, f"{camera} frame {t}"
+                mask = instance_mask(instance)
+                assert mask.shape == (height, width)
+                union = np.logical_or(mask, mine.mask).sum()
+                assert union == 0 or np.logical_and(mask, mine.mask).sum() / union >= 0.99, f"{camera} frame {t}"

@@ -28,15 +28,18 @@ def test_mask_quality_is_the_mean_probability_over_the_pixels_the_mask_keeps():
     base = torch.full((1, 1, 8, 8), logit(0.3))  # (1, K=1, h, w): F, the frame's 8 x 8 pixels at scale 2
     base[0, 0, 0:2, 0:4] = torch.tensor([logit(0.9), logit(0.8), logit(0.4), logit(0.6)])
     base[0, 0, 4:6, 0:2] = logit(0.95)
-    numbers = torch.zeros(3, 10)  # (N, 10): boxes in frame pixels, score, label, valid
-    numbers[:, :4] = torch.tensor([[0, 0, 4, 2], [0, 4, 2, 6], [4, 6, 8, 8]], dtype=torch.float32)
+    numbers = torch.zeros(3, 10)  # (N, 10): boxes in network pixels (2 per frame pixel), score, label, valid
+    numbers[:, :4] = 2 * torch.tensor([[0, 0, 4, 2], [0, 4, 2, 6], [4, 6, 8, 8]], dtype=torch.float32)
     numbers[:, 6], numbers[:, 8] = torch.tensor([0.8, 0.7, 0.6]), 1
     config = ModelConfig()
     attention = torch.ones(3, config.max_grid ** 2, 1)  # (N, G*G, K)
-    masks, quality = paste_host_masks(config, numbers, attention, base, (16, 16), 2.0, (8, 8))
-    assert masks.sum((1, 2)).tolist() == [6, 4, 0]  # A keeps 3 of its 4 columns on both rows
-    assert masks[0, :2].tolist() == [[True, True, False, True, False, False, False, False]] * 2
-    assert quality.tolist() == pytest.approx([(0.9 + 0.8 + 0.6) / 3, 0.95, 0.0], abs=1e-6)
+    # a graph with masks "host" gives the attention and F; one with masks "graph" each slot's logits at every F
+    # pixel, here F itself
+    for pasted_from in ((attention, base), (base[0].expand(3, 8, 8),)):
+        masks, quality = paste_host_masks(config, numbers, pasted_from, (16, 16), 2.0, (8, 8))
+        assert masks.sum((1, 2)).tolist() == [6, 4, 0]  # A keeps 3 of its 4 columns on both rows
+        assert masks[0, :2].tolist() == [[True, True, False, True, False, False, False, False]] * 2
+        assert quality.tolist() == pytest.approx([(0.9 + 0.8 + 0.6) / 3, 0.95, 0.0], abs=1e-6)
 
 
 def test_score_times_quality_ranks_the_sharper_mask_first():

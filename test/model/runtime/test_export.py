@@ -113,11 +113,11 @@ def test_a_backend_gives_torchs_instances_and_track_ids_on_real_footage(backend,
     predictor = StreamingPredictor(distinct_model(), EVERYTHING, PredictorConfig(backend=backend, precision="fp32"))
     assert predictor.backend_description.startswith(backend) and predictor.backend_description.endswith("fp32")
     assert_same_instances(torch_instances, run(predictor, footage))
-    # one export for the model's frame size, shared by both backends through the cache
+    # one export, shared by both backends through the cache
     assert len(list(engine_cache.glob("*.onnx"))) == 1
 
 
-@pytest.mark.slow  # exports graphs for two frame sizes: tens of seconds of CPU
+@pytest.mark.slow  # exports a graph: tens of seconds of CPU
 @pytest.mark.parametrize("backend", ["onnxruntime", "openvino"])
 def test_a_backend_serves_a_camera_as_alone_beside_a_camera_that_misbehaves(backend, engine_cache, footage):
     """Isolation on a runtime's graphs: camera A's IDs, boxes, masks and movement, frame by frame, are exactly
@@ -139,17 +139,17 @@ def test_a_backend_serves_a_camera_as_alone_beside_a_camera_that_misbehaves(back
             assert np.array_equal(mine.box, theirs.box) and np.array_equal(mine.motion, theirs.motion)
             assert np.array_equal(mine.mask, theirs.mask) and mine.score == theirs.score
     assert b_result.tracks_reset is False and max(np.abs(i.motion).max() for i in got.instances) > 0
+    assert len(list(engine_cache.glob("*.onnx"))) == 1  # B's two frame sizes and A's: one graph
 
 
 @pytest.fixture(scope="module")
 def exported(tmp_path_factory):
-    """A checkpoint of the distinct model, and its export by sgnet-export at a frame size of its own."""
+    """A checkpoint of the distinct model, and its export by sgnet-export (checked on real footage)."""
     folder = tmp_path_factory.mktemp("export")
     checkpoint = folder / "model.pt"
     save_checkpoint(checkpoint, CONFIG, distinct_model().state_dict(), tracker_profiles=SMALL.tracker_profiles())
     output = folder / "model.onnx"
-    assert sgnet_export([str(checkpoint), "-o", str(output), "--width", "400", "--height", "240",
-                         "--check-video", str(bikes_video())]) == 0
+    assert sgnet_export([str(checkpoint), "-o", str(output), "--check-video", str(bikes_video())]) == 0
     return checkpoint, output
 
 
@@ -161,11 +161,13 @@ def test_sgnet_export_writes_a_checked_graph_that_carries_the_checkpoint(exporte
     metadata = {entry.key: entry.value for entry in proto.metadata_props}
     assert json.loads(metadata["class_names"]) == list(SMALL.model.class_names)
     assert metadata["checkpoint_sha256"] == hashlib.sha256(checkpoint.read_bytes()).hexdigest()
-    assert json.loads(metadata["frame_size"]) == [240, 400]
+    assert metadata["version"] == "3" and "frame_size" not in metadata
     assert json.loads(metadata["tracker_profiles"])["robot"] == dataclasses.asdict(SMALL.tracker)
-    # 400x240 frames fit 320x192 at scale 0.8 exactly: the network's input is 320x192
+    # the network's input, 320x192, for frames of every size; each slot's mask logits at the base features' half
+    # resolution
     assert [d.dim_value for d in proto.graph.input[0].type.tensor_type.shape.dim] == [1, 3, 192, 320]
-    assert [d.dim_value for d in proto.graph.output[1].type.tensor_type.shape.dim] == [10, 240, 400]
+    assert proto.graph.output[1].name == "logits"
+    assert [d.dim_value for d in proto.graph.output[1].type.tensor_type.shape.dim] == [10, 96, 160]
     info = read_graph_info(output)
     assert info.model_config == CONFIG and info.tracker_profiles == SMALL.tracker_profiles()
 
@@ -182,14 +184,45 @@ def test_a_onnx_checkpoint_serves_like_its_pt(exported, footage):
 
 
 @pytest.mark.slow  # exports a graph: tens of seconds of CPU
-def test_a_onnx_checkpoint_refuses_what_it_was_not_exported_for(exported):
+@pytest.mark.parametrize("backend", ["onnxruntime", "openvino"])
+def test_one_onnx_serves_frames_of_every_size_as_torch_does(backend, exported, footage):
+    """One .onnx, one runtime session: frames of 640x360 (the input's aspect), 1280x720, 360x640 (portrait,
+    letterboxed into the landscape input) and 333x250 (another aspect, no side a multiple of 32), each a stream of
+    its own camera in one predictor, give the instances of torch on the .pt, within the parity tolerances."""
+    checkpoint, output = exported
+    served = StreamingPredictor.from_checkpoint(output, PredictorConfig(backend=backend), tracker_config=EVERYTHING)
+    for width, height in ((640, 360), (1280, 720), (360, 640), (333, 250)):
+        frames = [cv2.resize(frame, (width, height)) for frame in footage[:3]]
+        expected = run(StreamingPredictor.from_checkpoint(checkpoint, tracker_config=EVERYTHING), frames)
+        assert sum(int(i.mask.sum()) for i in expected[0]) > 0, f"{width}x{height}: no mask to compare"
+        got = [served.step(frame, index / 25.0, camera=f"{width}x{height}").instances
+               for index, frame in enumerate(frames)]
+        assert all(i.mask.shape == (height, width) for frame in got for i in frame)
+        assert_same_instances(expected, got)
+    assert len(served._sessions) == 1  # one graph session served all four sizes
+
+
+@pytest.mark.slow  # exports a graph: tens of seconds of CPU
+def test_a_onnx_checkpoint_refuses_thresholds_it_was_not_exported_with(exported):
     _, output = exported
     predictor = StreamingPredictor.from_checkpoint(output, PredictorConfig(backend="openvino"))
-    with pytest.raises(PredictorError, match=r"frames of 640x480 \(it takes 400x240\).*sgnet-export --width 640"):
-        predictor.step(np.zeros((480, 640, 3), np.uint8), 0.0)
+    predictor.step(np.zeros((480, 640, 3), np.uint8), 0.0)  # any frame size: served
     predictor.update_thresholds(score_threshold=0.5)
-    with pytest.raises(PredictorError, match=r"score_threshold 0.5 \(it has 0.2\)"):
+    with pytest.raises(PredictorError, match=r"score_threshold 0.5 \(it has 0.2\).*sgnet-export"):
         predictor.step(np.zeros((240, 400, 3), np.uint8), 0.0)
+
+
+@pytest.mark.slow  # exports a graph: tens of seconds of CPU
+def test_a_version_2_graph_is_told_to_export_again(exported, tmp_path):
+    """A graph of format version 2 served one frame size: it is refused with what to do, not run wrongly."""
+    _, output = exported
+    proto = onnx.load(str(output))
+    next(entry for entry in proto.metadata_props if entry.key == "version").value = "2"
+    old = tmp_path / "old.onnx"
+    onnx.save(proto, str(old))
+    with pytest.raises(CheckpointError, match=r"format version 2, which serves one frame size.*export the "
+                                              r"checkpoint again with sgnet-export"):
+        StreamingPredictor.from_checkpoint(old)
 
 
 # Two OpenVINO runners made, then freed in the order they were made, then a signal that a Python handler takes (as
@@ -274,13 +307,12 @@ def test_every_operator_and_type_of_the_graphs_is_one_tensorrt_10_parses(masks, 
     ONNX Runtime's TensorRT provider): no operator on a data type its ONNX parser rejects (it took no ArgMax of
     uint8)."""
     from sgnet_model.network.backbone import fold_batch_norms
-    from sgnet_model.runtime.export import check_stream, export_frame_graph
+    from sgnet_model.runtime.export import check_streams, export_frame_graph
 
     path = tmp_path / f"{masks}.onnx"
     model = distinct_model().eval()
     fold_batch_norms(model.backbone)  # as sgnet-export and the predictor export it
-    export_frame_graph(model, CONFIG, SMALL.tracker_profiles(), (CONFIG.input_height,
-                       CONFIG.input_width), path, check_stream(CONFIG.input_height, CONFIG.input_width),
+    export_frame_graph(model, CONFIG, SMALL.tracker_profiles(), path, check_streams(CONFIG),
                        host_masks=masks == "host")
     pairs = operator_types(path)
     rejected = sorted((op, dtype) for op, dtype in pairs
@@ -314,7 +346,7 @@ def test_corrupt_onnx_files_are_clear_errors(exported, tmp_path):
     # metadata that does not fit the graph: another model's numbers pasted in
     proto = onnx.load(str(output))
     for entry in proto.metadata_props:
-        if entry.key == "frame_size":
+        if entry.key == "input_size":
             entry.value = "[480, 640]"
     edited = tmp_path / "edited.onnx"
     onnx.save(proto, str(edited))
@@ -332,6 +364,10 @@ def test_sgnet_export_bad_input_exits_2_with_one_line(exported, tmp_path, capsys
     assert "no frame could be read" in capsys.readouterr().err
     assert sgnet_export([str(checkpoint), "-o", str(tmp_path / "x.onnx"), "--score-threshold", "2"]) == 2
     assert "score_threshold" in capsys.readouterr().err
+    with pytest.raises(SystemExit) as exit_:  # a command line of format version 2
+        sgnet_export([str(checkpoint), "-o", str(tmp_path / "x.onnx"), "--width", "640", "--height", "360"])
+    assert exit_.value.code == 2
+    assert "--width/--height are gone: an exported graph serves frames of every size" in capsys.readouterr().err
     assert not (tmp_path / "x.onnx").exists()
 
 
