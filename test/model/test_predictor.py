@@ -101,7 +101,7 @@ def test_checkpoint_profiles_choose_the_tracker(tmp_path):
                     tracker_profiles={"robot": robot, "evaluation": evaluation})
     for kwargs, profile, used in (({}, "robot", robot), ({"profile": "evaluation"}, "evaluation", evaluation),
                                   ({"tracker_config": EVERYTHING, "profile": "evaluation"}, "custom", EVERYTHING)):
-        predictor = StreamingPredictor.from_checkpoint(tmp_path / "model.pt", **kwargs)
+        predictor = StreamingPredictor.from_checkpoint(tmp_path / "model.pt", REFERENCE, **kwargs)
         assert predictor.tracker_profile == profile and predictor.tracker.config == used
         assert predictor.tracker_profiles == {"robot": robot, "evaluation": evaluation}
     with pytest.raises(PredictorError, match="tracker profile 'fast' is not one of \\['robot', 'evaluation'\\]"):

@@ -356,7 +356,7 @@ def test_one_onnx_checkpoint_serves_two_cameras_of_different_sizes(ros, node_fac
             break
     alone = {}
     for camera in sizes:
-        alone[camera] = StreamingPredictor.from_checkpoint(folder / "model.pt")
+        alone[camera] = StreamingPredictor.from_checkpoint(folder / "model.pt", REFERENCE)
         alone[camera].tracker_config = dataclasses.replace(alone[camera].tracker_config, new_track_score=0.0,
                                                            continue_score=0.0)
     offsets: dict[str, int] = {}

@@ -190,10 +190,11 @@ def test_one_onnx_serves_frames_of_every_size_as_torch_does(backend, exported, f
     letterboxed into the landscape input) and 333x250 (another aspect, no side a multiple of 32), each a stream of
     its own camera in one predictor, give the instances of torch on the .pt, within the parity tolerances."""
     checkpoint, output = exported
-    served = StreamingPredictor.from_checkpoint(output, PredictorConfig(backend=backend), tracker_config=EVERYTHING)
+    served = StreamingPredictor.from_checkpoint(output, PredictorConfig(backend=backend, precision="fp32"),
+                                                tracker_config=EVERYTHING)
     for width, height in ((640, 360), (1280, 720), (360, 640), (333, 250)):
         frames = [cv2.resize(frame, (width, height)) for frame in footage[:3]]
-        expected = run(StreamingPredictor.from_checkpoint(checkpoint, tracker_config=EVERYTHING), frames)
+        expected = run(StreamingPredictor.from_checkpoint(checkpoint, REFERENCE, tracker_config=EVERYTHING), frames)
         assert sum(int(i.mask.sum()) for i in expected[0]) > 0, f"{width}x{height}: no mask to compare"
         got = [served.step(frame, index / 25.0, camera=f"{width}x{height}").instances
                for index, frame in enumerate(frames)]
