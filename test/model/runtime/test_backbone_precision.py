@@ -1,6 +1,8 @@
 """OpenVINO's bf16 for the backbone only (backbone_precision.py): the cut leaves the graph's arithmetic as it was,
 and where the CPU has bf16 only the backbone's convolutions run in it. What it keeps of the trained model's held-out
 AP: test_export.py, test_bf16_keeps_the_trained_models_held_out_ap."""
+from pathlib import Path
+
 import numpy as np
 import pytest
 import torch
@@ -14,7 +16,7 @@ from sgnet_model.runtime.export import INPUTS
 from training.export import main as sgnet_export
 
 openvino = pytest.importorskip("openvino")
-SMALL = named_config("resnet18_small")
+TINY = named_config(str(Path(__file__).parents[2] / "ros" / "tiny_model.yaml"))  # the node tests' smallest model
 
 
 @pytest.fixture(scope="module")
@@ -22,8 +24,8 @@ def graph(tmp_path_factory):
     """A host-mask frame graph (the CPU's) of seeded random weights, written by sgnet-export."""
     folder = tmp_path_factory.mktemp("graph")
     torch.manual_seed(0)
-    save_checkpoint(folder / "model.pt", SMALL.model, SGNet(SMALL.model).state_dict(),
-                    tracker_profiles=SMALL.tracker_profiles())
+    save_checkpoint(folder / "model.pt", TINY.model, SGNet(TINY.model).state_dict(),
+                    tracker_profiles=TINY.tracker_profiles())
     assert sgnet_export([str(folder / "model.pt"), "-o", str(folder / "model.onnx"), "--masks", "host"]) == 0
     return folder / "model.onnx"
 
