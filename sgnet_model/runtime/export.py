@@ -55,7 +55,7 @@ TOWERS = tuple(f"tower_{level}" for level in range(LEVELS))
 OUTPUTS = ("numbers", "masks", *TOWERS)
 HOST_MASK_OUTPUTS = ("numbers", "attention", "base", *TOWERS)  # masks "host": pasted by the runner (frame.py)
 MASKS = ("graph", "host")
-GRAPH_PRECISIONS = ("fp32", "fp16")
+GRAPH_PRECISIONS = ("fp32", "fp16", "int8")  # int8: quantized by sgnet-export --int8 (training/quantize.py)
 # the settings of ModelConfig a graph fixes besides its weights (the predictor can change them at run time)
 THRESHOLDS = ("score_threshold", "nms_threshold", "detections_per_frame", "candidates_per_level", "class_agnostic_nms",
               "mask_margin")
@@ -87,7 +87,7 @@ class GraphInfo:
     tracker_profiles: dict[str, TrackerConfig]
     frame_size: tuple[int, int]  # (H, W) of the frames it takes
     input_size: tuple[int, int]  # (H, W) of its padded image input
-    precision: str  # fp32 or fp16: the graph's own arithmetic
+    precision: str  # fp32, fp16 or int8 (QDQ, quantized from fp32): the graph's own arithmetic
     masks: str  # "graph": masks are an output; "host": the runner pastes them from attention and base
     weights_sha256: str  # of the network's weights (state dict)
     checkpoint_sha256: str  # of the checkpoint file it was exported from; "" when none
