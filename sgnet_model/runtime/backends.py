@@ -131,8 +131,8 @@ def choose_runtime(backend: str, precision: str, cuda: bool, bf16_cpu: bool, ins
         reasons.append(f"backend auto: {backend} ({why})")
     if precision == "auto":
         if not cuda and int8_graph and backend == "openvino" and (graph_only or use_int8):
-            precision, why = "int8", ("the graph is int8" if graph_only else
-                                      "an int8 graph of this checkpoint (sgnet-export --int8) and a CPU with VNNI or AMX")
+            precision, why = "int8", ("the graph is int8" if graph_only else "an int8 graph of this checkpoint "
+                                      "(sgnet-export --int8) and a CPU with VNNI or AMX")
         elif not cuda and bf16_cpu and backend in ("torch", "openvino"):
             precision, why = "bf16", "the CPU has AVX-512 BF16 or AMX"
         else:
