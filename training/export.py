@@ -137,7 +137,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 2
     if args.int8:
         print(f"wrote {args.output}: int8 ({result.calibration}), held-out AP {result.int8_ap:.4f} against fp32's "
-              f"{result.fp32_ap:.4f}; {config.backbone}, frames {width}x{height}; {time.perf_counter() - started:.1f} s")
+              f"{result.fp32_ap:.4f}; {config.backbone}, frames {width}x{height}; "
+              f"{time.perf_counter() - started:.1f} s")
         return 0
     print(f"wrote {args.output}: {config.backbone}, frames {width}x{height} (network input {info.input_size[1]}x"
           f"{info.input_size[0]}), {info.precision}, {config.detections_per_frame} slots, score threshold "
