@@ -53,11 +53,12 @@ class Int8Result:
 def calibration_streams(source: Path, frames_dir: Path | None, count: int, frame_size: tuple[int, int]
                         ) -> list[list[np.ndarray]]:
     """About ``count`` frames (H, W, 3) uint8 RGB at ``frame_size`` (H, W), as streams of consecutive frames:
-    from a YouTube-VIS annotation file (frames under ``frames_dir``; the first frames of every video, as many
-    from each), or a folder of images (one stream, in name order: e.g. frames a bag's camera recorded)."""
+    from a YouTube-VIS annotation file (frames under ``frames_dir``, labelled or not: the first frames of every
+    video, as many from each), or a folder of images and its subfolders (one stream in path order, evenly
+    thinned: e.g. the frames sgnet-label drafts cut from the node's bags)."""
     height, width = frame_size
     if source.is_dir():
-        paths = sorted(p for p in source.iterdir() if p.suffix.lower() in IMAGE_SUFFIXES)
+        paths = sorted(p for p in source.rglob("*") if p.suffix.lower() in IMAGE_SUFFIXES)
         if not paths:
             raise ExportError(f"--calibration {source}: a folder with no images ({', '.join(IMAGE_SUFFIXES)})")
         step = max(1, len(paths) // count)

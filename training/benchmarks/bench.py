@@ -17,7 +17,9 @@ close to the time on an idle machine and the ratios are stable from run to run.
 
 ``--backends torch onnxruntime openvino --precisions fp32 bf16`` compares SG-Net's backends instead (every backend
 at every precision, side by side, same weights, same frame; each pair's setup includes exporting the frame graph or
-finding it in the cache); a pair that cannot run here is listed with the reason.
+finding it in the cache); a pair that cannot run here is listed with the reason. Precision int8 quantizes the
+frame graph as sgnet-export --int8 does, calibrated on generated frames (for its speed only), and runs it in
+OpenVINO; its graph fixes the number of detections, so it runs with one ``--counts`` only.
 """
 from __future__ import annotations
 
