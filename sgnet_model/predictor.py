@@ -41,8 +41,8 @@ from sgnet_model.instances import FrameResult, TrackedInstance, moved
 from sgnet_model.network.backbone import fold_batch_norms
 from sgnet_model.network.model import SGNet
 from sgnet_model.runtime.backends import (BackendError, FrameRunner, TensorRtFrame, check_precision, choose_runtime,
-                                          cpu_supports_bf16, cpu_supports_int8, graph_precision, host_masks,
-                                          installed_runtimes, int8_graph_for, open_runner)
+                                          cpu_supports_bf16, cpu_supports_int8, graph_precision, graph_to_run,
+                                          host_masks, installed_runtimes, int8_graph_for, open_runner)
 from sgnet_model.runtime.export import (THRESHOLDS, ExportError, GraphInfo, cached_frame_graph, check_stream,
                                         file_sha256, read_graph_info)
 from sgnet_model.runtime.frame import EagerFrames, GraphedFrames, RunnerKey, Towers, frame_geometry, prepare_frame
@@ -140,45 +140,34 @@ class StreamingPredictor:
                  predictor_config: PredictorConfig = PredictorConfig(),
                  tracker_profiles: dict[str, TrackerConfig] | None = None, tracker_profile: str = "custom",
                  graph: tuple[Path, GraphInfo] | None = None, checkpoint_sha256: str = "",
-                 int8_graph: tuple[Path, GraphInfo] | None = None, int8_search: str = "") -> None:
+                 int8: tuple[tuple[Path, GraphInfo] | None, str] = (None, "")) -> None:
         """``tracker_config`` is what the tracker runs; ``tracker_profiles`` ("robot", "evaluation") the profiles
         the model came with and ``tracker_profile`` which of them ``tracker_config`` is ("custom": neither).
         ``model`` None: a frame graph written by sgnet-export (``graph``: its path and metadata) runs alone.
 
         A backend other than torch runs a frame graph: the one given, or the model's, exported now for frames of
         the model's input size (or found in the cache, see export.cached_frame_graph); other frame sizes and
-        thresholds get theirs when they first come. ``int8_graph``: the model's int8 graph (backends.int8_graph_for,
-        what ``int8_search`` says was found), which runs alone where precision int8 is asked for or chosen."""
+        thresholds get theirs when they first come. ``int8``: the model's int8 graph and what the search for it found
+        (backends.int8_graph_for); it runs alone where precision int8 is asked for or chosen."""
         self.device = resolve_device(predictor_config.device)
-        backend = predictor_config.backend
+        backend, (int8_graph, int8_search) = predictor_config.backend, int8
         given_int8 = graph is not None and graph[1].precision == "int8"
-        if model is None and backend == "torch":
-            # a .onnx checkpoint asks for no backend: the one that runs it everywhere (int8: the one that runs it)
+        if model is None and backend == "torch":  # a .onnx checkpoint asks for no backend: the one that runs it
             backend = "openvino" if given_int8 else "onnxruntime"
         cpu = self.device.type == "cpu"
         choice = choose_runtime(backend, predictor_config.run_precision, self.device.type == "cuda",
                                 cpu and cpu_supports_bf16(), installed_runtimes(), graph_only=model is None,
                                 int8_cpu=cpu and cpu_supports_int8(), int8_graph=int8_graph is not None or given_int8)
-        backend, self.runtime_choice = choice.backend, choice.reason
-        if int8_search and "auto" in (predictor_config.backend, predictor_config.run_precision):
-            self.runtime_choice += f"; {int8_search}"
-        if model is not None and choice.precision == "int8":
-            if int8_graph is None:
-                raise PredictorError(f"precision int8 runs a graph quantized by sgnet-export --int8: "
-                                     f"{int8_search or 'none given'}; make one (docs/export.md, int8) or use "
-                                     f"precision fp32")
-            model, graph = None, int8_graph  # the int8 graph runs alone
-        if graph is not None and (graph[1].precision == "int8") != (choice.precision == "int8"):
-            raise PredictorError(f"{graph[0]} is a graph of precision {graph[1].precision} and precision "
-                                 f"{choice.precision} was asked for: an int8 graph runs at precision int8 (or auto), "
-                                 f"and int8 runs a graph made by sgnet-export --int8")
+        backend, self.runtime_choice = choice.backend, choice.reason + (f"; {int8_search}" if int8_search else "")
         predictor_config = dataclasses.replace(predictor_config, backend=backend, precision=choice.precision,
                                                fp16=predictor_config.fp16 and choice.precision == "fp16")
         self.precision = predictor_config.run_precision
         try:
+            graph = graph_to_run(self.precision, graph, int8_graph, int8_search)
             check_precision(backend, self.precision, self.device, predictor_config.openvino_device)
         except BackendError as error:
             raise PredictorError(str(error)) from None
+        model = None if graph is not None else model  # a graph runs alone
         self.dtype = torch.float16 if backend == "torch" and self.precision == "fp16" else torch.float32
         self.predictor_config = predictor_config
         self.model_config: ModelConfig = model.config if model is not None else graph[1].model_config
@@ -254,13 +243,11 @@ class StreamingPredictor:
             load_model_state(model, checkpoint, path)
             graph, profiles = None, checkpoint.tracker_profiles
             digest = file_sha256(path) if predictor_config.backend != "torch" else ""
-        int8, search = None, ""
-        if model is not None and predictor_config.backend in ("auto", "openvino") and \
-                predictor_config.run_precision in ("auto", "int8"):
-            int8, search = int8_graph_for(path, digest)
+        int8 = int8_graph_for(path, digest) if model is not None and predictor_config.backend in (
+            "auto", "openvino") and predictor_config.run_precision in ("auto", "int8") else (None, "")
         if tracker_config is None:
-            return cls(model, profiles[profile], predictor_config, profiles, profile, graph, digest, int8, search)
-        return cls(model, tracker_config, predictor_config, profiles, "custom", graph, digest, int8, search)
+            return cls(model, profiles[profile], predictor_config, profiles, profile, graph, digest, int8)
+        return cls(model, tracker_config, predictor_config, profiles, "custom", graph, digest, int8)
 
     @classmethod
     def from_config(cls, config: SGNetConfig, predictor_config: PredictorConfig = PredictorConfig(),

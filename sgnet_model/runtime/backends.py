@@ -160,6 +160,23 @@ def int8_graph_for(checkpoint: Path, checkpoint_sha256: str) -> tuple[tuple[Path
     return (path, info), f"int8 graph {path} (made from this checkpoint)"
 
 
+def graph_to_run(precision: str, graph: tuple[Path, GraphInfo] | None, int8_graph: tuple[Path, GraphInfo] | None,
+                 int8_search: str) -> tuple[Path, GraphInfo] | None:
+    """The frame graph that runs alone at ``precision``: the one given (a .onnx checkpoint), or where int8 runs the
+    checkpoint's int8 graph (int8_graph_for, which found what ``int8_search`` says); None: the model runs. A
+    BackendError where the precision and the graph's disagree."""
+    if graph is None and precision == "int8":
+        if int8_graph is None:
+            raise BackendError(f"precision int8 runs a graph quantized by sgnet-export --int8: "
+                               f"{int8_search or 'none given'}; make one (docs/export.md, int8) or use precision fp32")
+        graph = int8_graph
+    if graph is not None and (graph[1].precision == "int8") != (precision == "int8"):
+        raise BackendError(f"{graph[0]} is a graph of precision {graph[1].precision} and precision {precision} was "
+                           f"asked for: an int8 graph runs at precision int8 (or auto), and int8 runs a graph made by "
+                           f"sgnet-export --int8")
+    return graph
+
+
 def check_precision(backend: str, precision: str, device: torch.device, openvino_device: str = "CPU",
                     flags: frozenset[str] | None = None) -> None:
     """A BackendError when ``backend`` cannot run ``precision`` on ``device`` on a CPU with ``flags`` (default:
