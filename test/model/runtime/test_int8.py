@@ -7,6 +7,7 @@ import io
 import json
 import shutil
 
+import onnx
 import pytest
 import torch
 
@@ -110,7 +111,6 @@ def test_int8_keeps_the_trained_models_held_out_ap(int8_export, trained_checkpoi
     int8_ap = held_out_ap(graph, trained_checkpoint, "openvino", "int8", tmp_path / "int8")
     torch_ap = held_out_ap(checkpoint, trained_checkpoint, "torch", "fp32", tmp_path / "torch")
     assert torch_ap > 0.3  # a model that finds the objects: two empty results would prove nothing
-    import onnx
     metadata = {entry.key: entry.value for entry in onnx.load(str(graph), load_external_data=False).metadata_props}
     assert metadata["calibration"] == "200 frames of train.json"
     assert float(metadata["held_out_ap_int8"]) == pytest.approx(int8_ap, abs=1e-4)
