@@ -29,7 +29,8 @@ setup(
                       "scipy>=1.10", "tabulate>=0.9"],
     # The other runtimes (docs/export.md): pip install '.[runtimes]' in the checkout. onnx reads and writes the frame graphs
     # (every backend but torch needs it), onnxruntime and openvino run them; without them the node runs on torch.
-    extras_require={"runtimes": ["onnx>=1.16", "onnxruntime>=1.18", "openvino>=2024.4"]},
+    # nncf quantizes a graph to int8 (sgnet-export --int8), on the machine that exports; the robot does not need it.
+    extras_require={"runtimes": ["onnx>=1.16", "onnxruntime>=1.18", "openvino>=2024.4"], "int8": ["nncf>=3.4"]},
     entry_points={
         "console_scripts": [
             "sgnet-bench = training.benchmarks.bench:main",

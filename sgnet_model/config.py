@@ -168,7 +168,7 @@ TRACKER_PROFILES = ("robot", "evaluation")
 
 
 BACKENDS = ("torch", "onnxruntime", "openvino", "tensorrt", "auto")  # auto: backends.choose_runtime's rule
-PRECISIONS = ("fp32", "fp16", "bf16", "auto")
+PRECISIONS = ("fp32", "fp16", "bf16", "int8", "auto")
 ONNX_PROVIDERS = ("tensorrt", "cuda", "cpu")
 
 
@@ -185,7 +185,9 @@ class PredictorConfig:
     # what runs a frame's network and masks: auto (the fastest that keeps the model's accuracy here, by the rule of
     # backends.choose_runtime, docs/export.md), torch, onnxruntime, openvino or tensorrt
     backend: str = "auto"
-    precision: str = "auto"  # auto (with the backend's rule); fp32; fp16 (CUDA); bf16 (CPUs with AVX-512 BF16 or AMX)
+    # auto (the backend's rule); fp32; fp16 (CUDA); bf16 (CPUs with AVX-512 BF16 or AMX); int8 (OpenVINO on CPUs with
+    # VNNI or AMX, a graph from sgnet-export --int8: the .onnx checkpoint, or CHECKPOINT_STEM.int8.onnx beside it)
+    precision: str = "auto"
     onnx_providers: str = "tensorrt,cuda,cpu"  # onnxruntime's execution providers in order of preference
     openvino_device: str = "CPU"  # OpenVINO's device name (CPU, GPU, NPU, ...), passed through
     # On the CPU, torch's network pass over several cameras' frames of one size takes at most this many input

@@ -41,8 +41,8 @@ from sgnet_model.instances import FrameResult, TrackedInstance, moved
 from sgnet_model.network.backbone import fold_batch_norms
 from sgnet_model.network.model import SGNet
 from sgnet_model.runtime.backends import (BackendError, FrameRunner, TensorRtFrame, check_precision, choose_runtime,
-                                          cpu_supports_bf16, graph_precision, host_masks, installed_runtimes,
-                                          for_frame, open_runner)
+                                          cpu_supports_bf16, cpu_supports_int8, for_frame, graph_precision,
+                                          graph_to_run, host_masks, installed_runtimes, int8_graph_for, open_runner)
 from sgnet_model.runtime.export import (THRESHOLDS, ExportError, GraphInfo, cached_frame_graph, check_streams,
                                         file_sha256, read_graph_info)
 from sgnet_model.runtime.frame import (EagerFrames, GraphedFrames, RunnerKey, Towers, frame_geometry, graph_key,
@@ -140,38 +140,40 @@ class StreamingPredictor:
     def __init__(self, model: SGNet | None, tracker_config: TrackerConfig = TrackerConfig(),
                  predictor_config: PredictorConfig = PredictorConfig(),
                  tracker_profiles: dict[str, TrackerConfig] | None = None, tracker_profile: str = "custom",
-                 graph: tuple[Path, GraphInfo] | None = None, checkpoint_sha256: str = "") -> None:
+                 graph: tuple[Path, GraphInfo] | None = None, checkpoint_sha256: str = "",
+                 int8: tuple[tuple[Path, GraphInfo] | None, str] = (None, "")) -> None:
         """``tracker_config`` is what the tracker runs; ``tracker_profiles`` ("robot", "evaluation") the profiles
         the model came with and ``tracker_profile`` which of them ``tracker_config`` is ("custom": neither).
         ``model`` None: a frame graph written by sgnet-export (``graph``: its path and metadata) runs alone.
 
-        A backend other than torch runs a frame graph: the one given, or the model's, exported now (or found in the
-        cache, see export.cached_frame_graph); one graph and its runtime session serve frames of every size, and
-        other thresholds get theirs when they first come."""
+        A backend other than torch runs a frame graph: the one given, the model's int8 one where int8 runs
+        (``int8``: it and what the search found, backends.int8_graph_for), or the model's exported now or cached
+        (export.cached_frame_graph); one session serves every frame size, other thresholds get theirs when asked."""
         self.device = resolve_device(predictor_config.device)
-        backend = predictor_config.backend
-        if model is None and backend == "torch":
-            backend = "onnxruntime"  # a .onnx checkpoint asks for no backend: the one that runs it everywhere
+        backend, (int8_graph, int8_search) = predictor_config.backend, int8
+        given_int8 = graph is not None and graph[1].precision == "int8"
+        if model is None and backend == "torch":  # a .onnx checkpoint asks for no backend: the one that runs it
+            backend = "openvino" if given_int8 else "onnxruntime"
+        cpu = self.device.type == "cpu"
         choice = choose_runtime(backend, predictor_config.run_precision, self.device.type == "cuda",
-                                self.device.type == "cpu" and cpu_supports_bf16(), installed_runtimes(),
-                                graph_only=model is None)
-        backend, self.runtime_choice = choice.backend, choice.reason
+                                cpu and cpu_supports_bf16(), installed_runtimes(), graph_only=model is None,
+                                int8_cpu=cpu and cpu_supports_int8(), int8_graph=int8_graph is not None or given_int8)
+        backend, self.runtime_choice = choice.backend, choice.reason + (f"; {int8_search}" if int8_search else "")
         predictor_config = dataclasses.replace(predictor_config, backend=backend, precision=choice.precision,
                                                fp16=predictor_config.fp16 and choice.precision == "fp16")
         self.precision = predictor_config.run_precision
         try:
+            graph = graph_to_run(self.precision, graph, int8_graph, int8_search)
             check_precision(backend, self.precision, self.device, predictor_config.openvino_device)
         except BackendError as error:
             raise PredictorError(str(error)) from None
+        model = None if graph is not None else model  # a graph runs alone
         self.dtype = torch.float16 if backend == "torch" and self.precision == "fp16" else torch.float32
-        self.predictor_config = predictor_config
+        self.predictor_config, self._tracker_config = predictor_config, tracker_config
         self.model_config: ModelConfig = model.config if model is not None else graph[1].model_config
-        self._tracker_config = tracker_config
         self.streams: dict[str, StreamState] = {}
-        self.tracker_profiles = dict(tracker_profiles or {})
-        self.tracker_profile = tracker_profile
-        self._graph = graph
-        self._checkpoint_sha256 = checkpoint_sha256
+        self.tracker_profiles, self.tracker_profile = dict(tracker_profiles or {}), tracker_profile
+        self._graph, self._checkpoint_sha256 = graph, checkpoint_sha256
         self.model = model
         if model is not None:
             # The predictor owns the model from here: BatchNorms folded into the convolutions, channels-last
@@ -179,9 +181,8 @@ class StreamingPredictor:
             # it on the CPU in float32, where it is traced.
             model = model.eval()
             fold_batch_norms(model.backbone)
-            exports = backend != "torch"
-            self.model = model.to(torch.device("cpu") if exports else self.device,
-                                  torch.float32 if exports else self.dtype, memory_format=torch.channels_last)
+            self.model = model.to(*((torch.device("cpu"), torch.float32) if backend != "torch" else
+                                    (self.device, self.dtype)), memory_format=torch.channels_last)
         self.backend_description = f"torch {self.device} {self.precision}"
         self._runners: dict[RunnerKey, Runner] = {}
         self._sessions: dict[RunnerKey, Runner] = {}  # a backend's graph sessions, one per graph: for every frame size
@@ -239,9 +240,11 @@ class StreamingPredictor:
             load_model_state(model, checkpoint, path)
             graph, profiles = None, checkpoint.tracker_profiles
             digest = file_sha256(path) if predictor_config.backend != "torch" else ""
+        int8 = int8_graph_for(path, digest) if model is not None and predictor_config.backend in (
+            "auto", "openvino") and predictor_config.run_precision in ("auto", "int8") else (None, "")
         if tracker_config is None:
-            return cls(model, profiles[profile], predictor_config, profiles, profile, graph, digest)
-        return cls(model, tracker_config, predictor_config, profiles, "custom", graph, digest)
+            return cls(model, profiles[profile], predictor_config, profiles, profile, graph, digest, int8)
+        return cls(model, tracker_config, predictor_config, profiles, "custom", graph, digest, int8)
 
     @classmethod
     def from_config(cls, config: SGNetConfig, predictor_config: PredictorConfig = PredictorConfig(),
@@ -451,8 +454,8 @@ class StreamingPredictor:
                                   f"--nms-threshold, --detections-per-frame)")
             return path, info
         backend = self.predictor_config.backend
-        fp16 = graph_precision(backend, self.precision) == "fp16"
-        return cached_frame_graph(self.model, self.model_config, self.tracker_profiles, fp16,
+        return cached_frame_graph(self.model, self.model_config, self.tracker_profiles,
+                                  graph_precision(backend, self.precision) == "fp16",
                                   host_masks(backend, self.device), check_streams(self.model_config),
                                   self._checkpoint_sha256)
 

@@ -260,8 +260,10 @@ DESCRIPTIONS = {
     "predictor.backend": "what runs the network and masks: torch, onnxruntime, openvino, tensorrt (exports the "
                          "checkpoint at configure, cached; a .onnx checkpoint runs on onnxruntime unless another is "
                          "named) or auto (the fastest present here; the rule in docs/export.md)",
-    "predictor.precision": "fp32, fp16 (CUDA), bf16 (CPUs with AVX-512 BF16 or AMX) or auto (bf16 where the CPU and "
-                           "the backend have it, else fp32)",
+    "predictor.precision": "fp32, fp16 (CUDA), bf16 (CPUs with AVX-512 BF16 or AMX), int8 (OpenVINO on CPUs with "
+                           "VNNI or AMX, a graph from sgnet-export --int8) or auto (int8 where such a graph of the "
+                           "checkpoint and the CPU are there, else bf16 where the CPU and the backend have it, else "
+                           "fp32)",
     "predictor.onnx_providers": "onnxruntime's execution providers in order of preference: tensorrt, cuda, cpu "
                                 "(comma-separated; the CPU runs cpu only)",
     "predictor.openvino_device": "OpenVINO's device: CPU, GPU, NPU, ... (passed through)",

@@ -7,7 +7,8 @@ its own camera's previous towers (None: a still frame), returning each image's F
 Precisions: fp32 everywhere; fp16 on CUDA (an fp16 graph for ONNX Runtime, TensorRT's fp16 kernels from the fp32
 graph; an fp16 inference hint for OpenVINO's GPU devices); bf16 on CPUs with AVX-512 BF16 or AMX (torch's autocast,
 OpenVINO's bf16 inference hint) and in TensorRT. ONNX Runtime has no bf16 CPU kernels to speak of: asking for it is
-an error that names the backends that do it.
+an error that names the backends that do it. int8 on CPUs with VNNI or AMX: OpenVINO running a graph that
+sgnet-export --int8 quantized (ONNX Runtime runs its QDQ graph barely faster than fp32, so it is not offered).
 """
 from __future__ import annotations
 
@@ -27,7 +28,7 @@ from sgnet_model.config import PredictorConfig
 from sgnet_model.inference.postprocess import FrameTensors
 from sgnet_model.runtime.backbone_precision import FEATURE_NAME, split_at_backbone
 from sgnet_model.runtime.export import (INPUTS, LEVELS, TOWERS, ExportError, GraphInfo, engine_cache_dir, file_sha256,
-                                        frame_tensors_from, require, write_atomically)
+                                        frame_tensors_from, read_graph_info, require, write_atomically)
 from sgnet_model.runtime.frame import RunnerKey, Towers, frame_geometry
 
 if TYPE_CHECKING:
@@ -36,24 +37,48 @@ if TYPE_CHECKING:
 LOG = logging.getLogger(__name__)
 ONNX_PROVIDER_NAMES = {"cpu": "CPUExecutionProvider", "cuda": "CUDAExecutionProvider",
                        "tensorrt": "TensorrtExecutionProvider"}
-OPENVINO_PRECISIONS = {"fp32": "f32", "bf16": "bf16", "fp16": "f16"}
+# int8: the quantized layers run in int8 whatever the hint; the layers left unquantized in f32, as the export's AP
+# check ran them
+OPENVINO_PRECISIONS = {"fp32": "f32", "bf16": "bf16", "fp16": "f16", "int8": "f32"}
+BF16_FLAGS = frozenset({"avx512_bf16", "amx_bf16"})
+INT8_FLAGS = frozenset({"avx512_vnni", "avx_vnni", "amx_int8"})  # int8 dot products in hardware (VNNI, AMX)
 TENSORRT_MAJOR = 10  # the oldest TensorRT the backend runs on
+INT8_SUFFIX = ".int8.onnx"  # sgnet-export --int8 of runs/x/model.pt: runs/x/model.int8.onnx, found by int8_graph_for
 
 
 class BackendError(RuntimeError):
     """A backend cannot run as asked (a precision this hardware lacks, a runtime not installed)."""
 
 
+def cpu_flags(cpuinfo: str) -> frozenset[str]:
+    """The instruction-set flags of a /proc/cpuinfo text (Linux)."""
+    return frozenset(flag for line in cpuinfo.splitlines() if line.startswith("flags")
+                     for flag in line.split(":", 1)[1].split())
+
+
 @functools.cache
+def this_cpus_flags() -> frozenset[str] | None:
+    """This CPU's flags from /proc/cpuinfo; None where there is none (not Linux)."""
+    try:
+        return cpu_flags(Path("/proc/cpuinfo").read_text())
+    except OSError:
+        return None
+
+
 def cpu_supports_bf16() -> bool:
     """Whether this CPU computes in bf16 natively: AVX-512 BF16 or AMX (Linux's /proc/cpuinfo flags), else what
     torch's CPU capability says."""
-    try:
-        flags = {flag for line in Path("/proc/cpuinfo").read_text().splitlines() if line.startswith("flags")
-                 for flag in line.split(":", 1)[1].split()}
-        return bool(flags & {"avx512_bf16", "amx_bf16"})
-    except OSError:
+    flags = this_cpus_flags()
+    if flags is None:
         return torch.backends.cpu.get_cpu_capability() in ("AVX512_BF16", "AMX")
+    return bool(flags & BF16_FLAGS)
+
+
+def cpu_supports_int8(flags: frozenset[str] | None = None) -> bool:
+    """Whether a CPU with these flags (default: this one's) has int8 dot products in hardware: AVX-512 VNNI,
+    AVX-VNNI or AMX. Where the flags cannot be read (not Linux): False, int8 would risk running emulated."""
+    flags = this_cpus_flags() if flags is None else flags
+    return bool(flags and flags & INT8_FLAGS)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -72,7 +97,7 @@ def installed_runtimes() -> frozenset[str]:
 
 
 def choose_runtime(backend: str, precision: str, cuda: bool, bf16_cpu: bool, installed: frozenset[str],
-                   graph_only: bool = False) -> RuntimeChoice:
+                   graph_only: bool = False, int8_cpu: bool = False, int8_graph: bool = False) -> RuntimeChoice:
     """The backend and precision that ``auto`` stands for; an explicit choice is kept as it is.
 
     Measured with sgnet-bench (docs/benchmarks.md, "Backends on the CPU"; whole predictor step at 50 detections
@@ -82,14 +107,21 @@ def choose_runtime(backend: str, precision: str, cuda: bool, bf16_cpu: bool, ins
     320x192 on 2 threads (1.15x both). bf16's held-out AP loss is bounded by test_export.py. On CUDA: torch with
     CUDA graphs in fp32, until TensorRT and fp16 have figures from a GPU (ask for them by name). ``graph_only``: a
     .onnx checkpoint, which torch cannot run: on CUDA TensorRT where installed, else ONNX Runtime (its CUDA
-    provider, onnx_providers); on the CPU OpenVINO where installed, else ONNX Runtime."""
+    provider, onnx_providers); on the CPU OpenVINO where installed, else ONNX Runtime. ``int8_graph``: an int8
+    graph is at hand (the .onnx checkpoint is one, or sgnet-export --int8 made one for this checkpoint,
+    int8_graph_for): on a CPU with VNNI or AMX (``int8_cpu``) OpenVINO int8 comes first (docs/benchmarks.md:
+    0.5x of OpenVINO fp32's runtime or less), its held-out AP checked against fp32's by the export; a .onnx
+    checkpoint that is int8 runs int8 only."""
     reasons = []
+    use_int8 = not cuda and int8_graph and int8_cpu and {"openvino", "onnx"} <= installed
     if backend == "auto":
         if cuda and graph_only:
             backend, why = (("tensorrt", "CUDA and a frame graph") if "tensorrt" in installed else
                             ("onnxruntime", "CUDA and a frame graph, TensorRT not installed: its CUDA provider"))
         elif cuda:
             backend, why = "torch", "CUDA: torch with CUDA graphs (TensorRT only when asked for)"
+        elif use_int8:
+            backend, why = "openvino", "CPU with VNNI or AMX and an int8 graph of this checkpoint"
         elif {"openvino", "onnx"} <= installed and (bf16_cpu or graph_only):
             backend, why = "openvino", "CPU with native bf16 and OpenVINO" if bf16_cpu else "a frame graph"
         elif graph_only:
@@ -100,7 +132,10 @@ def choose_runtime(backend: str, precision: str, cuda: bool, bf16_cpu: bool, ins
             backend, why = "torch", "CPU without native bf16: no other runtime was faster at every size"
         reasons.append(f"backend auto: {backend} ({why})")
     if precision == "auto":
-        if not cuda and bf16_cpu and backend in ("torch", "openvino"):
+        if not cuda and int8_graph and backend == "openvino" and (graph_only or use_int8):
+            precision, why = "int8", ("the graph is int8" if graph_only else "an int8 graph of this checkpoint "
+                                      "(sgnet-export --int8) and a CPU with VNNI or AMX")
+        elif not cuda and bf16_cpu and backend in ("torch", "openvino"):
             precision, why = "bf16", "the CPU has AVX-512 BF16 or AMX"
         else:
             precision, why = "fp32", "CUDA: fp16 waits for GPU figures" if cuda else "no native bf16 for it here"
@@ -108,8 +143,55 @@ def choose_runtime(backend: str, precision: str, cuda: bool, bf16_cpu: bool, ins
     return RuntimeChoice(backend, precision, "; ".join(reasons) or "as asked")
 
 
-def check_precision(backend: str, precision: str, device: torch.device, openvino_device: str = "CPU") -> None:
-    """A BackendError when ``backend`` cannot run ``precision`` on ``device`` here, naming what would."""
+def int8_graph_for(checkpoint: Path, checkpoint_sha256: str) -> tuple[tuple[Path, GraphInfo] | None, str]:
+    """The int8 graph that sgnet-export --int8 made for ``checkpoint`` (whose file has ``checkpoint_sha256``):
+    CHECKPOINT_STEM.int8.onnx beside it, when its metadata says int8 and names this checkpoint file; else None. And
+    what was found, for the log."""
+    path = checkpoint.with_name(checkpoint.stem + INT8_SUFFIX)
+    if not path.is_file():
+        return None, f"no int8 graph {path.name} beside the checkpoint"
+    try:
+        info = read_graph_info(path)
+    except ExportError as error:
+        return None, f"int8 graph not used: {error}"
+    if info.precision != "int8":
+        return None, f"{path} is not int8 ({info.precision}): not used"
+    if info.checkpoint_sha256 != checkpoint_sha256:
+        return None, (f"{path} was made from another checkpoint file (its checkpoint_sha256 differs): not used; "
+                      f"make it again with sgnet-export {checkpoint} -o {path} --int8 ...")
+    return (path, info), f"int8 graph {path} (made from this checkpoint)"
+
+
+def graph_to_run(precision: str, graph: tuple[Path, GraphInfo] | None, int8_graph: tuple[Path, GraphInfo] | None,
+                 int8_search: str) -> tuple[Path, GraphInfo] | None:
+    """The frame graph that runs alone at ``precision``: the one given (a .onnx checkpoint), or where int8 runs the
+    checkpoint's int8 graph (int8_graph_for, which found what ``int8_search`` says); None: the model runs. A
+    BackendError where the precision and the graph's disagree."""
+    if graph is None and precision == "int8":
+        if int8_graph is None:
+            raise BackendError(f"precision int8 runs a graph quantized by sgnet-export --int8: "
+                               f"{int8_search or 'none given'}; make one (docs/export.md, int8) or use precision fp32")
+        graph = int8_graph
+    if graph is not None and (graph[1].precision == "int8") != (precision == "int8"):
+        raise BackendError(f"{graph[0]} is a graph of precision {graph[1].precision} and precision {precision} was "
+                           f"asked for: an int8 graph runs at precision int8 (or auto), and int8 runs a graph made by "
+                           f"sgnet-export --int8")
+    return graph
+
+
+def check_precision(backend: str, precision: str, device: torch.device, openvino_device: str = "CPU",
+                    flags: frozenset[str] | None = None) -> None:
+    """A BackendError when ``backend`` cannot run ``precision`` on ``device`` on a CPU with ``flags`` (default:
+    this one's, cpu_flags), naming what would."""
+    if precision == "int8":
+        if not cpu_supports_int8(flags):
+            raise BackendError("precision int8 needs a CPU with int8 dot products (the avx512_vnni, avx_vnni or "
+                               "amx_int8 flag in /proc/cpuinfo), which this one lacks: it would run emulated, slower "
+                               "than fp32; use precision fp32 with the fp32 graph or the checkpoint")
+        if backend != "openvino" or not openvino_device.upper().startswith("CPU") or device.type != "cpu":
+            raise BackendError(f"precision int8 runs on backend openvino on the CPU (a graph quantized by sgnet-export "
+                               f"--int8), not backend {backend} on {device.type}/{openvino_device}: ONNX Runtime runs "
+                               f"it barely faster than fp32; use backend openvino, or precision fp32")
     if precision == "bf16":
         if backend == "onnxruntime":
             raise BackendError("precision bf16: ONNX Runtime has no bf16 CPU kernels; use backend openvino or torch "
@@ -117,7 +199,8 @@ def check_precision(backend: str, precision: str, device: torch.device, openvino
         if backend != "tensorrt" and device.type == "cuda":
             raise BackendError("precision bf16 is for CPUs; on CUDA use precision fp16")
         cpu_device = backend == "torch" or openvino_device.upper().startswith("CPU")
-        if cpu_device and backend != "tensorrt" and not cpu_supports_bf16():
+        if cpu_device and backend != "tensorrt" and not (bool(flags & BF16_FLAGS) if flags is not None
+                                                         else cpu_supports_bf16()):
             raise BackendError("precision bf16 needs a CPU with AVX-512 BF16 or AMX (the avx512_bf16 or amx_bf16 "
                                "flag in /proc/cpuinfo), which this one lacks: it would run slower than fp32; use "
                                "precision fp32")

@@ -59,7 +59,7 @@ TOWERS = tuple(f"tower_{level}" for level in range(LEVELS))
 OUTPUTS = ("numbers", "logits", *TOWERS)  # masks "graph": blended in the graph, pasted by the host
 HOST_MASK_OUTPUTS = ("numbers", "attention", "base", *TOWERS)  # masks "host": blended and pasted by the host
 MASKS = ("graph", "host")
-GRAPH_PRECISIONS = ("fp32", "fp16")
+GRAPH_PRECISIONS = ("fp32", "fp16", "int8")  # int8: quantized by sgnet-export --int8 (training/quantize.py)
 # the settings of ModelConfig a graph fixes besides its weights (the predictor can change them at run time)
 THRESHOLDS = ("score_threshold", "nms_threshold", "detections_per_frame", "candidates_per_level", "class_agnostic_nms",
               "mask_margin")
@@ -90,7 +90,7 @@ class GraphInfo:
     model_config: ModelConfig
     tracker_profiles: dict[str, TrackerConfig]
     input_size: tuple[int, int]  # (H, W) of its padded image input: frames of every size are resized into it
-    precision: str  # fp32 or fp16: the graph's own arithmetic
+    precision: str  # fp32, fp16 or int8 (QDQ, quantized from fp32): the graph's own arithmetic
     masks: str  # "graph": the slots' mask logits are an output; "host": the runner blends them from attention and base
     weights_sha256: str  # of the network's weights (state dict)
     checkpoint_sha256: str  # of the checkpoint file it was exported from; "" when none

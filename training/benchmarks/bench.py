@@ -17,15 +17,20 @@ close to the time on an idle machine and the ratios are stable from run to run.
 
 ``--backends torch onnxruntime openvino --precisions fp32 bf16`` compares SG-Net's backends instead (every backend
 at every precision, side by side, same weights, same frame; each pair's setup includes exporting the frame graph or
-finding it in the cache); a pair that cannot run here is listed with the reason.
+finding it in the cache); a pair that cannot run here is listed with the reason. Precision int8 quantizes the
+frame graph as sgnet-export --int8 does, calibrated on generated frames (for its speed only), and runs it in
+OpenVINO; its graph fixes the number of detections, so it runs with one ``--counts`` only.
 """
 from __future__ import annotations
 
 import argparse
 import dataclasses
+import math
 import statistics
 import sys
+import tempfile
 import time
+from pathlib import Path
 from typing import Callable
 
 import numpy as np
@@ -35,13 +40,18 @@ from tqdm import tqdm
 
 from sgnet_model.config import (BACKBONES, BACKENDS, PRECISIONS, ConfigError, PredictorConfig, SGNetConfig,
                                 TrackerConfig, named_config)
+from sgnet_model.network.backbone import fold_batch_norms
 from sgnet_model.network.model import SGNet
 from sgnet_model.predictor import PredictorError, StreamingPredictor
+from sgnet_model.runtime.export import ExportError, export_frame_graph, read_graph_info, write_atomically
 from sgnet_model.runinfo import emit_json, runtime_info
 from sgnet_model.stages import STAGES, recording
+from training.quantize import Int8Result, calibration_feeds, mark_int8, quantize_graph
+from training.synthetic import SHAPES, random_video
 
 COUNTS = (1, 10, 50, 100)
 FORCED_BOX_STRIDES = 2.0  # box-regression bias: l = t = r = b = 2 strides
+INT8_TIMING_FRAMES = 30  # generated frames that calibrate the int8 row's graph (its speed, not its accuracy)
 
 
 def build_sgnet(backbone: str, size: tuple[int, int], device: str, fp16: bool, cuda_graphs: bool = True,
@@ -57,9 +67,32 @@ def build_sgnet(backbone: str, size: tuple[int, int], device: str, fp16: bool, c
     with torch.no_grad():
         network.head.regression_head.bbox_reg.bias.fill_(FORCED_BOX_STRIDES)
     profiles = SGNetConfig(model, tracker).tracker_profiles()
-    return StreamingPredictor(network, tracker, PredictorConfig(device, fp16, cuda_graphs=cuda_graphs,
-                                                                backend=backend, precision=precision),
-                              profiles, "robot")
+    predictor_config = PredictorConfig(device, fp16, cuda_graphs=cuda_graphs, backend=backend, precision=precision)
+    if precision == "int8":
+        return build_int8(network, predictor_config, tracker, profiles, size)
+    return StreamingPredictor(network, tracker, predictor_config, profiles, "robot")
+
+
+def build_int8(network: SGNet, predictor_config: PredictorConfig, tracker: TrackerConfig,
+               profiles: dict[str, TrackerConfig], size: tuple[int, int]) -> StreamingPredictor:
+    """The network's frame graph quantized to int8 as sgnet-export --int8 does, calibrated on generated frames
+    (random weights: for timing only, no AP to check), run alone as a .onnx checkpoint would be."""
+    if predictor_config.backend not in ("openvino", "auto"):
+        raise PredictorError(f"precision int8 runs on backend openvino, not {predictor_config.backend}")
+    width, height = size
+    fold_batch_norms(network.eval().backbone)
+    frames = random_video(np.random.default_rng(0), INT8_TIMING_FRAMES, height, width, 3, SHAPES[:4],
+                          (min(width, height) / 6, min(width, height) / 2.5)).frames
+    with tempfile.TemporaryDirectory(prefix="sgnet-bench-int8-") as folder:
+        fp32_path, int8_path = Path(folder) / "fp32.onnx", Path(folder) / "int8.onnx"
+        with torch.no_grad():
+            info = export_frame_graph(network, network.config, profiles, (height, width), fp32_path, frames[:2],
+                                      host_masks=True)
+        quantized = quantize_graph(fp32_path, list(calibration_feeds(fp32_path, info, [frames])))
+        mark_int8(quantized, Int8Result(math.nan, math.nan, f"{len(frames)} generated frames, for timing"))
+        write_atomically(int8_path, quantized.SerializeToString())
+        return StreamingPredictor(None, tracker, predictor_config, profiles, "robot",
+                                  graph=(int8_path, read_graph_info(int8_path)))
 
 
 def build_torchvision(name: str, num_classes: int, size: tuple[int, int], device: str) -> torch.nn.Module:
@@ -169,10 +202,13 @@ def measure_backends(args: argparse.Namespace) -> dict:
             name = f"{backend} {precision}"
             torch.manual_seed(0)  # the same weights for every pair (and one export shared by those that export)
             started = time.perf_counter()
+            if precision == "int8" and len(args.counts) > 1:
+                unavailable[name] = "an int8 graph fixes its number of detections: time it alone with one --counts"
+                continue
             try:
                 predictors[name] = build_sgnet(args.backbone, size, args.device, False, not args.no_cuda_graphs,
                                                backend, precision, args.counts[0])
-            except PredictorError as error:
+            except (PredictorError, ExportError) as error:
                 unavailable[name] = str(error)
                 continue
             setup_s[name] = time.perf_counter() - started
