@@ -13,6 +13,7 @@
 #                                        DIR/split/{train,val}.json, DIR/run/model.pt (sgnet-demo's cache has them)
 #   WINDOW_S=0.35 MIN_EVENTS=2 MIN_INTERVAL_S=10   the node's recording.* parameters
 #   TUNE_ITERS=80 TUNE_LR=0.003 REPEATS=3 TUNE_MINUTES=4 CALIBRATION_VIDEOS=24   fine-tuning
+#   TRAIN_SET="KEY=VALUE ..."           more sgnet-train --set overrides for both runs (e.g. data.workers=0)
 # Uses the checkout's .venv (scripts/setup_env.sh makes it). Prints a line per stage and a table at the end; writes
 # OUTPUT/report.json and every stage's log under OUTPUT/logs.
 set -euo pipefail
@@ -30,6 +31,8 @@ TUNE_ITERS=${TUNE_ITERS:-80} TUNE_LR=${TUNE_LR:-0.003} REPEATS=${REPEATS:-3} TUN
 CALIBRATION_VIDEOS=${CALIBRATION_VIDEOS:-24}
 NAMESPACE=/sgnet_flywheel
 SIZE=(--frames "$FRAMES" --width "$WIDTH" --height "$HEIGHT")
+EXTRA=()
+for override in ${TRAIN_SET:-}; do EXTRA+=(--set "$override"); done
 
 rm -rf "$OUT"
 mkdir -p "$OUT/logs" "$OUT/eval"
@@ -60,7 +63,7 @@ else
     run train_base "$BIN/sgnet-train" --config config/train/synthetic_small.yaml --output "$BASE/run" --no-progress \
         --set data.annotations="$BASE/split/train.json" --set data.frames="$BASE/synth/JPEGImages" \
         --set max_iters="$BASE_ITERS" --set max_minutes="$BASE_MINUTES" --set checkpoint_every="$BASE_ITERS" \
-        --set calibration_videos="$CALIBRATION_VIDEOS"
+        --set calibration_videos="$CALIBRATION_VIDEOS" "${EXTRA[@]}"
 fi
 MODEL=$BASE/run/model.pt
 
@@ -101,7 +104,7 @@ run finetune "$BIN/sgnet-train" --config config/train/synthetic_small.yaml --ini
     --set data.rehearsal_annotations="$BASE/split/train.json" --set data.rehearsal_frames="$BASE/synth/JPEGImages" \
     --set data.repeats="$REPEATS" --set max_iters="$TUNE_ITERS" --set max_minutes="$TUNE_MINUTES" \
     --set checkpoint_every="$TUNE_ITERS" --set optim.base_lr="$TUNE_LR" \
-    --set optim.warmup_iters=$(( (TUNE_ITERS + 9) / 10 )) --set calibration_videos="$CALIBRATION_VIDEOS"
+    --set optim.warmup_iters=$(( (TUNE_ITERS + 9) / 10 )) --set calibration_videos="$CALIBRATION_VIDEOS" "${EXTRA[@]}"
 
 stage "evaluate before and after on both worlds"
 for model in base finetuned; do

@@ -6,7 +6,9 @@ ground truth of the footage the node was shown: the ``<bag>.ground_truth.json`` 
 replayed through the node, whose ``sgnet_bag.frames`` map every header stamp to its video and frame. The node's
 recording keeps the camera's header stamps (sgnet_ros/recording.py), and sgnet-label drafts keeps each video's
 stamps in drafts.json (``sgnet_label.videos[].stamps_ns``), so each drafted frame is found in the ground truth by its
-stamp; a stamp that is not there, or a frame of another size, is an error (the bags are not the replayed one's).
+stamp. A video none of whose stamps is there is not labelled and named on stderr (sgnet-replay's warm-up frame, the
+bag's first frame stamped a day ahead, is recorded when the node finds it uncertain); a video with some frames there
+and others not, or a frame of another size than its ground truth, is an error.
 
 Each drafted video's export holds every true object of its frames: one track per ground-truth annotation
 (``track_id`` numbered from 0, as CVAT numbers its tracks), the true mask in each frame where the object is, the label the ground truth's
@@ -24,7 +26,7 @@ from sgnet_model.data.ytvis import YTVISData, load_annotations, parse_annotation
 from sgnet_model.data.ytvis_json import read_json
 from sgnet_ros.tools.bag.format import BAG_KEY
 from sgnet_ros.tools.label.cvat import coco_file, write_coco_zip
-from sgnet_ros.tools.label.format import DRAFTS_JSON, LABEL_KEY, LabelError, present
+from sgnet_ros.tools.label.format import DRAFTS_JSON, LABEL_KEY, LabelError, log, present
 
 
 @dataclasses.dataclass(frozen=True)
@@ -54,12 +56,15 @@ def simulate(options: SimulateOptions) -> dict[str, Any]:
         stamps = source["stamps_ns"]
         if len(stamps) != video.length:
             raise LabelError(f"{drafts_path}: video {name} has {video.length} frames and {len(stamps)} stamps")
-        frames = []
-        for stamp in stamps:
-            if stamp not in where_is:
-                raise LabelError(f"video {name}: no frame of the ground truth ({', '.join(map(str, options.ground_truth))}) "
-                                 f"has the stamp {stamp} ns: were these bags recorded while that bag was replayed?")
-            frames.append(where_is[stamp])
+        unknown = [stamp for stamp in stamps if stamp not in where_is]
+        if len(unknown) == len(stamps):
+            log(f"video {name}: none of its {len(stamps)} frames' stamps is in the ground truth; not labelled")
+            continue
+        if unknown:
+            raise LabelError(f"video {name}: {len(unknown)} of its {len(stamps)} frames (stamp {unknown[0]} ns, ...) "
+                             f"are in no ground truth given ({', '.join(map(str, options.ground_truth))}): give "
+                             f"every bag's <bag>.ground_truth.json that was replayed while the node recorded")
+        frames = [where_is[stamp] for stamp in stamps]
         tracks = _true_tracks(truth, frames, video.height, video.width, class_names, name)
         files[f"{name}.zip"] = coco_file(video.file_names, video.height, video.width, class_names, tracks)
         exports.append({"video": name, "frames": video.length, "tracks": len(tracks)})
