@@ -57,7 +57,8 @@ if [[ -n ${BASE:-} ]]; then
 else
     BASE=$OUT/base
     stage "synthesize the base world"
-    run synth_base "$BIN/sgnet-synth" --output "$BASE/synth" --videos "$BASE_VIDEOS" --seed 11 "${SIZE[@]}" --no-progress
+    run synth_base "$BIN/sgnet-synth" --output "$BASE/synth" --videos "$BASE_VIDEOS" --seed 11 "${SIZE[@]}" \
+        --no-progress
     run split_base "$BIN/sgnet-split" "$BASE/synth/annotations.json" --val-count "$BASE_HELD_OUT" --output "$BASE/split"
     stage "train the base model"
     run train_base "$BIN/sgnet-train" --config config/train/synthetic_small.yaml --output "$BASE/run" --no-progress \

@@ -11,10 +11,10 @@ bag's first frame stamped a day ahead, is recorded when the node finds it uncert
 and others not, or a frame of another size than its ground truth, is an error.
 
 Each drafted video's export holds every true object of its frames: one track per ground-truth annotation
-(``track_id`` numbered from 0, as CVAT numbers its tracks), the true mask in each frame where the object is, the label the ground truth's
-category name (one of the drafts' categories). That is what a labeller returns after deleting the false tracks,
-fixing the masks and labels and adding the missed objects. Written as ``OUTPUT/<video>.zip`` (OUTPUT new or empty;
-nothing is written when a video fails), in the layout ``collect`` reads.
+(``track_id`` numbered from 0, as CVAT numbers its tracks), the true mask in each frame where the object is, the
+label the ground truth's category name (one of the drafts' categories). That is what a labeller returns after
+deleting the false tracks, fixing the masks and labels and adding the missed objects. Written as
+``OUTPUT/<video>.zip`` (OUTPUT new or empty; nothing is written when a video fails), in the layout ``collect`` reads.
 """
 from __future__ import annotations
 
