@@ -54,14 +54,15 @@ def build_parser() -> argparse.ArgumentParser:
     drafts.add_argument("--no-progress", action="store_true", help="no progress bar on stderr")
     drafts.add_argument("--json", action="store_true",
                         help="print one JSON object (output, videos, frames, tracks, classes)")
+    folder = argparse.ArgumentParser(add_help=False)  # collect's and simulate's first argument
+    folder.add_argument("folder", type=Path, metavar="DIR", help="the labelling folder sgnet-label drafts wrote")
     gather = commands.add_parser(
-        "collect", help="CVAT's corrected COCO 1.0 exports -> train.json (and val.json)",
+        "collect", parents=[folder], help="CVAT's corrected COCO 1.0 exports -> train.json (and val.json)",
         description="Read each video's corrected labels exported from CVAT as COCO 1.0 (a zip, its folder or the "
                     "JSON), match them to the labelling folder's videos by the frames' file names, and write one "
                     "YouTube-VIS annotation file over the labelled videos (frames relative to DIR/JPEGImages): "
                     "instances by track_id, masks from RLE or polygons. --held-out puts whole videos into val.json "
                     "beside it.")
-    gather.add_argument("folder", type=Path, metavar="DIR", help="the labelling folder sgnet-label drafts wrote")
     gather.add_argument("--corrected", nargs="+", type=Path, required=True, metavar="EXPORT",
                         help="CVAT exports (COCO 1.0), one per video")
     gather.add_argument("--output", "-o", type=Path, required=True,
@@ -73,12 +74,11 @@ def build_parser() -> argparse.ArgumentParser:
     gather.add_argument("--json", action="store_true",
                         help="print one JSON object: per file written, its videos, instances and video ids")
     simulated = commands.add_parser(
-        "simulate", help="a simulated labeller: the exports from the ground truth (synthetic footage)",
+        "simulate", parents=[folder], help="a simulated labeller: the exports from the ground truth (synthetic footage)",
         description="For the loop on synthetic footage (docs/flywheel.md): write, per drafted video, the COCO 1.0 "
                     "export a labeller would have made in CVAT (every true object's mask and track in the drafted "
                     "frames), from the ground truth sgnet-bag wrote beside the bag replayed through the recording "
                     "node. Frames are found in it by their header stamps.")
-    simulated.add_argument("folder", type=Path, metavar="DIR", help="the labelling folder sgnet-label drafts wrote")
     simulated.add_argument("--ground-truth", nargs="+", type=Path, required=True, metavar="JSON",
                            help="sgnet-bag's <bag>.ground_truth.json of the replayed bag(s)")
     simulated.add_argument("--output", "-o", type=Path, required=True,
