@@ -74,7 +74,8 @@ def build_parser() -> argparse.ArgumentParser:
     gather.add_argument("--json", action="store_true",
                         help="print one JSON object: per file written, its videos, instances and video ids")
     simulated = commands.add_parser(
-        "simulate", parents=[folder], help="a simulated labeller: the exports from the ground truth (synthetic footage)",
+        "simulate", parents=[folder],
+        help="a simulated labeller: the exports from the ground truth (synthetic footage)",
         description="For the loop on synthetic footage (docs/flywheel.md): write, per drafted video, the COCO 1.0 "
                     "export a labeller would have made in CVAT (every true object's mask and track in the drafted "
                     "frames), from the ground truth sgnet-bag wrote beside the bag replayed through the recording "
