@@ -5,9 +5,10 @@ The caller (the node's inference thread, after a frame's outputs are published) 
 a bounded queue (``offer``, never blocking: when the queue is full the frame is not recorded and counted). A writer
 thread keeps each camera's last ``window_s`` seconds of frames (the messages, serialized only if written); an
 uncertain frame, at most one per ``min_interval_s`` per camera, writes them and the frames of the next ``window_s``
-seconds. The bag (``<folder>/sgnet_uncertain_<time>``) is opened at the first moment and closed, with its metadata,
-by ``close()`` (the node closes it when it deactivates or stops). A bag that would pass ``max_mb``, an unwritable
-folder or a full disk stop the recording with a reason (``status()``, a warning in /diagnostics); nothing is raised.
+seconds. A stamp earlier than the camera's last one (its time went back) starts the camera's window afresh. The bag
+(``<folder>/sgnet_uncertain_<time>``) is opened at the first moment and closed, with its metadata, by ``close()``
+(the node closes it when it deactivates or stops). A bag that would pass ``max_mb``, an unwritable folder or a full
+disk stop the recording with a reason (``status()``, a warning in /diagnostics); nothing is raised.
 """
 from __future__ import annotations
 
@@ -56,6 +57,7 @@ class _Camera:
     recent: collections.deque = dataclasses.field(default_factory=collections.deque)  # (topic, message, stamp_ns)
     writing_until_ns: int = -1
     last_moment_ns: int | None = None
+    last_stamp_ns: int | None = None
 
 
 class UncertainMomentRecorder:
@@ -116,6 +118,11 @@ class UncertainMomentRecorder:
         camera = self._cameras[camera_name]
         frame = (topic, message, stamp_ns)  # serialized only when written: most frames never are
         window_ns = round(self.settings.window_s * 1e9)
+        if camera.last_stamp_ns is not None and stamp_ns < camera.last_stamp_ns:
+            # the camera's time went back (a bag replayed again, sgnet-replay's warm-up frame stamped a day ahead
+            # before the bag's first): what came before is no window of what comes now
+            camera = self._cameras[camera_name] = _Camera()
+        camera.last_stamp_ns = stamp_ns
         if stamp_ns <= camera.writing_until_ns:
             self._write([frame])
             return

@@ -93,30 +93,17 @@ def labelled_set(pool: dict, moments: list[tuple[int, int, int]]) -> dict:
     return data
 
 
-def with_rehearsal(labelled: dict, old: dict, repeats: int) -> dict:
-    """The labelled moments (each video ``repeats`` times) and the base model's own training set, as one YouTube-VIS
-    set over a frames folder holding both worlds (file names under ``shifted/`` and ``base/``): fine-tuning on the
-    new world alone forgets the old one (docs/flywheel.md)."""
-    data = {"categories": labelled["categories"], "videos": [], "annotations": []}
-    parts = [(old, "base")] + [(labelled, "shifted")] * repeats
-    for part, folder in parts:
-        renumbered = {}
-        for video in part["videos"]:
-            renumbered[video["id"]] = len(data["videos"]) + 1
-            data["videos"].append({**video, "id": renumbered[video["id"]],
-                                   "file_names": [f"{folder}/{name}" for name in video["file_names"]]})
-        for annotation in part["annotations"]:
-            data["annotations"].append({**annotation, "id": len(data["annotations"]) + 1,
-                                        "video_id": renumbered[annotation["video_id"]]})
-    return data
-
-
-def fine_tune(model: Path, labelled: Path, frames: Path, output: Path, iterations: int, base_lr: float,
-              seed: int) -> Path:
+def fine_tune(model: Path, labelled: Path, frames: Path, rehearsal: tuple[Path, Path] | None, repeats: int,
+              output: Path, iterations: int, base_lr: float, seed: int) -> Path:
+    """sgnet-train --init-from on the labelled moments, ``repeats`` times mixed with the base model's own training
+    set (``rehearsal``: its annotations and frames; data.rehearsal_*): fine-tuning on the new world alone forgets the
+    old one (docs/flywheel.md)."""
     from training.config import load_train_config
     from training.train import train
 
-    config = load_train_config(SMALL_YAML, [
+    mixed = [f"data.rehearsal_annotations={rehearsal[0]}", f"data.rehearsal_frames={rehearsal[1]}",
+             f"data.repeats={repeats}"] if rehearsal else []
+    config = load_train_config(SMALL_YAML, mixed + [
         f"init_from={model}", f"data.annotations={labelled}", f"data.frames={frames}", f"max_iters={iterations}",
         "max_minutes=0", f"checkpoint_every={iterations}", f"optim.base_lr={base_lr}",
         f"optim.warmup_iters={max(1, iterations // 10)}", "calibration_videos=0", "threads=2",
@@ -156,11 +143,6 @@ def main() -> int:
     for folder in args.folders:
         model, val_a, frames_a = model_files(folder)
         name, seed = folder.name.split("-")[0], len(rows)
-        both_worlds = args.output / name / "frames"  # the fine-tuning set's frames: base/ and shifted/
-        both_worlds.mkdir(parents=True, exist_ok=True)
-        for link, target in (("base", frames_a), ("shifted", frames_b)):
-            if not (both_worlds / link).exists():
-                (both_worlds / link).symlink_to(target.resolve())
         events = frame_events(model, shifted / "pool.json", frames_b)
         rng = np.random.default_rng(seed)
         tiebreak = {frame: rng.uniform() for frame in sorted(events)}
@@ -172,15 +154,10 @@ def main() -> int:
             moments = choose_moments(ranked, lengths, args.budget, args.window)
             run = args.output / name / choice
             run.mkdir(parents=True, exist_ok=True)
-            labelled = labelled_set(pool, moments)
-            if args.repeats:
-                labelled = with_rehearsal(labelled, json.loads((folder / "train.json").read_text()), args.repeats)
-            else:
-                labelled["videos"] = [{**v, "file_names": [f"shifted/{n}" for n in v["file_names"]]}
-                                      for v in labelled["videos"]]
-            (run / "labelled.json").write_text(json.dumps(labelled))
-            tuned = fine_tune(model, run / "labelled.json", both_worlds, run / "train", args.iterations, args.base_lr,
-                              seed)
+            (run / "labelled.json").write_text(json.dumps(labelled_set(pool, moments)))
+            rehearsal = (folder / "train.json", frames_a) if args.repeats else None
+            tuned = fine_tune(model, run / "labelled.json", frames_b, rehearsal, max(1, args.repeats), run / "train",
+                              args.iterations, args.base_lr, seed)
             row[choice] = {**evaluate(tuned, shifted / "val.json", frames_b),
                            "AP_base_world": evaluate(tuned, val_a, frames_a, tracking=False)["AP"],
                            "events": sum(events[(v, i)] for v, a, b in moments for i in range(a, b + 1)),

@@ -26,10 +26,19 @@ class DataConfig:
     scale_range: tuple[float, float] = (0.8, 1.2)  # multi-scale factor on the fit-to-input size
     flip_probability: float = 0.5
     workers: int = 2  # DataLoader worker processes per training process
+    # rehearsal (docs/flywheel.md): an earlier training set (a YouTube-VIS JSON and its JPEGImages folder) mixed into
+    # every epoch, so that fine-tuning on a new world's few labelled videos does not forget the old world; its
+    # categories must be the training set's
+    rehearsal_annotations: str = ""
+    rehearsal_frames: str = ""
+    repeats: int = 1  # every clip of data.annotations this many times an epoch: its weight against the rehearsal set
 
     def __post_init__(self) -> None:
-        if self.clip_length < 1 or self.max_frame_gap < 1 or self.workers < 0:
-            raise ConfigError("data: clip_length and max_frame_gap must be at least 1, workers at least 0")
+        if self.clip_length < 1 or self.max_frame_gap < 1 or self.workers < 0 or self.repeats < 1:
+            raise ConfigError("data: clip_length, max_frame_gap and repeats must be at least 1, workers at least 0")
+        if bool(self.rehearsal_annotations) != bool(self.rehearsal_frames):
+            raise ConfigError("data: rehearsal_annotations and rehearsal_frames go together (the earlier set's "
+                              "annotation file and the JPEGImages folder its file_names are relative to)")
 
 
 @dataclasses.dataclass(frozen=True)

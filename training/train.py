@@ -33,17 +33,17 @@ import torch
 import torch.distributed as dist
 from torch import Tensor
 from torch.nn.parallel import DistributedDataParallel
-from torch.utils.data import DataLoader, Dataset
+from torch.utils.data import ConcatDataset, DataLoader, Dataset
 from torch.utils.data.distributed import DistributedSampler
 from tqdm import tqdm
 
 from sgnet_model.checkpoint import CheckpointError, load_checkpoint, load_model_state, save_checkpoint
-from sgnet_model.config import ConfigError, named_config
-from sgnet_model.data.ytvis import YTVISError, load_annotations
+from sgnet_model.config import ConfigError, ModelConfig, named_config
+from sgnet_model.data.ytvis import YTVISData, YTVISError, load_annotations
 from sgnet_model.network.backbone import PretrainedWeightsError
 from sgnet_model.network.model import SGNet
 from sgnet_model.runtime.backends import cpu_supports_bf16
-from training.config import TrainConfig, load_train_config
+from training.config import DataConfig, TrainConfig, load_train_config
 from training.datasets import ClipAugmentation, DatasetError, YTVISClipDataset, collate_clips
 from training.finetune import keep_batchnorm_statistics, load_start_weights
 
@@ -71,7 +71,7 @@ class SeededClips(Dataset):
     """Each clip's augmentation drawn from a generator seeded by (seed, epoch, index), whatever process or
     worker loads it, so that resuming mid-epoch reproduces the batches exactly."""
 
-    def __init__(self, clips: YTVISClipDataset, seed: int) -> None:
+    def __init__(self, clips: Dataset, seed: int) -> None:
         self.clips, self.seed, self.epoch = clips, seed, 0
 
     def __len__(self) -> int:
@@ -82,6 +82,25 @@ class SeededClips(Dataset):
         with torch.random.fork_rng(devices=[]):
             torch.manual_seed(int.from_bytes(digest[:8], "little"))
             return self.clips[index]
+
+
+def training_clips(data: DataConfig, annotations: YTVISData, model_config: ModelConfig) -> Dataset:
+    """The training set's clips ``data.repeats`` times, after the rehearsal set's clips when there is one."""
+    augmentation = ClipAugmentation(data.scale_range, data.flip_probability, data.max_frame_gap)
+
+    def clips(source: YTVISData, frames: str) -> YTVISClipDataset:
+        return YTVISClipDataset(source, frames, model_config, clip_length=data.clip_length, augmentation=augmentation)
+
+    parts = [clips(annotations, data.frames)] * data.repeats
+    if data.rehearsal_annotations:
+        rehearsal = load_annotations(data.rehearsal_annotations)
+        if rehearsal.class_names != annotations.class_names:
+            raise DatasetError(f"data.rehearsal_annotations {data.rehearsal_annotations}: its categories "
+                               f"{list(rehearsal.class_names)} differ from data.annotations' "
+                               f"{list(annotations.class_names)} (sorted by id); the rehearsal set must have the "
+                               f"training set's categories")
+        parts.insert(0, clips(rehearsal, data.rehearsal_frames))
+    return parts[0] if len(parts) == 1 else ConcatDataset(parts)
 
 
 def schedule_progress(iteration: int, elapsed_s: float, config: TrainConfig) -> float:
@@ -189,10 +208,7 @@ def _train(config: TrainConfig, output_dir: Path, resume: Path | None, progress:
                                        class_names=annotations.class_names)
     # stored with the weights
     tracker_profiles = start.tracker_profiles if start else named_config(config.model_config).tracker_profiles()
-    clips = YTVISClipDataset(annotations, config.data.frames, model_config, clip_length=config.data.clip_length,
-                             augmentation=ClipAugmentation(config.data.scale_range, config.data.flip_probability,
-                                                           config.data.max_frame_gap))
-    dataset = SeededClips(clips, config.seed)
+    dataset = SeededClips(training_clips(config.data, annotations, model_config), config.seed)
     sampler = DistributedSampler(dataset, num_replicas=process.world_size, rank=process.rank, shuffle=True,
                                  seed=config.seed, drop_last=True)
     per_epoch = len(sampler) // config.batch_size

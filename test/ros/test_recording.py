@@ -45,6 +45,23 @@ def test_each_moment_writes_the_window_around_it_at_most_once_a_min_interval(tmp
     assert healthy and values["recording_moments"] == "2" and values["recording_frames"] == "14"
 
 
+def test_time_going_back_starts_the_window_afresh(tmp_path):
+    """sgnet-replay's warm-up frame (frame 0's pixels stamped a day ahead) is a moment here, then the bag's frames
+    come from its start: only frame 10's window (7-13) follows the warm-up frame into the bag, not every frame up to
+    the warm-up frame's window end, a day later."""
+    recorder = UncertainMomentRecorder(RecordingConfig(str(tmp_path / "rec"), min_events=1, window_s=0.3,
+                                                       min_interval_s=1.0))
+    day_ns = 86_400 * 1_000_000_000
+    recorder.offer("front", "/front/image_raw", image(0), day_ns, 2)
+    for index in range(30):
+        recorder.offer("front", "/front/image_raw", image(index), index * STEP_NS, 2 if index == 10 else 0)
+    recorder.close()
+    with Reader(recorder.bag) as reader:
+        stamps = [stamp for _, stamp, _ in reader.messages()]
+    assert stamps == [*(index * STEP_NS for index in range(7, 14)), day_ns]  # read back in stamp order
+    assert recorder.moments == 2
+
+
 def test_no_moment_no_bag(tmp_path):
     recorder = record(tmp_path / "rec", set())
     assert recorder.bag is None and not (tmp_path / "rec").exists() and recorder.status()[0]

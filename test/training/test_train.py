@@ -1,5 +1,6 @@
 """sgnet-train: configuration, the learning-rate schedule, exact resumption (also after a crash mid-checkpoint),
 the wall-clock budget, errors, torchrun on the CPU, AMP on CUDA where there is one; sgnet-train-bench's interface."""
+import dataclasses
 import json
 import math
 import os
@@ -15,10 +16,13 @@ from torchvision.models.detection.backbone_utils import BackboneWithFPN
 
 from sgnet_model.checkpoint import load_checkpoint
 from sgnet_model.config import ConfigError, ModelConfig
+from sgnet_model.data.ytvis import load_annotations
 from training.benchmarks import train_bench
 from training.config import TrainConfig, load_train_config
+from training.datasets import DatasetError
 from training.synthetic import generate_synthetic_set
-from training.train import autocast_dtype, learning_rate_factor, main, schedule_progress, train
+from training.train import (autocast_dtype, learning_rate_factor, main, schedule_progress, train,
+                            training_clips)
 
 ROOT = Path(__file__).resolve().parents[2]
 SMALL_YAML = ROOT / "config" / "train" / "synthetic_small.yaml"
@@ -60,7 +64,8 @@ def test_shipped_training_configs_load():
 
 @pytest.mark.parametrize("override, message", [
     ("optim.base_rate=0.1", "unknown field"), ("batch_size", "key=value"), ("batch_size=0", "at least 1"),
-    ("model.backbone=vgg16", "backbone"), ("optim.base_lr=fast", "expected float"), ("threads=-1", "threads")])
+    ("model.backbone=vgg16", "backbone"), ("optim.base_lr=fast", "expected float"), ("threads=-1", "threads"),
+    ("data.repeats=0", "repeats must be at least 1"), ("data.rehearsal_annotations=old.json", "go together")])
 def test_bad_overrides_are_named(override, message):
     with pytest.raises(ConfigError, match=message):
         load_train_config(SMALL_YAML, [override])
@@ -73,6 +78,26 @@ def test_an_exponent_without_a_dot_is_a_number():
     assert (config.optim.base_lr, config.optim.warmup_start_fraction) == (0.00001, 0.25)
     with pytest.raises(ConfigError, match="max_iters: expected int"):  # still no float where an int belongs
         load_train_config(SMALL_YAML, ["max_iters=3e2"])
+
+
+def test_rehearsal_puts_the_earlier_sets_clips_before_the_training_sets_repeated(tiny_set, tmp_path):
+    """The tiny set (4 videos of 5 frames: 4 two-frame clips each) three times after an earlier set of 2 videos of 3
+    frames (2 clips each): 4 + 3 x 16 clips, in the order worked out by hand; an earlier set of other categories is
+    refused, naming it."""
+    older = generate_synthetic_set(tmp_path / "older", videos=2, frames=3, width=160, height=96, seed=5)
+    config = tiny_config(tiny_set, **{"data.rehearsal_annotations": older, "data.repeats": 3,
+                                      "data.rehearsal_frames": tmp_path / "older" / "JPEGImages"})
+    data = load_annotations(tiny_set[0])
+    model = dataclasses.replace(config.model, class_names=data.class_names)
+    clips = training_clips(config.data, data, model)
+    newer = [(video, start) for video in (1, 2, 3, 4) for start in range(4)]
+    assert [(clip.video_id, clip.frame_indices[0]) for clip in (clips[i] for i in range(len(clips)))] == \
+        [(1, 0), (1, 1), (2, 0), (2, 1)] + newer * 3
+    other = generate_synthetic_set(tmp_path / "other", videos=2, frames=3, width=160, height=96, seed=5, classes=3)
+    config = tiny_config(tiny_set, **{"data.rehearsal_annotations": other,
+                                      "data.rehearsal_frames": tmp_path / "other" / "JPEGImages"})
+    with pytest.raises(DatasetError, match=f"data.rehearsal_annotations {other}: its categories"):
+        training_clips(config.data, data, model)
 
 
 def test_missing_config_file_is_a_clear_error(tmp_path, capsys):

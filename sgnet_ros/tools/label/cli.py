@@ -12,6 +12,7 @@ from sgnet_model.data.ytvis import YTVISError
 from sgnet_ros.tools.label.collect import CollectOptions, collect
 from sgnet_ros.tools.label.drafts import DraftOptions, make_drafts
 from sgnet_ros.tools.label.format import LabelError
+from sgnet_ros.tools.label.simulate import SimulateOptions, simulate
 from sgnet_ros.tools.replay.bag import ReplayError
 from training.split import SplitError
 
@@ -21,7 +22,8 @@ def build_parser() -> argparse.ArgumentParser:
         prog="sgnet-label",
         description="The labelling round trip of the node's recorded uncertain moments (docs/flywheel.md):\n"
                     "drafts turns bags into a labelling set with the model's tracks as drafts, for CVAT;\n"
-                    "collect turns CVAT's corrected COCO 1.0 exports into YouTube-VIS files to train on.",
+                    "collect turns CVAT's corrected COCO 1.0 exports into YouTube-VIS files to train on;\n"
+                    "simulate writes those exports from sgnet-bag's ground truth (synthetic footage only).",
         epilog="examples:\n"
                "  sgnet-label drafts ~/sgnet_bags/sgnet_uncertain_* --checkpoint model.pt --output label/round1\n"
                "  sgnet-label collect label/round1 --corrected exports/*.zip --output label/round1/train.json",
@@ -52,14 +54,15 @@ def build_parser() -> argparse.ArgumentParser:
     drafts.add_argument("--no-progress", action="store_true", help="no progress bar on stderr")
     drafts.add_argument("--json", action="store_true",
                         help="print one JSON object (output, videos, frames, tracks, classes)")
+    folder = argparse.ArgumentParser(add_help=False)  # collect's and simulate's first argument
+    folder.add_argument("folder", type=Path, metavar="DIR", help="the labelling folder sgnet-label drafts wrote")
     gather = commands.add_parser(
-        "collect", help="CVAT's corrected COCO 1.0 exports -> train.json (and val.json)",
+        "collect", parents=[folder], help="CVAT's corrected COCO 1.0 exports -> train.json (and val.json)",
         description="Read each video's corrected labels exported from CVAT as COCO 1.0 (a zip, its folder or the "
                     "JSON), match them to the labelling folder's videos by the frames' file names, and write one "
                     "YouTube-VIS annotation file over the labelled videos (frames relative to DIR/JPEGImages): "
                     "instances by track_id, masks from RLE or polygons. --held-out puts whole videos into val.json "
                     "beside it.")
-    gather.add_argument("folder", type=Path, metavar="DIR", help="the labelling folder sgnet-label drafts wrote")
     gather.add_argument("--corrected", nargs="+", type=Path, required=True, metavar="EXPORT",
                         help="CVAT exports (COCO 1.0), one per video")
     gather.add_argument("--output", "-o", type=Path, required=True,
@@ -70,6 +73,19 @@ def build_parser() -> argparse.ArgumentParser:
     gather.add_argument("--seed", type=int, default=0, help="another seed holds out other videos (sgnet-split's rule)")
     gather.add_argument("--json", action="store_true",
                         help="print one JSON object: per file written, its videos, instances and video ids")
+    simulated = commands.add_parser(
+        "simulate", parents=[folder],
+        help="a simulated labeller: the exports from the ground truth (synthetic footage)",
+        description="For the loop on synthetic footage (docs/flywheel.md): write, per drafted video, the COCO 1.0 "
+                    "export a labeller would have made in CVAT (every true object's mask and track in the drafted "
+                    "frames), from the ground truth sgnet-bag wrote beside the bag replayed through the recording "
+                    "node. Frames are found in it by their header stamps.")
+    simulated.add_argument("--ground-truth", nargs="+", type=Path, required=True, metavar="JSON",
+                           help="sgnet-bag's <bag>.ground_truth.json of the replayed bag(s)")
+    simulated.add_argument("--output", "-o", type=Path, required=True,
+                           help="the folder for the exports, <video>.zip each (new or empty)")
+    simulated.add_argument("--json", action="store_true",
+                           help="print one JSON object (output, videos, frames, tracks, exports)")
     return parser
 
 
@@ -81,6 +97,10 @@ def main(argv: Sequence[str] | None = None) -> int:
                                                args.profile, args.gap_s, args.device, not args.no_progress))
             text = (f"sgnet-label: {summary['videos']} videos, {summary['frames']} frames, {summary['tracks']} draft "
                     f"tracks in {summary['output']} (drafts.json; cvat/: a .frames.zip and a COCO 1.0 .zip per video)")
+        elif args.command == "simulate":
+            summary = simulate(SimulateOptions(args.folder, tuple(args.ground_truth), args.output))
+            text = (f"sgnet-label: {summary['videos']} exports, {summary['frames']} frames, {summary['tracks']} true "
+                    f"tracks in {summary['output']}")
         else:
             summary = collect(CollectOptions(args.folder, tuple(args.corrected), args.output, args.held_out,
                                              args.seed))

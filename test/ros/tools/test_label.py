@@ -13,6 +13,7 @@ from pathlib import Path
 
 import cv2
 import numpy as np
+import pycocotools.mask as mask_utils
 import pytest
 import torch
 from pycocotools.coco import COCO
@@ -381,3 +382,70 @@ def test_bad_input_stops_with_status_2_and_one_line(bag, checkpoint, drafts, tmp
                       "--output", str(tmp_path / "t.json"))  # one labelled video cannot be split
     assert status == 2 and "at least one must stay for training" in err
 
+
+
+def disc_mask(index: int) -> np.ndarray:
+    """The bright disc of ``picture(index, ...)``: the true object of the ground truth below."""
+    y, x = np.mgrid[0:HEIGHT, 0:WIDTH]
+    return (x - 20 - 3 * index) ** 2 + (y - 36) ** 2 < 12 ** 2
+
+
+def ground_truth(path: Path, indices: range) -> Path:
+    """sgnet-bag's ground-truth file for the cameras' frames ``indices`` (frame i stamped START_NS + i x STEP_NS):
+    one video whose frame i shows the disc (a "square") in every frame and a box (a "star") in frames 10-14 only."""
+    box = np.zeros((HEIGHT, WIDTH), np.uint8)
+    box[5:15, 100:120] = 1
+    discs = [encode(disc_mask(i)) for i in indices]
+    boxes = [encode(box) if 10 <= i <= 14 else None for i in indices]
+    data = {"videos": [{"id": 7, "file_names": [f"v/{i:05d}.jpg" for i in indices], "height": HEIGHT, "width": WIDTH,
+                        "length": len(indices)}],
+            "categories": [{"id": 5 + k, "name": name} for k, name in enumerate(CLASSES)],
+            "annotations": [{"id": 40, "video_id": 7, "category_id": 6, "iscrowd": 0, "segmentations": discs},
+                            {"id": 41, "video_id": 7, "category_id": 8, "iscrowd": 0, "segmentations": boxes}],
+            "sgnet_bag": {"bag": "pool", "topic": FRONT, "frames": [
+                {"stamp_ns": START_NS + i * STEP_NS, "video_id": 7, "frame_index": k} for k, i in enumerate(indices)]}}
+    path.write_text(json.dumps(data))
+    return path
+
+
+def encode(mask: np.ndarray) -> dict:
+    rle = mask_utils.encode(np.asfortranarray(mask.astype(np.uint8)))
+    return {"size": rle["size"], "counts": rle["counts"].decode()}
+
+
+def test_simulated_labeller_exports_the_ground_truth_of_the_drafted_frames(bag, drafts, tmp_path):
+    """The simulated labeller's exports, collected, hold for each drafted frame (found by its stamp) the disc's mask
+    in every frame as one track of class square, and the box as a star in the frames 10-14 a video holds (the rear
+    video, frames 12-18: 12-14; the front videos none): worked out from the frame indices by hand."""
+    truth = ground_truth(tmp_path / "pool.ground_truth.json", range(30))
+    exports = tmp_path / "exports"
+    assert main(["simulate", str(drafts), "--ground-truth", str(truth), "--output", str(exports)]) == 0
+    assert sorted(p.name for p in exports.iterdir()) == sorted(f"{name}.zip" for name in names(bag))
+    train = tmp_path / "train.json"
+    assert main(["collect", str(drafts), "--corrected", *map(str, sorted(exports.iterdir())), "--output", str(train),
+                 "--held-out", "0"]) == 0
+    data = json.loads(train.read_text())
+    by_name = {v["file_names"][0].split("/")[0]: v["id"] for v in data["videos"]}
+    for name, run in zip(names(bag), [*FRONT_RUNS, REAR_RUN]):
+        found = sorted((instance(a) for a in data["annotations"] if a["video_id"] == by_name[name]),
+                       key=lambda item: item[0])
+        wanted = [(2, [disc_mask(i) for i in run])]  # square: category id 2 of the drafts (CLASSES[1])
+        if any(10 <= i <= 14 for i in run):
+            wanted.append((4, [np.pad(np.ones((10, 20), bool), ((5, HEIGHT - 15), (100, WIDTH - 120)))
+                               if 10 <= i <= 14 else None for i in run]))
+        assert len(found) == len(wanted) and all(same(g, w) for g, w in zip(found, wanted)), name
+
+
+def test_simulated_labeller_needs_every_frame_of_a_video_in_the_ground_truth(bag, drafts, tmp_path, capsys):
+    """Frames 0-21 in the ground truth: the second front video (19-25) is partly there, an error; frames 0-18: it
+    is not there at all and is left unlabelled, named on stderr."""
+    status, err = run(capsys, "simulate", str(drafts), "--ground-truth",
+                      str(ground_truth(tmp_path / "part.json", range(22))), "--output", str(tmp_path / "a"))
+    assert status == 2 and "4 of its 7 frames" in err and not (tmp_path / "a").exists()
+    status, err = run(capsys, "simulate", str(drafts), "--ground-truth",
+                      str(ground_truth(tmp_path / "first.json", range(19))), "--output", str(tmp_path / "b"))
+    assert status == 0 and f"{names(bag)[1]}: none of its 7 frames" in err
+    assert sorted(p.name for p in (tmp_path / "b").iterdir()) == sorted(f"{n}.zip" for n in names(bag)[::2])
+    status, err = run(capsys, "simulate", str(drafts), "--ground-truth", str(tmp_path / "first.json"), "--output",
+                      str(tmp_path / "b"))
+    assert status == 2 and "not an empty folder" in err
