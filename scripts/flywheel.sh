@@ -14,6 +14,8 @@
 #   WINDOW_S=0.35 MIN_EVENTS=2 MIN_INTERVAL_S=10   the node's recording.* parameters
 #   TUNE_ITERS=80 TUNE_LR=0.003 REPEATS=3 TUNE_MINUTES=4 CALIBRATION_VIDEOS=24   fine-tuning
 #   TRAIN_SET="KEY=VALUE ..."           more sgnet-train --set overrides for both runs (e.g. data.workers=0)
+#   BACKEND=auto PRECISION=auto          the runtime of the node and of sgnet-eval (the shipped default; auto exports
+#                                        each model's graph for OpenVINO on a CPU with bf16: torch fp32 for tiny runs)
 # Uses the checkout's .venv (scripts/setup_env.sh makes it). Prints a line per stage and a table at the end; writes
 # OUTPUT/report.json and every stage's log under OUTPUT/logs.
 set -euo pipefail
@@ -29,6 +31,7 @@ BASE_ITERS=${BASE_ITERS:-200} BASE_MINUTES=${BASE_MINUTES:-6}
 WINDOW_S=${WINDOW_S:-0.35} MIN_EVENTS=${MIN_EVENTS:-2} MIN_INTERVAL_S=${MIN_INTERVAL_S:-10}
 TUNE_ITERS=${TUNE_ITERS:-80} TUNE_LR=${TUNE_LR:-0.003} REPEATS=${REPEATS:-3} TUNE_MINUTES=${TUNE_MINUTES:-4}
 CALIBRATION_VIDEOS=${CALIBRATION_VIDEOS:-24}
+BACKEND=${BACKEND:-auto} PRECISION=${PRECISION:-auto}
 NAMESPACE=/sgnet_flywheel
 SIZE=(--frames "$FRAMES" --width "$WIDTH" --height "$HEIGHT")
 EXTRA=()
@@ -80,6 +83,7 @@ stage "replay the pool through the recording node"
 "$BIN/sgnet-node" --ros-args -r __ns:=$NAMESPACE -p checkpoint:="$MODEL" -p qos_reliability:=reliable \
     -p use_sim_time:=true -p recording.folder:="$OUT/recorded" -p recording.window_s:="$WINDOW_S" \
     -p recording.min_events:="$MIN_EVENTS" -p recording.min_interval_s:="$MIN_INTERVAL_S" \
+    -p predictor.backend:="$BACKEND" -p predictor.precision:="$PRECISION" \
     > "$OUT/logs/node.log" 2>&1 &
 NODE=$!
 trap 'kill -INT $NODE 2>/dev/null || true' EXIT
@@ -116,7 +120,8 @@ for model in base finetuned; do
         for profile in evaluation robot; do  # AP with the evaluation profile, HOTA with the robot's (what it serves)
             name=${model}_${world}_${profile}
             "$BIN/sgnet-eval" --checkpoint "$checkpoint" --annotations "$annotations" --frames "$frames" \
-                --tracker-profile $profile --output "$OUT/eval/$name" --json --no-progress \
+                --tracker-profile $profile --backend "$BACKEND" --precision "$PRECISION" \
+                --output "$OUT/eval/$name" --json --no-progress \
                 > "$OUT/eval/$name.json" 2> "$OUT/logs/eval_$name.log" \
                 || { echo "[flywheel] failed: sgnet-eval $name (see $OUT/logs/eval_$name.log)" >&2; exit 1; }
         done

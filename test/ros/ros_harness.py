@@ -222,14 +222,19 @@ class Client:
         logger_name = node.fully_qualified_name.lstrip("/").replace("/", ".")
         return [log for log in self.received("/rosout") if log.name == logger_name]
 
-    def call(self, client_type: type, service: str, request: Any, timeout: float = 30.0) -> Any:
+    def call(self, client_type: type, service: str, request: Any, timeout: float = 30.0, attempts: int = 1) -> Any:
+        """``attempts`` > 1 for a request that may be sent again (a query): a request sent while the server has not
+        yet discovered the client's reply reader can go unanswered (the service is "available" as soon as the
+        server's request reader is matched), which a loaded machine makes likelier."""
         with self._spin_lock:
             client = self.node.create_client(client_type, service)
         try:
             assert client.wait_for_service(timeout_sec=timeout), f"service {service} did not appear"
-            future = client.call_async(request)
-            assert wait_until(future.done, timeout), f"service {service} did not answer"
-            return future.result()
+            for _ in range(attempts):
+                future = client.call_async(request)
+                if wait_until(future.done, timeout):
+                    return future.result()
+            raise AssertionError(f"service {service} did not answer ({attempts} requests, {timeout:g} s each)")
         finally:
             with self._spin_lock:
                 self.node.destroy_client(client)

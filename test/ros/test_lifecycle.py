@@ -25,7 +25,8 @@ def frame(stamp: float) -> Image:
 
 
 def get_state(client, node) -> int:
-    return client.call(GetState, f"{node.fully_qualified_name}/get_state", GetState.Request()).current_state.id
+    return client.call(GetState, f"{node.fully_qualified_name}/get_state", GetState.Request(), timeout=20.0,
+                       attempts=3).current_state.id
 
 
 def change_state(client, node, transition: int) -> bool:

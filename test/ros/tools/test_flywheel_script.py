@@ -30,7 +30,8 @@ DAY_NS = 86_400 * 1_000_000_000  # sgnet-replay's warm-up frame: the bag's first
 TINY = {"BASE_VIDEOS": "4", "BASE_HELD_OUT": "1", "SHIFTED_VIDEOS": "4", "SHIFTED_HELD_OUT": "1", "FRAMES": "6",
         "WIDTH": "160", "HEIGHT": "96", "BASE_ITERS": "3", "TUNE_ITERS": "2", "CALIBRATION_VIDEOS": "0",
         "MIN_EVENTS": "0", "MIN_INTERVAL_S": "2", "WINDOW_S": "0.35", "TUNE_LR": "0.0001",
-        "TRAIN_SET": "model.input_width=160 model.input_height=96 data.workers=0 batch_size=2 optim.warmup_iters=0"}
+        "TRAIN_SET": "model.input_width=160 model.input_height=96 data.workers=0 batch_size=2 optim.warmup_iters=0",
+        "BACKEND": "torch", "PRECISION": "fp32"}  # no graph exports: the loop's hand-overs are the subject
 # No warm-up: the base model's 3 iterations at lr 0.01 take it measurably away from its seed's fresh network, the
 # fine-tuning's 2 at 0.0001 move it a hundredth as far.
 RECORDED = 3  # frames of each pool video
