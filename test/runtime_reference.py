@@ -1,11 +1,8 @@
 """The runtime the tests run the predictor on unless they are about the runtime: torch in fp32 on the CPU, the
-reference arithmetic, the same on every CPU kind and with no export. The shipped default (``PredictorConfig()``:
-device, backend and precision auto; on a CPU with native bf16 and OpenVINO, OpenVINO's bf16, which exports the
-model's frame graph first) is tested where it is the subject: test/model/runtime/test_export.py (the rule, what
-auto runs on this machine, bf16's held-out AP), test/ros/test_camera_delivery.py (a node on every default) and
-test/ros/test_diagnostics.py (the runtime it names)."""
-import importlib.util
-
+reference arithmetic, the same on every CPU kind. The shipped default (``PredictorConfig()``: device, backend and
+precision auto; on a CPU with native bf16, torch's bf16) is tested where it is the subject:
+test/model/runtime/test_export.py (the rule, what auto runs on this machine, bf16's held-out AP) and
+test/ros/test_camera_delivery.py (a node on every default, the runtime its configured line names)."""
 import torch
 
 from sgnet_model.config import PredictorConfig
@@ -23,7 +20,4 @@ def cpuid_says_bf16() -> bool:
 def shipped_cpu_runtime() -> tuple[str, str]:
     """(backend, precision) that docs/export.md's table says auto runs for a checkpoint on this machine's CPU,
     worked out here from CPUID and the installed packages (not asked of backends.choose_runtime)."""
-    if not cpuid_says_bf16():
-        return "torch", "fp32"
-    installed = all(importlib.util.find_spec(name) is not None for name in ("openvino", "onnx"))
-    return ("openvino" if installed else "torch"), "bf16"
+    return "torch", ("bf16" if cpuid_says_bf16() else "fp32")

@@ -101,9 +101,10 @@ def choose_runtime(backend: str, precision: str, cuda: bool, bf16_cpu: bool, ins
     """The backend and precision that ``auto`` stands for; an explicit choice is kept as it is.
 
     Measured with sgnet-bench (docs/benchmarks.md, "Backends on the CPU"; whole predictor step at 50 detections
-    against torch fp32): on a CPU with native bf16 (AVX-512 BF16 or AMX), OpenVINO bf16 (0.47-0.61x), where it is
-    installed with onnx (which reads the graph), else torch bf16 (0.53-0.84x). Without native bf16, torch fp32:
-    OpenVINO fp32 (0.90-0.93x on 640x360) and ONNX Runtime (0.91-0.95x) were slower than torch at the demo's
+    against torch fp32): on a CPU with native bf16 (AVX-512 BF16 or AMX), torch bf16 (0.54x at ResNet-50 640x360 on
+    1 thread, 0.85x at ResNet-18 320x192 on 2): OpenVINO's bf16 keeps the model's accuracy only with the heads in
+    fp32 (backbone_precision.py), and so took 0.74x and 0.72x; asked for by name it runs. Without native bf16,
+    torch fp32: OpenVINO fp32 (0.90-0.93x on 640x360) and ONNX Runtime (0.91-0.95x) were slower than torch at the demo's
     320x192 on 2 threads (1.15x both). bf16's held-out AP loss is bounded by test_export.py. On CUDA: torch with
     CUDA graphs in fp32, until TensorRT and fp16 have figures from a GPU (ask for them by name). ``graph_only``: a
     .onnx checkpoint, which torch cannot run: on CUDA TensorRT where installed, else ONNX Runtime (its CUDA
@@ -122,12 +123,13 @@ def choose_runtime(backend: str, precision: str, cuda: bool, bf16_cpu: bool, ins
             backend, why = "torch", "CUDA: torch with CUDA graphs (TensorRT only when asked for)"
         elif use_int8:
             backend, why = "openvino", "CPU with VNNI or AMX and an int8 graph of this checkpoint"
-        elif {"openvino", "onnx"} <= installed and (bf16_cpu or graph_only):
-            backend, why = "openvino", "CPU with native bf16 and OpenVINO" if bf16_cpu else "a frame graph"
+        elif graph_only and {"openvino", "onnx"} <= installed:
+            backend, why = "openvino", "a frame graph"
         elif graph_only:
             backend, why = "onnxruntime", "a frame graph, OpenVINO not installed"
         elif bf16_cpu:
-            backend, why = "torch", "CPU with native bf16, OpenVINO not installed (pip install openvino)"
+            backend, why = "torch", ("CPU with native bf16: torch's autocast (OpenVINO's bf16 with its heads in fp32, "
+                                     "as accuracy needs, was slower at ResNet-50 640x360)")
         else:
             backend, why = "torch", "CPU without native bf16: no other runtime was faster at every size"
         reasons.append(f"backend auto: {backend} ({why})")
