@@ -37,9 +37,9 @@ if TYPE_CHECKING:
 LOG = logging.getLogger(__name__)
 ONNX_PROVIDER_NAMES = {"cpu": "CPUExecutionProvider", "cuda": "CUDAExecutionProvider",
                        "tensorrt": "TensorrtExecutionProvider"}
-# int8: the quantized layers run in int8 whatever the hint; the layers left unquantized in f32, as the export's AP
-# check ran them
-OPENVINO_PRECISIONS = {"fp32": "f32", "bf16": "bf16", "fp16": "f16", "int8": "f32"}
+# the backbone's inference precision in a reduced precision (backbone_precision.py); every other graph, int8's
+# included (its unquantized layers as the export's AP check ran them), compiles at f32
+OPENVINO_PRECISIONS = {"bf16": "bf16", "fp16": "f16"}
 BF16_FLAGS = frozenset({"avx512_bf16", "amx_bf16"})
 INT8_FLAGS = frozenset({"avx512_vnni", "avx_vnni", "amx_int8"})  # int8 dot products in hardware (VNNI, AMX)
 TENSORRT_MAJOR = 10  # the oldest TensorRT the backend runs on
@@ -352,7 +352,7 @@ class OpenVinoFrame(FrameRunner):
         if device.upper().startswith("CPU"):
             properties["INFERENCE_NUM_THREADS"] = torch.get_num_threads()
         self.backbone = None
-        if precision not in ("bf16", "fp16"):
+        if precision not in OPENVINO_PRECISIONS:
             self.compiled = core.compile_model(str(path), device, properties)
         else:
             front, rest = split_at_backbone(core.read_model(str(path)))
@@ -360,6 +360,9 @@ class OpenVinoFrame(FrameRunner):
                 **properties, "INFERENCE_PRECISION_HINT": OPENVINO_PRECISIONS[precision]})
             self.backbone_request = self.backbone.create_infer_request()
             self.compiled = core.compile_model(rest, device, properties)
+            self.features = [FEATURE_NAME.format(index) for index in range(len(self.backbone.outputs))]
+            self.backbone_inputs = _contract_names(self.backbone, INPUTS)
+            self.rest_inputs = _contract_names(self.compiled, (*INPUTS, *self.features))
         self.request = self.compiled.create_infer_request()
         self.shapes = [list(self.compiled.input(name).get_shape()) for name in INPUTS[len(INPUTS) - LEVELS:]]
         self.description = f"openvino {device} {precision}"
@@ -370,20 +373,20 @@ class OpenVinoFrame(FrameRunner):
         # numbers and the towers (kept by the camera until its next frame) are copied. The backbone's features are
         # read by the rest's request before the backbone's next.
         if self.backbone is not None:
-            features = self.backbone_request.infer(_feeds_of(self.backbone, feeds), share_inputs=True,
-                                                   share_outputs=True)
-            feeds = _feeds_of(self.compiled, {**feeds, **{FEATURE_NAME.format(index): features[output]
-                                                          for index, output in enumerate(self.backbone.outputs)}})
+            features = self.backbone_request.infer({name: feeds[name] for name in self.backbone_inputs},
+                                                   share_inputs=True, share_outputs=True)
+            feeds = {**feeds, **{name: features[output] for name, output in zip(self.features, self.backbone.outputs)}}
+            feeds = {name: feeds[name] for name in self.rest_inputs}
         results = self.request.infer(feeds, share_inputs=True, share_outputs=True)
         kept = {"numbers", *TOWERS}
         return [results[output].copy() if output.get_names() & kept else results[output]
                 for output in self.compiled.outputs]
 
 
-def _feeds_of(compiled: openvino.CompiledModel, feeds: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
-    """The values among ``feeds`` (by input name) that ``compiled`` takes, by one of each input's names (the ONNX
-    reader gives an input the names of the tensors it feeds as well)."""
-    return {name: feeds[name] for port in compiled.inputs for name in port.get_names() & feeds.keys()}
+def _contract_names(compiled: openvino.CompiledModel, known: tuple[str, ...]) -> list[str]:
+    """Each input of ``compiled`` by its name among ``known`` (the ONNX reader gives an input the names of the
+    tensors it feeds as well), resolved once so that a frame's feeds are looked up by name only."""
+    return [next(iter(port.get_names() & set(known))) for port in compiled.inputs]
 
 
 class TensorRtFrame:
