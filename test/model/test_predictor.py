@@ -22,7 +22,8 @@ EVERYTHING = TrackerConfig(new_track_score=0.0, continue_score=0.0)  # random we
 
 def small_predictor(seed: int = 0, **predictor) -> StreamingPredictor:
     torch.manual_seed(seed)
-    predictor = StreamingPredictor.from_config(SGNetConfig(SMALL.model, EVERYTHING), dataclasses.replace(REFERENCE, **predictor))
+    predictor = StreamingPredictor.from_config(SGNetConfig(SMALL.model, EVERYTHING),
+                                               dataclasses.replace(REFERENCE, **predictor))
     predictor.update_thresholds(score_threshold=0.0, detections_per_frame=5)
     return predictor
 

@@ -17,7 +17,8 @@ EVERYTHING = TrackerConfig(new_track_score=0.0, continue_score=0.0)  # random we
 
 def predictor(**settings) -> StreamingPredictor:
     torch.manual_seed(0)
-    made = StreamingPredictor.from_config(SGNetConfig(SMALL.model, EVERYTHING), dataclasses.replace(REFERENCE, **settings))
+    made = StreamingPredictor.from_config(SGNetConfig(SMALL.model, EVERYTHING),
+                                          dataclasses.replace(REFERENCE, **settings))
     made.update_thresholds(score_threshold=0.0, detections_per_frame=5)
     return made
 

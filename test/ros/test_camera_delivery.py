@@ -3,9 +3,9 @@
 A camera driver publishes 30 rgb8 frames at 5 Hz, reliable or best effort, at 640x360 (691 KB) and 1280x720
 (2.8 MB): both above Fast DDS's default shared-memory segment of 512 KB. Both processes get the Fast DDS profile
 the launch file sets (config/fastdds_large_images.xml, through the same environment variable), and the node
-runs with its default parameters (qos_reliability auto, the runtime auto) on random weights of a tiny network (tiny_model.yaml)
-with one torch thread: this machine's two cores are shared with other work, and a two-thread OpenMP pool on a
-busy CPU takes seconds a frame, which would measure the CPU instead of the transport.
+runs with its default parameters (qos_reliability auto, the runtime auto) on random weights of a tiny network
+(tiny_model.yaml) with one torch thread: this machine's two cores are shared with other work, and a two-thread
+OpenMP pool on a busy CPU takes seconds a frame, which would measure the CPU instead of the transport.
 
 What is asserted: at least 29 of 30 frames reach the node (the transport), and every frame that reached it
 came out unless a newer frame replaced it before inference started (the node serves the newest frame only; on a

@@ -90,8 +90,8 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
     executor.add_node(client)
     results: dict[str, Any] = {"width": args.width, "height": args.height, "checkpoint": args.checkpoint or None,
                                "backend": args.backend, "precision": args.precision,
-                               **runtime_info(resolve_device(args.device), torch.float16 if args.fp16 else torch.float32,
-                                              not args.no_cuda_graphs)}
+                               **runtime_info(resolve_device(args.device),
+                                              torch.float16 if args.fp16 else torch.float32, not args.no_cuda_graphs)}
     try:
         if args.cameras:
             from sgnet_ros.tools.node_bench.cameras import measure_cameras

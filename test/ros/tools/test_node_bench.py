@@ -30,9 +30,9 @@ def test_json_figures(ros):
     """One run of every part (--depth adds the depth path and a node with depth to the overhead and the stream,
     --record a node recording every frame and the recorder timed alone): each part's figures, and those derived
     from others worked out here."""
-    run = subprocess.run([*BENCH, *REFERENCE, "--json", "--depth", "--record", "--width", "320", "--height", "192", "--frames", "4",
-                          "--depth-instances", "3", "--stream-model-config", "resnet18_small", "--rate", "30",
-                          "--stream-seconds", "2"], capture_output=True, text=True, timeout=600)
+    run = subprocess.run([*BENCH, *REFERENCE, "--json", "--depth", "--record", "--width", "320", "--height", "192",
+                          "--frames", "4", "--depth-instances", "3", "--stream-model-config", "resnet18_small",
+                          "--rate", "30", "--stream-seconds", "2"], capture_output=True, text=True, timeout=600)
     assert run.returncode == 0, run.stderr
     results = json.loads(run.stdout)  # exactly one object
     overhead, stream = results["overhead"], results["stream"]
@@ -69,8 +69,8 @@ def test_json_figures(ros):
 def test_cameras_figures_hang_together(ros):
     """One node serving 2 cameras against one serving 1 and 2 separate nodes: every camera of every run got frames
     out, and the derived figures are those worked out here from each run's raw counts, seconds and memory."""
-    run = subprocess.run([*BENCH, *REFERENCE, "--json", "--cameras", "2", "--width", "320", "--height", "192", "--rate", "5",
-                          "--stream-seconds", "2"], capture_output=True, text=True, timeout=1200)
+    run = subprocess.run([*BENCH, *REFERENCE, "--json", "--cameras", "2", "--width", "320", "--height", "192",
+                          "--rate", "5", "--stream-seconds", "2"], capture_output=True, text=True, timeout=1200)
     assert run.returncode == 0, run.stderr
     figures = json.loads(run.stdout)["cameras"]
     assert figures["cameras"] == 2
