@@ -210,6 +210,12 @@ class PredictorConfig:
                f"must be a comma-separated list of {ONNX_PROVIDERS}, got {self.onnx_providers!r}")
         _check(bool(self.openvino_device), "openvino_device", "must name an OpenVINO device, e.g. CPU")
 
+    @classmethod
+    def reference(cls, device: str = "cpu") -> PredictorConfig:
+        """torch in fp32: the network's reference arithmetic, the same on every CPU kind and with no export (the
+        start-score calibration, the peer benchmark, the tests that are not about the runtime)."""
+        return cls(device=device, backend="torch", precision="fp32")
+
     @property
     def run_precision(self) -> str:
         """The precision that runs: ``precision``, or fp16 where the older ``fp16`` flag asks for it."""

@@ -7,7 +7,7 @@ import torch
 
 from sgnet_model.config import PredictorConfig
 
-REFERENCE = PredictorConfig(device="cpu", backend="torch", precision="fp32")
+REFERENCE = PredictorConfig.reference()
 REFERENCE_ARGUMENTS = ["--device", "cpu", "--backend", "torch", "--precision", "fp32"]  # sgnet-eval's options
 
 

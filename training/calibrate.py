@@ -151,9 +151,8 @@ def calibrate_checkpoint(checkpoint: Path, annotations: Mapping[str, Any], frame
 
     if videos < len(annotations["videos"]):
         _, annotations = split_annotations(annotations, val_count=videos)
-    # torch in fp32: the network's reference arithmetic, the same start score whatever runtime serves it later
-    predictor = StreamingPredictor.from_checkpoint(checkpoint, PredictorConfig(device=device, backend="torch",
-                                                                               precision="fp32"), profile="robot")
+    # the reference arithmetic: the same start score whatever runtime serves the model later
+    predictor = StreamingPredictor.from_checkpoint(checkpoint, PredictorConfig.reference(device), profile="robot")
     calibration = calibrate_start_score(predictor, annotations, frames_dir)
     stored = load_checkpoint(checkpoint)
     robot = with_start_score(stored.tracker_profiles["robot"], calibration.start_score)

@@ -142,9 +142,8 @@ def run_sgnet(config: TrainConfig, output: Path, val: YTVISData, frames: Path, p
     iterations = int((load_checkpoint(output / "last.pt").training_state or {}).get("iteration", 0))
     log = [json.loads(line) for line in log_path.read_text().splitlines()[earlier:]] if log_path.is_file() else []
     # torch in fp32 on the CPU, as the peer runs: the two models compared, not two runtimes
-    predictors = {profile: StreamingPredictor.from_checkpoint(
-        model_path, PredictorConfig(device="cpu", backend="torch", precision="fp32"), None, profile)
-        for profile in PROFILES}
+    predictors = {profile: StreamingPredictor.from_checkpoint(model_path, PredictorConfig.reference(), None, profile)
+                  for profile in PROFILES}
     figures = evaluate(predictors, val, frames, progress)
     figures.update(training_iterations=iterations, training_minutes=seconds / 60, lr=config.optim.base_lr,
                    training_frames=iterations * config.batch_size * config.data.clip_length,
